@@ -1,0 +1,28 @@
+// The addon's entry point: registers the tensor class, the ops and the runtime controls.
+#include <napi.h>
+
+#include "binding/errors.h"
+#include "binding/tensor_wrap.h"
+
+namespace peft::binding {
+
+void register_gemm_ops(Napi::Env env, Napi::Object exports);
+void register_optim_ops(Napi::Env env, Napi::Object exports);
+void register_runtime(Napi::Env env, Napi::Object exports);
+
+Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());  // one per environment: worker_threads each get their own
+  exports.Set("NativeTensor", TensorWrap::define(env));
+  register_gemm_ops(env, exports);
+  register_optim_ops(env, exports);
+  register_runtime(env, exports);
+  return exports;
+}
+
+}  // namespace peft::binding
+
+static Napi::Object init_peft_native(Napi::Env env, Napi::Object exports) {
+  return peft::binding::init_addon(env, exports);
+}
+
+NODE_API_MODULE(peft_native, init_peft_native)

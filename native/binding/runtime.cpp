@@ -1,0 +1,91 @@
+// Runtime introspection and control: instruction set, CPU features, thread pool size.
+#include <napi.h>
+
+#include "binding/args.h"
+#include "binding/errors.h"
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/isa.h"
+
+namespace peft::binding {
+
+namespace {
+
+Napi::Value get_isa(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), kernels::isa_name(kernels::active_isa()));
+  });
+}
+
+Napi::Value set_isa(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    kernels::set_isa(kernels::parse_isa(to_string(arg(info, 0), "isa")));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value supported_isas(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto isas = kernels::supported_isas();
+    Napi::Array out = Napi::Array::New(info.Env(), isas.size());
+    for (size_t i = 0; i < isas.size(); ++i) out.Set(static_cast<uint32_t>(i), kernels::isa_name(isas[i]));
+    return out;
+  });
+}
+
+Napi::Value cpu_features_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const CpuFeatures& f = cpu_features();
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("avx2", f.avx2);
+    out.Set("fma", f.fma);
+    out.Set("f16c", f.f16c);
+    out.Set("avx512f", f.avx512f);
+    out.Set("avx512bw", f.avx512bw);
+    out.Set("avx512vl", f.avx512vl);
+    out.Set("avx512dq", f.avx512dq);
+    out.Set("avx512bf16", f.avx512bf16);
+    out.Set("physicalCores", physical_core_count());
+    return out;
+  });
+}
+
+Napi::Value num_threads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), ThreadPool::instance().size()); });
+}
+
+Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int64_t n = to_int(arg(info, 0), "threads");
+    PEFT_CHECK(n >= 1 && n <= 1024, ErrorCode::Range,
+               "Expected a thread count between 1 and 1024 but received " + std::to_string(n));
+    ThreadPool::instance().resize(static_cast<int>(n));
+    return info.Env().Undefined();
+  });
+}
+
+// init(PeftError): registers the error class, then applies PEFT_ISA (which may throw E_UNSUPPORTED).
+Napi::Value init(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Value cls = arg(info, 0);
+    if (!cls.IsFunction()) fail_argument("Expected the PeftError class for init but received " + describe(cls));
+    addon_data(info.Env()).error_class = Napi::Persistent(cls.As<Napi::Function>());
+    kernels::init_isa_from_env();
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+void register_runtime(Napi::Env env, Napi::Object exports) {
+  exports.Set("init", Napi::Function::New(env, init));
+  exports.Set("getIsa", Napi::Function::New(env, get_isa));
+  exports.Set("setIsa", Napi::Function::New(env, set_isa));
+  exports.Set("supportedIsas", Napi::Function::New(env, supported_isas));
+  exports.Set("cpuFeatures", Napi::Function::New(env, cpu_features_js));
+  exports.Set("numThreads", Napi::Function::New(env, num_threads));
+  exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads));
+}
+
+}  // namespace peft::binding

@@ -1,0 +1,97 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+
+namespace peft {
+
+namespace {
+constexpr size_t kAlignment = 64;
+}
+
+Storage::Storage(size_t nbytes) : data_(nullptr), nbytes_(nbytes) {
+  size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (rounded == 0) rounded = kAlignment;
+  data_ = std::aligned_alloc(kAlignment, rounded);
+  PEFT_CHECK(data_ != nullptr, ErrorCode::Memory,
+             "Could not allocate " + std::to_string(nbytes) + " bytes for a tensor");
+  std::memset(data_, 0, rounded);
+}
+
+Storage::~Storage() { std::free(data_); }
+
+void Storage::acquire(bool write, const char* what) {
+  int current = users_.load();
+  for (;;) {
+    bool conflict = write ? current != 0 : current < 0;
+    if (conflict) {
+      throw Error(ErrorCode::Busy, std::string("Tensor ") + what +
+                                       " is in use by a running asynchronous call; await it first");
+    }
+    if (users_.compare_exchange_weak(current, write ? -1 : current + 1)) return;
+  }
+}
+
+void Storage::release(bool write) {
+  if (write) {
+    users_.store(0);
+  } else {
+    users_.fetch_sub(1);
+  }
+}
+
+std::string shape_to_string(const Shape& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(shape[i]);
+  }
+  return out + "]";
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    PEFT_CHECK(d >= 0, ErrorCode::Shape,
+               "Expected non-negative dimensions for shape but received " + shape_to_string(shape));
+    PEFT_CHECK(d == 0 || numel <= std::numeric_limits<int64_t>::max() / d / 8, ErrorCode::Shape,
+               "Expected a shape whose size fits in memory but received " + shape_to_string(shape));
+    numel *= d;
+  }
+  return numel;
+}
+
+static Shape contiguous_strides(const Shape& shape) {
+  Shape strides(shape.size());
+  int64_t stride = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= shape[i];
+  }
+  return strides;
+}
+
+Tensor::Tensor(DType dtype, Shape shape)
+    : dtype_(dtype), shape_(std::move(shape)), numel_(shape_numel(shape_)), offset_bytes_(0) {
+  strides_ = contiguous_strides(shape_);
+  storage_ = std::make_shared<Storage>(static_cast<size_t>(numel_) * dtype_size(dtype_));
+}
+
+Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, int64_t offset_bytes)
+    : dtype_(dtype),
+      shape_(std::move(shape)),
+      numel_(shape_numel(shape_)),
+      storage_(std::move(storage)),
+      offset_bytes_(offset_bytes) {
+  strides_ = contiguous_strides(shape_);
+  PEFT_CHECK(offset_bytes_ >= 0 && static_cast<size_t>(offset_bytes_) + nbytes() <= storage_->nbytes(),
+             ErrorCode::Shape,
+             "Tensor of shape " + shape_to_string(shape_) + " does not fit in its storage");
+}
+
+bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }
+
+}  // namespace peft

@@ -1,0 +1,73 @@
+// Tensor: dtype, shape, strides, device and a shared, 64-byte aligned storage.
+// Kernels take raw pointers; modules and the binding pass Tensors around.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace peft {
+
+enum class Device : uint8_t { CPU };
+
+// One aligned allocation. Freed when the last Tensor sharing it goes away.
+class Storage {
+ public:
+  explicit Storage(size_t nbytes);  // zero-filled; throws E_MEMORY on failure
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+
+  // Use counting for async calls: readers share, a writer is exclusive. Conflicts throw E_BUSY.
+  void acquire(bool write, const char* what);
+  void release(bool write);
+  bool busy() const { return users_.load() != 0; }
+
+ private:
+  void* data_;
+  size_t nbytes_;
+  std::atomic<int> users_{0};  // >0: number of readers; -1: one writer
+};
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_to_string(const Shape& shape);
+// Number of elements; throws E_SHAPE for negative dimensions or an overflowing product.
+int64_t shape_numel(const Shape& shape);
+
+class Tensor {
+ public:
+  Tensor(DType dtype, Shape shape);  // new zero-filled contiguous storage
+  Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, int64_t offset_bytes = 0);
+
+  DType dtype() const { return dtype_; }
+  Device device() const { return Device::CPU; }
+  const Shape& shape() const { return shape_; }
+  const Shape& strides() const { return strides_; }  // in elements
+  int64_t dim(int i) const { return shape_[i < 0 ? shape_.size() + i : i]; }
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t numel() const { return numel_; }
+  size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+  bool is_contiguous() const;
+
+  void* data() const { return static_cast<char*>(storage_->data()) + offset_bytes_; }
+  template <typename T>
+  T* data_as() const { return static_cast<T*>(data()); }
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+
+ private:
+  DType dtype_;
+  Shape shape_;
+  Shape strides_;
+  int64_t numel_;
+  std::shared_ptr<Storage> storage_;
+  int64_t offset_bytes_;
+};
+
+}  // namespace peft

@@ -1,0 +1,170 @@
+// The cache-blocked GEMM driver (Goto/BLIS loop order): for each N block, for each K block, pack a
+// panel of B; for each M block, pack a panel of A and run the register tile over it. The output is
+// split into a grid of blocks, one per pool thread, each packing its own panels (no barriers).
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/cpu/gemm_pack.h"
+#include "kernels/cpu/variants.h"
+#include "kernels/gemm.h"
+
+namespace peft::kernels {
+
+namespace {
+
+using cpu::GemmMicroKernel;
+
+// A per-thread scratch buffer for packed panels; grows and is reused across calls.
+class PanelBuffer {
+ public:
+  ~PanelBuffer() { std::free(data_); }
+  void* get(size_t bytes) {
+    if (bytes > size_) {
+      std::free(data_);
+      size_ = (bytes + 63) / 64 * 64;
+      data_ = std::aligned_alloc(64, size_);
+      if (data_ == nullptr) {
+        size_ = 0;
+        throw Error(ErrorCode::Memory, "Could not allocate " + std::to_string(bytes) + " bytes of GEMM panels");
+      }
+    }
+    return data_;
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+thread_local PanelBuffer t_a_panel;
+thread_local PanelBuffer t_b_panel;
+
+struct GemmProblem {
+  int64_t m, n, k;
+  const MatrixRef& a;
+  const MatrixRef& b;
+  float* c;
+  int64_t ldc;
+  float alpha;
+  bool accumulate;
+};
+
+// C[m0:m1, n0:n1] for the whole K, on the calling thread.
+void gemm_block(const GemmMicroKernel& kern, const GemmProblem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const size_t elem = kern.bf16_panels ? 2 : 4;
+  const int64_t kc_max = std::min<int64_t>(kern.kc, cpu::padded_k(kern, p.k));
+  const int64_t mc_max = std::min<int64_t>(kern.mc, (m1 - m0 + kern.mr - 1) / kern.mr * kern.mr);
+  const int64_t nc_max = std::min<int64_t>(kern.nc, (n1 - n0 + kern.nr - 1) / kern.nr * kern.nr);
+  char* a_panel = static_cast<char*>(t_a_panel.get(elem * kc_max * mc_max));
+  char* b_panel = static_cast<char*>(t_b_panel.get(elem * kc_max * nc_max));
+  alignas(64) float edge[32 * 32];  // one register tile (mr, nr <= 32)
+
+  for (int64_t jc = n0; jc < n1; jc += kern.nc) {
+    const int64_t nc = std::min<int64_t>(kern.nc, n1 - jc);
+    for (int64_t pc = 0; pc < p.k; pc += kern.kc) {
+      const int64_t kc = std::min<int64_t>(kern.kc, p.k - pc);
+      const int64_t kp = cpu::padded_k(kern, kc);
+      const bool accumulate = p.accumulate || pc > 0;
+      cpu::pack_b(kern, p.b, pc, kc, jc, nc, b_panel);
+      for (int64_t ic = m0; ic < m1; ic += kern.mc) {
+        const int64_t mc = std::min<int64_t>(kern.mc, m1 - ic);
+        cpu::pack_a(kern, p.a, ic, mc, pc, kc, a_panel);
+        for (int64_t jr = 0; jr < nc; jr += kern.nr) {
+          const int64_t nr = std::min<int64_t>(kern.nr, nc - jr);
+          const char* b_sliver = b_panel + elem * kp * jr;
+          for (int64_t ir = 0; ir < mc; ir += kern.mr) {
+            const int64_t mr = std::min<int64_t>(kern.mr, mc - ir);
+            const char* a_sliver = a_panel + elem * kp * ir;
+            float* c = p.c + (ic + ir) * p.ldc + jc + jr;
+            if (mr == kern.mr && nr == kern.nr) {
+              kern.tile(kp / kern.k_group, a_sliver, b_sliver, c, p.ldc, p.alpha, accumulate);
+            } else {  // edge tile: compute the full tile aside, copy the valid part
+              kern.tile(kp / kern.k_group, a_sliver, b_sliver, edge, kern.nr, p.alpha, false);
+              for (int64_t i = 0; i < mr; ++i) {
+                float* row = c + i * p.ldc;
+                const float* src = edge + i * kern.nr;
+                for (int64_t j = 0; j < nr; ++j) row[j] = src[j] + (accumulate ? row[j] : 0.0f);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void check_operand(const MatrixRef& x, const char* name, int64_t rows, int64_t cols) {
+  PEFT_CHECK(x.dtype == DType::F32 || x.dtype == DType::BF16, ErrorCode::DType,
+             std::string("Expected f32 or bf16 for GEMM operand ") + name + " but received " + dtype_name(x.dtype));
+  // Stored shape: [rows, cols] when not transposed, [cols, rows] when transposed.
+  const int64_t stored_cols = x.trans ? rows : cols;
+  PEFT_CHECK(x.ld >= std::max<int64_t>(1, stored_cols), ErrorCode::Shape,
+             std::string("Expected a leading dimension of at least ") + std::to_string(stored_cols) +
+                 " for GEMM operand " + name + " but received " + std::to_string(x.ld));
+  PEFT_CHECK(x.data != nullptr || rows == 0 || cols == 0, ErrorCode::Argument,
+             std::string("GEMM operand ") + name + " has no data");
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, const MatrixRef& a, const MatrixRef& b, float* c, int64_t ldc,
+          float alpha, bool accumulate) {
+  PEFT_CHECK(M >= 0 && N >= 0 && K >= 0, ErrorCode::Shape,
+             "Expected non-negative GEMM sizes but received M=" + std::to_string(M) + " N=" + std::to_string(N) +
+                 " K=" + std::to_string(K));
+  PEFT_CHECK(ldc >= std::max<int64_t>(1, N), ErrorCode::Shape,
+             "Expected a leading dimension of at least " + std::to_string(N) + " for GEMM output but received " +
+                 std::to_string(ldc));
+  check_operand(a, "A", M, K);
+  check_operand(b, "B", K, N);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!accumulate) {
+      for (int64_t i = 0; i < M; ++i) std::memset(c + i * ldc, 0, sizeof(float) * N);
+    }
+    return;
+  }
+
+  const cpu::GemmMicroKernel* bf16_kernel = cpu::active_gemm_kernel_bf16();
+  const bool both_bf16 = a.dtype == DType::BF16 && b.dtype == DType::BF16;
+  const GemmMicroKernel& kern = (both_bf16 && bf16_kernel) ? *bf16_kernel : cpu::active_gemm_kernel_f32();
+  const GemmProblem problem{M, N, K, a, b, c, ldc, alpha, accumulate};
+
+  // Thread grid: rows split into tm parts, columns into tn, tm·tn = threads. Each block packs
+  // its own panels, so pick the split that repacks least: (M/tm)·K·tn + (N/tn)·K·tm.
+  int threads = ThreadPool::instance().size();
+  const double flops = 2.0 * M * N * K;
+  if (flops < 2.0 * 64 * 64 * 64) threads = 1;
+  int best_tm = 1;
+  double best_cost = -1;
+  for (int tm = 1; tm <= threads; ++tm) {
+    if (threads % tm) continue;
+    const int tn = threads / tm;
+    if (tm > (M + kern.mr - 1) / kern.mr || tn > (N + kern.nr - 1) / kern.nr) continue;
+    const double cost = static_cast<double>(M) * tn + static_cast<double>(N) * tm;
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best_tm = tm;
+    }
+  }
+  if (best_cost < 0) threads = 1;
+  const int tm = best_cost < 0 ? 1 : best_tm;
+  const int tn = threads / tm;
+  // Split boundaries on whole register tiles.
+  auto bound = [](int64_t total, int parts, int part, int unit) {
+    const int64_t units = (total + unit - 1) / unit;
+    return std::min<int64_t>(total, units * part / parts * unit);
+  };
+  ThreadPool::instance().run(tm * tn, [&](int t) {
+    const int bi = t / tn, bj = t % tn;
+    const int64_t m0 = bound(M, tm, bi, kern.mr), m1 = bound(M, tm, bi + 1, kern.mr);
+    const int64_t n0 = bound(N, tn, bj, kern.nr), n1 = bound(N, tn, bj + 1, kern.nr);
+    if (m0 < m1 && n0 < n1) gemm_block(kern, problem, m0, m1, n0, n1);
+  });
+}
+
+}  // namespace peft::kernels
