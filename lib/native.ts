@@ -1,0 +1,131 @@
+/**
+ * The only module that touches the compiled addon: loads it (a prebuilt binary from prebuilds/
+ * when one matches, else build/Release) and declares its surface. Everything here is internal.
+ * @internal
+ * @module
+ */
+import * as path from 'node:path';
+
+import { PeftError } from './errors';
+import type { DType } from './dtype';
+
+/** @internal A native tensor object (native/binding/tensor_wrap.h). */
+export interface NativeTensor {
+  shape(): number[];
+  dtype(): DType;
+  disposed(): boolean;
+  toFloat32Array(): Float32Array;
+  toTypedArray(): Float32Array | Uint16Array | Int32Array | Uint8Array;
+  to(dtype: DType): NativeTensor;
+  dispose(): void;
+}
+
+/** @internal */
+export interface NativeTensorClass {
+  new (data: ArrayBufferView | null, sourceDtype: DType, shape: number[], dtype: DType): NativeTensor;
+}
+
+/** @internal Options of the native matmul. */
+export interface NativeMatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  accumulate?: boolean;
+}
+
+/** @internal */
+export interface NativeLowRankBackwardOptions {
+  needDx?: boolean;
+  gradA?: NativeTensor;
+  gradB?: NativeTensor;
+  accumulate?: boolean;
+}
+
+/** @internal */
+export interface NativeAdamWOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  step: number;
+}
+
+/** @internal */
+export interface NativeSgdOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  step: number;
+}
+
+type Sync<A extends unknown[], R> = (...args: A) => R;
+type Async<A extends unknown[], R> = (...args: A) => Promise<R>;
+type LowRankForwardArgs = [x: NativeTensor, w: NativeTensor, a: NativeTensor, b: NativeTensor, scale: number];
+type LowRankForwardResult = { y: NativeTensor; xa: NativeTensor };
+type LowRankBackwardArgs = [
+  dy: NativeTensor,
+  x: NativeTensor,
+  xa: NativeTensor,
+  w: NativeTensor,
+  a: NativeTensor,
+  b: NativeTensor,
+  scale: number,
+  options: NativeLowRankBackwardOptions,
+];
+type LowRankBackwardResult = { dx: NativeTensor | null; gradA: NativeTensor; gradB: NativeTensor };
+type MatmulArgs = [a: NativeTensor, b: NativeTensor, out: NativeTensor | null, options: NativeMatmulOptions];
+type AdamWArgs = [params: NativeTensor[], grads: NativeTensor[], m: NativeTensor[], v: NativeTensor[], options: NativeAdamWOptions];
+type SgdArgs = [params: NativeTensor[], grads: NativeTensor[], buffers: NativeTensor[] | null, options: NativeSgdOptions];
+type ClipArgs = [grads: NativeTensor[], maxNorm: number];
+
+/** @internal The addon's exports (native/binding/addon.cpp). */
+export interface NativeAddon {
+  NativeTensor: NativeTensorClass;
+  init(errorClass: typeof PeftError): void;
+  getIsa(): string;
+  setIsa(isa: string): void;
+  supportedIsas(): string[];
+  cpuFeatures(): Record<string, boolean | number>;
+  numThreads(): number;
+  setNumThreads(n: number): void;
+  matmul: Sync<MatmulArgs, NativeTensor>;
+  matmulAsync: Async<MatmulArgs, NativeTensor>;
+  lowrankForward: Sync<LowRankForwardArgs, LowRankForwardResult>;
+  lowrankForwardAsync: Async<LowRankForwardArgs, LowRankForwardResult>;
+  lowrankBackward: Sync<LowRankBackwardArgs, LowRankBackwardResult>;
+  lowrankBackwardAsync: Async<LowRankBackwardArgs, LowRankBackwardResult>;
+  adamw: Sync<AdamWArgs, void>;
+  adamwAsync: Async<AdamWArgs, void>;
+  sgd: Sync<SgdArgs, void>;
+  sgdAsync: Async<SgdArgs, void>;
+  clipGradNorm: Sync<ClipArgs, number>;
+  clipGradNormAsync: Async<ClipArgs, number>;
+}
+
+/** The package root (holds binding.gyp, build/ and prebuilds/), from lib/ or dist/. */
+const packageRoot = path.resolve(__dirname, '..');
+
+function loadAddon(): NativeAddon {
+  let addon: NativeAddon;
+  try {
+    // PEFT_NATIVE_BINARY points at a specific build (the cmake-js or sanitizer build, for example).
+    const explicit = process.env.PEFT_NATIVE_BINARY;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = explicit ? require(path.resolve(explicit)) : require('node-gyp-build')(packageRoot);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new PeftError(
+      `Could not load the peft-native binary (${reason}). Reinstall the package, or build it from source with ` +
+        '`npm run build:native` (needs python3, make and a C++17 compiler).',
+      'E_LOAD',
+    );
+  }
+  addon.init(PeftError); // applies PEFT_ISA; throws E_UNSUPPORTED for a variant this CPU cannot run
+  return addon;
+}
+
+/** @internal */
+export const native: NativeAddon = loadAddon();

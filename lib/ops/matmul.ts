@@ -1,0 +1,56 @@
+/** Matrix products on the native GEMM. */
+import { withCallSite } from '../errors';
+import { native, type NativeMatmulOptions, type NativeTensor } from '../native';
+import { handleOf, Tensor } from '../tensor';
+import { optionalBoolean, optionalNumber, optionsObject } from '../validate';
+
+/** Options of {@link matmul}. */
+export interface MatmulOptions {
+  /** Use aᵀ: `a` is stored [K, M]. */
+  transA?: boolean;
+  /** Use bᵀ: `b` is stored [N, K] (a linear layer's weight, for y = x·Wᵀ). */
+  transB?: boolean;
+  /** Scales the product. Default 1. */
+  alpha?: number;
+  /** Write into this f32 [M, N] tensor instead of a new one. */
+  out?: Tensor;
+  /** Add the product to `out` (beta = 1) instead of overwriting it. Needs `out`. */
+  accumulate?: boolean;
+}
+
+function prepare(a: Tensor, b: Tensor, options: MatmulOptions | undefined) {
+  const o = optionsObject(options);
+  const nativeOptions: NativeMatmulOptions = {
+    transA: optionalBoolean(o, 'transA', false),
+    transB: optionalBoolean(o, 'transB', false),
+    alpha: optionalNumber(o, 'alpha', 1),
+    accumulate: optionalBoolean(o, 'accumulate', false),
+  };
+  const out = o.out === undefined ? null : handleOf(o.out, 'options.out');
+  return { args: [handleOf(a, 'a'), handleOf(b, 'b'), out, nativeOptions] as const, out: o.out as Tensor | undefined };
+}
+
+function wrap(result: NativeTensor, out: Tensor | undefined): Tensor {
+  return out ?? new Tensor(result);
+}
+
+/**
+ * C = alpha · op(a) · op(b) (+ C): f32 or bf16 operands (2-D), f32 result and accumulation.
+ * The three products of a linear layer: y = x·Wᵀ is `matmul(x, W, { transB: true })`,
+ * dx = dy·W is `matmul(dy, W)`, dW = dyᵀ·x is `matmul(dy, x, { transA: true })`.
+ * @param a [M, K] ([K, M] with transA)
+ * @param b [K, N] ([N, K] with transB)
+ * @returns [M, N] f32
+ */
+export function matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor {
+  const { args, out } = prepare(a, b, options);
+  return wrap(native.matmul(...args), out);
+}
+
+/** {@link matmul} on a worker thread; the event loop stays free. */
+export function matmulAsync(a: Tensor, b: Tensor, options?: MatmulOptions): Promise<Tensor> {
+  return withCallSite(async () => {
+    const { args, out } = prepare(a, b, options);
+    return wrap(await native.matmulAsync(...args), out);
+  });
+}

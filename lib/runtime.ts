@@ -1,0 +1,45 @@
+/**
+ * The native runtime: which instruction-set variant the kernels use, and the thread pool.
+ * @module runtime
+ */
+import { native } from './native';
+import { fail } from './validate';
+
+/** Instruction-set variants of the CPU kernels. `scalar` is the reference. */
+export type Isa = 'scalar' | 'avx2' | 'avx512' | 'avx512bf16';
+
+const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512', 'avx512bf16'];
+
+/** The variant in use (chosen at start-up from the CPU, or forced with PEFT_ISA). */
+export function getIsa(): Isa {
+  return native.getIsa() as Isa;
+}
+
+/** Switches every later kernel call to `isa`; `E_UNSUPPORTED` if this CPU cannot run it. */
+export function setIsa(isa: Isa): void {
+  if (!ISAS.includes(isa)) fail('isa', `one of ${ISAS.join(', ')}`, isa);
+  native.setIsa(isa);
+}
+
+/** The variants this CPU can run, slowest first. */
+export function supportedIsas(): Isa[] {
+  return native.supportedIsas() as Isa[];
+}
+
+/** CPU features that select the variants, and the number of physical cores. */
+export function cpuFeatures(): Record<string, boolean | number> {
+  return native.cpuFeatures();
+}
+
+/** Threads used by one kernel call (physical cores, or PEFT_NUM_THREADS). */
+export function numThreads(): number {
+  return native.numThreads();
+}
+
+/** Resizes the native thread pool. */
+export function setNumThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    fail('threads', 'an integer between 1 and 1024', threads, 'E_RANGE');
+  }
+  native.setNumThreads(threads);
+}
