@@ -102,7 +102,7 @@ void check_operand(const MatrixRef& x, const char* name, int64_t rows, int64_t c
              std::string("Expected f32 or bf16 for GEMM operand ") + name + " but received " + dtype_name(x.dtype));
   // Stored shape: [rows, cols] when not transposed, [cols, rows] when transposed.
   const int64_t stored_cols = x.trans ? rows : cols;
-  PEFT_CHECK(x.ld >= std::max<int64_t>(1, stored_cols), ErrorCode::Shape,
+  PEFT_CHECK(x.ld >= stored_cols, ErrorCode::Shape,
              std::string("Expected a leading dimension of at least ") + std::to_string(stored_cols) +
                  " for GEMM operand " + name + " but received " + std::to_string(x.ld));
   PEFT_CHECK(x.data != nullptr || rows == 0 || cols == 0, ErrorCode::Argument,
