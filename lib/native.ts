@@ -90,6 +90,7 @@ export interface NativeAddon {
   supportedIsas(): string[];
   cpuFeatures(): Record<string, boolean | number>;
   numThreads(): number;
+  externalMemory(): number;
   setNumThreads(n: number): void;
   matmul: Sync<MatmulArgs, NativeTensor>;
   matmulAsync: Async<MatmulArgs, NativeTensor>;

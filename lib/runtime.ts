@@ -31,6 +31,11 @@ export function cpuFeatures(): Record<string, boolean | number> {
   return native.cpuFeatures();
 }
 
+/** Bytes of native memory reported to V8's garbage collector (tensors and other native objects). */
+export function externalMemory(): number {
+  return native.externalMemory();
+}
+
 /** Threads used by one kernel call (physical cores, or PEFT_NUM_THREADS). */
 export function numThreads(): number {
   return native.numThreads();

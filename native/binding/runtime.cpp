@@ -65,6 +65,15 @@ Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
   });
 }
 
+// The external memory V8 has been told about (all addons of this isolate), in bytes.
+Napi::Value external_memory(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    int64_t total = 0;
+    napi_adjust_external_memory(info.Env(), 0, &total);
+    return Napi::Number::New(info.Env(), static_cast<double>(total));
+  });
+}
+
 // init(PeftError): registers the error class, then applies PEFT_ISA (which may throw E_UNSUPPORTED).
 Napi::Value init(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -84,6 +93,7 @@ void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, set_isa));
   exports.Set("supportedIsas", Napi::Function::New(env, supported_isas));
   exports.Set("cpuFeatures", Napi::Function::New(env, cpu_features_js));
+  exports.Set("externalMemory", Napi::Function::New(env, external_memory));
   exports.Set("numThreads", Napi::Function::New(env, num_threads));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads));
 }
