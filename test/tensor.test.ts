@@ -81,10 +81,12 @@ describe('tensor()', () => {
     values.push(0, -0, Infinity, -Infinity, 3.4028234663852886e38, -3.4028234663852886e38, 1e-40, -1e-42);
     const f32 = Float32Array.from(values);
     const bits = tensor(f32, [f32.length], 'bf16').toTypedArray() as Uint16Array;
+    const wrong = [];
     for (let i = 0; i < f32.length; i++) {
       const expected = roundToBf16(f32[i]);
-      expect([i, bf16ToNumber(bits[i])]).toEqual([i, expected]);
+      if (!Object.is(bf16ToNumber(bits[i]), expected)) wrong.push({ input: f32[i], got: bf16ToNumber(bits[i]), expected });
     }
+    expect(wrong).toEqual([]);
     const nan = tensor(new Float32Array([NaN]), [1], 'bf16');
     expect(Number.isNaN(nan.toFloat32Array()[0])).toBe(true);
   });
@@ -96,22 +98,28 @@ describe('tensor()', () => {
     values.push(65504, 65519.99, 65520, -65520, 1e9, 2 ** -24, 2 ** -25, 2 ** -25 * 1.0001, 3 * 2 ** -26, 0, -0);
     const f32 = Float32Array.from(values);
     const back = tensor(f32, [f32.length], 'f16').toFloat32Array();
-    for (let i = 0; i < f32.length; i++) expect([i, back[i]]).toEqual([i, roundToF16(f32[i])]);
+    const wrong = [];
+    for (let i = 0; i < f32.length; i++) {
+      if (!Object.is(back[i], roundToF16(f32[i]))) wrong.push({ input: f32[i], got: back[i], expected: roundToF16(f32[i]) });
+    }
+    expect(wrong).toEqual([]);
   });
 
   it('decodes every f16 bit pattern exactly and encodes it back unchanged', () => {
     const all = new Uint16Array(65536).map((_, i) => i);
     const t = tensor(all, [65536], 'f16');
     const values = t.toFloat32Array();
+    const again = t.to('f32').to('f16').toTypedArray() as Uint16Array;
+    const wrong = [];
     for (let bits = 0; bits < 65536; bits++) {
       const expected = f16Value(bits);
-      if (Number.isNaN(expected)) expect(Number.isNaN(values[bits])).toBe(true);
-      else expect([bits, values[bits]]).toEqual([bits, expected]);
+      if (Number.isNaN(expected)) {
+        if (!Number.isNaN(values[bits]) || (again[bits] & 0x7c00) !== 0x7c00 || !(again[bits] & 0x3ff)) wrong.push({ bits, nan: true });
+      } else if (!Object.is(values[bits], expected) || again[bits] !== bits) {
+        wrong.push({ bits, decoded: values[bits], expected, reencoded: again[bits] });
+      }
     }
-    const again = t.to('f32').to('f16').toTypedArray() as Uint16Array;
-    for (let bits = 0; bits < 65536; bits++) {
-      if (!Number.isNaN(f16Value(bits))) expect([bits, again[bits]]).toEqual([bits, bits]);
-    }
+    expect(wrong).toEqual([]);
   });
 
   it('converts between all dtypes (integers truncate and saturate)', () => {
