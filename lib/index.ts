@@ -3,7 +3,7 @@
  * @packageDocumentation
  */
 export { PeftError, type PeftErrorCode } from './errors';
-export { type DType, DTYPES, dtypeSize } from './dtype';
+export { type DType, type RawArray, DTYPES, dtypeSize } from './dtype';
 export { Tensor, tensor, zeros, type TensorData, type NestedArray } from './tensor';
 export * as ops from './ops';
 export * as runtime from './runtime';
