@@ -2,8 +2,9 @@
  * The native runtime: which instruction-set variant the kernels use, and the thread pool.
  * @module runtime
  */
+import { PeftError } from './errors';
 import { native } from './native';
-import { fail } from './validate';
+import { expectNumber, fail } from './validate';
 
 /** Instruction-set variants of the CPU kernels. `scalar` is the reference. */
 export type Isa = 'scalar' | 'avx2' | 'avx512' | 'avx512bf16';
@@ -18,6 +19,12 @@ export function getIsa(): Isa {
 /** Switches every later kernel call to `isa`; `E_UNSUPPORTED` if this CPU cannot run it. */
 export function setIsa(isa: Isa): void {
   if (!ISAS.includes(isa)) fail('isa', `one of ${ISAS.join(', ')}`, isa);
+  if (!supportedIsas().includes(isa)) {
+    throw new PeftError(
+      `Expected an instruction set this CPU supports (${supportedIsas().join(', ')}) for isa but received the string ${JSON.stringify(isa)}`,
+      'E_UNSUPPORTED',
+    );
+  }
   native.setIsa(isa);
 }
 
@@ -43,8 +50,5 @@ export function numThreads(): number {
 
 /** Resizes the native thread pool. */
 export function setNumThreads(threads: number): void {
-  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
-    fail('threads', 'an integer between 1 and 1024', threads, 'E_RANGE');
-  }
-  native.setNumThreads(threads);
+  native.setNumThreads(expectNumber(threads, 'threads', { min: 1, max: 1024, integer: true }));
 }

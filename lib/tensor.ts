@@ -31,17 +31,28 @@ export class Tensor {
 
   /** @internal Use {@link tensor} to create tensors. */
   constructor(handle: NativeTensor) {
+    if (!(handle instanceof native.NativeTensor)) {
+      fail('the Tensor constructor', 'a native tensor handle (create tensors with tensor() or zeros())', handle);
+    }
     this.handle = handle;
+  }
+
+  /** The handle, or E_DISPOSED naming the member that was used. */
+  private live(member: string): NativeTensor {
+    if (this.handle.disposed()) {
+      throw new PeftError(`Tensor was disposed and cannot be used (Tensor.${member})`, 'E_DISPOSED');
+    }
+    return this.handle;
   }
 
   /** Dimensions, outermost first. */
   get shape(): number[] {
-    return this.handle.shape();
+    return this.live('shape').shape();
   }
 
   /** Element type. */
   get dtype(): DType {
-    return this.handle.dtype();
+    return this.live('dtype').dtype();
   }
 
   /** Number of elements. */
@@ -56,16 +67,17 @@ export class Tensor {
 
   /** A copy of the values as float32 (exact for every dtype but i32 beyond 2^24). */
   toFloat32Array(): Float32Array {
-    return this.handle.toFloat32Array();
+    return this.live('toFloat32Array()').toFloat32Array();
   }
 
   /** A copy of the raw values: Float32Array, Uint16Array (bf16/f16 bit patterns), Int32Array or Uint8Array. */
   toTypedArray(): RawArray {
-    return this.handle.toTypedArray() as RawArray;
+    return this.live('toTypedArray()').toTypedArray() as RawArray;
   }
 
   /** The values as nested arrays of numbers, shaped like the tensor. */
   toArray(): NestedArray {
+    this.live('toArray()');
     const flat = this.dtype === 'i32' || this.dtype === 'u8' ? this.toTypedArray() : this.toFloat32Array();
     const shape = this.shape;
     if (shape.length === 0) return flat[0];
@@ -82,7 +94,8 @@ export class Tensor {
 
   /** A new tensor with the values converted to `dtype` (bf16/f16: round to nearest even). */
   to(dtype: DType): Tensor {
-    return new Tensor(this.handle.to(checkDType(dtype)));
+    const handle = this.live('to()');
+    return new Tensor(handle.to(checkDType(dtype)));
   }
 
   /** Frees the native memory now. Later use throws `E_DISPOSED`. Safe to call twice. */
@@ -102,7 +115,7 @@ export class Tensor {
 
 /** @internal The native handle of a tensor argument, or a clear error naming the argument. */
 export function handleOf(value: unknown, argument: string): NativeTensor {
-  if (!(value instanceof Tensor)) fail(argument, 'a Tensor', value);
+  if (!(value instanceof Tensor) || !(value.handle instanceof native.NativeTensor)) fail(argument, 'a Tensor', value);
   if (value.disposed) throw new PeftError(`Tensor ${argument} was disposed and cannot be used`, 'E_DISPOSED');
   return value.handle;
 }
@@ -111,11 +124,17 @@ function isTypedArray(value: unknown): value is Exclude<TensorData, NestedArray[
   return ArrayBuffer.isView(value) && !(value instanceof DataView);
 }
 
+/** Deepest nesting that tensor() infers a shape from (deeper is surely a cycle or a mistake). */
+const MAX_NESTED_DIMS = 64;
+
 /** Shape and flat values of a rectangular nested array. */
 function flattenNested(data: NestedArray[]): { shape: number[]; values: number[] } {
   const shape: number[] = [];
   let level: NestedArray = data;
   while (Array.isArray(level)) {
+    if (shape.length === MAX_NESTED_DIMS) {
+      fail('tensor data', `nested arrays at most ${MAX_NESTED_DIMS} levels deep (is an array nested in itself?)`, data, 'E_SHAPE');
+    }
     shape.push(level.length);
     level = level[0];
     if (level === undefined) break;
@@ -123,6 +142,9 @@ function flattenNested(data: NestedArray[]): { shape: number[]; values: number[]
   const values: number[] = [];
   const walk = (node: NestedArray, dim: number, path: string): void => {
     if (dim === shape.length) {
+      if (Array.isArray(node)) {
+        fail(`tensor data${path}`, 'a number (nested arrays must be rectangular, with the same depth everywhere)', node, 'E_SHAPE');
+      }
       if (typeof node !== 'number') fail(`tensor data${path}`, 'a number', node);
       values.push(node);
       return;
@@ -130,7 +152,8 @@ function flattenNested(data: NestedArray[]): { shape: number[]; values: number[]
     if (!Array.isArray(node) || node.length !== shape[dim]) {
       fail(`tensor data${path}`, `an array of length ${shape[dim]} (nested arrays must be rectangular)`, node, 'E_SHAPE');
     }
-    node.forEach((child, i) => walk(child, dim + 1, `${path}[${i}]`));
+    // A plain loop, not forEach: holes in sparse arrays are reported, not skipped.
+    for (let i = 0; i < node.length; i++) walk(node[i], dim + 1, `${path}[${i}]`);
   };
   walk(data, 0, '');
   return { shape, values };
@@ -142,6 +165,7 @@ function checkShape(shape: unknown): number[] {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) {
       fail(`shape[${i}]`, 'a non-negative integer', d, 'E_SHAPE');
     }
+    if (d > Number.MAX_SAFE_INTEGER) fail(`shape[${i}]`, 'a dimension below 2^53', d, 'E_SHAPE');
   });
   return shape as number[];
 }
@@ -163,7 +187,7 @@ function integerArray(values: ArrayLike<number>, dtype: 'i32' | 'u8'): Int32Arra
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (!Number.isInteger(v) || v < lo || v > hi) {
-      fail(`tensor data[${i}]`, `an integer in [${lo}, ${hi}] for dtype ${dtype}`, v, 'E_RANGE');
+      fail(`tensor data[${i}]`, `an integer in [${lo}, ${hi}] (dtype ${dtype})`, v, 'E_RANGE');
     }
   }
   return dtype === 'i32' ? Int32Array.from(values) : Uint8Array.from(values);
@@ -184,6 +208,9 @@ export function tensor(data: TensorData, shape?: number[], dtype?: DType): Tenso
   const target = dtype === undefined ? defaultDType(data) : checkDType(dtype);
   let values: ArrayLike<number>;
   let inferred: number[];
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    fail('tensor data', 'a TypedArray of numbers (BigInt64Array and BigUint64Array are not supported)', data, 'E_DTYPE');
+  }
   if (isTypedArray(data)) {
     values = data;
     inferred = [data.length];
@@ -208,7 +235,7 @@ export function tensor(data: TensorData, shape?: number[], dtype?: DType): Tenso
   let sourceDtype: DType;
   if (data instanceof Uint16Array) {
     if (target !== 'bf16' && target !== 'f16') {
-      fail('dtype', 'bf16 or f16 for Uint16Array data (raw bit patterns)', target, 'E_DTYPE');
+      fail('dtype', 'bf16 or f16 (Uint16Array data holds raw 16-bit patterns)', target, 'E_DTYPE');
     }
     source = data;
     sourceDtype = target;

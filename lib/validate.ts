@@ -10,6 +10,8 @@ export function describe(value: unknown): string {
   if (typeof value === 'number') return `the number ${value}`;
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
   if (typeof value === 'boolean') return `the boolean ${value}`;
+  if (typeof value === 'bigint') return `the bigint ${value}n`;
+  if (typeof value === 'symbol') return 'a symbol';
   if (Array.isArray(value)) return `an array of length ${value.length}`;
   if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
   if (typeof value === 'function') return 'a function';
@@ -35,16 +37,11 @@ export function optionalNumber(
   options: Record<string, unknown>,
   key: string,
   fallback: number,
-  range: { min?: number; max?: number; integer?: boolean } = {},
+  range: { min?: number; max?: number; integer?: boolean; exclusiveMin?: boolean } = {},
 ): number {
   const value = options[key];
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value)) fail(`option ${key}`, 'a finite number', value);
-  if (range.integer && !Number.isInteger(value)) fail(`option ${key}`, 'an integer', value);
-  if ((range.min !== undefined && value < range.min) || (range.max !== undefined && value > range.max)) {
-    fail(`option ${key}`, `a number in [${range.min ?? '-∞'}, ${range.max ?? '∞'}]`, value, 'E_RANGE');
-  }
-  return value;
+  return expectNumber(value, `option ${key}`, range);
 }
 
 export function optionalBoolean(options: Record<string, unknown>, key: string, fallback: boolean): boolean {
@@ -56,5 +53,23 @@ export function optionalBoolean(options: Record<string, unknown>, key: string, f
 
 export function expectArray(value: unknown, argument: string): unknown[] {
   if (!Array.isArray(value)) fail(argument, 'an array', value);
+  return value;
+}
+
+/** A required number: finite (E_ARGUMENT), an integer if asked (E_ARGUMENT), within range (E_RANGE). */
+export function expectNumber(
+  value: unknown,
+  argument: string,
+  range: { min?: number; max?: number; integer?: boolean; exclusiveMin?: boolean } = {},
+): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) fail(argument, 'a finite number', value);
+  if (range.integer && !Number.isInteger(value)) fail(argument, 'an integer', value);
+  const low = range.min === undefined ? false : range.exclusiveMin ? value <= range.min : value < range.min;
+  const high = range.max !== undefined && value > range.max;
+  if (low || high) {
+    const lo = range.min === undefined ? '-∞' : String(range.min);
+    const hi = range.max === undefined ? '∞' : String(range.max);
+    fail(argument, `a number in ${range.exclusiveMin ? '(' : '['}${lo}, ${hi}]`, value, 'E_RANGE');
+  }
   return value;
 }

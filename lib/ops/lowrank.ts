@@ -1,8 +1,9 @@
 /** The fused low-rank (LoRA) linear layer: forward and backward without forming B·A. */
-import { withCallSite } from '../errors';
+import { PeftError, withCallSite } from '../errors';
 import { native, type NativeLowRankBackwardOptions, type NativeTensor } from '../native';
 import { handleOf, Tensor } from '../tensor';
-import { optionalBoolean, optionalNumber, optionsObject } from '../validate';
+import { fail, optionalBoolean, optionalNumber, optionsObject } from '../validate';
+import { expectDType, expectMatrix, expectShape, shapeString } from './checks';
 
 /** Options of {@link lowrankForward}. */
 export interface LowRankForwardOptions {
@@ -46,13 +47,40 @@ type ForwardArgs = [NativeTensor, NativeTensor, NativeTensor, NativeTensor, numb
 
 function forwardArgs(x: Tensor, weight: Tensor, loraA: Tensor, loraB: Tensor, options?: LowRankForwardOptions): ForwardArgs {
   const o = optionsObject(options);
-  return [
+  const args: ForwardArgs = [
     handleOf(x, 'x'),
     handleOf(weight, 'weight'),
     handleOf(loraA, 'loraA'),
     handleOf(loraB, 'loraB'),
     optionalNumber(o, 'scale', 1),
   ];
+  checkLowRank(args[0], args[1], args[2], args[3]);
+  return args;
+}
+
+/** Shapes of the low-rank linear: x [M, K], weight [N, K], loraA [r, K], loraB [N, r], r ≥ 1. */
+interface LowRankShape {
+  m: number;
+  n: number;
+  k: number;
+  r: number;
+}
+
+function checkLowRank(x: NativeTensor, weight: NativeTensor, loraA: NativeTensor, loraB: NativeTensor): LowRankShape {
+  const [m, k] = expectMatrix(x, 'x', ['f32', 'bf16']);
+  const [n] = expectMatrix(weight, 'weight', ['f32', 'bf16']);
+  const [r] = expectMatrix(loraA, 'loraA', ['f32']);
+  expectMatrix(loraB, 'loraB', ['f32']);
+  expectShape(weight, [n, k], 'weight');
+  expectShape(loraA, [r, k], 'loraA');
+  expectShape(loraB, [n, r], 'loraB');
+  if (r < 1) {
+    throw new PeftError(
+      `Expected a rank of at least 1 for loraA but received shape ${shapeString(loraA.shape())}`,
+      'E_SHAPE',
+    );
+  }
+  return { m, n, k, r };
 }
 
 /**
@@ -105,7 +133,7 @@ function backwardArgs(
   };
   if (o.gradA !== undefined) nativeOptions.gradA = handleOf(o.gradA, 'options.gradA');
   if (o.gradB !== undefined) nativeOptions.gradB = handleOf(o.gradB, 'options.gradB');
-  return [
+  const args: BackwardArgs = [
     handleOf(dy, 'dy'),
     handleOf(x, 'x'),
     handleOf(xa, 'xa'),
@@ -115,6 +143,24 @@ function backwardArgs(
     optionalNumber(o, 'scale', 1),
     nativeOptions,
   ];
+  const { m, n, k, r } = checkLowRank(args[1], args[3], args[4], args[5]);
+  expectDType(args[0], ['f32'], 'dy');
+  expectShape(args[0], [m, n], 'dy');
+  expectDType(args[2], ['f32'], 'xa');
+  expectShape(args[2], [m, r], 'xa');
+  if (nativeOptions.gradA) {
+    expectDType(nativeOptions.gradA, ['f32'], 'options.gradA');
+    expectShape(nativeOptions.gradA, [r, k], 'options.gradA');
+  }
+  if (nativeOptions.gradB) {
+    expectDType(nativeOptions.gradB, ['f32'], 'options.gradB');
+    expectShape(nativeOptions.gradB, [n, r], 'options.gradB');
+  }
+  if (nativeOptions.accumulate) {
+    if (!nativeOptions.gradA) fail('options.gradA', 'a Tensor to accumulate into (option accumulate is true)', o.gradA);
+    if (!nativeOptions.gradB) fail('options.gradB', 'a Tensor to accumulate into (option accumulate is true)', o.gradB);
+  }
+  return args;
 }
 
 function backwardResult(

@@ -1,8 +1,9 @@
 /** Matrix products on the native GEMM. */
-import { withCallSite } from '../errors';
+import { PeftError, withCallSite } from '../errors';
 import { native, type NativeMatmulOptions, type NativeTensor } from '../native';
 import { handleOf, Tensor } from '../tensor';
-import { optionalBoolean, optionalNumber, optionsObject } from '../validate';
+import { fail, optionalBoolean, optionalNumber, optionsObject } from '../validate';
+import { expectDType, expectMatrix, expectShape, shapeString } from './checks';
 
 /** Options of {@link matmul}. */
 export interface MatmulOptions {
@@ -26,9 +27,30 @@ function prepare(a: Tensor, b: Tensor, options: MatmulOptions | undefined) {
     alpha: optionalNumber(o, 'alpha', 1),
     accumulate: optionalBoolean(o, 'accumulate', false),
   };
+  const ha = handleOf(a, 'a');
+  const hb = handleOf(b, 'b');
   const out = o.out === undefined ? null : handleOf(o.out, 'options.out');
-  return { args: [handleOf(a, 'a'), handleOf(b, 'b'), out, nativeOptions] as const, out: o.out as Tensor | undefined };
+  const [ar, ac] = expectMatrix(ha, 'a', OPERAND_DTYPES);
+  const [br, bc] = expectMatrix(hb, 'b', OPERAND_DTYPES);
+  const [m, k] = nativeOptions.transA ? [ac, ar] : [ar, ac];
+  const [kb, n] = nativeOptions.transB ? [bc, br] : [br, bc];
+  if (k !== kb) {
+    throw new PeftError(
+      `Expected matching inner dimensions for a and b but received op(a) of shape ${shapeString([m, k])} ` +
+        `and op(b) of shape ${shapeString([kb, n])}`,
+      'E_SHAPE',
+    );
+  }
+  if (out) {
+    expectDType(out, ['f32'], 'options.out');
+    expectShape(out, [m, n], 'options.out');
+  } else if (nativeOptions.accumulate) {
+    fail('options.out', 'a Tensor to accumulate into (option accumulate is true)', o.out);
+  }
+  return { args: [ha, hb, out, nativeOptions] as const, out: o.out as Tensor | undefined };
 }
+
+const OPERAND_DTYPES = ['f32', 'bf16'] as const;
 
 function wrap(result: NativeTensor, out: Tensor | undefined): Tensor {
   return out ?? new Tensor(result);

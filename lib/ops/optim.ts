@@ -2,7 +2,8 @@
 import { PeftError, withCallSite } from '../errors';
 import { native, type NativeAdamWOptions, type NativeSgdOptions, type NativeTensor } from '../native';
 import { handleOf, type Tensor } from '../tensor';
-import { expectArray, expectObject, fail, optionalBoolean, optionalNumber } from '../validate';
+import { expectArray, expectNumber, expectObject, fail, optionalBoolean, optionalNumber } from '../validate';
+import { expectDType, expectShape } from './checks';
 
 /** Hyper-parameters of {@link adamw}; defaults are torch.optim.AdamW's. */
 export interface AdamWOptions {
@@ -42,34 +43,66 @@ function handles(list: unknown, argument: string): NativeTensor[] {
   return expectArray(list, argument).map((t, i) => handleOf(t, `${argument}[${i}]`));
 }
 
-function sameLength(list: NativeTensor[], params: NativeTensor[], argument: string): NativeTensor[] {
-  if (list.length !== params.length) {
+/** Tensors updated in place must be distinct: a repeat would be updated twice. */
+function distinct(list: NativeTensor[], argument: string): NativeTensor[] {
+  list.forEach((t, i) => {
+    const first = list.indexOf(t);
+    if (first !== i) {
+      throw new PeftError(
+        `Expected distinct tensors in ${argument} but ${argument}[${i}] repeats ${argument}[${first}]`,
+        'E_ARGUMENT',
+      );
+    }
+  });
+  return list;
+}
+
+/** Trainable parameters: distinct f32 tensors. */
+function paramHandles(list: unknown): NativeTensor[] {
+  const params = handles(list, 'params');
+  params.forEach((p, i) => expectDType(p, ['f32'], `params[${i}]`));
+  return distinct(params, 'params');
+}
+
+/** One f32 tensor per parameter, shaped like it (gradients, optimizer state). */
+function likeParams(list: unknown, params: NativeTensor[], argument: string): NativeTensor[] {
+  const out = handles(list, argument);
+  if (out.length !== params.length) {
     throw new PeftError(
-      `Expected ${params.length} tensors in ${argument} (one per parameter) but received ${list.length}`,
+      `Expected ${params.length} tensors in ${argument} (one per parameter) but received ${out.length}`,
       'E_ARGUMENT',
     );
   }
-  return list;
+  out.forEach((t, i) => {
+    expectDType(t, ['f32'], `${argument}[${i}]`);
+    expectShape(t, params[i].shape(), `${argument}[${i}]`);
+  });
+  return out;
 }
+
+// Upper bounds shared with the native backstop (native/binding/ops_optim.cpp).
+const MAX_LR = 1e6;
+const MAX_WEIGHT_DECAY = 1e6;
+const MAX_STEP = Number.MAX_SAFE_INTEGER;
 
 function adamwArgs(params: Tensor[], grads: Tensor[], state: AdamWState, options: AdamWOptions) {
   const o = expectObject(options, 'options');
   const s = expectObject(state, 'state');
-  const p = handles(params, 'params');
-  if (o.step === undefined) fail('options.step', 'the step number (1 on the first step)', undefined);
+  const p = paramHandles(params);
+  if (o.step === undefined) fail('option step', 'the step number (1 on the first step)', undefined);
   const h: NativeAdamWOptions = {
-    lr: optionalNumber(o, 'lr', 1e-3, { min: 0 }),
+    lr: optionalNumber(o, 'lr', 1e-3, { min: 0, max: MAX_LR }),
     beta1: optionalNumber(o, 'beta1', 0.9, { min: 0, max: 0.999999999 }),
     beta2: optionalNumber(o, 'beta2', 0.999, { min: 0, max: 0.999999999 }),
-    eps: optionalNumber(o, 'eps', 1e-8, { min: 0 }),
-    weightDecay: optionalNumber(o, 'weightDecay', 0.01, { min: 0 }),
-    step: optionalNumber(o, 'step', 1, { min: 1, integer: true }),
+    eps: optionalNumber(o, 'eps', 1e-8, { min: 0, max: 1 }),
+    weightDecay: optionalNumber(o, 'weightDecay', 0.01, { min: 0, max: MAX_WEIGHT_DECAY }),
+    step: optionalNumber(o, 'step', 1, { min: 1, max: MAX_STEP, integer: true }),
   };
   return [
     p,
-    sameLength(handles(grads, 'grads'), p, 'grads'),
-    sameLength(handles(s.expAvg, 'state.expAvg'), p, 'state.expAvg'),
-    sameLength(handles(s.expAvgSq, 'state.expAvgSq'), p, 'state.expAvgSq'),
+    likeParams(grads, p, 'grads'),
+    likeParams(s.expAvg, p, 'state.expAvg'),
+    likeParams(s.expAvgSq, p, 'state.expAvgSq'),
     h,
   ] as const;
 }
@@ -92,17 +125,30 @@ export function adamwAsync(params: Tensor[], grads: Tensor[], state: AdamWState,
 
 function sgdArgs(params: Tensor[], grads: Tensor[], momentumBuffers: Tensor[] | null, options: SgdOptions) {
   const o = expectObject(options, 'options');
-  const p = handles(params, 'params');
+  const p = paramHandles(params);
   const h: NativeSgdOptions = {
-    lr: optionalNumber(o, 'lr', 1e-3, { min: 0 }),
+    lr: optionalNumber(o, 'lr', 1e-3, { min: 0, max: MAX_LR }),
     momentum: optionalNumber(o, 'momentum', 0, { min: 0, max: 1 }),
     dampening: optionalNumber(o, 'dampening', 0, { min: 0, max: 1 }),
-    weightDecay: optionalNumber(o, 'weightDecay', 0, { min: 0 }),
+    weightDecay: optionalNumber(o, 'weightDecay', 0, { min: 0, max: MAX_WEIGHT_DECAY }),
     nesterov: optionalBoolean(o, 'nesterov', false),
-    step: optionalNumber(o, 'step', 1, { min: 1, integer: true }),
+    step: optionalNumber(o, 'step', 1, { min: 1, max: MAX_STEP, integer: true }),
   };
-  const bufs = momentumBuffers === null || momentumBuffers === undefined ? null : sameLength(handles(momentumBuffers, 'momentumBuffers'), p, 'momentumBuffers');
-  return [p, sameLength(handles(grads, 'grads'), p, 'grads'), bufs, h] as const;
+  if (h.nesterov && !(h.momentum > 0 && h.dampening === 0)) {
+    throw new PeftError(
+      'Expected momentum > 0 and dampening = 0 for option nesterov but received ' +
+        `momentum ${h.momentum} and dampening ${h.dampening}`,
+      'E_CONFIG',
+    );
+  }
+  const g = likeParams(grads, p, 'grads');
+  let bufs: NativeTensor[] | null = null;
+  if (momentumBuffers !== null && momentumBuffers !== undefined) {
+    bufs = likeParams(momentumBuffers, p, 'momentumBuffers');
+  } else if (h.momentum > 0) {
+    fail('momentumBuffers', 'an array of f32 tensors (one per parameter) when option momentum > 0', momentumBuffers);
+  }
+  return [p, g, bufs, h] as const;
 }
 
 /**
@@ -120,10 +166,9 @@ export function sgdAsync(params: Tensor[], grads: Tensor[], momentumBuffers: Ten
 }
 
 function clipArgs(grads: Tensor[], maxNorm: number) {
-  if (typeof maxNorm !== 'number' || !(maxNorm > 0) || !Number.isFinite(maxNorm)) {
-    fail('maxNorm', 'a finite number > 0', maxNorm, 'E_RANGE');
-  }
-  return [handles(grads, 'grads'), maxNorm] as const;
+  const g = handles(grads, 'grads');
+  g.forEach((t, i) => expectDType(t, ['f32'], `grads[${i}]`));
+  return [distinct(g, 'grads'), expectNumber(maxNorm, 'maxNorm', { min: 0, exclusiveMin: true })] as const;
 }
 
 /**

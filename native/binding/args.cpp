@@ -1,6 +1,7 @@
 #include "binding/args.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "binding/errors.h"
 #include "binding/tensor_wrap.h"
@@ -8,10 +9,18 @@
 
 namespace peft::binding {
 
+std::string number_text(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
 std::string describe(const Napi::Value& v) {
   if (v.IsUndefined()) return "undefined";
   if (v.IsNull()) return "null";
-  if (v.IsNumber()) return "the number " + std::to_string(v.As<Napi::Number>().DoubleValue());
+  if (v.IsNumber()) return "the number " + number_text(v.As<Napi::Number>().DoubleValue());
   if (v.IsBoolean()) return "a boolean";
   if (v.IsString()) return "a string";
   if (v.IsArray()) return "an array";
@@ -53,14 +62,14 @@ Napi::Object to_object(const Napi::Value& v, const std::string& what) {
 double to_number(const Napi::Value& v, const std::string& what) {
   if (!v.IsNumber()) fail_argument("Expected a number for " + what + " but received " + describe(v));
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) fail_argument("Expected a finite number for " + what + " but received " + std::to_string(d));
+  if (!std::isfinite(d)) fail_argument("Expected a finite number for " + what + " but received " + number_text(d));
   return d;
 }
 
 int64_t to_int(const Napi::Value& v, const std::string& what) {
   double d = to_number(v, what);
   if (d != std::floor(d) || std::fabs(d) > 9007199254740991.0) {
-    fail_argument("Expected an integer for " + what + " but received " + std::to_string(d));
+    fail_argument("Expected an integer for " + what + " but received " + number_text(d));
   }
   return static_cast<int64_t>(d);
 }

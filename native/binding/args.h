@@ -12,7 +12,8 @@
 
 namespace peft::binding {
 
-std::string describe(const Napi::Value& v);  // "a number", "undefined", "an object", ...
+std::string describe(const Napi::Value& v);  // "the number 5", "undefined", "an object", ...
+std::string number_text(double v);            // shortest form: 5, 0.001, 1e+06, NaN, Infinity
 
 Napi::Value arg(const Napi::CallbackInfo& info, size_t index);
 std::shared_ptr<Tensor> to_tensor(const Napi::Value& v, const std::string& what);

@@ -46,7 +46,7 @@ class MatmulPlan : public OpPlan {
       out_ref_ = Napi::Persistent(out_value.As<Napi::Object>());
     } else {
       PEFT_CHECK(!accumulate_, ErrorCode::Argument, "Expected an out tensor when accumulate is true but received none");
-      out_ = std::make_shared<Tensor>(DType::F32, Shape{m_, n_});
+      out_ = std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, Shape{m_, n_}));
     }
     writes(out_);
   }
@@ -98,8 +98,8 @@ class LowRankForwardPlan : public OpPlan {
     b_ = reads(to_tensor(arg(info, 3), "lora_B"));
     scale_ = static_cast<float>(to_number(arg(info, 4), "scale"));
     s_ = check_lowrank(*x_, *w_, *a_, *b_);
-    y_ = writes(std::make_shared<Tensor>(DType::F32, Shape{s_.m, s_.n}));
-    xa_ = writes(std::make_shared<Tensor>(DType::F32, Shape{s_.m, s_.r}));
+    y_ = writes(std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, Shape{s_.m, s_.n})));
+    xa_ = writes(std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, Shape{s_.m, s_.r})));
   }
 
   void execute() override {
@@ -146,8 +146,8 @@ class LowRankBackwardPlan : public OpPlan {
     db_ = grad_output(opts, "gradB", {s_.n, s_.r}, db_ref_);
     PEFT_CHECK(!accumulate_ || (!da_ref_.IsEmpty() && !db_ref_.IsEmpty()), ErrorCode::Argument,
                "Expected gradA and gradB tensors when accumulate is true but received none");
-    if (need_dx) dx_ = writes(std::make_shared<Tensor>(DType::F32, Shape{s_.m, s_.k}));
-    workspace_ = std::make_shared<Tensor>(DType::F32, Shape{s_.m, s_.r});
+    if (need_dx) dx_ = writes(std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, Shape{s_.m, s_.k})));
+    workspace_ = std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, Shape{s_.m, s_.r}));
   }
 
   void execute() override {
@@ -175,7 +175,7 @@ class LowRankBackwardPlan : public OpPlan {
       expect_shape(*t, shape, key);
       ref = Napi::Persistent(v.As<Napi::Object>());
     } else {
-      t = std::make_shared<Tensor>(DType::F32, shape);
+      t = std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, shape));
     }
     return writes(t);
   }

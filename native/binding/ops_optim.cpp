@@ -27,20 +27,22 @@ void check_like(const TensorList& list, const TensorList& params, const std::str
   }
 }
 
-void check_params(const TensorList& params) {
+// f32 tensors, each once: a repeated one would be updated (or scaled) twice.
+void check_params(const TensorList& params, const std::string& what = "params") {
   std::set<Storage*> seen;
   for (size_t i = 0; i < params.size(); ++i) {
-    expect_dtype(*params[i], {DType::F32}, "params[" + std::to_string(i) + "]");
+    const std::string name = what + "[" + std::to_string(i) + "]";
+    expect_dtype(*params[i], {DType::F32}, name);
     PEFT_CHECK(seen.insert(params[i]->storage().get()).second, ErrorCode::Argument,
-               "Expected distinct tensors in params but params[" + std::to_string(i) + "] repeats an earlier one");
+               "Expected distinct tensors for " + what + " but received " + name + " repeating an earlier one");
   }
 }
 
 float hyper(const Napi::Object& o, const char* key, double fallback, double lo, double hi) {
   const double v = option_number(o, key, fallback);
   PEFT_CHECK(v >= lo && v <= hi, ErrorCode::Range,
-             std::string("Expected ") + key + " in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                 "] but received " + std::to_string(v));
+             "Expected a number in [" + number_text(lo) + ", " + number_text(hi) + "] for option " + key +
+                 " but received " + number_text(v));
   return static_cast<float>(v);
 }
 
@@ -99,7 +101,8 @@ class SgdPlan : public OpPlan {
     h_.dampening = hyper(o, "dampening", 0, 0, 1);
     h_.weight_decay = hyper(o, "weightDecay", 0, 0, 1e6);
     h_.nesterov = option_bool(o, "nesterov", false);
-    const int64_t step = static_cast<int64_t>(option_number(o, "step", 1));
+    Napi::Value step_value = o.Get("step");
+    const int64_t step = step_value.IsUndefined() ? 1 : to_int(step_value, "option step");
     PEFT_CHECK(step >= 1, ErrorCode::Range, "Expected step >= 1 but received " + std::to_string(step));
     h_.first_step = step == 1;
     PEFT_CHECK(!h_.nesterov || (h_.momentum > 0 && h_.dampening == 0), ErrorCode::Config,
@@ -134,8 +137,8 @@ class ClipGradNormPlan : public OpPlan {
     grads_ = to_tensor_list(arg(info, 0), "grads");
     max_norm_ = to_number(arg(info, 1), "maxNorm");
     PEFT_CHECK(max_norm_ > 0, ErrorCode::Range, "Expected maxNorm > 0 but received " + std::to_string(max_norm_));
+    check_params(grads_, "grads");
     for (size_t i = 0; i < grads_.size(); ++i) {
-      expect_dtype(*grads_[i], {DType::F32}, "grads[" + std::to_string(i) + "]");
       writes(grads_[i]);
       ptrs_.push_back(grads_[i]->data_as<float>());
       sizes_.push_back(grads_[i]->numel());

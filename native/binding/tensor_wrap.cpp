@@ -88,8 +88,9 @@ Napi::Value TensorWrap::construct(const Napi::CallbackInfo& info) {
   DType source = parse_dtype(to_string(arg(info, 1), "source dtype"));
   Shape shape = to_shape(arg(info, 2));
   DType dtype = parse_dtype(to_string(arg(info, 3), "dtype"));
-  auto t = std::make_shared<Tensor>(dtype, shape);
-  if (!data.IsNull() && !data.IsUndefined()) {
+  const bool has_data = !data.IsNull() && !data.IsUndefined();
+  auto t = std::make_shared<Tensor>(has_data ? Tensor::uninitialized(dtype, shape) : Tensor(dtype, shape));
+  if (has_data) {
     if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != typed_array_type(source)) {
       fail_argument(std::string("Expected a ") + typed_array_name(source) + " of " + dtype_name(source) +
                     " values for tensor data but received " + describe(data));
@@ -179,7 +180,7 @@ Napi::Value TensorWrap::to(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto t = tensor("this");
     DType dtype = parse_dtype(to_string(arg(info, 0), "dtype"));
-    auto out = std::make_shared<Tensor>(dtype, t->shape());
+    auto out = std::make_shared<Tensor>(Tensor::uninitialized(dtype, t->shape()));
     kernels::convert(out->data(), dtype, t->data(), t->dtype(), t->numel());
     return create(info.Env(), std::move(out));
   });

@@ -12,13 +12,13 @@ namespace {
 constexpr size_t kAlignment = 64;
 }
 
-Storage::Storage(size_t nbytes) : data_(nullptr), nbytes_(nbytes) {
+Storage::Storage(size_t nbytes, bool zero_fill) : data_(nullptr), nbytes_(nbytes) {
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   data_ = std::aligned_alloc(kAlignment, rounded);
   PEFT_CHECK(data_ != nullptr, ErrorCode::Memory,
              "Could not allocate " + std::to_string(nbytes) + " bytes for a tensor");
-  std::memset(data_, 0, rounded);
+  if (zero_fill) std::memset(data_, 0, rounded);
 }
 
 Storage::~Storage() { std::free(data_); }
@@ -90,6 +90,12 @@ Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, int64
   PEFT_CHECK(offset_bytes_ >= 0 && static_cast<size_t>(offset_bytes_) + nbytes() <= storage_->nbytes(),
              ErrorCode::Shape,
              "Tensor of shape " + shape_to_string(shape_) + " does not fit in its storage");
+}
+
+Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+  const int64_t numel = shape_numel(shape);
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(numel) * dtype_size(dtype), false);
+  return Tensor(dtype, std::move(shape), std::move(storage));
 }
 
 bool Tensor::is_contiguous() const { return strides_ == contiguous_strides(shape_); }

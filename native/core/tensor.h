@@ -16,7 +16,8 @@ enum class Device : uint8_t { CPU };
 // One aligned allocation. Freed when the last Tensor sharing it goes away.
 class Storage {
  public:
-  explicit Storage(size_t nbytes);  // zero-filled; throws E_MEMORY on failure
+  // zero_fill = false leaves the bytes undefined, for outputs a kernel overwrites in full.
+  explicit Storage(size_t nbytes, bool zero_fill = true);  // throws E_MEMORY on failure
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -44,6 +45,8 @@ int64_t shape_numel(const Shape& shape);
 class Tensor {
  public:
   Tensor(DType dtype, Shape shape);  // new zero-filled contiguous storage
+  // New contiguous storage left uninitialised: only for outputs that are written in full.
+  static Tensor uninitialized(DType dtype, Shape shape);
   Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, int64_t offset_bytes = 0);
 
   DType dtype() const { return dtype_; }

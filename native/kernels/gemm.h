@@ -21,4 +21,17 @@ struct MatrixRef {
 void gemm(int64_t M, int64_t N, int64_t K, const MatrixRef& a, const MatrixRef& b, float* c, int64_t ldc,
           float alpha, bool accumulate);
 
+// One product of a sum: alpha · op(a)[M, k] · op(b)[k, N].
+struct GemmTerm {
+  MatrixRef a;
+  MatrixRef b;
+  int64_t k;
+  float alpha;
+};
+
+// C[M,N] = Σ terms (+ C when accumulate), in one blocked pass: each later term runs as more K
+// blocks over the same output tiles, so C is written once per block rather than once per term.
+// The fused LoRA linear adds its rank-r term to x·Wᵀ this way.
+void gemm_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c, int64_t ldc, bool accumulate);
+
 }  // namespace peft::kernels

@@ -12,6 +12,11 @@ constexpr int kNr = 16;
 // a: [k_steps][6] f32; b: [k_steps][16] f32; c: [6, ldc].
 void tile_avx2(int64_t k_steps, const void* a_panel, const void* b_panel, float* c, int64_t ldc, float alpha,
                bool accumulate) {
+  // Fetch the C tile while the K loop runs; it is read and written only at the end.
+  for (int i = 0; i < kMr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
+  }
   const float* a = static_cast<const float*>(a_panel);
   const float* b = static_cast<const float*>(b_panel);
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();

@@ -12,6 +12,12 @@ constexpr int kNr = 32;
 // a: [k_steps][12] f32; b: [k_steps][32] f32; c: [12, ldc].
 void tile_avx512(int64_t k_steps, const void* a_panel, const void* b_panel, float* c, int64_t ldc, float alpha,
                  bool accumulate) {
+  // Fetch the C tile while the K loop runs; it is read and written only at the end.
+  for (int i = 0; i < kMr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+  }
   const float* a = static_cast<const float*>(a_panel);
   const float* b = static_cast<const float*>(b_panel);
   __m512 acc[kMr][2];

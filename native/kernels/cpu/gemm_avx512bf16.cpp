@@ -14,6 +14,12 @@ constexpr int kNr = 32;
 // a: [k_pairs][12][2] bf16; b: [k_pairs][32][2] bf16; c: [12, ldc] f32.
 void tile_avx512bf16(int64_t k_pairs, const void* a_panel, const void* b_panel, float* c, int64_t ldc,
                      float alpha, bool accumulate) {
+  // Fetch the C tile while the K loop runs; it is read and written only at the end.
+  for (int i = 0; i < kMr; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+  }
   const int32_t* a = static_cast<const int32_t*>(a_panel);  // one int32 = one bf16 pair
   const uint16_t* b = static_cast<const uint16_t*>(b_panel);
   __m512 acc[kMr][2];

@@ -44,55 +44,79 @@ thread_local PanelBuffer t_a_panel;
 thread_local PanelBuffer t_b_panel;
 
 struct GemmProblem {
-  int64_t m, n, k;
-  const MatrixRef& a;
-  const MatrixRef& b;
+  int64_t m, n;
+  const GemmTerm* terms;
+  int n_terms;
   float* c;
   int64_t ldc;
-  float alpha;
   bool accumulate;
 };
 
-// C[m0:m1, n0:n1] for the whole K, on the calling thread.
-void gemm_block(const GemmMicroKernel& kern, const GemmProblem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const size_t elem = kern.bf16_panels ? 2 : 4;
-  const int64_t kc_max = std::min<int64_t>(kern.kc, cpu::padded_k(kern, p.k));
-  const int64_t mc_max = std::min<int64_t>(kern.mc, (m1 - m0 + kern.mr - 1) / kern.mr * kern.mr);
-  const int64_t nc_max = std::min<int64_t>(kern.nc, (n1 - n0 + kern.nr - 1) / kern.nr * kern.nr);
-  char* a_panel = static_cast<char*>(t_a_panel.get(elem * kc_max * mc_max));
-  char* b_panel = static_cast<char*>(t_b_panel.get(elem * kc_max * nc_max));
-  alignas(64) float edge[32 * 32];  // one register tile (mr, nr <= 32)
+// Buffers and register-tile loops for one thread's block of C.
+struct BlockContext {
+  const GemmMicroKernel& kern;
+  const GemmProblem& p;
+  char* a_panel;
+  char* b_panel;
+  size_t elem;  // bytes per packed element
+};
 
-  for (int64_t jc = n0; jc < n1; jc += kern.nc) {
-    const int64_t nc = std::min<int64_t>(kern.nc, n1 - jc);
-    for (int64_t pc = 0; pc < p.k; pc += kern.kc) {
-      const int64_t kc = std::min<int64_t>(kern.kc, p.k - pc);
-      const int64_t kp = cpu::padded_k(kern, kc);
-      const bool accumulate = p.accumulate || pc > 0;
-      cpu::pack_b(kern, p.b, pc, kc, jc, nc, b_panel);
-      for (int64_t ic = m0; ic < m1; ic += kern.mc) {
-        const int64_t mc = std::min<int64_t>(kern.mc, m1 - ic);
-        cpu::pack_a(kern, p.a, ic, mc, pc, kc, a_panel);
-        for (int64_t jr = 0; jr < nc; jr += kern.nr) {
-          const int64_t nr = std::min<int64_t>(kern.nr, nc - jr);
-          const char* b_sliver = b_panel + elem * kp * jr;
-          for (int64_t ir = 0; ir < mc; ir += kern.mr) {
-            const int64_t mr = std::min<int64_t>(kern.mr, mc - ir);
-            const char* a_sliver = a_panel + elem * kp * ir;
-            float* c = p.c + (ic + ir) * p.ldc + jc + jr;
-            if (mr == kern.mr && nr == kern.nr) {
-              kern.tile(kp / kern.k_group, a_sliver, b_sliver, c, p.ldc, p.alpha, accumulate);
-            } else {  // edge tile: compute the full tile aside, copy the valid part
-              kern.tile(kp / kern.k_group, a_sliver, b_sliver, edge, kern.nr, p.alpha, false);
-              for (int64_t i = 0; i < mr; ++i) {
-                float* row = c + i * p.ldc;
-                const float* src = edge + i * kern.nr;
-                for (int64_t j = 0; j < nr; ++j) row[j] = src[j] + (accumulate ? row[j] : 0.0f);
-              }
-            }
+// C[m0:m1, jc:jc+nc] (+)= term over K block [pc, pc+kc): pack B once, then A block by block.
+void run_k_block(const BlockContext& ctx, const GemmTerm& term, int64_t m0, int64_t m1, int64_t jc, int64_t nc,
+                 int64_t pc, int64_t kc, bool accumulate) {
+  const GemmMicroKernel& kern = ctx.kern;
+  const GemmProblem& p = ctx.p;
+  const int64_t kp = cpu::padded_k(kern, kc);
+  alignas(64) float edge[32 * 32];  // one register tile (mr, nr <= 32)
+  cpu::pack_b(kern, term.b, pc, kc, jc, nc, ctx.b_panel);
+  for (int64_t ic = m0; ic < m1; ic += kern.mc) {
+    const int64_t mc = std::min<int64_t>(kern.mc, m1 - ic);
+    cpu::pack_a(kern, term.a, ic, mc, pc, kc, ctx.a_panel);
+    for (int64_t jr = 0; jr < nc; jr += kern.nr) {
+      const int64_t nr = std::min<int64_t>(kern.nr, nc - jr);
+      const char* b_sliver = ctx.b_panel + ctx.elem * kp * jr;
+      for (int64_t ir = 0; ir < mc; ir += kern.mr) {
+        const int64_t mr = std::min<int64_t>(kern.mr, mc - ir);
+        const char* a_sliver = ctx.a_panel + ctx.elem * kp * ir;
+        float* c = p.c + (ic + ir) * p.ldc + jc + jr;
+        if (mr == kern.mr && nr == kern.nr) {
+          kern.tile(kp / kern.k_group, a_sliver, b_sliver, c, p.ldc, term.alpha, accumulate);
+        } else {  // edge tile: compute the full tile aside, copy the valid part
+          kern.tile(kp / kern.k_group, a_sliver, b_sliver, edge, kern.nr, term.alpha, false);
+          for (int64_t i = 0; i < mr; ++i) {
+            float* row = c + i * p.ldc;
+            const float* src = edge + i * kern.nr;
+            for (int64_t j = 0; j < nr; ++j) row[j] = src[j] + (accumulate ? row[j] : 0.0f);
           }
         }
       }
+    }
+  }
+}
+
+// C[m0:m1, n0:n1] for every term and the whole K, on the calling thread.
+void gemm_block(const GemmMicroKernel& kern, const GemmProblem& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const size_t elem = kern.bf16_panels ? 2 : 4;
+  int64_t k_longest = 0;
+  for (int t = 0; t < p.n_terms; ++t) k_longest = std::max(k_longest, p.terms[t].k);
+  const int64_t kc_max = std::min<int64_t>(kern.kc, cpu::padded_k(kern, k_longest));
+  const int64_t mc_max = std::min<int64_t>(kern.mc, (m1 - m0 + kern.mr - 1) / kern.mr * kern.mr);
+  const int64_t nc_max = std::min<int64_t>(kern.nc, (n1 - n0 + kern.nr - 1) / kern.nr * kern.nr);
+  const BlockContext ctx{kern, p, static_cast<char*>(t_a_panel.get(elem * kc_max * mc_max)),
+                         static_cast<char*>(t_b_panel.get(elem * kc_max * nc_max)), elem};
+
+  for (int64_t jc = n0; jc < n1; jc += kern.nc) {
+    const int64_t nc = std::min<int64_t>(kern.nc, n1 - jc);
+    bool first_block = true;
+    for (int t = 0; t < p.n_terms; ++t) {
+      for (int64_t pc = 0; pc < p.terms[t].k; pc += kern.kc) {
+        const int64_t kc = std::min<int64_t>(kern.kc, p.terms[t].k - pc);
+        run_k_block(ctx, p.terms[t], m0, m1, jc, nc, pc, kc, p.accumulate || !first_block);
+        first_block = false;
+      }
+    }
+    if (first_block && !p.accumulate) {  // every term had K = 0: the sum is empty
+      for (int64_t i = m0; i < m1; ++i) std::memset(p.c + i * p.ldc + jc, 0, sizeof(float) * nc);
     }
   }
 }
@@ -111,33 +135,30 @@ void check_operand(const MatrixRef& x, const char* name, int64_t rows, int64_t c
 
 }  // namespace
 
-void gemm(int64_t M, int64_t N, int64_t K, const MatrixRef& a, const MatrixRef& b, float* c, int64_t ldc,
-          float alpha, bool accumulate) {
-  PEFT_CHECK(M >= 0 && N >= 0 && K >= 0, ErrorCode::Shape,
-             "Expected non-negative GEMM sizes but received M=" + std::to_string(M) + " N=" + std::to_string(N) +
-                 " K=" + std::to_string(K));
-  PEFT_CHECK(ldc >= std::max<int64_t>(1, N), ErrorCode::Shape,
+void gemm_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c, int64_t ldc, bool accumulate) {
+  PEFT_CHECK(M >= 0 && N >= 0, ErrorCode::Shape,
+             "Expected non-negative GEMM sizes but received M=" + std::to_string(M) + " N=" + std::to_string(N));
+  PEFT_CHECK(ldc >= N, ErrorCode::Shape,
              "Expected a leading dimension of at least " + std::to_string(N) + " for GEMM output but received " +
                  std::to_string(ldc));
-  check_operand(a, "A", M, K);
-  check_operand(b, "B", K, N);
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    if (!accumulate) {
-      for (int64_t i = 0; i < M; ++i) std::memset(c + i * ldc, 0, sizeof(float) * N);
-    }
-    return;
+  bool all_bf16 = true;
+  double flops = 0;
+  for (int t = 0; t < n_terms; ++t) {
+    PEFT_CHECK(terms[t].k >= 0, ErrorCode::Shape, "Expected a non-negative GEMM size but received K=" + std::to_string(terms[t].k));
+    check_operand(terms[t].a, "A", M, terms[t].k);
+    check_operand(terms[t].b, "B", terms[t].k, N);
+    all_bf16 = all_bf16 && terms[t].a.dtype == DType::BF16 && terms[t].b.dtype == DType::BF16;
+    flops += 2.0 * M * N * terms[t].k;
   }
+  if (M == 0 || N == 0) return;
 
   const cpu::GemmMicroKernel* bf16_kernel = cpu::active_gemm_kernel_bf16();
-  const bool both_bf16 = a.dtype == DType::BF16 && b.dtype == DType::BF16;
-  const GemmMicroKernel& kern = (both_bf16 && bf16_kernel) ? *bf16_kernel : cpu::active_gemm_kernel_f32();
-  const GemmProblem problem{M, N, K, a, b, c, ldc, alpha, accumulate};
+  const GemmMicroKernel& kern = (all_bf16 && bf16_kernel) ? *bf16_kernel : cpu::active_gemm_kernel_f32();
+  const GemmProblem problem{M, N, terms, n_terms, c, ldc, accumulate};
 
   // Thread grid: rows split into tm parts, columns into tn, tm·tn = threads. Each block packs
   // its own panels, so pick the split that repacks least: (M/tm)·K·tn + (N/tn)·K·tm.
   int threads = ThreadPool::instance().size();
-  const double flops = 2.0 * M * N * K;
   if (flops < 2.0 * 64 * 64 * 64) threads = 1;
   int best_tm = 1;
   double best_cost = -1;
@@ -165,6 +186,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const MatrixRef& a, const MatrixRef& 
     const int64_t n0 = bound(N, tn, bj, kern.nr), n1 = bound(N, tn, bj + 1, kern.nr);
     if (m0 < m1 && n0 < n1) gemm_block(kern, problem, m0, m1, n0, n1);
   });
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, const MatrixRef& a, const MatrixRef& b, float* c, int64_t ldc,
+          float alpha, bool accumulate) {
+  const GemmTerm term{a, b, K, alpha};
+  gemm_sum(M, N, &term, 1, c, ldc, accumulate);
 }
 
 }  // namespace peft::kernels

@@ -22,11 +22,10 @@ void lowrank_forward(const LowRankShape& s, const void* x, DType x_dtype, const 
   const MatrixRef xr{x, x_dtype, s.k, false};
   // xa[m, r] = x[m, k] · A[r, k]ᵀ
   gemm(s.m, s.r, s.k, xr, MatrixRef{a, DType::F32, s.k, true}, xa, s.r, 1.0f, false);
-  // y[m, n] = x · W[n, k]ᵀ
-  gemm(s.m, s.n, s.k, xr, MatrixRef{w, w_dtype, s.k, true}, y, s.n, 1.0f, false);
-  // y += scale · xa · B[n, r]ᵀ
-  gemm(s.m, s.n, s.r, MatrixRef{xa, DType::F32, s.r, false}, MatrixRef{b, DType::F32, s.r, true}, y, s.n, scale,
-       true);
+  // y[m, n] = x · W[n, k]ᵀ + scale · xa · B[n, r]ᵀ, one pass over y
+  const GemmTerm terms[2] = {{xr, MatrixRef{w, w_dtype, s.k, true}, s.k, 1.0f},
+                             {MatrixRef{xa, DType::F32, s.r, false}, MatrixRef{b, DType::F32, s.r, true}, s.r, scale}};
+  gemm_sum(s.m, s.n, terms, 2, y, s.n, false);
 }
 
 void lowrank_backward(const LowRankShape& s, const float* dy, const void* x, DType x_dtype, const float* xa,
@@ -44,10 +43,10 @@ void lowrank_backward(const LowRankShape& s, const float* dy, const void* x, DTy
   gemm(s.r, s.k, s.m, MatrixRef{g, DType::F32, s.r, true}, MatrixRef{x, x_dtype, s.k, false}, da, s.k, 1.0f,
        accumulate_grads);
   if (dx != nullptr) {
-    // dx[m, k] = dy · W[n, k] + g · A[r, k]
-    gemm(s.m, s.k, s.n, dy_ref, MatrixRef{w, w_dtype, s.k, false}, dx, s.k, 1.0f, false);
-    gemm(s.m, s.k, s.r, MatrixRef{g, DType::F32, s.r, false}, MatrixRef{a, DType::F32, s.k, false}, dx, s.k, 1.0f,
-         true);
+    // dx[m, k] = dy · W[n, k] + g · A[r, k], one pass over dx
+    const GemmTerm terms[2] = {{dy_ref, MatrixRef{w, w_dtype, s.k, false}, s.n, 1.0f},
+                               {MatrixRef{g, DType::F32, s.r, false}, MatrixRef{a, DType::F32, s.k, false}, s.r, 1.0f}};
+    gemm_sum(s.m, s.k, terms, 2, dx, s.k, false);
   }
 }
 
