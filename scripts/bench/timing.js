@@ -1,0 +1,43 @@
+'use strict';
+// One timing policy for every measurement we take in Node (openblas.c and torch_ref.py follow the
+// same one): a warm-up call, then as many timed calls as fit the budget within minReps..maxReps,
+// and the median, which shrugs off the odd slow run on a shared machine.
+
+const NORMAL = { minReps: 3, maxReps: 15, budget: 1.0 };
+const QUICK = { minReps: 1, maxReps: 3, budget: 0.2 }; // a smoke run: one timed call for big shapes
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : 0.5 * (s[mid - 1] + s[mid]);
+}
+
+function seconds(fn) {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** Times fn(); returns { median, best, reps } in seconds (best: the fastest run, a hint of noise). */
+function timeMedian(fn, { minReps, maxReps, budget }) {
+  const first = seconds(fn);
+  const reps = Math.max(minReps, Math.min(maxReps, Math.floor(budget / Math.max(first, 1e-9))));
+  const times = [];
+  for (let i = 0; i < reps; i++) times.push(seconds(fn));
+  return { median: median(times), best: Math.min(...times), reps };
+}
+
+/**
+ * Times several functions in rounds (each runs once per round, in turn), so that a slow spell on a
+ * shared machine hits all of them alike and per-round ratios stay meaningful. The budget is per
+ * function. Returns { reps, results }, with { median, times } per function (times[i] from round i).
+ */
+function timeInterleaved(fns, { minReps, maxReps, budget }) {
+  const round = fns.reduce((sum, fn) => sum + seconds(fn), 0); // the warm-up round
+  const reps = Math.max(minReps, Math.min(maxReps, Math.floor((budget * fns.length) / Math.max(round, 1e-9))));
+  const times = fns.map(() => []);
+  for (let i = 0; i < reps; i++) fns.forEach((fn, j) => times[j].push(seconds(fn)));
+  return { reps, results: times.map((t) => ({ median: median(t), times: t })) };
+}
+
+module.exports = { NORMAL, QUICK, median, timeMedian, timeInterleaved };
