@@ -109,8 +109,13 @@ void gemm_block(const GemmMicroKernel& kern, const GemmProblem& p, int64_t m0, i
     const int64_t nc = std::min<int64_t>(kern.nc, n1 - jc);
     bool first_block = true;
     for (int t = 0; t < p.n_terms; ++t) {
-      for (int64_t pc = 0; pc < p.terms[t].k; pc += kern.kc) {
-        const int64_t kc = std::min<int64_t>(kern.kc, p.terms[t].k - pc);
+      // Even K blocks (576 -> 2 x 288, not 256 + 256 + 64): as few passes over C as kc allows,
+      // none of them nearly empty.
+      const int64_t k = p.terms[t].k;
+      const int64_t blocks = (k + kern.kc - 1) / kern.kc;
+      const int64_t step = blocks ? cpu::padded_k(kern, (k + blocks - 1) / blocks) : 0;
+      for (int64_t pc = 0; pc < k; pc += step) {
+        const int64_t kc = std::min<int64_t>(step, k - pc);
         run_k_block(ctx, p.terms[t], m0, m1, jc, nc, pc, kc, p.accumulate || !first_block);
         first_block = false;
       }

@@ -6,68 +6,92 @@ namespace peft::kernels::cpu {
 
 namespace {
 
-// Reads element (row, col) of a logical matrix whose storage may be transposed.
-// "rows" here are the outer index of the panel (M for A, N for B), "cols" the K index.
+// Element (outer, k) of an operand as stored: data[outer * outer_stride + k * k_stride], where
+// "outer" is M for A and N for B.
 struct OperandView {
   const MatrixRef& ref;
   bool k_is_contiguous;  // stored with K as the fast index for this operand
 
-  // Pointer-stride description: element (outer, k) at data[outer * outer_stride + k * k_stride].
   int64_t outer_stride() const { return k_is_contiguous ? ref.ld : 1; }
   int64_t k_stride() const { return k_is_contiguous ? 1 : ref.ld; }
 };
 
-inline float load_f32(const MatrixRef& ref, int64_t index) {
-  if (ref.dtype == DType::F32) return static_cast<const float*>(ref.data)[index];
-  return bf16_to_f32(static_cast<const uint16_t*>(ref.data)[index]);
-}
+// Element conversions from the stored dtype to the panel's.
+struct Same {
+  template <typename T>
+  static T apply(T v) { return v; }
+};
+struct Bf16ToF32 {
+  static float apply(uint16_t v) { return bf16_to_f32(v); }
+};
+struct F32ToBf16 {
+  static uint16_t apply(float v) { return f32_to_bf16(v); }
+};
 
-inline uint16_t load_bf16(const MatrixRef& ref, int64_t index) {
-  if (ref.dtype == DType::BF16) return static_cast<const uint16_t*>(ref.data)[index];
-  return f32_to_bf16(static_cast<const float*>(ref.data)[index]);
-}
-
-// Index of element (outer i, k) inside a sliver of `width`: f32 panels are [k][width],
-// bf16 panels are [k / 2][width][2].
-inline int64_t sliver_index(bool pairs, int width, int64_t i, int64_t k) {
-  return pairs ? (k >> 1) * width * 2 + i * 2 + (k & 1) : k * width + i;
-}
-
-template <typename Out, Out (*Load)(const MatrixRef&, int64_t)>
-void pack_sliver(const OperandView& view, bool pairs, int64_t first_outer, int64_t valid, int64_t k0, int64_t kc,
-                 int width, Out* out) {
-  const int64_t os = view.outer_stride();
-  const int64_t ks = view.k_stride();
+// Packs `valid` outer rows starting at `src` (already offset to (first_outer, k0)) into one sliver.
+// f32 panels are [k][width]; bf16-pair panels are [k / 2][width][2]. Typed loops, no per-element
+// dtype branch, so the contiguous case compiles to vector copies.
+template <typename Src, typename Out, typename Convert, bool Pairs>
+void pack_sliver(const Src* src, int64_t os, int64_t ks, int64_t valid, int64_t kc, int width, Out* out) {
   if (ks == 1) {  // K contiguous in memory: walk each row along K
     for (int64_t i = 0; i < valid; ++i) {
-      const int64_t row = (first_outer + i) * os + k0;
-      for (int64_t k = 0; k < kc; ++k) out[sliver_index(pairs, width, i, k)] = Load(view.ref, row + k);
+      const Src* row = src + i * os;
+      if (Pairs) {
+        for (int64_t k = 0; k < kc; ++k) out[(k >> 1) * width * 2 + i * 2 + (k & 1)] = Convert::apply(row[k]);
+      } else {
+        for (int64_t k = 0; k < kc; ++k) out[k * width + i] = Convert::apply(row[k]);
+      }
     }
-  } else {  // outer index contiguous: walk each K row across the sliver
+  } else {  // outer index contiguous: each K row of the sliver is a contiguous run
     for (int64_t k = 0; k < kc; ++k) {
-      const int64_t row = (k0 + k) * ks + first_outer;
-      for (int64_t i = 0; i < valid; ++i) out[sliver_index(pairs, width, i, k)] = Load(view.ref, row + i);
+      const Src* row = src + k * ks;
+      if (Pairs) {
+        Out* dst = out + (k >> 1) * width * 2 + (k & 1);
+        for (int64_t i = 0; i < valid; ++i) dst[i * 2] = Convert::apply(row[i]);
+      } else {
+        Out* dst = out + k * width;
+        for (int64_t i = 0; i < valid; ++i) dst[i] = Convert::apply(row[i]);
+      }
     }
+  }
+}
+
+template <typename Src, typename Out, typename Convert, bool Pairs>
+void pack_panel_typed(const GemmMicroKernel& kern, const OperandView& view, int64_t outer0, int64_t outer_count,
+                      int64_t k0, int64_t kc, int width, Out* dst) {
+  const int64_t kp = padded_k(kern, kc);
+  const int64_t os = view.outer_stride();
+  const int64_t ks = view.k_stride();
+  const Src* base = static_cast<const Src*>(view.ref.data);
+  const int64_t slivers = (outer_count + width - 1) / width;
+  for (int64_t s = 0; s < slivers; ++s) {
+    const int64_t first = s * width;
+    const int64_t valid = outer_count - first < width ? outer_count - first : width;
+    Out* out = dst + s * kp * width;
+    // Zero the padding (rows past the edge, the odd K of the last pair) that the loops skip.
+    if (valid < width || kp != kc) std::memset(out, 0, sizeof(Out) * kp * width);
+    const Src* src = base + (outer0 + first) * os + k0 * ks;
+    pack_sliver<Src, Out, Convert, Pairs>(src, os, ks, valid, kc, width, out);
   }
 }
 
 // Packs `outer_count` rows of an operand into slivers of `width` (mr or nr).
 void pack_panel(const GemmMicroKernel& kern, const OperandView& view, int64_t outer0, int64_t outer_count,
                 int64_t k0, int64_t kc, int width, void* dst) {
-  const int64_t kp = padded_k(kern, kc);
-  const int64_t slivers = (outer_count + width - 1) / width;
-  const bool pairs = kern.k_group == 2;
-  for (int64_t s = 0; s < slivers; ++s) {
-    const int64_t first = s * width;
-    const int64_t valid = outer_count - first < width ? outer_count - first : width;
-    if (!kern.bf16_panels) {
-      float* out = static_cast<float*>(dst) + s * kp * width;
-      if (valid < width) std::memset(out, 0, sizeof(float) * kp * width);
-      pack_sliver<float, load_f32>(view, pairs, outer0 + first, valid, k0, kc, width, out);
+  const bool f32_source = view.ref.dtype == DType::F32;
+  if (!kern.bf16_panels) {
+    float* out = static_cast<float*>(dst);
+    if (f32_source) {
+      pack_panel_typed<float, float, Same, false>(kern, view, outer0, outer_count, k0, kc, width, out);
     } else {
-      uint16_t* out = static_cast<uint16_t*>(dst) + s * kp * width;
-      if (valid < width || kp != kc) std::memset(out, 0, sizeof(uint16_t) * kp * width);
-      pack_sliver<uint16_t, load_bf16>(view, pairs, outer0 + first, valid, k0, kc, width, out);
+      pack_panel_typed<uint16_t, float, Bf16ToF32, false>(kern, view, outer0, outer_count, k0, kc, width, out);
+    }
+  } else {
+    uint16_t* out = static_cast<uint16_t*>(dst);
+    if (f32_source) {
+      pack_panel_typed<float, uint16_t, F32ToBf16, true>(kern, view, outer0, outer_count, k0, kc, width, out);
+    } else {
+      pack_panel_typed<uint16_t, uint16_t, Same, true>(kern, view, outer0, outer_count, k0, kc, width, out);
     }
   }
 }
