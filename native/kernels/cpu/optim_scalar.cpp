@@ -1,7 +1,6 @@
-// Scalar loops of the fused optimizers: the reference for the vector variants, written in the
-// same operation order as PyTorch's single-tensor implementations.
-#include <cmath>
-
+// Scalar loops of the fused optimizers: the reference for the vector variants, one element at a
+// time with the same per-element step (optim_loops.h) in PyTorch's operation order.
+#include "kernels/cpu/optim_loops.h"
 #include "kernels/cpu/variants.h"
 
 namespace peft::kernels::cpu {
@@ -10,30 +9,14 @@ namespace {
 
 void adamw_scalar(float* p, const float* g, float* m, float* v, int64_t n, float decay, float beta1, float beta2,
                   float step_size, float inv_sqrt_bc2, float eps) {
-  const float one_minus_beta1 = 1.0f - beta1;
-  const float one_minus_beta2 = 1.0f - beta2;
-  for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i];
-    const float mi = m[i] + one_minus_beta1 * (gi - m[i]);
-    const float vi = v[i] * beta2 + one_minus_beta2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    const float denom = std::sqrt(vi) * inv_sqrt_bc2 + eps;
-    p[i] = p[i] * decay - step_size * (mi / denom);
-  }
+  const AdamWConsts c{decay, beta1, beta2, step_size, inv_sqrt_bc2, eps};
+  for (int64_t i = 0; i < n; ++i) adamw_element(p, g, m, v, i, c);
 }
 
 void sgd_scalar(float* p, const float* g, float* buf, int64_t n, float lr, float momentum, float dampening,
                 float weight_decay, bool nesterov, bool first_step) {
-  for (int64_t i = 0; i < n; ++i) {
-    float d = g[i] + weight_decay * p[i];
-    if (buf != nullptr) {
-      const float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
-      buf[i] = b;
-      d = nesterov ? d + momentum * b : b;
-    }
-    p[i] -= lr * d;
-  }
+  const SgdConsts c{lr, momentum, dampening, weight_decay, nesterov, first_step};
+  for (int64_t i = 0; i < n; ++i) sgd_element(p, g, buf, i, c);
 }
 
 double sum_squares_scalar(const float* x, int64_t n) {
