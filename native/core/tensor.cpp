@@ -21,7 +21,12 @@ Storage::Storage(size_t nbytes, bool zero_fill) : data_(nullptr), nbytes_(nbytes
   if (zero_fill) std::memset(data_, 0, rounded);
 }
 
-Storage::~Storage() { std::free(data_); }
+Storage::Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner)
+    : data_(data), nbytes_(nbytes), owner_(std::move(owner)) {}
+
+Storage::~Storage() {
+  if (!owner_) std::free(data_);
+}
 
 void Storage::acquire(bool write, const char* what) {
   int current = users_.load();

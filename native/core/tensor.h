@@ -18,6 +18,9 @@ class Storage {
  public:
   // zero_fill = false leaves the bytes undefined, for outputs a kernel overwrites in full.
   explicit Storage(size_t nbytes, bool zero_fill = true);  // throws E_MEMORY on failure
+  // A view of memory owned elsewhere (a memory-mapped file): `owner` is kept alive while the
+  // storage is, and nothing is freed here.
+  Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -33,6 +36,7 @@ class Storage {
  private:
   void* data_;
   size_t nbytes_;
+  std::shared_ptr<const void> owner_;  // set for views; data_ is then not ours to free
   std::atomic<int> users_{0};  // >0: number of readers; -1: one writer
 };
 
