@@ -8,3 +8,12 @@ export { Tensor, tensor, zeros, type TensorData, type NestedArray } from './tens
 export * as ops from './ops';
 export * as runtime from './runtime';
 export type { Isa } from './runtime';
+export {
+  readSafetensors,
+  readSafetensorsModel,
+  writeSafetensors,
+  writeSafetensorsSync,
+  SafetensorsFile,
+  type SafetensorsSource,
+  type SafetensorsTensorInfo,
+} from './io/safetensors';

@@ -81,9 +81,30 @@ type AdamWArgs = [params: NativeTensor[], grads: NativeTensor[], m: NativeTensor
 type SgdArgs = [params: NativeTensor[], grads: NativeTensor[], buffers: NativeTensor[] | null, options: NativeSgdOptions];
 type ClipArgs = [grads: NativeTensor[], maxNorm: number];
 
+/** @internal One tensor's entry in a safetensors header. */
+export interface NativeSafetensorsEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** @internal A mapped safetensors file (native/binding/io_safetensors.cpp). */
+export interface NativeSafetensors {
+  entries(): NativeSafetensorsEntry[];
+  metadata(): Record<string, string>;
+  tensor(name: string): NativeTensor;
+}
+
+type WriteSafetensorsArgs = [path: string, names: string[], tensors: NativeTensor[], metadata: Record<string, string>];
+
 /** @internal The addon's exports (native/binding/addon.cpp). */
 export interface NativeAddon {
   NativeTensor: NativeTensorClass;
+  NativeSafetensors: new (path: string) => NativeSafetensors;
+  writeSafetensors: Sync<WriteSafetensorsArgs, void>;
+  writeSafetensorsAsync: Async<WriteSafetensorsArgs, void>;
   init(errorClass: typeof PeftError): void;
   getIsa(): string;
   setIsa(isa: string): void;

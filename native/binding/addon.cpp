@@ -9,6 +9,7 @@ namespace peft::binding {
 void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_optim_ops(Napi::Env env, Napi::Object exports);
 void register_runtime(Napi::Env env, Napi::Object exports);
+void register_safetensors(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());  // one per environment: worker_threads each get their own
@@ -16,6 +17,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   register_gemm_ops(env, exports);
   register_optim_ops(env, exports);
   register_runtime(env, exports);
+  register_safetensors(env, exports);
   return exports;
 }
 

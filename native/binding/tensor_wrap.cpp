@@ -109,7 +109,8 @@ Napi::Value TensorWrap::construct(const Napi::CallbackInfo& info) {
 void TensorWrap::adopt(Napi::Env env, std::shared_ptr<Tensor> t) {
   release_memory(env);
   tensor_ = std::move(t);
-  reported_bytes_ = static_cast<int64_t>(tensor_->nbytes());
+  // Views of mapped files are backed by the page cache, not by our allocations.
+  reported_bytes_ = tensor_->storage()->is_view() ? 0 : static_cast<int64_t>(tensor_->nbytes());
   Napi::MemoryManagement::AdjustExternalMemory(env, reported_bytes_);
 }
 

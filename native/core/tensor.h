@@ -27,6 +27,7 @@ class Storage {
 
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
+  bool is_view() const { return owner_ != nullptr; }  // memory owned elsewhere (e.g. a mapped file)
 
   // Use counting for async calls: readers share, a writer is exclusive. Conflicts throw E_BUSY.
   void acquire(bool write, const char* what);
