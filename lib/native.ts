@@ -97,6 +97,25 @@ export interface NativeSafetensors {
   tensor(name: string): NativeTensor;
 }
 
+/** @internal */
+export interface NativeAttentionOptions {
+  causal?: boolean;
+  scale?: number;
+  keyMask?: NativeTensor;
+}
+type AttentionArgs = [q: NativeTensor, k: NativeTensor, v: NativeTensor, options: NativeAttentionOptions];
+type AttentionResult = { out: NativeTensor; lse: NativeTensor };
+type AttentionBackwardArgs = [
+  dout: NativeTensor,
+  q: NativeTensor,
+  k: NativeTensor,
+  v: NativeTensor,
+  out: NativeTensor,
+  lse: NativeTensor,
+  options: NativeAttentionOptions,
+];
+type AttentionBackwardResult = { dq: NativeTensor; dk: NativeTensor; dv: NativeTensor };
+
 type WriteSafetensorsArgs = [path: string, names: string[], tensors: NativeTensor[], metadata: Record<string, string>];
 
 /** @internal The addon's exports (native/binding/addon.cpp). */
@@ -123,6 +142,10 @@ export interface NativeAddon {
   adamwAsync: Async<AdamWArgs, void>;
   sgd: Sync<SgdArgs, void>;
   sgdAsync: Async<SgdArgs, void>;
+  attention: Sync<AttentionArgs, AttentionResult>;
+  attentionAsync: Async<AttentionArgs, AttentionResult>;
+  attentionBackward: Sync<AttentionBackwardArgs, AttentionBackwardResult>;
+  attentionBackwardAsync: Async<AttentionBackwardArgs, AttentionBackwardResult>;
   clipGradNorm: Sync<ClipArgs, number>;
   clipGradNormAsync: Async<ClipArgs, number>;
 }

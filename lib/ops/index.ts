@@ -24,3 +24,11 @@ export {
   type AdamWState,
   type SgdOptions,
 } from './optim';
+export {
+  attention,
+  attentionAsync,
+  attentionBackward,
+  type AttentionOptions,
+  type AttentionResult,
+  type AttentionGradients,
+} from './attention';

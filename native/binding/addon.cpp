@@ -10,6 +10,7 @@ void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_optim_ops(Napi::Env env, Napi::Object exports);
 void register_runtime(Napi::Env env, Napi::Object exports);
 void register_safetensors(Napi::Env env, Napi::Object exports);
+void register_attention_ops(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());  // one per environment: worker_threads each get their own
@@ -18,6 +19,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   register_optim_ops(env, exports);
   register_runtime(env, exports);
   register_safetensors(env, exports);
+  register_attention_ops(env, exports);
   return exports;
 }
 
