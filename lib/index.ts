@@ -17,3 +17,4 @@ export {
   type SafetensorsSource,
   type SafetensorsTensorInfo,
 } from './io/safetensors';
+export { Tokenizer, loadTokenizer, type ChatMessage, type EncodeOptions, type DecodeOptions } from './models/tokenizer';
