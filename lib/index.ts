@@ -18,3 +18,4 @@ export {
   type SafetensorsTensorInfo,
 } from './io/safetensors';
 export { Tokenizer, loadTokenizer, type ChatMessage, type EncodeOptions, type DecodeOptions } from './models/tokenizer';
+export { configFromHf, configFromGguf, ropeInverseFrequencies, type LlamaConfig, type RopeScaling } from './models/config';

@@ -1,0 +1,196 @@
+/**
+ * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Qwen2, SmolLM), read from
+ * a Hugging Face `config.json` or from GGUF metadata, with RoPE frequencies as transformers computes
+ * them (`default`, `linear` and `llama3` rope_scaling).
+ */
+import { PeftError } from '../errors';
+
+/** RoPE scaling as in config.json's `rope_scaling`. */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+
+/** A Llama-family decoder. */
+export interface LlamaConfig {
+  architecture: 'llama';
+  /** config.json's model_type: 'llama', 'mistral', 'qwen2', ... */
+  modelType: string;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling?: RopeScaling;
+  maxPositionEmbeddings: number;
+  tieWordEmbeddings: boolean;
+  /** q/k/v projections have biases (Qwen2). */
+  attentionBias: boolean;
+  mlpBias: boolean;
+  bosTokenId?: number;
+  eosTokenId?: number | number[];
+}
+
+const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'smollm'];
+
+function bad(source: string, field: string, expectation: string, value: unknown): never {
+  throw new PeftError(`Expected ${expectation} for ${field} in ${source} but received ${JSON.stringify(value)}`, 'E_CONFIG');
+}
+
+function positiveInt(source: string, obj: Record<string, unknown>, field: string, fallback?: number): number {
+  const v = obj[field] ?? fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(source, field, 'a positive integer', v);
+  return v;
+}
+
+function positiveNumber(source: string, obj: Record<string, unknown>, field: string, fallback?: number): number {
+  const v = obj[field] ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) bad(source, field, 'a positive number', v);
+  return v;
+}
+
+function ropeScalingFrom(source: string, raw: unknown): RopeScaling | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'object') bad(source, 'rope_scaling', 'an object', raw);
+  const r = raw as Record<string, unknown>;
+  const type = r.rope_type ?? r.type;
+  if (type === 'default') return undefined;
+  const factor = positiveNumber(source, r, 'factor');
+  if (type === 'linear') return { type, factor };
+  if (type === 'llama3') {
+    return {
+      type,
+      factor,
+      lowFreqFactor: positiveNumber(source, r, 'low_freq_factor'),
+      highFreqFactor: positiveNumber(source, r, 'high_freq_factor'),
+      originalMaxPositionEmbeddings: positiveInt(source, r, 'original_max_position_embeddings'),
+    };
+  }
+  throw new PeftError(`rope_scaling type ${JSON.stringify(type)} in ${source} is not supported (default, linear and llama3 are)`, 'E_UNSUPPORTED');
+}
+
+function checkHeads(source: string, c: LlamaConfig): LlamaConfig {
+  if (c.numHeads % c.numKvHeads !== 0) bad(source, 'num_key_value_heads', `a divisor of num_attention_heads (${c.numHeads})`, c.numKvHeads);
+  if (c.headDim % 2 !== 0) bad(source, 'head_dim', 'an even number (RoPE rotates pairs)', c.headDim);
+  return c;
+}
+
+/** A Llama-family config from a Hugging Face config.json object. */
+export function configFromHf(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
+  const modelType = json.model_type;
+  if (typeof modelType !== 'string' || !LLAMA_TYPES.includes(modelType)) {
+    throw new PeftError(
+      `Expected a model_type of ${LLAMA_TYPES.join(', ')} in ${source} but received ${JSON.stringify(modelType)}`,
+      'E_UNSUPPORTED',
+    );
+  }
+  if (json.hidden_act !== undefined && json.hidden_act !== 'silu') bad(source, 'hidden_act', '"silu"', json.hidden_act);
+  const hiddenSize = positiveInt(source, json, 'hidden_size');
+  const numHeads = positiveInt(source, json, 'num_attention_heads');
+  return checkHeads(source, {
+    architecture: 'llama',
+    modelType,
+    hiddenSize,
+    intermediateSize: positiveInt(source, json, 'intermediate_size'),
+    numLayers: positiveInt(source, json, 'num_hidden_layers'),
+    numHeads,
+    numKvHeads: positiveInt(source, json, 'num_key_value_heads', numHeads),
+    headDim: positiveInt(source, json, 'head_dim', hiddenSize / numHeads),
+    vocabSize: positiveInt(source, json, 'vocab_size'),
+    rmsNormEps: positiveNumber(source, json, 'rms_norm_eps', 1e-6),
+    ropeTheta: positiveNumber(source, json, 'rope_theta', 10000),
+    ropeScaling: ropeScalingFrom(source, json.rope_scaling),
+    maxPositionEmbeddings: positiveInt(source, json, 'max_position_embeddings', 2048),
+    tieWordEmbeddings: json.tie_word_embeddings === true,
+    attentionBias: json.attention_bias === true || modelType === 'qwen2',
+    mlpBias: json.mlp_bias === true,
+    bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
+    eosTokenId: typeof json.eos_token_id === 'number' || Array.isArray(json.eos_token_id) ? (json.eos_token_id as number | number[]) : undefined,
+  });
+}
+
+/**
+ * A Llama-family config from GGUF metadata (`general.architecture` and `<arch>.*` keys). The vocabulary
+ * size comes from the embedded token list; `hasOutputWeight` says whether the file has a separate
+ * output head (otherwise it is tied to the embeddings).
+ */
+export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeight: boolean, source = 'the GGUF file'): LlamaConfig {
+  const arch = metadata['general.architecture'];
+  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2'].includes(arch)) {
+    throw new PeftError(`Expected general.architecture llama, mistral or qwen2 in ${source} but received ${JSON.stringify(arch)}`, 'E_UNSUPPORTED');
+  }
+  const num = (key: string) => {
+    const v = metadata[`${arch}.${key}`];
+    return typeof v === 'bigint' ? Number(v) : v;
+  };
+  const get: Record<string, unknown> = {
+    hidden_size: num('embedding_length'),
+    intermediate_size: num('feed_forward_length'),
+    num_hidden_layers: num('block_count'),
+    num_attention_heads: num('attention.head_count'),
+    num_key_value_heads: num('attention.head_count_kv') ?? num('attention.head_count'),
+    rms_norm_eps: num('attention.layer_norm_rms_epsilon'),
+    rope_theta: num('rope.freq_base') ?? 10000,
+    max_position_embeddings: num('context_length'),
+  };
+  const tokens = metadata['tokenizer.ggml.tokens'];
+  if (!Array.isArray(tokens)) bad(source, 'tokenizer.ggml.tokens', 'the vocabulary array', tokens);
+  const hiddenSize = positiveInt(source, get, 'hidden_size');
+  const numHeads = positiveInt(source, get, 'num_attention_heads');
+  const keyLength = num('attention.key_length');
+  const scalingType = metadata[`${arch}.rope.scaling.type`];
+  const scalingFactor = num('rope.scaling.factor');
+  const bos = num('tokenizer.ggml.bos_token_id') ?? metadata['tokenizer.ggml.bos_token_id'];
+  const eos = metadata['tokenizer.ggml.eos_token_id'];
+  return checkHeads(source, {
+    architecture: 'llama',
+    modelType: arch,
+    hiddenSize,
+    intermediateSize: positiveInt(source, get, 'intermediate_size'),
+    numLayers: positiveInt(source, get, 'num_hidden_layers'),
+    numHeads,
+    numKvHeads: positiveInt(source, get, 'num_key_value_heads'),
+    headDim: typeof keyLength === 'number' ? keyLength : hiddenSize / numHeads,
+    vocabSize: tokens.length,
+    rmsNormEps: positiveNumber(source, get, 'rms_norm_eps'),
+    ropeTheta: positiveNumber(source, get, 'rope_theta'),
+    ropeScaling: scalingType === 'linear' && typeof scalingFactor === 'number' ? { type: 'linear', factor: scalingFactor } : undefined,
+    maxPositionEmbeddings: positiveInt(source, get, 'max_position_embeddings', 2048),
+    tieWordEmbeddings: !hasOutputWeight,
+    attentionBias: arch === 'qwen2',
+    mlpBias: false,
+    bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
+    eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,
+  });
+}
+
+/**
+ * RoPE inverse frequencies, [headDim / 2], as transformers computes them: 1 / θ^(2i/d), divided by
+ * the factor for `linear` scaling, or smoothly interpolated between the low- and high-frequency bands
+ * for `llama3` scaling.
+ */
+export function ropeInverseFrequencies(config: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
+  const half = config.headDim / 2;
+  const out = new Float32Array(half);
+  for (let i = 0; i < half; i++) out[i] = 1 / config.ropeTheta ** ((2 * i) / config.headDim);
+  const s = config.ropeScaling;
+  if (s?.type === 'linear') {
+    for (let i = 0; i < half; i++) out[i] /= s.factor;
+  } else if (s?.type === 'llama3') {
+    const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
+    const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+    for (let i = 0; i < half; i++) {
+      const wavelen = (2 * Math.PI) / out[i];
+      if (wavelen > lowWavelen) {
+        out[i] /= s.factor;
+      } else if (wavelen >= highWavelen) {
+        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        out[i] = (1 - smooth) * (out[i] / s.factor) + smooth * out[i];
+      }
+    }
+  }
+  return out;
+}
