@@ -19,3 +19,4 @@ export {
 } from './io/safetensors';
 export { Tokenizer, loadTokenizer, type ChatMessage, type EncodeOptions, type DecodeOptions } from './models/tokenizer';
 export { configFromHf, configFromGguf, ropeInverseFrequencies, type LlamaConfig, type RopeScaling } from './models/config';
+export { resolveModel, parseHubReference, defaultCacheDir, type ResolveOptions, type HubReference } from './models/hub';
