@@ -8,3 +8,4 @@ export { Tensor, tensor, zeros, type TensorData, type NestedArray } from './tens
 export * as ops from './ops';
 export * as runtime from './runtime';
 export type { Isa } from './runtime';
+export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeName } from './io/gguf';

@@ -1,4 +1,4 @@
-// The addon's entry point: registers the tensor class, the ops and the runtime controls.
+// The addon's entry point: registers the tensor class, the ops, the runtime controls and the file readers.
 #include <napi.h>
 
 #include "binding/errors.h"
@@ -9,6 +9,7 @@ namespace peft::binding {
 void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_optim_ops(Napi::Env env, Napi::Object exports);
 void register_runtime(Napi::Env env, Napi::Object exports);
+void register_gguf(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());  // one per environment: worker_threads each get their own
@@ -16,6 +17,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   register_gemm_ops(env, exports);
   register_optim_ops(env, exports);
   register_runtime(env, exports);
+  register_gguf(env, exports);
   return exports;
 }
 
