@@ -84,6 +84,7 @@ void GgufFile::parse() {
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = gguf_detail::read_string(r, where, "metadata key #" + std::to_string(k));
     const std::string field = "metadata " + quoted(key);
+    if (!gguf_detail::is_valid_utf8(key)) fail_format(where, "Expected UTF-8 text for metadata key #" + std::to_string(k) + " but received invalid bytes");
     if (!keys.emplace(key, metadata_.size()).second) fail_format(where, "Expected unique metadata keys but " + field + " appears twice");
     const GgufType type = gguf_detail::read_value_type(r, where, field);
     metadata_.emplace_back(std::move(key), gguf_detail::read_value(r, type, where, field));
@@ -107,6 +108,7 @@ void GgufFile::parse_tensor_infos(ByteReader& r, uint64_t count) {
     GgufTensorInfo info;
     info.name = gguf_detail::read_string(r, where, "tensor name #" + std::to_string(k));
     const std::string field = "tensor " + quoted(info.name);
+    if (!gguf_detail::is_valid_utf8(info.name)) fail_format(where, "Expected UTF-8 text for tensor name #" + std::to_string(k) + " but received invalid bytes");
     const uint32_t n_dims = r.read<uint32_t>("tensor dimension count");
     if (n_dims > kMaxDims) {
       fail_format(where, "Expected at most 4 dimensions for " + field + " but received " + std::to_string(n_dims));

@@ -16,6 +16,9 @@ constexpr int kMaxArrayDepth = 8;
 constexpr size_t kNoIndex = static_cast<size_t>(-1);
 // A u64 length and that many bytes; `index` names an array element in messages.
 std::string read_string(ByteReader& r, const std::string& where, const std::string& field, size_t index = kNoIndex);
+// Keys and tensor names must be valid UTF-8: JS sees them as strings, and two invalid names would
+// both become U+FFFD there (values stay lenient: some vocabularies hold partial byte sequences).
+bool is_valid_utf8(const std::string& s);
 GgufType read_value_type(ByteReader& r, const std::string& where, const std::string& field);
 GgufValue read_value(ByteReader& r, GgufType type, const std::string& where, const std::string& field, int depth = 0);
 

@@ -558,6 +558,10 @@ describe('bad input', () => {
       const bad = writeGguf({ metadata: [['general.alignment', { type: 'u32', value: alignment }]] }).bytes;
       expectPeftError(() => openBytes(bad), 'E_FORMAT', new RegExp(`power of two .* general.alignment but received ${alignment}`));
     }
+    const badName = patched(simpleFile().bytes, simpleFile().layout.tensors[0].name + 8, (v) => v.setUint8(0, 0xff));
+    expectPeftError(() => openBytes(badName), 'E_FORMAT', /UTF-8 text for tensor name #0/);
+    const badKey = patched(bytes, layout.kv[0].key + 8, (v) => v.setUint8(0, 0xc0));
+    expectPeftError(() => openBytes(badKey), 'E_FORMAT', /UTF-8 text for metadata key #0/);
     const notInt = writeGguf({ metadata: [['general.alignment', { type: 'string', value: '32' }]] }).bytes;
     expectPeftError(() => openBytes(notInt), 'E_FORMAT', /general.alignment but received a string/);
     let deep: unknown = { elem: 'u8', value: [1] };
