@@ -241,13 +241,16 @@ export interface ParsedGguf {
   metadata: Map<string, { type: string; value: unknown }>;
   tensors: { name: string; shape: number[]; type: number; offset: number }[];
   dataStart: number;
+  /** Offsets of every u32 and u64 field read (version, counts, types, lengths, dimensions, offsets). */
+  fields: { u32: number[]; u64: number[] };
 }
 
 export function parseGguf(bytes: Uint8Array): ParsedGguf {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const fields: ParsedGguf['fields'] = { u32: [], u64: [] };
   let p = 0;
-  const u32 = () => ((p += 4), view.getUint32(p - 4, true));
-  const u64 = () => ((p += 8), view.getBigUint64(p - 8, true));
+  const u32 = () => (fields.u32.push(p), (p += 4), view.getUint32(p - 4, true));
+  const u64 = () => (fields.u64.push(p), (p += 8), view.getBigUint64(p - 8, true));
   const str = () => {
     const n = Number(u64());
     p += n;
@@ -300,7 +303,7 @@ export function parseGguf(bytes: Uint8Array): ParsedGguf {
     tensors.push({ name, shape: ne.reverse(), type, offset });
   }
   const alignment = Number(metadata.get('general.alignment')?.value ?? 32);
-  return { version, metadata, tensors, dataStart: Math.ceil(p / alignment) * alignment };
+  return { version, metadata, tensors, dataStart: Math.ceil(p / alignment) * alignment, fields };
 }
 
 // ---------------------------------------------------------------------------------------------
