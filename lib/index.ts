@@ -20,3 +20,4 @@ export {
 export { Tokenizer, loadTokenizer, type ChatMessage, type EncodeOptions, type DecodeOptions } from './models/tokenizer';
 export { configFromHf, configFromGguf, ropeInverseFrequencies, type LlamaConfig, type RopeScaling } from './models/config';
 export { resolveModel, parseHubReference, defaultCacheDir, type ResolveOptions, type HubReference } from './models/hub';
+export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeName } from './io/gguf';

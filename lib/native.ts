@@ -61,6 +61,36 @@ export interface NativeSgdOptions {
   step: number;
 }
 
+/** @internal A metadata value of a GGUF file (native/binding/gguf_values.h). */
+export type NativeGgufValue = number | bigint | boolean | string | NativeGgufValue[];
+
+/** @internal What GgufReader.info() returns (native/binding/io_gguf.cpp). */
+export interface NativeGgufInfo {
+  version: number;
+  alignment: number;
+  /** Absolute byte offset of the data section. */
+  dataOffset: number;
+  metadata: Record<string, NativeGgufValue>;
+  /** Each key's value type: 'u32', 'string', 'array<f32>', 'array<array<u8>>', ... */
+  types: Record<string, string>;
+  tensors: { name: string; shape: number[]; type: string; offset: number; nbytes: number }[];
+}
+
+/** @internal A parsed, memory-mapped GGUF file (native/binding/io_gguf.cpp). */
+export interface NativeGgufReader {
+  info(): NativeGgufInfo;
+  load(name: string): NativeTensor;
+  loadAsync(name: string): Promise<NativeTensor>;
+  /** Whether the tensor's bytes are this file's mapped bytes (a zero-copy view). */
+  isView(tensor: NativeTensor): boolean;
+  close(): void;
+}
+
+/** @internal */
+export interface NativeGgufReaderClass {
+  new (path: string): NativeGgufReader;
+}
+
 type Sync<A extends unknown[], R> = (...args: A) => R;
 type Async<A extends unknown[], R> = (...args: A) => Promise<R>;
 type LowRankForwardArgs = [x: NativeTensor, w: NativeTensor, a: NativeTensor, b: NativeTensor, scale: number];
@@ -124,6 +154,7 @@ export interface NativeAddon {
   NativeSafetensors: new (path: string) => NativeSafetensors;
   writeSafetensors: Sync<WriteSafetensorsArgs, void>;
   writeSafetensorsAsync: Async<WriteSafetensorsArgs, void>;
+  GgufReader: NativeGgufReaderClass;
   init(errorClass: typeof PeftError): void;
   getIsa(): string;
   setIsa(isa: string): void;

@@ -1,4 +1,4 @@
-// The addon's entry point: registers the tensor class, the ops and the runtime controls.
+// The addon's entry point: registers the tensor class, the ops, the runtime controls and the file readers.
 #include <napi.h>
 
 #include "binding/errors.h"
@@ -11,6 +11,7 @@ void register_optim_ops(Napi::Env env, Napi::Object exports);
 void register_runtime(Napi::Env env, Napi::Object exports);
 void register_safetensors(Napi::Env env, Napi::Object exports);
 void register_attention_ops(Napi::Env env, Napi::Object exports);
+void register_gguf(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());  // one per environment: worker_threads each get their own
@@ -20,6 +21,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   register_runtime(env, exports);
   register_safetensors(env, exports);
   register_attention_ops(env, exports);
+  register_gguf(env, exports);
   return exports;
 }
 
