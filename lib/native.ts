@@ -111,6 +111,51 @@ type AdamWArgs = [params: NativeTensor[], grads: NativeTensor[], m: NativeTensor
 type SgdArgs = [params: NativeTensor[], grads: NativeTensor[], buffers: NativeTensor[] | null, options: NativeSgdOptions];
 type ClipArgs = [grads: NativeTensor[], maxNorm: number];
 
+/** @internal Options of the native norm backwards (native/binding/ops_norm.cpp). */
+export interface NativeNormBackwardOptions {
+  needDx?: boolean;
+  gradWeight?: NativeTensor;
+  gradBias?: NativeTensor;
+  accumulate?: boolean;
+}
+
+/** @internal */
+export interface NativeRopeOptions {
+  theta: number;
+  freqScale?: NativeTensor;
+  inverse: boolean;
+  inPlace: boolean;
+}
+
+/** @internal */
+export interface NativeCrossEntropyOptions {
+  ignoreIndex: number;
+  normalizer: number;
+  grad: boolean;
+  dlogits?: NativeTensor;
+}
+
+type RmsNormForwardArgs = [x: NativeTensor, w: NativeTensor, eps: number];
+type RmsNormForwardResult = { y: NativeTensor; rstd: NativeTensor };
+type RmsNormBackwardArgs = [dy: NativeTensor, x: NativeTensor, w: NativeTensor, rstd: NativeTensor, options: NativeNormBackwardOptions];
+type RmsNormBackwardResult = { dx: NativeTensor | null; gradWeight: NativeTensor };
+type LayerNormForwardArgs = [x: NativeTensor, w: NativeTensor, b: NativeTensor | null, eps: number];
+type LayerNormForwardResult = { y: NativeTensor; mean: NativeTensor; rstd: NativeTensor };
+type LayerNormBackwardArgs = [
+  dy: NativeTensor,
+  x: NativeTensor,
+  w: NativeTensor,
+  mean: NativeTensor,
+  rstd: NativeTensor,
+  options: NativeNormBackwardOptions,
+];
+type LayerNormBackwardResult = { dx: NativeTensor | null; gradWeight: NativeTensor; gradBias: NativeTensor };
+type RopeArgs = [x: NativeTensor, positions: NativeTensor, options: NativeRopeOptions];
+type SwiGluBackwardResult = { dGate: NativeTensor; dUp: NativeTensor };
+type CrossEntropyArgs = [logits: NativeTensor, labels: NativeTensor, options: NativeCrossEntropyOptions];
+type CrossEntropyResult = { loss: number; count: number; dlogits: NativeTensor | null };
+type EmbeddingBackwardArgs = [dout: NativeTensor, ids: NativeTensor, gradTable: NativeTensor | null, vocab: number, accumulate: boolean];
+
 /** @internal One tensor's entry in a safetensors header. */
 export interface NativeSafetensorsEntry {
   name: string;
@@ -179,6 +224,30 @@ export interface NativeAddon {
   attentionBackwardAsync: Async<AttentionBackwardArgs, AttentionBackwardResult>;
   clipGradNorm: Sync<ClipArgs, number>;
   clipGradNormAsync: Async<ClipArgs, number>;
+  rmsnormForward: Sync<RmsNormForwardArgs, RmsNormForwardResult>;
+  rmsnormForwardAsync: Async<RmsNormForwardArgs, RmsNormForwardResult>;
+  rmsnormBackward: Sync<RmsNormBackwardArgs, RmsNormBackwardResult>;
+  rmsnormBackwardAsync: Async<RmsNormBackwardArgs, RmsNormBackwardResult>;
+  layernormForward: Sync<LayerNormForwardArgs, LayerNormForwardResult>;
+  layernormForwardAsync: Async<LayerNormForwardArgs, LayerNormForwardResult>;
+  layernormBackward: Sync<LayerNormBackwardArgs, LayerNormBackwardResult>;
+  layernormBackwardAsync: Async<LayerNormBackwardArgs, LayerNormBackwardResult>;
+  rope: Sync<RopeArgs, NativeTensor>;
+  ropeAsync: Async<RopeArgs, NativeTensor>;
+  swigluForward: Sync<[gate: NativeTensor, up: NativeTensor], NativeTensor>;
+  swigluForwardAsync: Async<[gate: NativeTensor, up: NativeTensor], NativeTensor>;
+  swigluBackward: Sync<[dh: NativeTensor, gate: NativeTensor, up: NativeTensor], SwiGluBackwardResult>;
+  swigluBackwardAsync: Async<[dh: NativeTensor, gate: NativeTensor, up: NativeTensor], SwiGluBackwardResult>;
+  geluForward: Sync<[x: NativeTensor], NativeTensor>;
+  geluForwardAsync: Async<[x: NativeTensor], NativeTensor>;
+  geluBackward: Sync<[dy: NativeTensor, x: NativeTensor], NativeTensor>;
+  geluBackwardAsync: Async<[dy: NativeTensor, x: NativeTensor], NativeTensor>;
+  crossEntropy: Sync<CrossEntropyArgs, CrossEntropyResult>;
+  crossEntropyAsync: Async<CrossEntropyArgs, CrossEntropyResult>;
+  embeddingForward: Sync<[ids: NativeTensor, table: NativeTensor], NativeTensor>;
+  embeddingForwardAsync: Async<[ids: NativeTensor, table: NativeTensor], NativeTensor>;
+  embeddingBackward: Sync<EmbeddingBackwardArgs, NativeTensor>;
+  embeddingBackwardAsync: Async<EmbeddingBackwardArgs, NativeTensor>;
 }
 
 /** The package root (holds binding.gyp, build/ and prebuilds/), from lib/ or dist/. */

@@ -38,3 +38,23 @@ export function expectMatrix(t: NativeTensor, argument: string, dtypes: readonly
   expectDType(t, dtypes, argument);
   return [shape[0], shape[1]];
 }
+
+/** A tensor with at least one dimension of one of `dtypes`; returns its last dimension. */
+export function expectFeatures(t: NativeTensor, argument: string, dtypes: readonly DType[]): number {
+  const shape = t.shape();
+  if (shape.length < 1) {
+    throw new PeftError(`Expected a tensor with at least one dimension for ${argument} but received a scalar`, 'E_SHAPE');
+  }
+  expectDType(t, dtypes, argument);
+  return shape[shape.length - 1];
+}
+
+/** A tensor of exactly `ndim` dimensions of one of `dtypes`; returns its shape. */
+export function expectRank(t: NativeTensor, ndim: number, argument: string, dtypes: readonly DType[]): number[] {
+  const shape = t.shape();
+  if (shape.length !== ndim) {
+    throw new PeftError(`Expected a ${ndim}-D tensor for ${argument} but received shape ${shapeString(shape)}`, 'E_SHAPE');
+  }
+  expectDType(t, dtypes, argument);
+  return shape;
+}

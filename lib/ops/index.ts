@@ -1,5 +1,6 @@
 /**
- * Kernels for tests and advanced users: matrix products, the fused LoRA linear, fused optimizers.
+ * Kernels for tests and advanced users: matrix products, the fused LoRA linear, fused optimizers, and the
+ * transformer layers (RMSNorm, LayerNorm, RoPE, SwiGLU, GELU, cross-entropy, embedding), each with its backward.
  * @module ops
  */
 export { matmul, matmulAsync, type MatmulOptions } from './matmul';
@@ -32,3 +33,39 @@ export {
   type AttentionResult,
   type AttentionGradients,
 } from './attention';
+export {
+  rmsnormForward,
+  rmsnormForwardAsync,
+  rmsnormBackward,
+  rmsnormBackwardAsync,
+  layernormForward,
+  layernormForwardAsync,
+  layernormBackward,
+  layernormBackwardAsync,
+  type NormOptions,
+  type NormBackwardOptions,
+  type RmsNormForwardResult,
+  type RmsNormBackwardResult,
+  type LayerNormForwardResult,
+  type LayerNormBackwardResult,
+} from './norm';
+export { rope, ropeAsync, ropeBackward, ropeBackwardAsync, ropeFrequencyScale, type RopeOptions, type RopeScaling } from './rope';
+export {
+  swigluForward,
+  swigluForwardAsync,
+  swigluBackward,
+  swigluBackwardAsync,
+  geluForward,
+  geluForwardAsync,
+  geluBackward,
+  geluBackwardAsync,
+  type SwiGluBackwardResult,
+} from './activation';
+export { crossEntropy, crossEntropyAsync, type CrossEntropyOptions, type CrossEntropyResult } from './loss';
+export {
+  embeddingForward,
+  embeddingForwardAsync,
+  embeddingBackward,
+  embeddingBackwardAsync,
+  type EmbeddingBackwardOptions,
+} from './embedding';

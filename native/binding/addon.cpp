@@ -8,6 +8,11 @@ namespace peft::binding {
 
 void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_optim_ops(Napi::Env env, Napi::Object exports);
+void register_norm_ops(Napi::Env env, Napi::Object exports);
+void register_rope_ops(Napi::Env env, Napi::Object exports);
+void register_activation_ops(Napi::Env env, Napi::Object exports);
+void register_loss_ops(Napi::Env env, Napi::Object exports);
+void register_embedding_ops(Napi::Env env, Napi::Object exports);
 void register_runtime(Napi::Env env, Napi::Object exports);
 void register_safetensors(Napi::Env env, Napi::Object exports);
 void register_attention_ops(Napi::Env env, Napi::Object exports);
@@ -18,6 +23,11 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeTensor", TensorWrap::define(env));
   register_gemm_ops(env, exports);
   register_optim_ops(env, exports);
+  register_norm_ops(env, exports);
+  register_rope_ops(env, exports);
+  register_activation_ops(env, exports);
+  register_loss_ops(env, exports);
+  register_embedding_ops(env, exports);
   register_runtime(env, exports);
   register_safetensors(env, exports);
   register_attention_ops(env, exports);

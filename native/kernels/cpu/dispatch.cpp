@@ -111,5 +111,9 @@ const OptimSpans& active_optim_spans() {
   return optim_spans_scalar();
 }
 
+const LayerSpans& active_layer_spans() {
+  return active_isa() == Isa::Scalar ? layer_spans_scalar() : layer_spans_avx2();
+}
+
 }  // namespace cpu
 }  // namespace peft::kernels

@@ -38,6 +38,27 @@ struct OptimSpans {
   void (*scale)(float* x, int64_t n, float factor);
 };
 
+// Row and elementwise loops of the transformer layers (norm.h, activation.h, loss.h); each handles
+// any n. Only the hot ones have vector variants; LayerNorm, GELU and RoPE are scalar everywhere.
+struct LayerSpans {
+  const char* name;
+  // y = (x · rstd) · w, HF's order; returns rstd = 1 / sqrt(Σx² / n + eps).
+  float (*rmsnorm_row)(const float* x, const float* w, float eps, float* y, int64_t n);
+  // dx = rstd · (w ⊙ dy) − x · rstd³ · mean(w ⊙ dy ⊙ x).
+  void (*rmsnorm_row_backward)(const float* dy, const float* x, const float* w, float rstd, float* dx, int64_t n);
+  // acc[i] += s · a[i] · b[i] (RMSNorm's dw, one row at a time).
+  void (*scaled_product_add)(float* acc, const float* a, const float* b, float s, int64_t n);
+  // h = silu(gate) · up.
+  void (*swiglu)(const float* gate, const float* up, float* h, int64_t n);
+  // d_gate = dh · up · σ(g)·(1 + g·(1 − σ(g))); d_up = dh · silu(g). Outputs may alias dh.
+  void (*swiglu_backward)(const float* dh, const float* gate, const float* up, float* d_gate, float* d_up, int64_t n);
+  float (*max)(const float* x, int64_t n);  // n >= 1
+  // Σ exp(x[i] − shift), accumulated in f64.
+  double (*sum_exp)(const float* x, float shift, int64_t n);
+  // out[i] = exp(x[i] − shift) · scale (out may alias x).
+  void (*scaled_exp)(const float* x, float shift, float scale, float* out, int64_t n);
+};
+
 const GemmMicroKernel& gemm_kernel_scalar();
 const GemmMicroKernel& gemm_kernel_avx2();
 const GemmMicroKernel& gemm_kernel_avx512();
@@ -47,9 +68,13 @@ const OptimSpans& optim_spans_scalar();
 const OptimSpans& optim_spans_avx2();
 const OptimSpans& optim_spans_avx512();
 
+const LayerSpans& layer_spans_scalar();
+const LayerSpans& layer_spans_avx2();
+
 // The pieces for the active instruction set (kernels/isa.h).
 const GemmMicroKernel& active_gemm_kernel_f32();
 const GemmMicroKernel* active_gemm_kernel_bf16();  // null when the active ISA has no bf16 dot product
 const OptimSpans& active_optim_spans();
+const LayerSpans& active_layer_spans();  // AVX-512 CPUs use the AVX2 loops
 
 }  // namespace peft::kernels::cpu

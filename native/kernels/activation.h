@@ -1,0 +1,19 @@
+// Elementwise MLP activations, forward and backward, over n f32 values.
+//   SwiGLU (Llama MLP): h = silu(gate) · up, silu(g) = g · σ(g)
+//   GELU, tanh approximation (GPT-2 "gelu_new"): y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+#pragma once
+#include <cstdint>
+
+namespace peft::kernels {
+
+// gate, up: [n]. Output: h: [n] (may alias gate or up).
+void swiglu_forward(int64_t n, const float* gate, const float* up, float* h);
+// dh, gate, up: [n]. Outputs: d_gate, d_up: [n] (may alias dh).
+void swiglu_backward(int64_t n, const float* dh, const float* gate, const float* up, float* d_gate, float* d_up);
+
+// x: [n]. Output: y: [n] (may alias x).
+void gelu_tanh_forward(int64_t n, const float* x, float* y);
+// dy, x: [n]. Output: dx: [n] (may alias dy).
+void gelu_tanh_backward(int64_t n, const float* dy, const float* x, float* dx);
+
+}  // namespace peft::kernels
