@@ -193,6 +193,31 @@ type AttentionBackwardResult = { dq: NativeTensor; dk: NativeTensor; dv: NativeT
 
 type WriteSafetensorsArgs = [path: string, names: string[], tensors: NativeTensor[], metadata: Record<string, string>];
 
+/** @internal The config the native Llama model reads (lib/models/config.ts's LlamaConfig plus frequency factors). */
+export interface NativeLlamaConfig {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  tieWordEmbeddings: boolean;
+  attentionBias: boolean;
+  ropeFreqScale?: Float32Array;
+}
+
+/** @internal The native Llama model (native/binding/model_llama.cpp). */
+export interface NativeLlama {
+  forward(ids: NativeTensor, mask: NativeTensor | null, train: boolean): NativeTensor;
+  forwardAsync(ids: NativeTensor, mask: NativeTensor | null, train: boolean): Promise<NativeTensor>;
+  lossBackward(logits: NativeTensor, labels: NativeTensor): { loss: number; grads: Record<string, NativeTensor> };
+  lossBackwardAsync(logits: NativeTensor, labels: NativeTensor): Promise<{ loss: number; grads: Record<string, NativeTensor> }>;
+  parameterNames(): string[];
+}
+
 /** @internal The addon's exports (native/binding/addon.cpp). */
 export interface NativeAddon {
   NativeTensor: NativeTensorClass;
@@ -200,6 +225,7 @@ export interface NativeAddon {
   writeSafetensors: Sync<WriteSafetensorsArgs, void>;
   writeSafetensorsAsync: Async<WriteSafetensorsArgs, void>;
   GgufReader: NativeGgufReaderClass;
+  NativeLlama: new (config: NativeLlamaConfig, names: string[], tensors: NativeTensor[]) => NativeLlama;
   init(errorClass: typeof PeftError): void;
   getIsa(): string;
   setIsa(isa: string): void;

@@ -17,6 +17,7 @@ void register_runtime(Napi::Env env, Napi::Object exports);
 void register_safetensors(Napi::Env env, Napi::Object exports);
 void register_attention_ops(Napi::Env env, Napi::Object exports);
 void register_gguf(Napi::Env env, Napi::Object exports);
+void register_llama(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());  // one per environment: worker_threads each get their own
@@ -32,6 +33,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   register_safetensors(env, exports);
   register_attention_ops(env, exports);
   register_gguf(env, exports);
+  register_llama(env, exports);
   return exports;
 }
 

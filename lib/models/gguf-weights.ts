@@ -1,0 +1,72 @@
+/**
+ * Llama weights from a GGUF file under Hugging Face names. llama.cpp's converter reorders the rows
+ * of q_proj and k_proj within each head (pairs (i, i + D/2) become neighbours, for its rotary
+ * kernel); the inverse reordering here restores Hugging Face's rotate-half layout.
+ */
+import type { GgufFile } from '../io/gguf';
+import { PeftError } from '../errors';
+import { tensor, type Tensor } from '../tensor';
+import type { LlamaConfig } from './config';
+
+const LAYER_NAMES: Record<string, string> = {
+  attn_norm: 'input_layernorm',
+  attn_q: 'self_attn.q_proj',
+  attn_k: 'self_attn.k_proj',
+  attn_v: 'self_attn.v_proj',
+  attn_output: 'self_attn.o_proj',
+  ffn_norm: 'post_attention_layernorm',
+  ffn_gate: 'mlp.gate_proj',
+  ffn_up: 'mlp.up_proj',
+  ffn_down: 'mlp.down_proj',
+};
+
+/** The Hugging Face name of a llama.cpp tensor name, or undefined for tensors we do not use. */
+export function huggingFaceName(ggufName: string): string | undefined {
+  if (ggufName === 'token_embd.weight') return 'model.embed_tokens.weight';
+  if (ggufName === 'output_norm.weight') return 'model.norm.weight';
+  if (ggufName === 'output.weight') return 'lm_head.weight';
+  const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(ggufName);
+  if (!m || !LAYER_NAMES[m[2]]) return undefined;
+  return `model.layers.${m[1]}.${LAYER_NAMES[m[2]]}.${m[3]}`;
+}
+
+/**
+ * Undoes llama.cpp's rotary row order: within each head of D rows, GGUF row 2i + j holds Hugging Face
+ * row j·D/2 + i. weight: [heads · D, cols] (or a bias [heads · D]).
+ */
+export function unpermuteRotary(weight: Tensor, heads: number): Tensor {
+  const rows = weight.shape[0];
+  const cols = weight.shape.length > 1 ? weight.shape[1] : 1;
+  const D = rows / heads;
+  if (!Number.isInteger(D) || D % 2 !== 0) {
+    throw new PeftError(`Expected ${heads} heads of an even size in a tensor with ${rows} rows`, 'E_CONFIG');
+  }
+  const src = weight.toFloat32Array();
+  const out = new Float32Array(src.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < D / 2; i++) {
+      for (let j = 0; j < 2; j++) {
+        const from = h * D + 2 * i + j;
+        const to = h * D + j * (D / 2) + i;
+        out.set(src.subarray(from * cols, (from + 1) * cols), to * cols);
+      }
+    }
+  }
+  return tensor(out, [...weight.shape]);
+}
+
+/** All of a Llama GGUF's weights, by Hugging Face name, Q/K rows in Hugging Face order. */
+export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<string, Tensor> {
+  const weights = new Map<string, Tensor>();
+  // Only llama-architecture files use the interleaved order (qwen2 keeps rotate-half, NEOX style).
+  const permuted = config.modelType === 'llama' || config.modelType === 'mistral';
+  for (const info of file.tensorInfos) {
+    const name = huggingFaceName(info.name);
+    if (!name) continue;
+    let t = file.tensor(info.name);
+    if (permuted && /q_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numHeads);
+    if (permuted && /k_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numKvHeads);
+    weights.set(name, t);
+  }
+  return weights;
+}

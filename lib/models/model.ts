@@ -1,0 +1,162 @@
+/**
+ * Loading and running models: a Hugging Face directory (config.json, safetensors, tokenizer files),
+ * a GGUF file, or an `hf:` reference; forward passes to logits, the language-model loss with the
+ * gradient of every parameter, and greedy or sampled generation.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { PeftError, withCallSite } from '../errors';
+import { readGguf } from '../io/gguf';
+import { readSafetensorsModel } from '../io/safetensors';
+import { native, type NativeLlama } from '../native';
+import { handleOf, tensor, Tensor } from '../tensor';
+import { fail } from '../validate';
+import { configFromGguf, configFromHf, ropeInverseFrequencies, type LlamaConfig } from './config';
+import { llamaWeightsFromGguf } from './gguf-weights';
+import { resolveModel, type ResolveOptions } from './hub';
+import { loadTokenizer, type Tokenizer } from './tokenizer';
+
+/** Token ids: one sequence, a batch of equal-length sequences, or an i32 Tensor [batch, seq]. */
+export type TokenIds = number[] | number[][] | Tensor;
+
+/** Result of {@link Model.loss}. */
+export interface LossResult {
+  /** Mean next-token cross-entropy over labels that are not -100. */
+  loss: number;
+  /** d loss / d parameter for every parameter, by Hugging Face name. */
+  grads: Record<string, Tensor>;
+}
+
+/** Options of {@link Model.generate}. */
+export interface GenerateOptions {
+  /** Default 32. */
+  maxNewTokens?: number;
+}
+
+function idsTensor(ids: TokenIds, argument: string): Tensor {
+  if (ids instanceof Tensor) return ids;
+  const rows = Array.isArray(ids) && ids.length > 0 && Array.isArray(ids[0]) ? (ids as number[][]) : [ids as number[]];
+  if (!rows.length || !rows[0].length) fail(argument, 'a non-empty array of token ids', ids);
+  const width = rows[0].length;
+  rows.forEach((r, i) => {
+    if (!Array.isArray(r) || r.length !== width) fail(`${argument}[${i}]`, `a sequence of ${width} ids (sequences in a batch have equal lengths)`, r, 'E_SHAPE');
+  });
+  return tensor(rows, undefined, 'i32');
+}
+
+/** A loaded Llama-family model. Create one with {@link loadModel}. */
+export class Model {
+  readonly config: LlamaConfig;
+  /** The model's tokenizer, when its files came with one. */
+  readonly tokenizer: Tokenizer | undefined;
+  private readonly native: NativeLlama;
+  private readonly weights: Map<string, Tensor>;
+
+  /** @internal Use {@link loadModel}. */
+  constructor(config: LlamaConfig, weights: Map<string, Tensor>, tokenizer?: Tokenizer) {
+    this.config = config;
+    this.tokenizer = tokenizer;
+    this.weights = weights;
+    const invFreq = ropeInverseFrequencies(config);
+    const plain = ropeInverseFrequencies({ ...config, ropeScaling: undefined });
+    const names = [...weights.keys()];
+    this.native = new native.NativeLlama(
+      {
+        ...config,
+        ropeFreqScale: config.ropeScaling ? invFreq.map((f, i) => f / plain[i]) : undefined,
+      },
+      names,
+      names.map((n) => handleOf(weights.get(n), n)),
+    );
+  }
+
+  /** Parameter names, in a fixed order. */
+  parameterNames(): string[] {
+    return this.native.parameterNames();
+  }
+
+  /** A parameter tensor by Hugging Face name. */
+  parameter(name: string): Tensor {
+    return this.weights.get(name) ?? fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
+  }
+
+  /** Logits [batch, seq, vocab] for token ids, on a worker thread. */
+  forward(ids: TokenIds, options: { attentionMask?: Tensor } = {}): Promise<Tensor> {
+    return withCallSite(async () => {
+      const mask = options.attentionMask ? handleOf(options.attentionMask, 'options.attentionMask') : null;
+      return new Tensor(await this.native.forwardAsync(handleOf(idsTensor(ids, 'ids'), 'ids'), mask, false));
+    });
+  }
+
+  /**
+   * The language-model loss (each position predicts the next label; -100 is ignored) and the
+   * gradient of every parameter. `labels` default to the ids.
+   */
+  loss(ids: TokenIds, labels?: TokenIds): Promise<LossResult> {
+    return withCallSite(async () => {
+      const idTensor = idsTensor(ids, 'ids');
+      const labelTensor = labels === undefined ? idTensor : idsTensor(labels, 'labels');
+      const logits = await this.native.forwardAsync(handleOf(idTensor, 'ids'), null, true);
+      const r = await this.native.lossBackwardAsync(logits, handleOf(labelTensor, 'labels'));
+      logits.dispose();
+      return { loss: r.loss, grads: Object.fromEntries(Object.entries(r.grads).map(([k, v]) => [k, new Tensor(v)])) };
+    });
+  }
+
+  /** Greedy continuation of a prompt (text needs a tokenizer). */
+  async generate(prompt: string | number[], options: GenerateOptions = {}): Promise<{ text: string; tokens: number[] }> {
+    const ids = typeof prompt === 'string' ? this.requireTokenizer().encode(prompt) : [...prompt];
+    const start = ids.length;
+    const max = options.maxNewTokens ?? 32;
+    const eos = this.tokenizer?.eosId ?? (typeof this.config.eosTokenId === 'number' ? this.config.eosTokenId : undefined);
+    for (let step = 0; step < max; step++) {
+      const logits = await this.forward([ids]);
+      const v = this.config.vocabSize;
+      const values = logits.toFloat32Array().subarray((ids.length - 1) * v, ids.length * v);
+      logits.dispose();
+      let best = 0;
+      for (let i = 1; i < v; i++) if (values[i] > values[best]) best = i;
+      ids.push(best);
+      if (best === eos) break;
+    }
+    const tokens = ids.slice(start);
+    return { text: this.tokenizer ? this.tokenizer.decode(ids) : '', tokens };
+  }
+
+  private requireTokenizer(): Tokenizer {
+    if (!this.tokenizer) throw new PeftError('This model was loaded without a tokenizer; pass token ids instead of text', 'E_CONFIG');
+    return this.tokenizer;
+  }
+}
+
+/** Options of {@link loadModel}. */
+export interface LoadModelOptions extends ResolveOptions {
+  /** For a GGUF file: a directory with tokenizer.json to use as its tokenizer. */
+  tokenizer?: string;
+}
+
+/** Loads a Hugging Face model directory, a GGUF file, or an `hf:owner/name[/file]` reference. */
+export async function loadModel(location: string, options: LoadModelOptions = {}): Promise<Model> {
+  const resolved = await resolveModel(location, options);
+  if (resolved.endsWith('.gguf')) {
+    const file = readGguf(resolved);
+    const hasOutput = file.tensorInfos.some((t) => t.name === 'output.weight');
+    const config = configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved);
+    const weights = llamaWeightsFromGguf(file, config);
+    return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : undefined);
+  }
+  const configPath = path.join(resolved, 'config.json');
+  if (!fs.existsSync(configPath)) throw new PeftError(`Expected a config.json in ${resolved} but found none`, 'E_IO');
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+  } catch (err) {
+    throw new PeftError(`${configPath} is not valid JSON: ${(err as Error).message}`, 'E_FORMAT');
+  }
+  const config = configFromHf(json, configPath);
+  const source = readSafetensorsModel(resolved);
+  const weights = new Map(source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq')).map((k) => [k, source.tensor(k)]));
+  const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? loadTokenizer(resolved) : undefined;
+  return new Model(config, weights, tokenizer);
+}

@@ -1,0 +1,162 @@
+// The native Llama model object: built from a config and named weight tensors; forward (logits) and
+// loss + backward (all parameter gradients), sync and async. One call at a time per model: a second
+// call while one runs is refused with E_BUSY.
+#include <napi.h>
+
+#include <atomic>
+
+#include "binding/args.h"
+#include "binding/errors.h"
+#include "binding/op_runner.h"
+#include "model/llama.h"
+
+namespace peft::binding {
+
+namespace {
+
+struct ModelState {
+  std::unique_ptr<model::LlamaModel> model;
+  std::atomic<bool> busy{false};
+};
+
+// Marks the model busy for one call's lifetime.
+class ModelLease {
+ public:
+  explicit ModelLease(std::shared_ptr<ModelState> s) : state_(std::move(s)) {
+    bool expected = false;
+    PEFT_CHECK(state_->busy.compare_exchange_strong(expected, true), ErrorCode::Busy,
+               "The model is running another call; await it before starting a new one");
+  }
+  ~ModelLease() { state_->busy.store(false); }
+  model::LlamaModel& model() const { return *state_->model; }
+
+ private:
+  std::shared_ptr<ModelState> state_;
+};
+
+model::LlamaConfig read_config(const Napi::Object& o) {
+  auto integer = [&](const char* key) {
+    return to_int(o.Get(key), std::string("config.") + key);
+  };
+  model::LlamaConfig c;
+  c.hidden = integer("hiddenSize");
+  c.intermediate = integer("intermediateSize");
+  c.layers = integer("numLayers");
+  c.heads = integer("numHeads");
+  c.kv_heads = integer("numKvHeads");
+  c.head_dim = integer("headDim");
+  c.vocab = integer("vocabSize");
+  c.rms_eps = static_cast<float>(to_number(o.Get("rmsNormEps"), "config.rmsNormEps"));
+  c.rope_theta = to_number(o.Get("ropeTheta"), "config.ropeTheta");
+  c.tie_embeddings = to_bool(o.Get("tieWordEmbeddings"), "config.tieWordEmbeddings");
+  c.attention_bias = to_bool(o.Get("attentionBias"), "config.attentionBias");
+  Napi::Value scale = o.Get("ropeFreqScale");
+  if (scale.IsTypedArray()) {
+    Napi::Float32Array a = scale.As<Napi::Float32Array>();
+    c.rope_freq_scale.assign(a.Data(), a.Data() + a.ElementLength());
+  }
+  return c;
+}
+
+// forward(ids [B, T] i32, mask [B, T] u8 | null, train) -> logits [B, T, vocab]
+class ForwardPlan : public OpPlan {
+ public:
+  ForwardPlan(std::shared_ptr<ModelState> state, const Napi::CallbackInfo& info) : lease_(std::move(state)) {
+    ids_ = reads(to_tensor(arg(info, 0), "ids"));
+    mask_ = to_tensor_or_null(arg(info, 1), "mask");
+    reads(mask_);
+    train_ = to_bool(arg(info, 2), "train");
+  }
+  void execute() override {
+    logits_ = std::make_shared<Tensor>(lease_.model().forward(*ids_, mask_.get(), train_));
+  }
+  Napi::Value result(Napi::Env env) override { return wrap_tensor(env, logits_); }
+
+ private:
+  ModelLease lease_;
+  std::shared_ptr<Tensor> ids_, mask_, logits_;
+  bool train_;
+};
+
+// lossBackward(logits, labels [B, T] i32) -> { loss, grads: { name: Tensor } }
+class LossBackwardPlan : public OpPlan {
+ public:
+  LossBackwardPlan(std::shared_ptr<ModelState> state, const Napi::CallbackInfo& info) : lease_(std::move(state)) {
+    logits_ = reads(to_tensor(arg(info, 0), "logits"));
+    labels_ = reads(to_tensor(arg(info, 1), "labels"));
+  }
+  void execute() override { loss_ = lease_.model().loss_backward(*logits_, *labels_, grads_); }
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("loss", Napi::Number::New(env, loss_));
+    Napi::Object grads = Napi::Object::New(env);
+    for (auto& [name, t] : grads_) grads.Set(name, wrap_tensor(env, t));
+    out.Set("grads", grads);
+    return out;
+  }
+
+ private:
+  ModelLease lease_;
+  std::shared_ptr<Tensor> logits_, labels_;
+  model::TensorMap grads_;
+  double loss_ = 0;
+};
+
+// new NativeLlama(config, names: string[], tensors: NativeTensor[])
+class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeLlama",
+                       {InstanceMethod<&LlamaWrap::forward>("forward"),
+                        InstanceMethod<&LlamaWrap::forward_async>("forwardAsync"),
+                        InstanceMethod<&LlamaWrap::loss_backward>("lossBackward"),
+                        InstanceMethod<&LlamaWrap::loss_backward_async>("lossBackwardAsync"),
+                        InstanceMethod<&LlamaWrap::parameter_names>("parameterNames")});
+  }
+
+  explicit LlamaWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LlamaWrap>(info) {
+    guarded(info, [&] {
+      model::LlamaConfig config = read_config(to_object(arg(info, 0), "config"));
+      Napi::Value names_value = arg(info, 1);
+      if (!names_value.IsArray()) fail_argument("Expected an array of tensor names for names but received " + describe(names_value));
+      Napi::Array names = names_value.As<Napi::Array>();
+      auto tensors = to_tensor_list(arg(info, 2), "tensors");
+      PEFT_CHECK(names.Length() == tensors.size(), ErrorCode::Argument, "Expected one name per weight tensor");
+      model::TensorMap weights;
+      for (uint32_t i = 0; i < names.Length(); ++i) weights[to_string(names.Get(i), "names[" + std::to_string(i) + "]")] = tensors[i];
+      state_ = std::make_shared<ModelState>();
+      state_->model = std::make_unique<model::LlamaModel>(std::move(config), std::move(weights));
+      return info.Env().Undefined();
+    });
+  }
+
+ private:
+  Napi::Value forward(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_sync(info.Env(), std::make_unique<ForwardPlan>(state_, info)); });
+  }
+  Napi::Value forward_async(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_async(info.Env(), std::make_unique<ForwardPlan>(state_, info)); });
+  }
+  Napi::Value loss_backward(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_sync(info.Env(), std::make_unique<LossBackwardPlan>(state_, info)); });
+  }
+  Napi::Value loss_backward_async(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_async(info.Env(), std::make_unique<LossBackwardPlan>(state_, info)); });
+  }
+  Napi::Value parameter_names(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      auto names = state_->model->parameter_names();
+      Napi::Array out = Napi::Array::New(info.Env(), names.size());
+      for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), names[i]);
+      return out;
+    });
+  }
+
+  std::shared_ptr<ModelState> state_;
+};
+
+}  // namespace
+
+void register_llama(Napi::Env env, Napi::Object exports) { exports.Set("NativeLlama", LlamaWrap::define(env)); }
+
+}  // namespace peft::binding

@@ -1,0 +1,65 @@
+// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM) with Hugging Face tensor names:
+// embeddings, per layer RMSNorm → grouped-query attention with RoPE → residual → RMSNorm →
+// SwiGLU MLP → residual, a final RMSNorm and a tied or separate output head. Forward keeps what
+// the backward needs; backward gives the gradient of every parameter.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace peft::model {
+
+struct LlamaConfig {
+  int64_t hidden = 0;
+  int64_t intermediate = 0;
+  int64_t layers = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t vocab = 0;
+  float rms_eps = 1e-5f;
+  double rope_theta = 10000;
+  std::vector<float> rope_freq_scale;  // [head_dim / 2] per-frequency factors (rope_scaling), empty = none
+  bool tie_embeddings = false;
+  bool attention_bias = false;
+};
+
+using TensorMap = std::map<std::string, std::shared_ptr<Tensor>>;
+
+class LlamaModel {
+ public:
+  // weights: Hugging Face names → tensors (f32; bf16 for the linear layers' weights). Every expected
+  // tensor must be there with the right shape: E_CONFIG names the tensor and both shapes.
+  LlamaModel(LlamaConfig config, TensorMap weights);
+  ~LlamaModel();  // defined where LayerCache is complete
+
+  const LlamaConfig& config() const { return config_; }
+  // The names of the parameters, in a fixed order.
+  std::vector<std::string> parameter_names() const;
+
+  // ids: [B, T] i32 in [0, vocab); key_valid: [B, T] u8 (1 = token, 0 = padding) or null.
+  // Returns logits [B, T, vocab]. Keeps activations for backward() when `train`.
+  Tensor forward(const Tensor& ids, const Tensor* key_valid, bool train);
+
+  // Mean cross-entropy of the next-token predictions (logits at t against labels at t + 1, labels
+  // of -100 ignored) for the logits of the last forward(train = true); writes the gradient of every
+  // parameter into `grads` (allocated here, f32, same names). Returns the loss.
+  double loss_backward(const Tensor& logits, const Tensor& labels, TensorMap& grads);
+
+ private:
+  struct LayerCache;
+  const Tensor& weight(const std::string& name) const;
+
+  LlamaConfig config_;
+  TensorMap weights_;
+  std::vector<double> inv_freq_;
+  // Activations of the last training forward.
+  std::vector<LayerCache> cache_;
+  std::shared_ptr<Tensor> ids_, key_valid_, positions_, final_input_, final_rstd_, final_normed_;
+  int64_t batch_ = 0, seq_ = 0;
+};
+
+}  // namespace peft::model
