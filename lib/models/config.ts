@@ -168,29 +168,32 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
 }
 
 /**
- * RoPE inverse frequencies, [headDim / 2], as transformers computes them: 1 / θ^(2i/d), divided by
- * the factor for `linear` scaling, or smoothly interpolated between the low- and high-frequency bands
- * for `llama3` scaling.
+ * The per-frequency factors that rope_scaling applies to RoPE's inverse frequencies, [headDim / 2]:
+ * 1/factor for `linear`; for `llama3`, 1 in the high-frequency band, 1/factor in the low one and a
+ * smooth blend between (transformers' _compute_llama3_parameters). All 1 without scaling.
  */
-export function ropeInverseFrequencies(config: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
-  const half = config.headDim / 2;
-  const out = new Float32Array(half);
-  for (let i = 0; i < half; i++) out[i] = 1 / config.ropeTheta ** ((2 * i) / config.headDim);
-  const s = config.ropeScaling;
-  if (s?.type === 'linear') {
-    for (let i = 0; i < half; i++) out[i] /= s.factor;
-  } else if (s?.type === 'llama3') {
-    const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
-    const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor;
+export function ropeScalingFactors(headDim: number, theta: number, scaling: RopeScaling | undefined): Float32Array {
+  const half = headDim / 2;
+  const out = new Float32Array(half).fill(1);
+  if (scaling?.type === 'linear') return out.fill(1 / scaling.factor);
+  if (scaling?.type === 'llama3') {
+    const lowWavelen = scaling.originalMaxPositionEmbeddings / scaling.lowFreqFactor;
+    const highWavelen = scaling.originalMaxPositionEmbeddings / scaling.highFreqFactor;
     for (let i = 0; i < half; i++) {
-      const wavelen = (2 * Math.PI) / out[i];
+      const wavelen = 2 * Math.PI * theta ** ((2 * i) / headDim); // 2π / inv_freq
       if (wavelen > lowWavelen) {
-        out[i] /= s.factor;
+        out[i] = 1 / scaling.factor;
       } else if (wavelen >= highWavelen) {
-        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-        out[i] = (1 - smooth) * (out[i] / s.factor) + smooth * out[i];
+        const smooth = (scaling.originalMaxPositionEmbeddings / wavelen - scaling.lowFreqFactor) / (scaling.highFreqFactor - scaling.lowFreqFactor);
+        out[i] = (1 - smooth) / scaling.factor + smooth;
       }
     }
   }
   return out;
+}
+
+/** RoPE inverse frequencies, [headDim / 2]: 1 / θ^(2i/d) times {@link ropeScalingFactors}. */
+export function ropeInverseFrequencies(config: Pick<LlamaConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
+  const factors = ropeScalingFactors(config.headDim, config.ropeTheta, config.ropeScaling);
+  return factors.map((f, i) => f / config.ropeTheta ** ((2 * i) / config.headDim));
 }

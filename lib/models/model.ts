@@ -12,7 +12,7 @@ import { readSafetensorsModel } from '../io/safetensors';
 import { native, type NativeLlama } from '../native';
 import { handleOf, tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
-import { configFromGguf, configFromHf, ropeInverseFrequencies, type LlamaConfig } from './config';
+import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
 import { llamaWeightsFromGguf } from './gguf-weights';
 import { resolveModel, type ResolveOptions } from './hub';
 import { loadTokenizer, type Tokenizer } from './tokenizer';
@@ -58,13 +58,11 @@ export class Model {
     this.config = config;
     this.tokenizer = tokenizer;
     this.weights = weights;
-    const invFreq = ropeInverseFrequencies(config);
-    const plain = ropeInverseFrequencies({ ...config, ropeScaling: undefined });
     const names = [...weights.keys()];
     this.native = new native.NativeLlama(
       {
         ...config,
-        ropeFreqScale: config.ropeScaling ? invFreq.map((f, i) => f / plain[i]) : undefined,
+        ropeFreqScale: config.ropeScaling ? ropeScalingFactors(config.headDim, config.ropeTheta, config.ropeScaling) : undefined,
       },
       names,
       names.map((n) => handleOf(weights.get(n), n)),

@@ -3,6 +3,7 @@
  * with i + head_dim/2. inv_freq and the angles are computed in f64 and cos/sin rounded to f32
  * (HF uses f32 angles, so results differ from HF by up to ~1e-4 relative at positions in the thousands).
  */
+import { ropeScalingFactors } from '../models/config';
 import { withCallSite } from '../errors';
 import { native, type NativeRopeOptions, type NativeTensor } from '../native';
 import { handleOf, Tensor, tensor } from '../tensor';
@@ -40,24 +41,19 @@ export function ropeFrequencyScale(headDim: number, theta: number, scaling: Rope
   const half = headDim / 2;
   if (!Number.isInteger(half)) fail('headDim', 'an even number', headDim, 'E_RANGE');
   const factor = expectNumber(scaling?.factor, 'rope_scaling.factor', { min: 0, exclusiveMin: true });
-  const out = new Float32Array(half);
-  if (scaling.rope_type === 'linear') return tensor(out.fill(1 / factor), [half]);
+  if (scaling.rope_type === 'linear') return tensor(ropeScalingFactors(headDim, theta, { type: 'linear', factor }), [half]);
   if (scaling.rope_type !== 'llama3') fail('rope_scaling.rope_type', "'linear' or 'llama3'", (scaling as { rope_type: unknown }).rope_type);
   const low = expectNumber(scaling.low_freq_factor, 'rope_scaling.low_freq_factor', { min: 0, exclusiveMin: true });
   const high = expectNumber(scaling.high_freq_factor, 'rope_scaling.high_freq_factor', { min: low, exclusiveMin: true });
   const original = expectNumber(scaling.original_max_position_embeddings, 'rope_scaling.original_max_position_embeddings', { min: 1 });
-  const lowWavelen = original / low;
-  const highWavelen = original / high;
-  for (let i = 0; i < half; i++) {
-    const wavelen = 2 * Math.PI * Math.pow(theta, (2 * i) / headDim); // 2π / inv_freq
-    if (wavelen < highWavelen) out[i] = 1;
-    else if (wavelen > lowWavelen) out[i] = 1 / factor;
-    else {
-      const smooth = (original / wavelen - low) / (high - low);
-      out[i] = (1 - smooth) / factor + smooth;
-    }
-  }
-  return tensor(out, [half]);
+  const factors = ropeScalingFactors(headDim, theta, {
+    type: 'llama3',
+    factor,
+    lowFreqFactor: low,
+    highFreqFactor: high,
+    originalMaxPositionEmbeddings: original,
+  });
+  return tensor(factors, [half]);
 }
 
 function ropeArgs(x: Tensor, positions: Tensor, options: RopeOptions | undefined, inverse: boolean): [NativeTensor, NativeTensor, NativeRopeOptions] {

@@ -22,8 +22,9 @@ import {
   type TensorSpec,
 } from '../helpers/gguf';
 import { rng } from '../helpers/random';
+import { STORIES_GGUF } from '../helpers/models';
 
-const MODEL = path.join(__dirname, '..', '..', '..', 'shared', 'models', 'stories260K', 'stories260K.gguf');
+const MODEL = STORIES_GGUF;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-gguf-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -5,8 +5,9 @@ import * as path from 'node:path';
 import { PeftError, readSafetensors, readSafetensorsModel, runtime, tensor, writeSafetensors, writeSafetensorsSync } from '../../lib';
 import { randomArray, rng } from '../helpers/random';
 import { f32Bytes, parseSafetensors, writeSafetensorsJs } from '../helpers/safetensors-js';
+import { STORIES_HF_DIR } from '../helpers/models';
 
-const HF_DIR = path.resolve(__dirname, '..', '..', '..', 'shared', 'models', 'stories260K-hf');
+const HF_DIR = STORIES_HF_DIR;
 const REAL_FILE = path.join(HF_DIR, 'model.safetensors');
 
 let dir: string;

@@ -6,8 +6,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { parseHubReference, PeftError, resolveModel } from '../../lib';
+import { STORIES_HF_DIR } from '../helpers/models';
 
-const HF_DIR = path.resolve(__dirname, '..', '..', '..', 'shared', 'models', 'stories260K-hf');
+const HF_DIR = STORIES_HF_DIR;
 const sha256 = (buf: Buffer) => createHash('sha256').update(buf).digest('hex');
 
 /** A local server with the hub's URL layout: /<owner>/<name>/resolve/<revision>/<file>. */

@@ -7,8 +7,9 @@ import * as path from 'node:path';
 
 import { configFromHf, loadTokenizer, readSafetensorsModel, ropeInverseFrequencies } from '../../lib';
 import { llamaReferenceLogits } from '../helpers/llama-reference';
+import { STORIES_HF_DIR } from '../helpers/models';
 
-const HF_DIR = path.resolve(__dirname, '..', '..', '..', 'shared', 'models', 'stories260K-hf');
+const HF_DIR = STORIES_HF_DIR;
 
 it('the float64 reference Llama continues "Once upon a time" with a story', () => {
   const config = configFromHf(JSON.parse(fs.readFileSync(path.join(HF_DIR, 'config.json'), 'utf8')));

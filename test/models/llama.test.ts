@@ -5,8 +5,9 @@ import { configFromHf, loadModel, ropeInverseFrequencies, tensor, type LlamaConf
 import { Model as ModelClass } from '../../lib/models/model';
 import { llamaReferenceLogits } from '../helpers/llama-reference';
 import { randomArray, rng } from '../helpers/random';
+import { MODELS_DIR } from '../helpers/models';
 
-const MODELS = path.resolve(__dirname, '..', '..', '..', 'shared', 'models');
+const MODELS = MODELS_DIR;
 const HF_DIR = path.join(MODELS, 'stories260K-hf');
 const GGUF = path.join(MODELS, 'stories260K', 'stories260K.gguf');
 

@@ -3,8 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { loadTokenizer, PeftError, Tokenizer } from '../../lib';
+import { STORIES_HF_DIR } from '../helpers/models';
 
-const HF_DIR = path.resolve(__dirname, '..', '..', '..', 'shared', 'models', 'stories260K-hf');
+const HF_DIR = STORIES_HF_DIR;
 
 describe('Tokenizer (tokenizer.json of stories260K)', () => {
   const tok = loadTokenizer(HF_DIR);
