@@ -8,6 +8,7 @@ import * as path from 'node:path';
 
 import { PeftError } from './errors';
 import type { DType } from './dtype';
+import type { LlamaConfig } from './models/config';
 
 /** @internal A native tensor object (native/binding/tensor_wrap.h). */
 export interface NativeTensor {
@@ -193,21 +194,21 @@ type AttentionBackwardResult = { dq: NativeTensor; dk: NativeTensor; dv: NativeT
 
 type WriteSafetensorsArgs = [path: string, names: string[], tensors: NativeTensor[], metadata: Record<string, string>];
 
-/** @internal The config the native Llama model reads (lib/models/config.ts's LlamaConfig plus frequency factors). */
-export interface NativeLlamaConfig {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  vocabSize: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  tieWordEmbeddings: boolean;
-  attentionBias: boolean;
-  ropeFreqScale?: Float32Array;
-}
+/** @internal The config the native Llama model reads: the model config plus RoPE frequency factors. */
+export type NativeLlamaConfig = Pick<
+  LlamaConfig,
+  | 'hiddenSize'
+  | 'intermediateSize'
+  | 'numLayers'
+  | 'numHeads'
+  | 'numKvHeads'
+  | 'headDim'
+  | 'vocabSize'
+  | 'rmsNormEps'
+  | 'ropeTheta'
+  | 'tieWordEmbeddings'
+  | 'attentionBias'
+> & { ropeFreqScale?: Float32Array };
 
 /** @internal The native Llama model (native/binding/model_llama.cpp). */
 export interface NativeLlama {
