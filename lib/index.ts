@@ -22,3 +22,4 @@ export { configFromHf, configFromGguf, ropeInverseFrequencies, ropeScalingFactor
 export { resolveModel, parseHubReference, defaultCacheDir, type ResolveOptions, type HubReference } from './models/hub';
 export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeName } from './io/gguf';
 export { loadModel, Model, type TokenIds, type LossResult, type GenerateOptions, type LoadModelOptions } from './models/model';
+export { Sampler, type SamplingOptions } from './models/sampling';

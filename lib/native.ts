@@ -217,6 +217,9 @@ export interface NativeLlama {
   lossBackward(logits: NativeTensor, labels: NativeTensor): { loss: number; grads: Record<string, NativeTensor> };
   lossBackwardAsync(logits: NativeTensor, labels: NativeTensor): Promise<{ loss: number; grads: Record<string, NativeTensor> }>;
   parameterNames(): string[];
+  resetCache(maxLength: number): void;
+  step(ids: NativeTensor): NativeTensor;
+  stepAsync(ids: NativeTensor): Promise<NativeTensor>;
 }
 
 /** @internal The addon's exports (native/binding/addon.cpp). */

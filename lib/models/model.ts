@@ -15,6 +15,7 @@ import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
 import { llamaWeightsFromGguf } from './gguf-weights';
 import { resolveModel, type ResolveOptions } from './hub';
+import { Sampler, type SamplingOptions } from './sampling';
 import { loadTokenizer, type Tokenizer } from './tokenizer';
 
 /** Token ids: one sequence, a batch of equal-length sequences, or an i32 Tensor [batch, seq]. */
@@ -28,10 +29,14 @@ export interface LossResult {
   grads: Record<string, Tensor>;
 }
 
-/** Options of {@link Model.generate}. */
-export interface GenerateOptions {
+/** Options of {@link Model.generate} and {@link Model.stream}. */
+export interface GenerateOptions extends SamplingOptions {
   /** Default 32. */
   maxNewTokens?: number;
+  /** Stop when the text produced contains one of these (the stop string is not returned). */
+  stop?: string[];
+  /** Stop after one of these tokens (the end-of-sequence token always stops). */
+  stopTokens?: number[];
 }
 
 function idsTensor(ids: TokenIds, argument: string): Tensor {
@@ -102,24 +107,76 @@ export class Model {
     });
   }
 
-  /** Greedy continuation of a prompt (text needs a tokenizer). */
+  /**
+   * Continues a prompt (text needs a tokenizer; or give token ids) with a KV cache, on a worker
+   * thread: greedy by default, sampled with `temperature` / `topK` / `topP` / `repetitionPenalty` /
+   * `seed`. Returns the whole text (prompt included) and the new tokens.
+   */
   async generate(prompt: string | number[], options: GenerateOptions = {}): Promise<{ text: string; tokens: number[] }> {
+    let text = '';
+    const tokens: number[] = [];
+    for await (const piece of this.pieces(prompt, options, tokens)) text += piece;
+    const ids = typeof prompt === 'string' ? this.requireTokenizer().encode(prompt) : prompt;
+    return { text: this.tokenizer ? this.tokenizer.decode(ids) + text : '', tokens };
+  }
+
+  /** Like {@link Model.generate}, as an async iterator of the new text, piece by piece. */
+  stream(prompt: string | number[], options: GenerateOptions = {}): AsyncIterableIterator<string> {
+    return this.pieces(prompt, options, []);
+  }
+
+  private async *pieces(prompt: string | number[], options: GenerateOptions, tokens: number[]): AsyncIterableIterator<string> {
     const ids = typeof prompt === 'string' ? this.requireTokenizer().encode(prompt) : [...prompt];
-    const start = ids.length;
-    const max = options.maxNewTokens ?? 32;
-    const eos = this.tokenizer?.eosId ?? (typeof this.config.eosTokenId === 'number' ? this.config.eosTokenId : undefined);
-    for (let step = 0; step < max; step++) {
-      const logits = await this.forward([ids]);
-      const v = this.config.vocabSize;
-      const values = logits.toFloat32Array().subarray((ids.length - 1) * v, ids.length * v);
-      logits.dispose();
-      let best = 0;
-      for (let i = 1; i < v; i++) if (values[i] > values[best]) best = i;
-      ids.push(best);
-      if (best === eos) break;
+    if (!ids.length) fail('prompt', 'at least one token', prompt);
+    ids.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) fail(`prompt[${i}]`, `a token id in [0, ${this.config.vocabSize})`, id, 'E_RANGE');
+    });
+    const maxNew = options.maxNewTokens ?? 32;
+    if (!Number.isInteger(maxNew) || maxNew < 0) fail('option maxNewTokens', 'a non-negative integer', maxNew, 'E_RANGE');
+    const limit = this.config.maxPositionEmbeddings;
+    if (ids.length + maxNew > limit) {
+      throw new PeftError(`Expected at most ${limit} tokens (the model's context) but the prompt has ${ids.length} and maxNewTokens is ${maxNew}`, 'E_RANGE');
     }
-    const tokens = ids.slice(start);
-    return { text: this.tokenizer ? this.tokenizer.decode(ids) : '', tokens };
+    const sampler = new Sampler(options);
+    const eos = this.tokenizer?.eosId ?? (typeof this.config.eosTokenId === 'number' ? this.config.eosTokenId : undefined);
+    const stopTokens = new Set([...(options.stopTokens ?? []), ...(eos === undefined ? [] : [eos])]);
+    const stops = options.stop ?? [];
+    this.native.resetCache(ids.length + maxNew);
+    const all = [...ids];
+    let emitted = '';
+    // New text = decode(prompt + new) minus decode(prompt): decoding the new tokens alone would drop
+    // the space a SentencePiece word marker stands for at the start.
+    const promptText = this.tokenizer ? this.tokenizer.decode(ids) : '';
+    let next = tensor([ids], undefined, 'i32');
+    for (let step = 0; step < maxNew; step++) {
+      const logits = await this.native.stepAsync(handleOf(next, 'ids'));
+      const token = sampler.next(logits.toFloat32Array(), all);
+      logits.dispose();
+      next.dispose();
+      all.push(token);
+      tokens.push(token);
+      if (!this.tokenizer) {
+        if (stopTokens.has(token)) return;
+        next = tensor([[token]], undefined, 'i32');
+        continue;
+      }
+      // Decode everything new so far and hand out what was not handed out yet; hold back a
+      // trailing incomplete UTF-8 sequence (decoded as U+FFFD) until its other bytes arrive.
+      let text = this.tokenizer.decode(all).slice(promptText.length);
+      const hit = stops.map((s) => text.indexOf(s)).filter((i) => i >= 0);
+      const done = stopTokens.has(token) || hit.length > 0;
+      if (hit.length) text = text.slice(0, Math.min(...hit));
+      if (!done && text.endsWith('\uFFFD')) {
+        next = tensor([[token]], undefined, 'i32');
+        continue;
+      }
+      if (text.length > emitted.length && text.startsWith(emitted)) {
+        yield text.slice(emitted.length);
+        emitted = text;
+      }
+      if (done) return;
+      next = tensor([[token]], undefined, 'i32');
+    }
   }
 
   private requireTokenizer(): Tokenizer {

@@ -78,6 +78,20 @@ class ForwardPlan : public OpPlan {
   bool train_;
 };
 
+// step(ids [1, T] i32) -> logits [1, vocab] of the last new token (KV cache, see LlamaModel::step)
+class StepPlan : public OpPlan {
+ public:
+  StepPlan(std::shared_ptr<ModelState> state, const Napi::CallbackInfo& info) : lease_(std::move(state)) {
+    ids_ = reads(to_tensor(arg(info, 0), "ids"));
+  }
+  void execute() override { logits_ = std::make_shared<Tensor>(lease_.model().step(*ids_)); }
+  Napi::Value result(Napi::Env env) override { return wrap_tensor(env, logits_); }
+
+ private:
+  ModelLease lease_;
+  std::shared_ptr<Tensor> ids_, logits_;
+};
+
 // lossBackward(logits, labels [B, T] i32) -> { loss, grads: { name: Tensor } }
 class LossBackwardPlan : public OpPlan {
  public:
@@ -111,6 +125,9 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::forward_async>("forwardAsync"),
                         InstanceMethod<&LlamaWrap::loss_backward>("lossBackward"),
                         InstanceMethod<&LlamaWrap::loss_backward_async>("lossBackwardAsync"),
+                        InstanceMethod<&LlamaWrap::reset_cache>("resetCache"),
+                        InstanceMethod<&LlamaWrap::step>("step"),
+                        InstanceMethod<&LlamaWrap::step_async>("stepAsync"),
                         InstanceMethod<&LlamaWrap::parameter_names>("parameterNames")});
   }
 
@@ -142,6 +159,19 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
   }
   Napi::Value loss_backward_async(const Napi::CallbackInfo& info) {
     return guarded(info, [&] { return run_async(info.Env(), std::make_unique<LossBackwardPlan>(state_, info)); });
+  }
+  Napi::Value reset_cache(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      ModelLease lease(state_);
+      lease.model().reset_cache(to_int(arg(info, 0), "maxLength"));
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_sync(info.Env(), std::make_unique<StepPlan>(state_, info)); });
+  }
+  Napi::Value step_async(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_async(info.Env(), std::make_unique<StepPlan>(state_, info)); });
   }
   Napi::Value parameter_names(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {

@@ -130,6 +130,33 @@ const Tensor& LlamaModel::weight(const std::string& name) const {
 }
 
 Tensor LlamaModel::forward(const Tensor& ids, const Tensor* key_valid, bool train) {
+  return run(ids, key_valid, train, false);
+}
+
+void LlamaModel::reset_cache(int64_t max_len) {
+  const LlamaConfig& c = config_;
+  PEFT_CHECK(max_len >= 1, ErrorCode::Range, "Expected a cache length of at least 1 but received " + std::to_string(max_len));
+  k_cache_.clear();
+  v_cache_.clear();
+  for (int64_t l = 0; l < c.layers; ++l) {
+    k_cache_.push_back(f32({max_len, c.kv_heads, c.head_dim}));
+    v_cache_.push_back(f32({max_len, c.kv_heads, c.head_dim}));
+  }
+  cache_len_ = 0;
+  cache_max_ = max_len;
+}
+
+Tensor LlamaModel::step(const Tensor& ids) {
+  PEFT_CHECK(cache_max_ > 0, ErrorCode::Argument, "step() needs reset_cache() first");
+  PEFT_CHECK(ids.ndim() == 2 && ids.dim(0) == 1 && ids.dim(1) >= 1, ErrorCode::Shape,
+             "Expected ids of shape [1, T] for a cached step but received " + shape_to_string(ids.shape()));
+  PEFT_CHECK(cache_len_ + ids.dim(1) <= cache_max_, ErrorCode::Range,
+             "Expected at most " + std::to_string(cache_max_) + " positions in the KV cache but this step would make " +
+                 std::to_string(cache_len_ + ids.dim(1)));
+  return run(ids, nullptr, false, true);
+}
+
+Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache) {
   const LlamaConfig& c = config_;
   PEFT_CHECK(ids.ndim() == 2 && ids.dtype() == DType::I32, ErrorCode::Shape,
              "Expected i32 ids of shape [batch, seq] but received " + std::string(dtype_name(ids.dtype())) + " " +
@@ -142,14 +169,16 @@ Tensor LlamaModel::forward(const Tensor& ids, const Tensor* key_valid, bool trai
                    dtype_name(key_valid->dtype()) + " " + shape_to_string(key_valid->shape()));
   }
   auto positions = std::make_shared<Tensor>(DType::I32, Shape{B, T});
+  const int64_t start = use_cache ? cache_len_ : 0;  // position of the first new token
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) positions->data_as<int32_t>()[b * T + t] = static_cast<int32_t>(t);
+    for (int64_t t = 0; t < T; ++t) positions->data_as<int32_t>()[b * T + t] = static_cast<int32_t>(start + t);
 
   TensorPtr x = f32({M, H});
   kernels::embedding_forward(M, c.vocab, H, ids.data_as<int32_t>(), weight("model.embed_tokens.weight").data_as<float>(),
                              p(x));
   cache_.clear();
-  const kernels::AttentionShape as{B, T, T, c.heads, c.kv_heads, D};
+  // With the cache (batch 1) the queries attend to every cached key plus the new ones.
+  const kernels::AttentionShape as{B, T, start + T, c.heads, c.kv_heads, D};
   const kernels::AttentionMask mask{true, key_valid ? key_valid->data_as<uint8_t>() : nullptr};
   const kernels::RopeShape q_shape{B, T, c.heads, D}, k_shape{B, T, c.kv_heads, D};
   for (int64_t l = 0; l < c.layers; ++l) {
@@ -174,7 +203,17 @@ Tensor LlamaModel::forward(const Tensor& ids, const Tensor* key_valid, bool trai
     lc.attn = f32({M, q_dim});
     lc.lse = f32({B, c.heads, T});
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-    kernels::attention_forward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(lc.lse));
+    const float* keys = p(lc.k);
+    const float* values = p(lc.v);
+    if (use_cache) {
+      float* kc = p(k_cache_[static_cast<size_t>(l)]);
+      float* vc = p(v_cache_[static_cast<size_t>(l)]);
+      std::memcpy(kc + start * kv_dim, p(lc.k), sizeof(float) * T * kv_dim);
+      std::memcpy(vc + start * kv_dim, p(lc.v), sizeof(float) * T * kv_dim);
+      keys = kc;
+      values = vc;
+    }
+    kernels::attention_forward(as, mask, scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
     lc.x2 = f32({M, H});
     linear(M, p(lc.attn), weight(pre + "self_attn.o_proj.weight"), nullptr, p(lc.x2));
     for (int64_t i = 0; i < M * H; ++i) p(lc.x2)[i] += p(x)[i];
@@ -196,9 +235,15 @@ Tensor LlamaModel::forward(const Tensor& ids, const Tensor* key_valid, bool trai
   }
   TensorPtr rstd = f32({M}), normed = f32({M, H});
   kernels::rmsnorm_forward(M, H, p(x), weight("model.norm.weight").data_as<float>(), c.rms_eps, p(normed), p(rstd));
+  const std::string head = c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  if (use_cache) {  // only the last position's logits: the next token's distribution
+    cache_len_ += T;
+    Tensor last = Tensor::uninitialized(DType::F32, {1, c.vocab});
+    linear(1, p(normed) + (M - 1) * H, weight(head), nullptr, last.data_as<float>());
+    return last;
+  }
   Tensor logits = Tensor::uninitialized(DType::F32, {B, T, c.vocab});
-  linear(M, p(normed), weight(c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"), nullptr,
-         logits.data_as<float>());
+  linear(M, p(normed), weight(head), nullptr, logits.data_as<float>());
   if (train) {
     ids_ = std::make_shared<Tensor>(ids);
     key_valid_ = key_valid ? std::make_shared<Tensor>(*key_valid) : nullptr;

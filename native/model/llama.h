@@ -44,6 +44,13 @@ class LlamaModel {
   // Returns logits [B, T, vocab]. Keeps activations for backward() when `train`.
   Tensor forward(const Tensor& ids, const Tensor* key_valid, bool train);
 
+  // Incremental decoding with a KV cache, for one sequence: reset_cache(max_len) empties it;
+  // step(ids [1, T]) runs the new tokens at positions cache_len .. cache_len + T - 1, appends their
+  // keys and values, and returns the logits of the last one, [1, vocab].
+  void reset_cache(int64_t max_len);
+  Tensor step(const Tensor& ids);
+  int64_t cache_length() const { return cache_len_; }
+
   // Mean cross-entropy of the next-token predictions (logits at t against labels at t + 1, labels
   // of -100 ignored) for the logits of the last forward(train = true); writes the gradient of every
   // parameter into `grads` (allocated here, f32, same names). Returns the loss.
@@ -60,6 +67,11 @@ class LlamaModel {
   std::vector<LayerCache> cache_;
   std::shared_ptr<Tensor> ids_, key_valid_, positions_, final_input_, final_rstd_, final_normed_;
   int64_t batch_ = 0, seq_ = 0;
+  // KV cache: per layer [max_len, kv_heads, head_dim] keys and values (after RoPE).
+  std::vector<std::shared_ptr<Tensor>> k_cache_, v_cache_;
+  int64_t cache_len_ = 0, cache_max_ = 0;
+
+  Tensor run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache);
 };
 
 }  // namespace peft::model
