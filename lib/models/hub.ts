@@ -88,7 +88,8 @@ async function ensureFile(ctx: FetchContext, ref: HubReference, file: string, ta
   const total = Number(response.headers.get('content-length') ?? 0);
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const part = `${target}.part-${process.pid}`;
-  const out = fs.createWriteStream(part);
+  // Plain synchronous writes to a descriptor: simple to reason about on every failure path.
+  const fd = fs.openSync(part, 'w');
   const hash = createHash('sha256');
   const bar = ctx.progress ? new SingleBar({ format: `${file} [{bar}] {percentage}% {value}/{total} bytes`, stream: process.stderr }) : undefined;
   bar?.start(total || 1, 0);
@@ -98,10 +99,8 @@ async function ensureFile(ctx: FetchContext, ref: HubReference, file: string, ta
       hash.update(chunk);
       received += chunk.length;
       bar?.update(received);
-      if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', resolve));
+      for (let written = 0; written < chunk.length; ) written += fs.writeSync(fd, chunk, written);
     }
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const fd = fs.openSync(part, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     const actual = hash.digest('hex');
@@ -113,7 +112,11 @@ async function ensureFile(ctx: FetchContext, ref: HubReference, file: string, ta
     }
     fs.renameSync(part, target);
   } catch (err) {
-    out.destroy();
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed
+    }
     fs.rmSync(part, { force: true });
     if (err instanceof PeftError) throw err;
     throw new PeftError(`Could not download ${url}: ${(err as Error).message}`, 'E_IO');

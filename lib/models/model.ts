@@ -13,6 +13,7 @@ import { native, type NativeLlama } from '../native';
 import { handleOf, tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
+import { tokenizerFromGguf } from './gguf-tokenizer';
 import { llamaWeightsFromGguf } from './gguf-weights';
 import { resolveModel, type ResolveOptions } from './hub';
 import { Sampler, type SamplingOptions } from './sampling';
@@ -187,7 +188,7 @@ export class Model {
 
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions extends ResolveOptions {
-  /** For a GGUF file: a directory with tokenizer.json to use as its tokenizer. */
+  /** For a GGUF file: a directory with tokenizer.json to use instead of the file's own vocabulary. */
   tokenizer?: string;
 }
 
@@ -199,7 +200,7 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
     const hasOutput = file.tensorInfos.some((t) => t.name === 'output.weight');
     const config = configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved);
     const weights = llamaWeightsFromGguf(file, config);
-    return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : undefined);
+    return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : tokenizerFromGguf(file.metadata as Record<string, unknown>));
   }
   const configPath = path.join(resolved, 'config.json');
   if (!fs.existsSync(configPath)) throw new PeftError(`Expected a config.json in ${resolved} but found none`, 'E_IO');
