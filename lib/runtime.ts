@@ -11,7 +11,10 @@ export type Isa = 'scalar' | 'avx2' | 'avx512' | 'avx512bf16';
 
 const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512', 'avx512bf16'];
 
-/** The variant in use (chosen at start-up from the CPU, or forced with PEFT_ISA). */
+/**
+ * The variant in use: PEFT_ISA when set, else AVX2 on CPUs that have it (the AVX-512 variants are
+ * opt-in with PEFT_ISA or {@link setIsa} until they have been verified on AVX-512 hardware), else scalar.
+ */
 export function getIsa(): Isa {
   return native.getIsa() as Isa;
 }

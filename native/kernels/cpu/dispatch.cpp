@@ -56,6 +56,8 @@ std::vector<Isa> supported_isas() {
 
 Isa best_isa() { return supported_isas().back(); }
 
+Isa default_isa() { return isa_supported(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar; }
+
 void set_isa(Isa isa) {
   if (!isa_supported(isa)) {
     std::string have;
@@ -71,15 +73,15 @@ void init_isa_from_env() {
   if (env != nullptr && *env != '\0') {
     set_isa(parse_isa(env));
   } else {
-    set_isa(best_isa());
+    set_isa(default_isa());
   }
 }
 
 Isa active_isa() {
   int v = g_active.load();
   if (v < 0) {
-    // Kernels used before the binding initialised the choice (e.g. from a C++ test): best available.
-    set_isa(best_isa());
+    // Kernels used before the binding initialised the choice (e.g. from a C++ test).
+    set_isa(default_isa());
     v = g_active.load();
   }
   return static_cast<Isa>(v);
