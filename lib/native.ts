@@ -210,13 +210,54 @@ export type NativeLlamaConfig = Pick<
   | 'attentionBias'
 > & { ropeFreqScale?: Float32Array };
 
+/** @internal Which adapters a forward applies (native/nn/adapter_selection.h). */
+export interface NativeAdapterSelection {
+  enabled: boolean;
+  active: string[];
+  /** One adapter name (or '__base__') per batch row, or null. */
+  perRow: string[] | null;
+  /** Dropout stream of the next training forward. */
+  seed: number;
+}
+
+/** @internal A linear layer adapters can attach to. */
+export interface NativeLinearModule {
+  name: string;
+  inFeatures: number;
+  outFeatures: number;
+  bias: boolean;
+}
+
 /** @internal The native Llama model (native/binding/model_llama.cpp). */
 export interface NativeLlama {
   forward(ids: NativeTensor, mask: NativeTensor | null, train: boolean): NativeTensor;
   forwardAsync(ids: NativeTensor, mask: NativeTensor | null, train: boolean): Promise<NativeTensor>;
-  lossBackward(logits: NativeTensor, labels: NativeTensor): { loss: number; grads: Record<string, NativeTensor> };
-  lossBackwardAsync(logits: NativeTensor, labels: NativeTensor): Promise<{ loss: number; grads: Record<string, NativeTensor> }>;
+  lossBackward(logits: NativeTensor, labels: NativeTensor, accumulate?: boolean): { loss: number; grads: Record<string, NativeTensor> };
+  lossBackwardAsync(
+    logits: NativeTensor,
+    labels: NativeTensor,
+    accumulate?: boolean,
+  ): Promise<{ loss: number; grads: Record<string, NativeTensor> }>;
   parameterNames(): string[];
+  promptLength(): number;
+  addLora(
+    module: string,
+    adapter: string,
+    a: NativeTensor,
+    b: NativeTensor,
+    magnitude: NativeTensor | null,
+    options: { scaling: number; dropout: number; useDora: boolean },
+  ): void;
+  addIa3(module: string, adapter: string, vector: NativeTensor, feedforward: boolean): void;
+  addPrompt(adapter: string, embeddings: NativeTensor): void;
+  deleteAdapter(adapter: string): void;
+  setSelection(selection: NativeAdapterSelection): void;
+  setTrainable(name: string, trainable: boolean): void;
+  parameters(): { name: string; tensor: NativeTensor; trainable: boolean }[];
+  grads(): Record<string, NativeTensor>;
+  linearModules(): NativeLinearModule[];
+  mergeAdapter(adapter: string): number;
+  unmergeAdapter(adapter: string): number;
   resetCache(maxLength: number): void;
   step(ids: NativeTensor): NativeTensor;
   stepAsync(ids: NativeTensor): Promise<NativeTensor>;

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "binding/args.h"
+#include "binding/model_adapters.h"
 #include "binding/errors.h"
 #include "binding/op_runner.h"
 #include "model/llama.h"
@@ -92,19 +93,23 @@ class StepPlan : public OpPlan {
   std::shared_ptr<Tensor> ids_, logits_;
 };
 
-// lossBackward(logits, labels [B, T] i32) -> { loss, grads: { name: Tensor } }
+// lossBackward(logits, labels [B, P + T] i32, accumulate) -> { loss, grads: { name: Tensor } } with the
+// gradients of the trainable parameters (the model's own buffers, rewritten by the next backward).
 class LossBackwardPlan : public OpPlan {
  public:
   LossBackwardPlan(std::shared_ptr<ModelState> state, const Napi::CallbackInfo& info) : lease_(std::move(state)) {
     logits_ = reads(to_tensor(arg(info, 0), "logits"));
     labels_ = reads(to_tensor(arg(info, 1), "labels"));
+    const Napi::Value acc = info.Length() > 2 ? info[2] : info.Env().Undefined();
+    accumulate_ = !acc.IsUndefined() && to_bool(acc, "accumulate");
   }
-  void execute() override { loss_ = lease_.model().loss_backward(*logits_, *labels_, grads_); }
+  void execute() override { loss_ = lease_.model().loss_backward(*logits_, *labels_, accumulate_); }
   Napi::Value result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
     out.Set("loss", Napi::Number::New(env, loss_));
     Napi::Object grads = Napi::Object::New(env);
-    for (auto& [name, t] : grads_) grads.Set(name, wrap_tensor(env, t));
+    for (const auto& [name, p] : lease_.model().parameters())
+      if (p->trainable && p->grad) grads.Set(name, wrap_tensor(env, p->grad));
     out.Set("grads", grads);
     return out;
   }
@@ -112,7 +117,7 @@ class LossBackwardPlan : public OpPlan {
  private:
   ModelLease lease_;
   std::shared_ptr<Tensor> logits_, labels_;
-  model::TensorMap grads_;
+  bool accumulate_ = false;
   double loss_ = 0;
 };
 
@@ -128,7 +133,19 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::reset_cache>("resetCache"),
                         InstanceMethod<&LlamaWrap::step>("step"),
                         InstanceMethod<&LlamaWrap::step_async>("stepAsync"),
-                        InstanceMethod<&LlamaWrap::parameter_names>("parameterNames")});
+                        InstanceMethod<&LlamaWrap::parameter_names>("parameterNames"),
+                        InstanceMethod<&LlamaWrap::promptLength>("promptLength"),
+                        InstanceMethod<&LlamaWrap::leased<add_lora>>("addLora"),
+                        InstanceMethod<&LlamaWrap::leased<add_ia3>>("addIa3"),
+                        InstanceMethod<&LlamaWrap::leased<add_prompt>>("addPrompt"),
+                        InstanceMethod<&LlamaWrap::leased<delete_adapter>>("deleteAdapter"),
+                        InstanceMethod<&LlamaWrap::leased<set_selection>>("setSelection"),
+                        InstanceMethod<&LlamaWrap::leased<set_trainable>>("setTrainable"),
+                        InstanceMethod<&LlamaWrap::leased<parameters>>("parameters"),
+                        InstanceMethod<&LlamaWrap::leased<grads>>("grads"),
+                        InstanceMethod<&LlamaWrap::leased<linear_modules>>("linearModules"),
+                        InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),
+                        InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter")});
   }
 
   explicit LlamaWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LlamaWrap>(info) {
@@ -181,6 +198,23 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       return out;
     });
   }
+
+  Napi::Value promptLength(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      ModelLease lease(state_);
+      return Napi::Number::New(info.Env(), static_cast<double>(lease.model().prompt_length()));
+    });
+  }
+  // A synchronous call that needs the model to itself.
+  template <Napi::Value (*Fn)(model::LlamaModel&, const Napi::CallbackInfo&)>
+  Napi::Value leased(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      ModelLease lease(state_);
+      return Fn(lease.model(), info);
+    });
+  }
+  static Napi::Value merge(model::LlamaModel& m, const Napi::CallbackInfo& info) { return merge_adapter(m, info, true); }
+  static Napi::Value unmerge(model::LlamaModel& m, const Napi::CallbackInfo& info) { return merge_adapter(m, info, false); }
 
   std::shared_ptr<ModelState> state_;
 };

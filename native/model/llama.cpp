@@ -7,10 +7,10 @@
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/embedding.h"
-#include "kernels/gemm.h"
 #include "kernels/loss.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
+#include "model/param_depth.h"
 
 namespace peft::model {
 
@@ -19,43 +19,23 @@ namespace {
 using TensorPtr = std::shared_ptr<Tensor>;
 
 TensorPtr f32(const Shape& shape) { return std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, shape)); }
-TensorPtr zeros(const Shape& shape) { return std::make_shared<Tensor>(DType::F32, shape); }
 float* p(const TensorPtr& t) { return t->data_as<float>(); }
 
-kernels::MatrixRef ref(const Tensor& t, bool trans) { return {t.data(), t.dtype(), t.dim(-1), trans}; }
-kernels::MatrixRef ref(const float* data, int64_t cols, bool trans) { return {data, DType::F32, cols, trans}; }
-
-// y[m, n] = x[m, k] · W[n, k]ᵀ (+ b[n])
-void linear(int64_t m, const float* x, const Tensor& w, const Tensor* b, float* y) {
-  const int64_t n = w.dim(0), k = w.dim(1);
-  kernels::gemm(m, n, k, ref(x, k, false), ref(w, true), y, n, 1.0f, false);
-  if (b) {
-    const float* bias = b->data_as<float>();
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
-  }
+void add_into(int64_t n, const float* src, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
-// Gradients of y = x·Wᵀ + b for dy[m, n]: dW[n, k] = dyᵀ·x; db[n] = Σ rows of dy; dx[m, k] (+)= dy·W.
-void linear_backward(int64_t m, const float* dy, const float* x, const Tensor& w, float* dx, bool accumulate_dx,
-                     float* dw, float* db) {
-  const int64_t n = w.dim(0), k = w.dim(1);
-  kernels::gemm(n, k, m, ref(dy, n, true), ref(x, k, false), dw, k, 1.0f, false);
-  if (db) {
-    std::memset(db, 0, sizeof(float) * n);
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) db[j] += dy[i * n + j];
-  }
-  if (dx) kernels::gemm(m, k, n, ref(dy, n, false), ref(w, false), dx, k, 1.0f, accumulate_dx);
-}
+const char* const kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
 }  // namespace
 
 struct LlamaModel::LayerCache {
   TensorPtr x, rstd1, n1, q, k, v, attn, lse, x2, rstd2, n2, gate, up, act;
+  nn::LinearCache q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
 };
 
-LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : config_(std::move(config)), weights_(std::move(weights)) {
+LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : config_(std::move(config)) {
   const LlamaConfig& c = config_;
   PEFT_CHECK(c.hidden > 0 && c.layers > 0 && c.heads > 0 && c.kv_heads > 0 && c.heads % c.kv_heads == 0 &&
                  c.head_dim > 0 && c.head_dim % 2 == 0 && c.vocab > 0 && c.intermediate > 0,
@@ -63,8 +43,11 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : config_(std::mov
   PEFT_CHECK(c.rope_freq_scale.empty() || static_cast<int64_t>(c.rope_freq_scale.size()) == c.head_dim / 2,
              ErrorCode::Config, "Expected head_dim / 2 RoPE frequency factors");
   for (const std::string& name : parameter_names()) {
-    auto it = weights_.find(name);
-    PEFT_CHECK(it != weights_.end(), ErrorCode::Config, "The weights have no tensor " + name + ", which the config needs");
+    auto it = weights.find(name);
+    PEFT_CHECK(it != weights.end(), ErrorCode::Config, "The weights have no tensor " + name + ", which the config needs");
+    auto param = std::make_shared<nn::Param>(name, it->second);
+    param->trainable = it->second->dtype() == DType::F32;  // everything trains until a PEFT method freezes it
+    params_[name] = param;
   }
   auto expect = [&](const std::string& name, const Shape& shape, bool linear_weight) {
     const Tensor& t = weight(name);
@@ -96,7 +79,16 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : config_(std::mov
     expect(pre + "mlp.gate_proj.weight", {c.intermediate, c.hidden}, true);
     expect(pre + "mlp.up_proj.weight", {c.intermediate, c.hidden}, true);
     expect(pre + "mlp.down_proj.weight", {c.hidden, c.intermediate}, true);
+    for (const char* name : kLinears) {
+      const std::string module = pre + name;
+      auto bias = params_.find(module + ".bias");
+      linears_[module] = std::make_unique<nn::Linear>(module, params_.at(module + ".weight"),
+                                                      bias == params_.end() ? nullptr : bias->second);
+    }
   }
+  // A tied head is a linear layer over the embedding table: its gradient adds into the table's.
+  linears_["lm_head"] = std::make_unique<nn::Linear>(
+      "lm_head", params_.at(c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"), nullptr);
   inv_freq_.resize(c.head_dim / 2);
   kernels::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_freq_scale.empty() ? nullptr : c.rope_freq_scale.data(),
                          inv_freq_.data());
@@ -123,10 +115,88 @@ std::vector<std::string> LlamaModel::parameter_names() const {
   return names;
 }
 
-const Tensor& LlamaModel::weight(const std::string& name) const {
-  auto it = weights_.find(name);
-  PEFT_CHECK(it != weights_.end(), ErrorCode::Internal, "missing weight " + name);
+nn::Param& LlamaModel::parameter(const std::string& name) const {
+  auto it = params_.find(name);
+  PEFT_CHECK(it != params_.end(), ErrorCode::Argument, "The model has no parameter named " + name);
   return *it->second;
+}
+
+nn::Linear& LlamaModel::linear(const std::string& module) const {
+  auto it = linears_.find(module);
+  PEFT_CHECK(it != linears_.end(), ErrorCode::Argument,
+             "The model has no linear layer named " + module + " (such as model.layers.0.self_attn.q_proj)");
+  return *it->second;
+}
+
+const Tensor& LlamaModel::weight(const std::string& name) const { return *parameter(name).value; }
+const float* LlamaModel::weight_f32(const std::string& name) const { return weight(name).data_as<float>(); }
+
+void LlamaModel::add_lora(const std::string& module, const std::string& adapter, nn::LoraWeights w) {
+  nn::Linear& lin = linear(module);
+  const std::string a = module + ".lora_A." + adapter + ".weight", b = module + ".lora_B." + adapter + ".weight";
+  const std::string mag = module + ".lora_magnitude_vector." + adapter + ".weight";
+  for (const std::string& n : {a, b, mag})
+    PEFT_CHECK(!params_.count(n), ErrorCode::Config, "The model already has a parameter " + n);
+  if (w.a) w.a->name = a;
+  if (w.b) w.b->name = b;
+  if (w.magnitude) w.magnitude->name = mag;
+  nn::LoraWeights copy = w;
+  lin.add_lora(adapter, std::move(copy));
+  for (const nn::ParamPtr& param : {w.a, w.b, w.magnitude})
+    if (param) params_[param->name] = param;
+}
+
+void LlamaModel::add_ia3(const std::string& module, const std::string& adapter, nn::Ia3Weights w) {
+  nn::Linear& lin = linear(module);
+  const std::string name = module + ".ia3_l." + adapter;
+  PEFT_CHECK(!params_.count(name), ErrorCode::Config, "The model already has a parameter " + name);
+  if (w.scale) w.scale->name = name;
+  nn::Ia3Weights copy = w;
+  lin.add_ia3(adapter, std::move(copy));
+  params_[name] = w.scale;
+}
+
+void LlamaModel::add_prompt(const std::string& adapter, std::shared_ptr<Tensor> prompt) {
+  PEFT_CHECK(prompt && prompt->dtype() == DType::F32 && prompt->ndim() == 2 && prompt->dim(1) == config_.hidden &&
+                 prompt->dim(0) >= 1 && prompt->is_contiguous(),
+             ErrorCode::Shape,
+             "Expected virtual token embeddings of shape [tokens, " + std::to_string(config_.hidden) + "] f32 but received " +
+                 (prompt ? std::string(dtype_name(prompt->dtype())) + " " + shape_to_string(prompt->shape()) : "none"));
+  PEFT_CHECK(!prompts_.count(adapter), ErrorCode::Config, "The model already has a prompt adapter named " + adapter);
+  auto param = std::make_shared<nn::Param>("prompt_embeddings." + adapter, std::move(prompt));
+  param->trainable = true;
+  prompts_[adapter] = param;
+  params_[param->name] = param;
+}
+
+void LlamaModel::delete_adapter(const std::string& adapter) {
+  bool found = prompts_.erase(adapter) > 0;
+  for (auto& [name, lin] : linears_) found = lin->remove_adapter(adapter) || found;
+  PEFT_CHECK(found, ErrorCode::Argument, "The model has no adapter named " + adapter);
+  const std::string tag = "." + adapter;
+  for (auto it = params_.begin(); it != params_.end();) {
+    const std::string& n = it->first;
+    const bool mine = n == "prompt_embeddings" + tag || n.find(".lora_A" + tag + ".weight") != std::string::npos ||
+                      n.find(".lora_B" + tag + ".weight") != std::string::npos ||
+                      n.find(".lora_magnitude_vector" + tag + ".weight") != std::string::npos ||
+                      (n.size() > tag.size() && n.compare(n.size() - tag.size(), tag.size(), tag) == 0 &&
+                       n.find(".ia3_l" + tag) != std::string::npos);
+    it = mine ? params_.erase(it) : std::next(it);
+  }
+}
+
+nn::ParamPtr LlamaModel::active_prompt() const {
+  if (!selection_.enabled || !selection_.per_row.empty()) return nullptr;
+  for (const std::string& name : selection_.active) {
+    auto it = prompts_.find(name);
+    if (it != prompts_.end()) return it->second;
+  }
+  return nullptr;
+}
+
+int64_t LlamaModel::prompt_length() const {
+  nn::ParamPtr prompt = active_prompt();
+  return prompt ? prompt->value->dim(0) : 0;
 }
 
 Tensor LlamaModel::forward(const Tensor& ids, const Tensor* key_valid, bool train) {
@@ -138,21 +208,23 @@ void LlamaModel::reset_cache(int64_t max_len) {
   PEFT_CHECK(max_len >= 1, ErrorCode::Range, "Expected a cache length of at least 1 but received " + std::to_string(max_len));
   k_cache_.clear();
   v_cache_.clear();
+  const int64_t total = max_len + prompt_length();
   for (int64_t l = 0; l < c.layers; ++l) {
-    k_cache_.push_back(f32({max_len, c.kv_heads, c.head_dim}));
-    v_cache_.push_back(f32({max_len, c.kv_heads, c.head_dim}));
+    k_cache_.push_back(f32({total, c.kv_heads, c.head_dim}));
+    v_cache_.push_back(f32({total, c.kv_heads, c.head_dim}));
   }
   cache_len_ = 0;
-  cache_max_ = max_len;
+  cache_max_ = total;
 }
 
 Tensor LlamaModel::step(const Tensor& ids) {
   PEFT_CHECK(cache_max_ > 0, ErrorCode::Argument, "step() needs reset_cache() first");
   PEFT_CHECK(ids.ndim() == 2 && ids.dim(0) == 1 && ids.dim(1) >= 1, ErrorCode::Shape,
              "Expected ids of shape [1, T] for a cached step but received " + shape_to_string(ids.shape()));
-  PEFT_CHECK(cache_len_ + ids.dim(1) <= cache_max_, ErrorCode::Range,
+  const int64_t added = ids.dim(1) + (cache_len_ == 0 ? prompt_length() : 0);
+  PEFT_CHECK(cache_len_ + added <= cache_max_, ErrorCode::Range,
              "Expected at most " + std::to_string(cache_max_) + " positions in the KV cache but this step would make " +
-                 std::to_string(cache_len_ + ids.dim(1)));
+                 std::to_string(cache_len_ + added));
   return run(ids, nullptr, false, true);
 }
 
@@ -161,48 +233,69 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   PEFT_CHECK(ids.ndim() == 2 && ids.dtype() == DType::I32, ErrorCode::Shape,
              "Expected i32 ids of shape [batch, seq] but received " + std::string(dtype_name(ids.dtype())) + " " +
                  shape_to_string(ids.shape()));
-  const int64_t B = ids.dim(0), T = ids.dim(1), M = B * T, H = c.hidden, D = c.head_dim;
-  const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D, F = c.intermediate;
   if (key_valid) {
     PEFT_CHECK(key_valid->dtype() == DType::U8 && key_valid->shape() == ids.shape(), ErrorCode::Shape,
                "Expected a u8 attention mask of shape " + shape_to_string(ids.shape()) + " but received " +
                    dtype_name(key_valid->dtype()) + " " + shape_to_string(key_valid->shape()));
   }
+  if (!selection_.per_row.empty())
+    PEFT_CHECK(static_cast<int64_t>(selection_.per_row.size()) == ids.dim(0), ErrorCode::Shape,
+               "Expected one adapter name per batch row (" + std::to_string(ids.dim(0)) + ") but received " +
+                   std::to_string(selection_.per_row.size()));
+  // Virtual tokens of a prompt adapter come first (with a cache: on the first step only).
+  const nn::ParamPtr prompt = (use_cache && cache_len_ > 0) ? nullptr : active_prompt();
+  const int64_t P = prompt ? prompt->value->dim(0) : 0;
+  const int64_t B = ids.dim(0), T = ids.dim(1) + P, M = B * T, H = c.hidden, D = c.head_dim;
+  const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D, F = c.intermediate;
+  nn::AdapterSelection sel = selection_;
+  sel.rows_per_item = T;
+  sel.train = train;
+
   auto positions = std::make_shared<Tensor>(DType::I32, Shape{B, T});
   const int64_t start = use_cache ? cache_len_ : 0;  // position of the first new token
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) positions->data_as<int32_t>()[b * T + t] = static_cast<int32_t>(start + t);
+  std::shared_ptr<Tensor> valid;  // the mask over all T positions (virtual tokens are always valid)
+  if (key_valid) {
+    valid = std::make_shared<Tensor>(DType::U8, Shape{B, T});
+    for (int64_t b = 0; b < B; ++b) {
+      std::memset(valid->data_as<uint8_t>() + b * T, 1, static_cast<size_t>(P));
+      std::memcpy(valid->data_as<uint8_t>() + b * T + P, key_valid->data_as<uint8_t>() + b * (T - P),
+                  static_cast<size_t>(T - P));
+    }
+  }
 
   TensorPtr x = f32({M, H});
-  kernels::embedding_forward(M, c.vocab, H, ids.data_as<int32_t>(), weight("model.embed_tokens.weight").data_as<float>(),
-                             p(x));
+  for (int64_t b = 0; b < B; ++b) {
+    if (P) std::memcpy(p(x) + b * T * H, prompt->data(), sizeof(float) * P * H);
+    kernels::embedding_forward(T - P, c.vocab, H, ids.data_as<int32_t>() + b * (T - P),
+                               weight_f32("model.embed_tokens.weight"), p(x) + (b * T + P) * H);
+  }
   cache_.clear();
   // With the cache (batch 1) the queries attend to every cached key plus the new ones.
   const kernels::AttentionShape as{B, T, start + T, c.heads, c.kv_heads, D};
-  const kernels::AttentionMask mask{true, key_valid ? key_valid->data_as<uint8_t>() : nullptr};
+  const kernels::AttentionMask mask{true, valid ? valid->data_as<uint8_t>() : nullptr};
   const kernels::RopeShape q_shape{B, T, c.heads, D}, k_shape{B, T, c.kv_heads, D};
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   for (int64_t l = 0; l < c.layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l) + ".";
-    auto bias = [&](const char* proj) -> const Tensor* {
-      return c.attention_bias ? &weight(pre + "self_attn." + proj + ".bias") : nullptr;
-    };
+    auto lin = [&](const char* name) -> const nn::Linear& { return *linears_.at(pre + name); };
     LayerCache lc;
+    auto kept = [&](nn::LinearCache& cache) { return train ? &cache : nullptr; };
     lc.x = x;
     lc.rstd1 = f32({M});
     lc.n1 = f32({M, H});
-    kernels::rmsnorm_forward(M, H, p(x), weight(pre + "input_layernorm.weight").data_as<float>(), c.rms_eps, p(lc.n1),
-                             p(lc.rstd1));
+    kernels::rmsnorm_forward(M, H, p(x), weight_f32(pre + "input_layernorm.weight"), c.rms_eps, p(lc.n1), p(lc.rstd1));
     lc.q = f32({M, q_dim});
     lc.k = f32({M, kv_dim});
     lc.v = f32({M, kv_dim});
-    linear(M, p(lc.n1), weight(pre + "self_attn.q_proj.weight"), bias("q_proj"), p(lc.q));
-    linear(M, p(lc.n1), weight(pre + "self_attn.k_proj.weight"), bias("k_proj"), p(lc.k));
-    linear(M, p(lc.n1), weight(pre + "self_attn.v_proj.weight"), bias("v_proj"), p(lc.v));
+    lin("self_attn.q_proj").forward(sel, M, p(lc.n1), p(lc.q), kept(lc.q_proj));
+    lin("self_attn.k_proj").forward(sel, M, p(lc.n1), p(lc.k), kept(lc.k_proj));
+    lin("self_attn.v_proj").forward(sel, M, p(lc.n1), p(lc.v), kept(lc.v_proj));
     kernels::rope_apply(q_shape, p(lc.q), positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.q));
     kernels::rope_apply(k_shape, p(lc.k), positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.k));
     lc.attn = f32({M, q_dim});
     lc.lse = f32({B, c.heads, T});
-    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
     const float* keys = p(lc.k);
     const float* values = p(lc.v);
     if (use_cache) {
@@ -215,122 +308,151 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     }
     kernels::attention_forward(as, mask, scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
     lc.x2 = f32({M, H});
-    linear(M, p(lc.attn), weight(pre + "self_attn.o_proj.weight"), nullptr, p(lc.x2));
-    for (int64_t i = 0; i < M * H; ++i) p(lc.x2)[i] += p(x)[i];
+    lin("self_attn.o_proj").forward(sel, M, p(lc.attn), p(lc.x2), kept(lc.o_proj));
+    add_into(M * H, p(x), p(lc.x2));
     lc.rstd2 = f32({M});
     lc.n2 = f32({M, H});
-    kernels::rmsnorm_forward(M, H, p(lc.x2), weight(pre + "post_attention_layernorm.weight").data_as<float>(),
-                             c.rms_eps, p(lc.n2), p(lc.rstd2));
+    kernels::rmsnorm_forward(M, H, p(lc.x2), weight_f32(pre + "post_attention_layernorm.weight"), c.rms_eps, p(lc.n2),
+                             p(lc.rstd2));
     lc.gate = f32({M, F});
     lc.up = f32({M, F});
     lc.act = f32({M, F});
-    linear(M, p(lc.n2), weight(pre + "mlp.gate_proj.weight"), nullptr, p(lc.gate));
-    linear(M, p(lc.n2), weight(pre + "mlp.up_proj.weight"), nullptr, p(lc.up));
+    lin("mlp.gate_proj").forward(sel, M, p(lc.n2), p(lc.gate), kept(lc.gate_proj));
+    lin("mlp.up_proj").forward(sel, M, p(lc.n2), p(lc.up), kept(lc.up_proj));
     kernels::swiglu_forward(M * F, p(lc.gate), p(lc.up), p(lc.act));
     TensorPtr next = f32({M, H});
-    linear(M, p(lc.act), weight(pre + "mlp.down_proj.weight"), nullptr, p(next));
-    for (int64_t i = 0; i < M * H; ++i) p(next)[i] += p(lc.x2)[i];
+    lin("mlp.down_proj").forward(sel, M, p(lc.act), p(next), kept(lc.down_proj));
+    add_into(M * H, p(lc.x2), p(next));
     if (train) cache_.push_back(std::move(lc));
     x = next;
   }
   TensorPtr rstd = f32({M}), normed = f32({M, H});
-  kernels::rmsnorm_forward(M, H, p(x), weight("model.norm.weight").data_as<float>(), c.rms_eps, p(normed), p(rstd));
-  const std::string head = c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  kernels::rmsnorm_forward(M, H, p(x), weight_f32("model.norm.weight"), c.rms_eps, p(normed), p(rstd));
+  const nn::Linear& head = *linears_.at("lm_head");
   if (use_cache) {  // only the last position's logits: the next token's distribution
     cache_len_ += T;
     Tensor last = Tensor::uninitialized(DType::F32, {1, c.vocab});
-    linear(1, p(normed) + (M - 1) * H, weight(head), nullptr, last.data_as<float>());
+    nn::AdapterSelection one = sel;
+    one.rows_per_item = 1;
+    head.forward(one, 1, p(normed) + (M - 1) * H, last.data_as<float>(), nullptr);
     return last;
   }
   Tensor logits = Tensor::uninitialized(DType::F32, {B, T, c.vocab});
-  linear(M, p(normed), weight(head), nullptr, logits.data_as<float>());
+  head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
   if (train) {
+    train_selection_ = sel;
     ids_ = std::make_shared<Tensor>(ids);
-    key_valid_ = key_valid ? std::make_shared<Tensor>(*key_valid) : nullptr;
+    key_valid_ = valid;
     positions_ = positions;
     final_input_ = x;
     final_rstd_ = rstd;
     final_normed_ = normed;
     batch_ = B;
     seq_ = T;
+    prompt_len_ = P;
+    train_prompt_ = prompt;
   }
   return logits;
 }
 
-double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, TensorMap& grads) {
+double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
   const LlamaConfig& c = config_;
   PEFT_CHECK(final_input_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
-  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = c.head_dim, F = c.intermediate;
+  const int64_t B = batch_, T = seq_, P = prompt_len_, M = B * T, H = c.hidden, D = c.head_dim, F = c.intermediate;
   const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D;
   PEFT_CHECK(labels.dtype() == DType::I32 && labels.shape() == Shape({B, T}), ErrorCode::Shape,
              "Expected i32 labels of shape " + shape_to_string({B, T}) + " but received " +
                  dtype_name(labels.dtype()) + " " + shape_to_string(labels.shape()));
   PEFT_CHECK(logits.shape() == Shape({B, T, c.vocab}), ErrorCode::Shape, "logits do not match the last forward");
-  grads.clear();
-  for (const std::string& name : parameter_names()) grads[name] = zeros(weight(name).shape());
+  if (!accumulate)
+    for (auto& [name, param] : params_) param->zero_grad();
+  const nn::AdapterSelection& sel = train_selection_;
+  // The lowest point of the network that trains: gradients stop flowing below it.
+  int lowest = kNoTrainable;
+  for (auto& [name, param] : params_)
+    if (param->trainable) lowest = std::min(lowest, param_depth(name, c.layers));
+  auto need = [&](int depth) { return lowest < depth; };   // does anything below this point train?
+  auto reach = [&](int depth) { return lowest <= depth; };  // does this point or anything below train?
 
   // Next-token targets: position t predicts labels[t + 1]; the last position predicts nothing.
   std::vector<int32_t> targets(static_cast<size_t>(M), -100);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t + 1 < T; ++t) targets[b * T + t] = labels.data_as<int32_t>()[b * T + t + 1];
   TensorPtr dlogits = f32({M, c.vocab});
-  std::memcpy(p(dlogits), logits.data(), logits.nbytes());
   std::vector<float> row_loss(static_cast<size_t>(M));
-  const kernels::CrossEntropyResult ce =
-      kernels::cross_entropy(M, c.vocab, p(dlogits), targets.data(), -100, 0.0, row_loss.data(), p(dlogits));
+  const kernels::CrossEntropyResult ce = kernels::cross_entropy(M, c.vocab, logits.data_as<float>(), targets.data(),
+                                                                -100, 0.0, row_loss.data(), p(dlogits));
   const double loss = ce.count ? ce.loss_sum / static_cast<double>(ce.count) : 0.0;
+  if (lowest == kNoTrainable) return loss;
 
   // Output head and final norm.
-  const std::string head = c.tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
   TensorPtr d_normed = f32({M, H});
-  std::vector<float> d_head(static_cast<size_t>(c.vocab * H));
-  linear_backward(M, p(dlogits), p(final_normed_), weight(head), p(d_normed), false, d_head.data(), nullptr);
-  for (size_t i = 0; i < d_head.size(); ++i) p(grads[head])[i] += d_head[i];
+  linears_.at("lm_head")->backward(sel, M, p(dlogits), p(final_normed_), head_cache_,
+                                   need(head_depth(c.layers)) ? p(d_normed) : nullptr, false);
+  dlogits.reset();
+  if (!reach(final_norm_depth(c.layers))) return loss;
   TensorPtr dx = f32({M, H});
-  kernels::rmsnorm_backward(M, H, p(d_normed), p(final_input_), weight("model.norm.weight").data_as<float>(),
-                            p(final_rstd_), p(dx), p(grads["model.norm.weight"]), true);
+  nn::Param& final_norm = parameter("model.norm.weight");
+  kernels::rmsnorm_backward(M, H, p(d_normed), p(final_input_), final_norm.data(), p(final_rstd_),
+                            need(final_norm_depth(c.layers)) ? p(dx) : nullptr, final_norm.grad_data(), true);
+  if (!need(final_norm_depth(c.layers))) return loss;
 
   const kernels::AttentionShape as{B, T, T, c.heads, c.kv_heads, D};
   const kernels::AttentionMask mask{true, key_valid_ ? key_valid_->data_as<uint8_t>() : nullptr};
   const kernels::RopeShape q_shape{B, T, c.heads, D}, k_shape{B, T, c.kv_heads, D};
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   TensorPtr d_act = f32({M, F}), d_gate = f32({M, F}), d_up = f32({M, F}), d_n = f32({M, H}), d_attn = f32({M, q_dim});
-  TensorPtr dq = f32({M, q_dim}), dk = f32({M, kv_dim}), dv = f32({M, kv_dim});
+  TensorPtr dq = f32({M, q_dim}), dk = f32({M, kv_dim}), dv = f32({M, kv_dim}), dx2 = f32({M, H});
   for (int64_t l = c.layers - 1; l >= 0; --l) {
     const LayerCache& lc = cache_[static_cast<size_t>(l)];
     const std::string pre = "model.layers." + std::to_string(l) + ".";
-    auto g = [&](const std::string& name) { return p(grads[pre + name]); };
+    auto lin = [&](const char* name) -> const nn::Linear& { return *linears_.at(pre + name); };
+    const int base = layer_depth(l);
     // MLP: x3 = x2 + down(swiglu(gate(n2), up(n2))), n2 = norm(x2). dx holds d x3.
-    linear_backward(M, p(dx), p(lc.act), weight(pre + "mlp.down_proj.weight"), p(d_act), false, g("mlp.down_proj.weight"),
-                    nullptr);
-    kernels::swiglu_backward(M * F, p(d_act), p(lc.gate), p(lc.up), p(d_gate), p(d_up));
-    linear_backward(M, p(d_gate), p(lc.n2), weight(pre + "mlp.gate_proj.weight"), p(d_n), false,
-                    g("mlp.gate_proj.weight"), nullptr);
-    linear_backward(M, p(d_up), p(lc.n2), weight(pre + "mlp.up_proj.weight"), p(d_n), true, g("mlp.up_proj.weight"),
-                    nullptr);
-    TensorPtr dx2 = f32({M, H});
-    kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x2), weight(pre + "post_attention_layernorm.weight").data_as<float>(),
-                              p(lc.rstd2), p(dx2), g("post_attention_layernorm.weight"), true);
-    for (int64_t i = 0; i < M * H; ++i) p(dx2)[i] += p(dx)[i];
-    // Attention: x2 = x + o_proj(attn(rope(q), rope(k), v)), q/k/v from n1 = norm(x).
-    linear_backward(M, p(dx2), p(lc.attn), weight(pre + "self_attn.o_proj.weight"), p(d_attn), false,
-                    g("self_attn.o_proj.weight"), nullptr);
+    lin("mlp.down_proj").backward(sel, M, p(dx), p(lc.act), lc.down_proj, need(base + kDown) ? p(d_act) : nullptr, false);
+    std::memcpy(p(dx2), p(dx), sizeof(float) * M * H);
+    if (need(base + kDown)) {
+      kernels::swiglu_backward(M * F, p(d_act), p(lc.gate), p(lc.up), p(d_gate), p(d_up));
+      const bool want_dn = need(base + kGateUp);
+      lin("mlp.gate_proj").backward(sel, M, p(d_gate), p(lc.n2), lc.gate_proj, want_dn ? p(d_n) : nullptr, false);
+      lin("mlp.up_proj").backward(sel, M, p(d_up), p(lc.n2), lc.up_proj, want_dn ? p(d_n) : nullptr, true);
+      if (want_dn) {
+        nn::Param& norm = parameter(pre + "post_attention_layernorm.weight");
+        std::vector<float> d_x2(static_cast<size_t>(M * H));
+        kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x2), norm.data(), p(lc.rstd2),
+                                  need(base + kPostNorm) ? d_x2.data() : nullptr, norm.grad_data(), true);
+        if (need(base + kPostNorm)) add_into(M * H, d_x2.data(), p(dx2));
+      }
+    }
+    if (!reach(base + kOutProj)) return loss;
+    // Attention: x2 = x + o_proj(attn(rope(q), rope(k), v)), q/k/v from n1 = norm(x). dx2 holds d x2.
+    lin("self_attn.o_proj").backward(sel, M, p(dx2), p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
+                                     false);
+    if (!need(base + kOutProj)) return loss;
     kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(d_attn), p(lc.lse), p(dq),
                                 p(dk), p(dv));
     kernels::rope_apply(q_shape, p(dq), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dq));
     kernels::rope_apply(k_shape, p(dk), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dk));
-    auto bias_grad = [&](const char* proj) { return c.attention_bias ? g(std::string("self_attn.") + proj + ".bias") : nullptr; };
-    linear_backward(M, p(dq), p(lc.n1), weight(pre + "self_attn.q_proj.weight"), p(d_n), false,
-                    g("self_attn.q_proj.weight"), bias_grad("q_proj"));
-    linear_backward(M, p(dk), p(lc.n1), weight(pre + "self_attn.k_proj.weight"), p(d_n), true,
-                    g("self_attn.k_proj.weight"), bias_grad("k_proj"));
-    linear_backward(M, p(dv), p(lc.n1), weight(pre + "self_attn.v_proj.weight"), p(d_n), true,
-                    g("self_attn.v_proj.weight"), bias_grad("v_proj"));
-    kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x), weight(pre + "input_layernorm.weight").data_as<float>(),
-                              p(lc.rstd1), p(dx), g("input_layernorm.weight"), true);
-    for (int64_t i = 0; i < M * H; ++i) p(dx)[i] += p(dx2)[i];
+    const bool want_dn = need(base + kQkv);
+    lin("self_attn.q_proj").backward(sel, M, p(dq), p(lc.n1), lc.q_proj, want_dn ? p(d_n) : nullptr, false);
+    lin("self_attn.k_proj").backward(sel, M, p(dk), p(lc.n1), lc.k_proj, want_dn ? p(d_n) : nullptr, true);
+    lin("self_attn.v_proj").backward(sel, M, p(dv), p(lc.n1), lc.v_proj, want_dn ? p(d_n) : nullptr, true);
+    if (!want_dn) return loss;
+    nn::Param& norm = parameter(pre + "input_layernorm.weight");
+    kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x), norm.data(), p(lc.rstd1), need(base + kInputNorm) ? p(dx) : nullptr,
+                              norm.grad_data(), true);
+    if (!need(base + kInputNorm)) return loss;
+    add_into(M * H, p(dx2), p(dx));
   }
-  kernels::embedding_backward(M, c.vocab, H, p(dx), ids_->data_as<int32_t>(), p(grads["model.embed_tokens.weight"]), true);
+  // dx holds d(embeddings): virtual tokens first, then the looked-up rows.
+  if (train_prompt_)
+    if (float* g = train_prompt_->grad_data())
+      for (int64_t b = 0; b < B; ++b) add_into(P * H, p(dx) + b * T * H, g);
+  nn::Param& embed = parameter("model.embed_tokens.weight");
+  if (float* g = embed.grad_data())
+    for (int64_t b = 0; b < B; ++b)
+      kernels::embedding_backward(T - P, c.vocab, H, p(dx) + (b * T + P) * H, ids_->data_as<int32_t>() + b * (T - P), g,
+                                  true);
   return loss;
 }
 

@@ -1,7 +1,9 @@
-// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM) with Hugging Face tensor names:
+// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM) with Hugging Face parameter names:
 // embeddings, per layer RMSNorm → grouped-query attention with RoPE → residual → RMSNorm →
-// SwiGLU MLP → residual, a final RMSNorm and a tied or separate output head. Forward keeps what
-// the backward needs; backward gives the gradient of every parameter.
+// SwiGLU MLP → residual, a final RMSNorm and a tied or separate output head. Its linear layers are
+// nn::Linear modules that PEFT adapters attach to; prompt-tuning adapters prepend learned virtual
+// tokens. Forward keeps what the backward needs; backward writes the gradients of the parameters
+// that train (all of them by default) and no others.
 #pragma once
 #include <map>
 #include <memory>
@@ -9,6 +11,9 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "nn/adapter_selection.h"
+#include "nn/linear.h"
+#include "nn/param.h"
 
 namespace peft::model {
 
@@ -37,36 +42,64 @@ class LlamaModel {
   ~LlamaModel();  // defined where LayerCache is complete
 
   const LlamaConfig& config() const { return config_; }
-  // The names of the parameters, in a fixed order.
+  // The base model's parameter names, in a fixed order.
   std::vector<std::string> parameter_names() const;
+  // Every parameter, base and adapter, by name.
+  const std::map<std::string, nn::ParamPtr>& parameters() const { return params_; }
+  nn::Param& parameter(const std::string& name) const;
+  // The linear layers PEFT can target, by module name (model.layers.0.self_attn.q_proj, ..., lm_head).
+  const std::map<std::string, std::unique_ptr<nn::Linear>>& linears() const { return linears_; }
+  nn::Linear& linear(const std::string& module) const;
+
+  // Adapters. Their parameters are registered under PEFT's module names, e.g.
+  // model.layers.0.self_attn.q_proj.lora_A.<adapter>.weight; they train.
+  void add_lora(const std::string& module, const std::string& adapter, nn::LoraWeights weights);
+  void add_ia3(const std::string& module, const std::string& adapter, nn::Ia3Weights weights);
+  // prompt: [virtual tokens, hidden] f32, prepended to the token embeddings of every row.
+  void add_prompt(const std::string& adapter, std::shared_ptr<Tensor> prompt);
+  void delete_adapter(const std::string& adapter);
+  void set_selection(nn::AdapterSelection selection) { selection_ = std::move(selection); }
+  const nn::AdapterSelection& selection() const { return selection_; }
+  // Virtual tokens that the current selection prepends (0 without an active prompt adapter).
+  int64_t prompt_length() const;
 
   // ids: [B, T] i32 in [0, vocab); key_valid: [B, T] u8 (1 = token, 0 = padding) or null.
-  // Returns logits [B, T, vocab]. Keeps activations for backward() when `train`.
+  // Returns logits [B, P + T, vocab] (P = prompt_length()). Keeps activations for backward() when `train`.
   Tensor forward(const Tensor& ids, const Tensor* key_valid, bool train);
 
   // Incremental decoding with a KV cache, for one sequence: reset_cache(max_len) empties it;
-  // step(ids [1, T]) runs the new tokens at positions cache_len .. cache_len + T - 1, appends their
-  // keys and values, and returns the logits of the last one, [1, vocab].
+  // step(ids [1, T]) runs the new tokens at positions cache_len .. cache_len + T - 1 (after the
+  // virtual tokens on the first step), appends their keys and values, and returns the logits of the
+  // last one, [1, vocab].
   void reset_cache(int64_t max_len);
   Tensor step(const Tensor& ids);
   int64_t cache_length() const { return cache_len_; }
 
   // Mean cross-entropy of the next-token predictions (logits at t against labels at t + 1, labels
-  // of -100 ignored) for the logits of the last forward(train = true); writes the gradient of every
-  // parameter into `grads` (allocated here, f32, same names). Returns the loss.
-  double loss_backward(const Tensor& logits, const Tensor& labels, TensorMap& grads);
+  // of -100 ignored; labels: [B, P + T] i32) for the logits of the last forward(train = true); adds
+  // the gradient of every trainable parameter into its grad (zeroed first unless `accumulate`).
+  // Returns the loss.
+  double loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate);
 
  private:
   struct LayerCache;
   const Tensor& weight(const std::string& name) const;
+  const float* weight_f32(const std::string& name) const;
+  nn::ParamPtr active_prompt() const;
 
   LlamaConfig config_;
-  TensorMap weights_;
+  std::map<std::string, nn::ParamPtr> params_;
+  std::map<std::string, std::unique_ptr<nn::Linear>> linears_;
+  std::map<std::string, nn::ParamPtr> prompts_;  // adapter → virtual token embeddings
+  nn::AdapterSelection selection_;
   std::vector<double> inv_freq_;
   // Activations of the last training forward.
   std::vector<LayerCache> cache_;
+  nn::AdapterSelection train_selection_;
   std::shared_ptr<Tensor> ids_, key_valid_, positions_, final_input_, final_rstd_, final_normed_;
-  int64_t batch_ = 0, seq_ = 0;
+  nn::LinearCache head_cache_;
+  nn::ParamPtr train_prompt_;  // the virtual tokens of the last training forward, or null
+  int64_t batch_ = 0, seq_ = 0, prompt_len_ = 0;
   // KV cache: per layer [max_len, kv_heads, head_dim] keys and values (after RoPE).
   std::vector<std::shared_ptr<Tensor>> k_cache_, v_cache_;
   int64_t cache_len_ = 0, cache_max_ = 0;

@@ -1,0 +1,32 @@
+// The adapter half of the native model object: attaching LoRA / DoRA / IA3 / prompt adapters,
+// choosing which apply, freezing parameters, merging. Called from model_llama.cpp with the model
+// leased (no call runs on it meanwhile).
+#pragma once
+#include <napi.h>
+
+#include "model/llama.h"
+
+namespace peft::binding {
+
+// addLora(module, adapter, A [r, in], B [out, r], magnitude [out] | null, { scaling, dropout, useDora })
+Napi::Value add_lora(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// addIa3(module, adapter, vector [in] | [out], feedforward)
+Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// addPrompt(adapter, embeddings [tokens, hidden])
+Napi::Value add_prompt(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// deleteAdapter(adapter)
+Napi::Value delete_adapter(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// setSelection({ enabled, active: string[], perRow: string[] | null, seed })
+Napi::Value set_selection(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// setTrainable(name, trainable)
+Napi::Value set_trainable(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// parameters() -> [{ name, tensor, trainable }]
+Napi::Value parameters(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// grads() -> { name: Tensor } for the trainable parameters (the buffers themselves, rewritten by each backward)
+Napi::Value grads(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// linearModules() -> [{ name, inFeatures, outFeatures, bias }]
+Napi::Value linear_modules(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// mergeAdapter(adapter) / unmergeAdapter(adapter): every layer holding it
+Napi::Value merge_adapter(model::LlamaModel& m, const Napi::CallbackInfo& info, bool merge);
+
+}  // namespace peft::binding

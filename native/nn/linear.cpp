@@ -1,0 +1,194 @@
+#include "nn/linear.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "kernels/gemm.h"
+#include "nn/linear_math.h"
+
+namespace peft::nn {
+
+namespace {
+
+std::shared_ptr<Tensor> f32(const Shape& shape) {
+  return std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, shape));
+}
+
+// v[i, j] *= scale[j] for the rows in `ranges`; v: [m, n]
+void scale_columns(const std::vector<RowRange>& ranges, int64_t n, const float* scale, float* v) {
+  for (const RowRange& r : ranges)
+    parallel_for(r.second - r.first, 64, [&](int64_t b, int64_t e) {
+      for (int64_t i = r.first + b; i < r.first + e; ++i)
+        for (int64_t j = 0; j < n; ++j) v[i * n + j] *= scale[j];
+    });
+}
+
+// g[j] += Σ_{rows in ranges} u[i, j] · v[i, j]; u, v: [m, n]
+void add_column_dots(const std::vector<RowRange>& ranges, int64_t n, const float* u, const float* v, float* g) {
+  for (const RowRange& r : ranges)
+    for (int64_t i = r.first; i < r.second; ++i)
+      for (int64_t j = 0; j < n; ++j) g[j] += u[i * n + j] * v[i * n + j];
+}
+
+void check_vector(const ParamPtr& p, int64_t n, const std::string& what) {
+  PEFT_CHECK(p && p->value->dtype() == DType::F32 && p->value->shape() == Shape({n}), ErrorCode::Shape,
+             "Expected an f32 " + what + " of shape [" + std::to_string(n) + "] but received " +
+                 (p ? std::string(dtype_name(p->value->dtype())) + " " + shape_to_string(p->value->shape()) : "none"));
+}
+
+}  // namespace
+
+Linear::Linear(std::string name, ParamPtr weight, ParamPtr bias)
+    : name_(std::move(name)), weight_(std::move(weight)), bias_(std::move(bias)) {
+  const Tensor& w = *weight_->value;
+  PEFT_CHECK(w.ndim() == 2 && (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && w.is_contiguous(),
+             ErrorCode::Shape, "Expected a contiguous f32 or bf16 weight [out, in] for " + name_);
+  out_ = w.dim(0);
+  in_ = w.dim(1);
+  if (bias_) check_vector(bias_, out_, "bias for " + name_);
+}
+
+void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, float* y, LinearCache* cache) const {
+  // Feed-forward IA3 scales the input of the base product.
+  const float* input = x;
+  std::shared_ptr<Tensor> scaled;
+  for (const auto& [name, w] : ia3_) {
+    if (w.merged || !w.feedforward) continue;
+    const auto ranges = adapter_rows(sel, name, m);
+    if (ranges.empty()) continue;
+    if (!scaled) {
+      scaled = f32({m, in_});
+      std::memcpy(scaled->data(), x, sizeof(float) * m * in_);
+    }
+    scale_columns(ranges, in_, w.scale->data(), scaled->data_as<float>());
+  }
+  if (scaled) input = scaled->data_as<float>();
+
+  kernels::gemm(m, out_, in_, matrix(input, in_, false), matrix(*weight_->value, true), y, out_, 1.0f, false);
+  if (bias_) {
+    const float* b = bias_->data();
+    parallel_for(m, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < out_; ++j) y[i * out_ + j] += b[j];
+    });
+  }
+  // Other IA3 adapters scale the output (bias included, as PEFT does).
+  std::shared_ptr<Tensor> unscaled;
+  for (const auto& [name, w] : ia3_) {
+    if (w.merged || w.feedforward) continue;
+    const auto ranges = adapter_rows(sel, name, m);
+    if (ranges.empty()) continue;
+    if (cache && !unscaled) {
+      unscaled = f32({m, out_});
+      std::memcpy(unscaled->data(), y, sizeof(float) * m * out_);
+    }
+    scale_columns(ranges, out_, w.scale->data(), y);
+  }
+  if (cache) {
+    cache->scaled_input = scaled;
+    cache->unscaled_output = unscaled;
+    cache->lora.clear();
+  }
+  for (const auto& [name, w] : lora_)
+    if (!w.merged) lora_forward(sel, name, w, m, x, y, cache);
+}
+
+void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const LinearCache& cache,
+                      float* dx, bool accumulate_dx) const {
+  // Output IA3: y = u ⊙ l, so dl = Σ dy ⊙ u and the base sees dy ⊙ l.
+  const float* dy_base = dy;
+  std::vector<float> dy_scaled;
+  for (const auto& [name, w] : ia3_) {
+    if (w.merged || w.feedforward) continue;
+    const auto ranges = adapter_rows(sel, name, m);
+    if (ranges.empty()) continue;
+    PEFT_CHECK(cache.unscaled_output != nullptr, ErrorCode::Internal, "IA3 backward without its forward cache");
+    if (float* g = w.scale->grad_data()) add_column_dots(ranges, out_, dy, cache.unscaled_output->data_as<float>(), g);
+    if (dy_scaled.empty()) dy_scaled.assign(dy, dy + m * out_);
+    scale_columns(ranges, out_, w.scale->data(), dy_scaled.data());
+  }
+  if (!dy_scaled.empty()) dy_base = dy_scaled.data();
+  const float* input = cache.scaled_input ? cache.scaled_input->data_as<float>() : x;
+
+  if (float* gw = weight_->grad_data()) {
+    PEFT_CHECK(weight_->value->dtype() == DType::F32, ErrorCode::DType, "Cannot train the bf16 weight " + weight_->name);
+    kernels::gemm(out_, in_, m, matrix(dy_base, out_, true), matrix(input, in_, false), gw, in_, 1.0f, true);
+  }
+  if (bias_)
+    if (float* gb = bias_->grad_data())
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < out_; ++j) gb[j] += dy_base[i * out_ + j];
+
+  bool dx_written = accumulate_dx;
+  if (dx) {
+    if (cache.scaled_input) {
+      // Input IA3: the product saw x ⊙ l, so d(x ⊙ l) = dy·W gives dl = Σ x ⊙ d(x ⊙ l) and dx = d(x ⊙ l) ⊙ l.
+      std::vector<float> d_input(static_cast<size_t>(m * in_));
+      kernels::gemm(m, in_, out_, matrix(dy_base, out_, false), matrix(*weight_->value, false), d_input.data(), in_, 1.0f,
+                    false);
+      for (const auto& [name, w] : ia3_) {
+        if (w.merged || !w.feedforward) continue;
+        const auto ranges = adapter_rows(sel, name, m);
+        if (float* g = w.scale->grad_data()) add_column_dots(ranges, in_, x, d_input.data(), g);
+        scale_columns(ranges, in_, w.scale->data(), d_input.data());
+      }
+      for (int64_t i = 0; i < m * in_; ++i) dx[i] = (accumulate_dx ? dx[i] : 0.0f) + d_input[static_cast<size_t>(i)];
+    } else {
+      kernels::gemm(m, in_, out_, matrix(dy_base, out_, false), matrix(*weight_->value, false), dx, in_, 1.0f,
+                    accumulate_dx);
+    }
+    dx_written = true;
+  }
+  (void)dx_written;
+  for (const auto& [name, w] : lora_) {
+    if (w.merged) continue;
+    auto it = cache.lora.find(name);
+    if (it == cache.lora.end()) continue;  // the adapter applied to no row
+    lora_backward(sel, name, w, m, dy, x, it->second, dx);
+  }
+}
+
+void Linear::add_lora(const std::string& adapter, LoraWeights w) {
+  PEFT_CHECK(ia3_.empty(), ErrorCode::Config, name_ + " already holds IA3 adapters; a layer holds adapters of one kind");
+  PEFT_CHECK(!lora_.count(adapter), ErrorCode::Config, name_ + " already has an adapter named " + adapter);
+  PEFT_CHECK(w.a && w.b, ErrorCode::Argument, "LoRA needs both A and B for " + name_);
+  const Shape& as = w.a->value->shape();
+  PEFT_CHECK(as.size() == 2 && as[1] == in_ && as[0] >= 1 && w.a->value->dtype() == DType::F32, ErrorCode::Shape,
+             "Expected lora_A of shape [r, " + std::to_string(in_) + "] f32 for " + name_ + " but received " +
+                 shape_to_string(as));
+  const int64_t r = as[0];
+  PEFT_CHECK(w.b->value->shape() == Shape({out_, r}) && w.b->value->dtype() == DType::F32, ErrorCode::Shape,
+             "Expected lora_B of shape " + shape_to_string({out_, r}) + " f32 for " + name_ + " but received " +
+                 shape_to_string(w.b->value->shape()));
+  if (w.magnitude) check_vector(w.magnitude, out_, "DoRA magnitude for " + name_);
+  PEFT_CHECK(w.dropout >= 0 && w.dropout < 1, ErrorCode::Range, "Expected a LoRA dropout in [0, 1) for " + name_);
+  PEFT_CHECK(std::isfinite(w.scaling), ErrorCode::Range, "Expected a finite LoRA scaling for " + name_);
+  lora_[adapter] = std::move(w);
+}
+
+void Linear::add_ia3(const std::string& adapter, Ia3Weights w) {
+  PEFT_CHECK(lora_.empty(), ErrorCode::Config, name_ + " already holds LoRA adapters; a layer holds adapters of one kind");
+  PEFT_CHECK(!ia3_.count(adapter), ErrorCode::Config, name_ + " already has an adapter named " + adapter);
+  check_vector(w.scale, w.feedforward ? in_ : out_, "IA3 vector for " + name_);
+  ia3_[adapter] = std::move(w);
+}
+
+bool Linear::remove_adapter(const std::string& adapter) {
+  auto l = lora_.find(adapter);
+  if (l != lora_.end()) {
+    PEFT_CHECK(!l->second.merged, ErrorCode::Config, "Unmerge adapter " + adapter + " before deleting it");
+    lora_.erase(l);
+    return true;
+  }
+  auto i = ia3_.find(adapter);
+  if (i != ia3_.end()) {
+    PEFT_CHECK(!i->second.merged, ErrorCode::Config, "Unmerge adapter " + adapter + " before deleting it");
+    ia3_.erase(i);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace peft::nn

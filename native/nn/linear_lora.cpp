@@ -1,0 +1,211 @@
+// The LoRA and DoRA branches of a Linear, and merging adapters into its weight.
+//   LoRA: y += s · dropout(x)·Aᵀ·Bᵀ
+//   DoRA: with n = ‖W + s·B·A‖ per output row (a constant for the gradient, as in the paper) and
+//         g = magnitude / n:  y += (g − 1) ⊙ dropout(x)·Wᵀ + g ⊙ s · dropout(x)·Aᵀ·Bᵀ
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "nn/dropout.h"
+#include "nn/linear.h"
+#include "nn/linear_math.h"
+
+namespace peft::nn {
+
+namespace {
+
+std::shared_ptr<Tensor> f32(const Shape& shape) { return std::make_shared<Tensor>(DType::F32, shape); }
+
+// rows × cols of `x` starting at row0, with dropout applied when p > 0 (into `buffer`).
+const float* dropped_rows(const AdapterSelection& sel, uint64_t stream, float p, int64_t row0, int64_t rows,
+                          int64_t cols, const float* x, std::vector<float>& buffer) {
+  const float* src = x + row0 * cols;
+  if (!sel.train || p <= 0) return src;
+  buffer.resize(static_cast<size_t>(rows * cols));
+  dropout_rows(sel.seed, stream, p, row0, rows, cols, src, buffer.data());
+  return buffer.data();
+}
+
+}  // namespace
+
+std::vector<float> Linear::dora_norm(const LoraWeights& w) const {
+  const int64_t r = w.a->value->dim(0);
+  std::vector<float> full = weight_as_f32(*weight_->value);  // W + s·B·A, [out, in]
+  kernels::gemm(out_, in_, r, matrix(w.b->data(), r, false), matrix(w.a->data(), in_, false), full.data(), in_,
+                w.scaling, true);
+  std::vector<float> norm(static_cast<size_t>(out_));
+  for (int64_t o = 0; o < out_; ++o) {
+    double sum = 0;
+    for (int64_t i = 0; i < in_; ++i) sum += static_cast<double>(full[o * in_ + i]) * full[o * in_ + i];
+    norm[static_cast<size_t>(o)] = static_cast<float>(std::sqrt(sum));
+  }
+  return norm;
+}
+
+void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
+                          const float* x, float* y, LinearCache* cache) const {
+  const auto ranges = adapter_rows(sel, name, m);
+  if (ranges.empty()) return;
+  const int64_t r = w.a->value->dim(0);
+  const uint64_t stream = dropout_stream(name_, name);
+  LinearCache::Lora saved;
+  saved.xa = f32({m, r});
+  const bool dora = w.magnitude != nullptr;
+  if (dora) {
+    saved.norm = dora_norm(w);
+    saved.base = f32({m, out_});
+  }
+  std::vector<float> dropped, lora_out;
+  for (const RowRange& range : ranges) {
+    const int64_t row0 = range.first, rows = range.second - range.first;
+    const float* xd = dropped_rows(sel, stream, w.dropout, row0, rows, in_, x, dropped);
+    float* xa = saved.xa->data_as<float>() + row0 * r;
+    kernels::gemm(rows, r, in_, matrix(xd, in_, false), matrix(w.a->data(), in_, true), xa, r, 1.0f, false);
+    float* yr = y + row0 * out_;
+    if (!dora) {
+      kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), yr, out_, w.scaling, true);
+      continue;
+    }
+    float* base = saved.base->data_as<float>() + row0 * out_;
+    kernels::gemm(rows, out_, in_, matrix(xd, in_, false), matrix(*weight_->value, true), base, out_, 1.0f, false);
+    lora_out.resize(static_cast<size_t>(rows * out_));
+    kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
+                  false);
+    const float* mag = w.magnitude->data();
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t o = 0; o < out_; ++o) {
+        const float g = mag[o] / saved.norm[static_cast<size_t>(o)];
+        yr[i * out_ + o] += (g - 1.0f) * base[i * out_ + o] + g * lora_out[static_cast<size_t>(i * out_ + o)];
+      }
+  }
+  if (cache) cache->lora[name] = std::move(saved);
+}
+
+void Linear::lora_backward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
+                           const float* dy, const float* x, const LinearCache::Lora& saved, float* dx) const {
+  const auto ranges = adapter_rows(sel, name, m);
+  const int64_t r = w.a->value->dim(0);
+  const uint64_t stream = dropout_stream(name_, name);
+  const bool dora = w.magnitude != nullptr;
+  float* ga = w.a->grad_data();
+  float* gb = w.b->grad_data();
+  float* gm = dora ? w.magnitude->grad_data() : nullptr;
+  std::vector<float> dropped, d_lora, d_base, g, dxd, lora_out;
+  for (const RowRange& range : ranges) {
+    const int64_t row0 = range.first, rows = range.second - range.first;
+    const float* xa = saved.xa->data_as<float>() + row0 * r;
+    const float* dyr = dy + row0 * out_;
+    const float* d_branch = dyr;  // gradient reaching s·xa·Bᵀ
+    if (dora) {
+      // y += (g − 1) ⊙ base + g ⊙ lora with g = mag / n: dmag = Σ dy ⊙ (base + lora) / n.
+      const float* mag = w.magnitude->data();
+      const float* base = saved.base->data_as<float>() + row0 * out_;
+      lora_out.resize(static_cast<size_t>(rows * out_));
+      kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
+                    false);
+      d_lora.resize(static_cast<size_t>(rows * out_));
+      d_base.resize(static_cast<size_t>(rows * out_));
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t o = 0; o < out_; ++o) {
+          const size_t k = static_cast<size_t>(i * out_ + o);
+          const float n = saved.norm[static_cast<size_t>(o)], gain = mag[o] / n;
+          if (gm) gm[o] += dyr[k] * (base[k] + lora_out[k]) / n;
+          d_lora[k] = dyr[k] * gain;
+          d_base[k] = dyr[k] * (gain - 1.0f);
+        }
+      d_branch = d_lora.data();
+    }
+    // dB = s · d_branchᵀ·xa; g = s · d_branch·B [rows, r]; dA = gᵀ·dropout(x)
+    if (gb) kernels::gemm(out_, r, rows, matrix(d_branch, out_, true), matrix(xa, r, false), gb, r, w.scaling, true);
+    g.resize(static_cast<size_t>(rows * r));
+    kernels::gemm(rows, r, out_, matrix(d_branch, out_, false), matrix(w.b->data(), r, false), g.data(), r, w.scaling,
+                  false);
+    if (ga || (dora && weight_->trainable)) {
+      const float* xd = dropped_rows(sel, stream, w.dropout, row0, rows, in_, x, dropped);
+      if (ga) kernels::gemm(r, in_, rows, matrix(g.data(), r, true), matrix(xd, in_, false), ga, in_, 1.0f, true);
+      if (dora && weight_->trainable)
+        kernels::gemm(out_, in_, rows, matrix(d_base.data(), out_, true), matrix(xd, in_, false), weight_->grad_data(),
+                      in_, 1.0f, true);
+    }
+    if (!dx) continue;
+    // d dropout(x) = g·A (+ d_base·W for DoRA), then through the same dropout mask.
+    dxd.resize(static_cast<size_t>(rows * in_));
+    kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,
+                  false);
+    if (dora)
+      kernels::gemm(rows, in_, out_, matrix(d_base.data(), out_, false), matrix(*weight_->value, false), dxd.data(), in_,
+                    1.0f, true);
+    if (sel.train && w.dropout > 0) dropout_rows(sel.seed, stream, w.dropout, row0, rows, in_, dxd.data(), dxd.data());
+    float* dxr = dx + row0 * in_;
+    for (int64_t i = 0; i < rows * in_; ++i) dxr[i] += dxd[static_cast<size_t>(i)];
+  }
+}
+
+void Linear::merge(const std::string& adapter) {
+  auto found = lora_.find(adapter);
+  if (found != lora_.end()) {
+    LoraWeights& w = found->second;
+    PEFT_CHECK(!w.merged, ErrorCode::Config, "Adapter " + adapter + " is already merged into " + name_);
+    const int64_t r = w.a->value->dim(0);
+    std::vector<float> full = weight_as_f32(*weight_->value);
+    if (w.magnitude) w.merged_norm = dora_norm(w);
+    kernels::gemm(out_, in_, r, matrix(w.b->data(), r, false), matrix(w.a->data(), in_, false), full.data(), in_,
+                  w.scaling, true);
+    if (w.magnitude)
+      for (int64_t o = 0; o < out_; ++o) {
+        const float g = w.magnitude->data()[o] / w.merged_norm[static_cast<size_t>(o)];
+        for (int64_t i = 0; i < in_; ++i) full[o * in_ + i] *= g;
+      }
+    store_weight(*weight_->value, full);
+    w.merged = true;
+    return;
+  }
+  auto it = ia3_.find(adapter);
+  PEFT_CHECK(it != ia3_.end(), ErrorCode::Argument, name_ + " has no adapter named " + adapter);
+  Ia3Weights& w = it->second;
+  PEFT_CHECK(!w.merged, ErrorCode::Config, "Adapter " + adapter + " is already merged into " + name_);
+  std::vector<float> full = weight_as_f32(*weight_->value);
+  const float* l = w.scale->data();
+  for (int64_t o = 0; o < out_; ++o)
+    for (int64_t i = 0; i < in_; ++i) full[o * in_ + i] *= w.feedforward ? l[i] : l[o];
+  store_weight(*weight_->value, full);
+  if (bias_ && !w.feedforward)
+    for (int64_t o = 0; o < out_; ++o) bias_->mutable_data()[o] *= l[o];
+  w.merged = true;
+}
+
+void Linear::unmerge(const std::string& adapter) {
+  auto found = lora_.find(adapter);
+  if (found != lora_.end()) {
+    LoraWeights& w = found->second;
+    PEFT_CHECK(w.merged, ErrorCode::Config, "Adapter " + adapter + " is not merged into " + name_);
+    const int64_t r = w.a->value->dim(0);
+    std::vector<float> full = weight_as_f32(*weight_->value);
+    if (w.magnitude)
+      for (int64_t o = 0; o < out_; ++o) {
+        const float g = w.magnitude->data()[o] / w.merged_norm[static_cast<size_t>(o)];
+        for (int64_t i = 0; i < in_; ++i) full[o * in_ + i] /= g;
+      }
+    kernels::gemm(out_, in_, r, matrix(w.b->data(), r, false), matrix(w.a->data(), in_, false), full.data(), in_,
+                  -w.scaling, true);
+    store_weight(*weight_->value, full);
+    w.merged = false;
+    return;
+  }
+  auto it = ia3_.find(adapter);
+  PEFT_CHECK(it != ia3_.end(), ErrorCode::Argument, name_ + " has no adapter named " + adapter);
+  Ia3Weights& w = it->second;
+  PEFT_CHECK(w.merged, ErrorCode::Config, "Adapter " + adapter + " is not merged into " + name_);
+  std::vector<float> full = weight_as_f32(*weight_->value);
+  const float* l = w.scale->data();
+  // As PEFT does, divide by l + 1e-8 so that a zero entry does not give infinities.
+  for (int64_t o = 0; o < out_; ++o)
+    for (int64_t i = 0; i < in_; ++i) full[o * in_ + i] /= (w.feedforward ? l[i] : l[o]) + 1e-8f;
+  store_weight(*weight_->value, full);
+  if (bias_ && !w.feedforward)
+    for (int64_t o = 0; o < out_; ++o) bias_->mutable_data()[o] /= l[o] + 1e-8f;
+  w.merged = false;
+}
+
+}  // namespace peft::nn

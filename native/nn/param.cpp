@@ -1,0 +1,17 @@
+#include "nn/param.h"
+
+#include <cstring>
+
+namespace peft::nn {
+
+float* Param::grad_data() {
+  if (!trainable) return nullptr;
+  if (!grad || grad->shape() != value->shape()) grad = std::make_shared<Tensor>(DType::F32, value->shape());
+  return grad->data_as<float>();
+}
+
+void Param::zero_grad() {
+  if (grad) std::memset(grad->data(), 0, grad->nbytes());
+}
+
+}  // namespace peft::nn
