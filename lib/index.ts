@@ -21,5 +21,18 @@ export { Tokenizer, loadTokenizer, type ChatMessage, type EncodeOptions, type De
 export { configFromHf, configFromGguf, ropeInverseFrequencies, ropeScalingFactors, type LlamaConfig, type RopeScaling } from './models/config';
 export { resolveModel, parseHubReference, defaultCacheDir, type ResolveOptions, type HubReference } from './models/hub';
 export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeName } from './io/gguf';
-export { loadModel, Model, type TokenIds, type LossResult, type GenerateOptions, type LoadModelOptions } from './models/model';
+export { loadModel, Model, type TokenIds, type LossResult, type LossOptions, type GenerateOptions, type LoadModelOptions } from './models/model';
 export { Sampler, type SamplingOptions } from './models/sampling';
+export { getPeftModel, loadAdapter, PeftModel, type AdapterOptions, type AdapterRowOptions } from './peft/peft-model';
+export {
+  normalizeConfig,
+  type PeftConfig,
+  type PeftType,
+  type TaskType,
+  type TargetModules,
+  type LoraConfig,
+  type IA3Config,
+  type PromptTuningConfig,
+  type LNTuningConfig,
+  type BitFitConfig,
+} from './peft/config';

@@ -250,10 +250,12 @@ export interface NativeLlama {
   ): void;
   addIa3(module: string, adapter: string, vector: NativeTensor, feedforward: boolean): void;
   addPrompt(adapter: string, embeddings: NativeTensor): void;
-  deleteAdapter(adapter: string): void;
+  /** keepMerged: forget a merged adapter, leaving its effect in the weights. */
+  deleteAdapter(adapter: string, keepMerged?: boolean): void;
   setSelection(selection: NativeAdapterSelection): void;
   setTrainable(name: string, trainable: boolean): void;
   parameters(): { name: string; tensor: NativeTensor; trainable: boolean }[];
+  setParameterValue(name: string, value: NativeTensor): void;
   grads(): Record<string, NativeTensor>;
   linearModules(): NativeLinearModule[];
   mergeAdapter(adapter: string): number;

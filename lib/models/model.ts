@@ -30,6 +30,14 @@ export interface LossResult {
   grads: Record<string, Tensor>;
 }
 
+/** Options of {@link Model.loss}. */
+export interface LossOptions {
+  /** [batch, seq] u8: 1 for tokens, 0 for padding (keys that no query attends to). */
+  attentionMask?: Tensor;
+  /** Add the gradients to those of the previous call instead of replacing them (gradient accumulation). */
+  accumulate?: boolean;
+}
+
 /** Options of {@link Model.generate} and {@link Model.stream}. */
 export interface GenerateOptions extends SamplingOptions {
   /** Default 32. */
@@ -51,17 +59,41 @@ function idsTensor(ids: TokenIds, argument: string): Tensor {
   return tensor(rows, undefined, 'i32');
 }
 
+/** Labels [B, T] → [B, P + T] with -100 for the P virtual tokens of a prompt adapter. */
+function prefixIgnored(labels: Tensor, virtual: number): Tensor {
+  const [batch, seq] = labels.shape;
+  const src = labels.toTypedArray() as Int32Array;
+  const out = new Int32Array(batch * (virtual + seq)).fill(-100);
+  for (let b = 0; b < batch; b++) out.set(src.subarray(b * seq, (b + 1) * seq), b * (virtual + seq) + virtual);
+  return tensor(out, [batch, virtual + seq], 'i32');
+}
+
+/** Logits [B, P + T, V] → [B, T, V]: the positions of the given tokens only. */
+function dropVirtualTokens(logits: Tensor, virtual: number): Tensor {
+  if (virtual === 0) return logits;
+  const [batch, total, vocab] = logits.shape;
+  const seq = total - virtual;
+  const src = logits.toFloat32Array();
+  const out = new Float32Array(batch * seq * vocab);
+  for (let b = 0; b < batch; b++) out.set(src.subarray((b * total + virtual) * vocab, (b + 1) * total * vocab), b * seq * vocab);
+  logits.dispose();
+  return tensor(out, [batch, seq, vocab]);
+}
+
 /** A loaded Llama-family model. Create one with {@link loadModel}. */
 export class Model {
   readonly config: LlamaConfig;
   /** The model's tokenizer, when its files came with one. */
   readonly tokenizer: Tokenizer | undefined;
+  /** Where the model was loaded from (a path or an hf: reference), when known. */
+  readonly nameOrPath: string | undefined;
   private readonly native: NativeLlama;
   private readonly weights: Map<string, Tensor>;
 
   /** @internal Use {@link loadModel}. */
-  constructor(config: LlamaConfig, weights: Map<string, Tensor>, tokenizer?: Tokenizer) {
+  constructor(config: LlamaConfig, weights: Map<string, Tensor>, tokenizer?: Tokenizer, nameOrPath?: string) {
     this.config = config;
+    this.nameOrPath = nameOrPath;
     this.tokenizer = tokenizer;
     this.weights = weights;
     const names = [...weights.keys()];
@@ -75,6 +107,11 @@ export class Model {
     );
   }
 
+  /** @internal The native model object, for the PEFT layer. */
+  get nativeModel(): NativeLlama {
+    return this.native;
+  }
+
   /** Parameter names, in a fixed order. */
   parameterNames(): string[] {
     return this.native.parameterNames();
@@ -85,11 +122,18 @@ export class Model {
     return this.weights.get(name) ?? fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
   }
 
+  /** @internal Makes `value` (same shape and dtype) the storage of a base parameter. */
+  replaceParameter(name: string, value: Tensor): void {
+    this.native.setParameterValue(name, handleOf(value, 'value'));
+    this.weights.set(name, value);
+  }
+
   /** Logits [batch, seq, vocab] for token ids, on a worker thread. */
   forward(ids: TokenIds, options: { attentionMask?: Tensor } = {}): Promise<Tensor> {
     return withCallSite(async () => {
       const mask = options.attentionMask ? handleOf(options.attentionMask, 'options.attentionMask') : null;
-      return new Tensor(await this.native.forwardAsync(handleOf(idsTensor(ids, 'ids'), 'ids'), mask, false));
+      const logits = new Tensor(await this.native.forwardAsync(handleOf(idsTensor(ids, 'ids'), 'ids'), mask, false));
+      return dropVirtualTokens(logits, this.native.promptLength());
     });
   }
 
@@ -97,12 +141,15 @@ export class Model {
    * The language-model loss (each position predicts the next label; -100 is ignored) and the
    * gradient of every parameter. `labels` default to the ids.
    */
-  loss(ids: TokenIds, labels?: TokenIds): Promise<LossResult> {
+  loss(ids: TokenIds, labels?: TokenIds, options: LossOptions = {}): Promise<LossResult> {
     return withCallSite(async () => {
       const idTensor = idsTensor(ids, 'ids');
-      const labelTensor = labels === undefined ? idTensor : idsTensor(labels, 'labels');
-      const logits = await this.native.forwardAsync(handleOf(idTensor, 'ids'), null, true);
-      const r = await this.native.lossBackwardAsync(logits, handleOf(labelTensor, 'labels'));
+      let labelTensor = labels === undefined ? idTensor : idsTensor(labels, 'labels');
+      const virtual = this.native.promptLength();
+      if (virtual > 0) labelTensor = prefixIgnored(labelTensor, virtual);
+      const mask = options.attentionMask ? handleOf(options.attentionMask, 'options.attentionMask') : null;
+      const logits = await this.native.forwardAsync(handleOf(idTensor, 'ids'), mask, true);
+      const r = await this.native.lossBackwardAsync(logits, handleOf(labelTensor, 'labels'), options.accumulate ?? false);
       logits.dispose();
       return { loss: r.loss, grads: Object.fromEntries(Object.entries(r.grads).map(([k, v]) => [k, new Tensor(v)])) };
     });
@@ -135,8 +182,10 @@ export class Model {
     const maxNew = options.maxNewTokens ?? 32;
     if (!Number.isInteger(maxNew) || maxNew < 0) fail('option maxNewTokens', 'a non-negative integer', maxNew, 'E_RANGE');
     const limit = this.config.maxPositionEmbeddings;
-    if (ids.length + maxNew > limit) {
-      throw new PeftError(`Expected at most ${limit} tokens (the model's context) but the prompt has ${ids.length} and maxNewTokens is ${maxNew}`, 'E_RANGE');
+    const virtual = this.native.promptLength();
+    if (virtual + ids.length + maxNew > limit) {
+      const extra = virtual ? ` after ${virtual} virtual tokens` : '';
+      throw new PeftError(`Expected at most ${limit} tokens (the model's context) but the prompt has ${ids.length}${extra} and maxNewTokens is ${maxNew}`, 'E_RANGE');
     }
     const sampler = new Sampler(options);
     const eos = this.tokenizer?.eosId ?? (typeof this.config.eosTokenId === 'number' ? this.config.eosTokenId : undefined);
@@ -200,7 +249,7 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
     const hasOutput = file.tensorInfos.some((t) => t.name === 'output.weight');
     const config = configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved);
     const weights = llamaWeightsFromGguf(file, config);
-    return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : tokenizerFromGguf(file.metadata as Record<string, unknown>));
+    return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : tokenizerFromGguf(file.metadata as Record<string, unknown>), location);
   }
   const configPath = path.join(resolved, 'config.json');
   if (!fs.existsSync(configPath)) throw new PeftError(`Expected a config.json in ${resolved} but found none`, 'E_IO');
@@ -214,5 +263,5 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   const source = readSafetensorsModel(resolved);
   const weights = new Map(source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq')).map((k) => [k, source.tensor(k)]));
   const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? loadTokenizer(resolved) : undefined;
-  return new Model(config, weights, tokenizer);
+  return new Model(config, weights, tokenizer, location);
 }

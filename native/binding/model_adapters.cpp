@@ -63,7 +63,8 @@ Napi::Value add_prompt(model::LlamaModel& m, const Napi::CallbackInfo& info) {
 }
 
 Napi::Value delete_adapter(model::LlamaModel& m, const Napi::CallbackInfo& info) {
-  m.delete_adapter(to_string(arg(info, 0), "adapter"));
+  const bool keep_merged = info.Length() > 1 && !info[1].IsUndefined() && to_bool(info[1], "keepMerged");
+  m.delete_adapter(to_string(arg(info, 0), "adapter"), keep_merged);
   return info.Env().Undefined();
 }
 
@@ -88,6 +89,19 @@ Napi::Value set_trainable(model::LlamaModel& m, const Napi::CallbackInfo& info) 
              "Expected an f32 parameter to train but " + p.name + " is " + dtype_name(p.value->dtype()));
   p.trainable = trainable;
   if (!trainable) p.grad.reset();  // frozen parameters hold no gradient memory
+  return info.Env().Undefined();
+}
+
+Napi::Value set_parameter_value(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+  nn::Param& p = m.parameter(to_string(arg(info, 0), "name"));
+  auto value = to_tensor(arg(info, 1), "value");
+  PEFT_CHECK(value->shape() == p.value->shape() && value->dtype() == p.value->dtype() && value->is_contiguous(),
+             ErrorCode::Shape,
+             "Expected a contiguous " + std::string(dtype_name(p.value->dtype())) + " " + shape_to_string(p.value->shape()) +
+                 " tensor for " + p.name + " but received " + dtype_name(value->dtype()) + " " +
+                 shape_to_string(value->shape()));
+  p.value = std::move(value);
+  p.grad.reset();
   return info.Env().Undefined();
 }
 

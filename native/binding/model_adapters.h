@@ -14,12 +14,14 @@ Napi::Value add_lora(model::LlamaModel& m, const Napi::CallbackInfo& info);
 Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // addPrompt(adapter, embeddings [tokens, hidden])
 Napi::Value add_prompt(model::LlamaModel& m, const Napi::CallbackInfo& info);
-// deleteAdapter(adapter)
+// deleteAdapter(adapter, keepMerged?)
 Napi::Value delete_adapter(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // setSelection({ enabled, active: string[], perRow: string[] | null, seed })
 Napi::Value set_selection(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // setTrainable(name, trainable)
 Napi::Value set_trainable(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// setParameterValue(name, tensor): the parameter's storage becomes `tensor` (same shape and dtype)
+Napi::Value set_parameter_value(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // parameters() -> [{ name, tensor, trainable }]
 Napi::Value parameters(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // grads() -> { name: Tensor } for the trainable parameters (the buffers themselves, rewritten by each backward)

@@ -142,6 +142,7 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<set_selection>>("setSelection"),
                         InstanceMethod<&LlamaWrap::leased<set_trainable>>("setTrainable"),
                         InstanceMethod<&LlamaWrap::leased<parameters>>("parameters"),
+                        InstanceMethod<&LlamaWrap::leased<set_parameter_value>>("setParameterValue"),
                         InstanceMethod<&LlamaWrap::leased<grads>>("grads"),
                         InstanceMethod<&LlamaWrap::leased<linear_modules>>("linearModules"),
                         InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),

@@ -169,9 +169,9 @@ void LlamaModel::add_prompt(const std::string& adapter, std::shared_ptr<Tensor> 
   params_[param->name] = param;
 }
 
-void LlamaModel::delete_adapter(const std::string& adapter) {
+void LlamaModel::delete_adapter(const std::string& adapter, bool keep_merged) {
   bool found = prompts_.erase(adapter) > 0;
-  for (auto& [name, lin] : linears_) found = lin->remove_adapter(adapter) || found;
+  for (auto& [name, lin] : linears_) found = lin->remove_adapter(adapter, keep_merged) || found;
   PEFT_CHECK(found, ErrorCode::Argument, "The model has no adapter named " + adapter);
   const std::string tag = "." + adapter;
   for (auto it = params_.begin(); it != params_.end();) {

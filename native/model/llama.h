@@ -57,7 +57,8 @@ class LlamaModel {
   void add_ia3(const std::string& module, const std::string& adapter, nn::Ia3Weights weights);
   // prompt: [virtual tokens, hidden] f32, prepended to the token embeddings of every row.
   void add_prompt(const std::string& adapter, std::shared_ptr<Tensor> prompt);
-  void delete_adapter(const std::string& adapter);
+  // keep_merged: forget a merged adapter, leaving its effect in the weights (merge and unload).
+  void delete_adapter(const std::string& adapter, bool keep_merged = false);
   void set_selection(nn::AdapterSelection selection) { selection_ = std::move(selection); }
   const nn::AdapterSelection& selection() const { return selection_; }
   // Virtual tokens that the current selection prepends (0 without an active prompt adapter).

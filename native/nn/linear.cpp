@@ -121,7 +121,6 @@ void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, c
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < out_; ++j) gb[j] += dy_base[i * out_ + j];
 
-  bool dx_written = accumulate_dx;
   if (dx) {
     if (cache.scaled_input) {
       // Input IA3: the product saw x ⊙ l, so d(x ⊙ l) = dy·W gives dl = Σ x ⊙ d(x ⊙ l) and dx = d(x ⊙ l) ⊙ l.
@@ -139,9 +138,7 @@ void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, c
       kernels::gemm(m, in_, out_, matrix(dy_base, out_, false), matrix(*weight_->value, false), dx, in_, 1.0f,
                     accumulate_dx);
     }
-    dx_written = true;
   }
-  (void)dx_written;
   for (const auto& [name, w] : lora_) {
     if (w.merged) continue;
     auto it = cache.lora.find(name);
@@ -175,16 +172,16 @@ void Linear::add_ia3(const std::string& adapter, Ia3Weights w) {
   ia3_[adapter] = std::move(w);
 }
 
-bool Linear::remove_adapter(const std::string& adapter) {
+bool Linear::remove_adapter(const std::string& adapter, bool keep_merged) {
   auto l = lora_.find(adapter);
   if (l != lora_.end()) {
-    PEFT_CHECK(!l->second.merged, ErrorCode::Config, "Unmerge adapter " + adapter + " before deleting it");
+    PEFT_CHECK(keep_merged || !l->second.merged, ErrorCode::Config, "Unmerge adapter " + adapter + " before deleting it");
     lora_.erase(l);
     return true;
   }
   auto i = ia3_.find(adapter);
   if (i != ia3_.end()) {
-    PEFT_CHECK(!i->second.merged, ErrorCode::Config, "Unmerge adapter " + adapter + " before deleting it");
+    PEFT_CHECK(keep_merged || !i->second.merged, ErrorCode::Config, "Unmerge adapter " + adapter + " before deleting it");
     ia3_.erase(i);
     return true;
   }

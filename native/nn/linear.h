@@ -63,7 +63,9 @@ class Linear {
   // Adapters, by name. A layer holds adapters of one kind (LoRA or IA3).
   void add_lora(const std::string& adapter, LoraWeights weights);
   void add_ia3(const std::string& adapter, Ia3Weights weights);
-  bool remove_adapter(const std::string& adapter);  // false when this layer has no such adapter
+  // false when this layer has no such adapter. A merged adapter must be unmerged first, unless
+  // keep_merged (its effect then stays in the weight).
+  bool remove_adapter(const std::string& adapter, bool keep_merged = false);
   const std::map<std::string, LoraWeights>& lora() const { return lora_; }
   const std::map<std::string, Ia3Weights>& ia3() const { return ia3_; }
 

@@ -1,0 +1,232 @@
+/**
+ * Applying a PEFT config to a model: choosing the modules, creating (or taking loaded) adapter
+ * weights and attaching them to the native layers, and making the trained copies of base
+ * parameters that BitFit, LayerNorm tuning, LoRA's `bias` and `modules_to_save` train.
+ * @internal
+ */
+import { PeftError } from '../errors';
+import type { Model } from '../models/model';
+import { handleOf, tensor, Tensor } from '../tensor';
+import type { IA3Config, LoraConfig, PeftConfig, PromptTuningConfig } from './config';
+import { initLora } from './lora-init';
+import { checkAdapterName, FILE_PREFIX, ia3Vector, loraA, loraB, loraMagnitude, moduleOf, promptEmbeddings } from './names';
+import { SeededRandom } from './random';
+import { matchesTarget, patternValue, selectModules } from './targets';
+
+/** Adapter weights independent of any file layout. */
+export interface AdapterTensors {
+  lora: Map<string, { a: Tensor; b: Tensor; magnitude?: Tensor }>;
+  ia3: Map<string, Tensor>;
+  prompt?: Tensor;
+  /** Base parameter name → trained value (modules_to_save, LayerNorm tuning, BitFit, LoRA bias). */
+  copies: Map<string, Tensor>;
+}
+
+export interface AdapterState {
+  name: string;
+  config: PeftConfig;
+  /** Modules holding this adapter's LoRA or IA3 weights. */
+  modules: string[];
+  /** Native parameter name → tensor, for the weights the native layers hold. */
+  weights: Map<string, Tensor>;
+  /** Base parameter name → this adapter's copy, swapped in while the adapter is active. */
+  copies: Map<string, Tensor>;
+  /** IA3: the modules whose input (not output) is scaled. */
+  feedforward: Set<string>;
+  trainable: boolean;
+}
+
+// Hugging Face PEFT's default targets for Llama-family models.
+const LORA_DEFAULT_TARGETS = ['q_proj', 'v_proj'];
+const IA3_DEFAULT_TARGETS = ['k_proj', 'v_proj', 'down_proj'];
+const IA3_DEFAULT_FEEDFORWARD = ['down_proj'];
+const LN_DEFAULT_TARGETS = ['input_layernorm', 'post_attention_layernorm', 'norm'];
+
+function copyOf(t: Tensor): Tensor {
+  return tensor(t.toFloat32Array(), t.shape);
+}
+
+function linearNames(model: Model): string[] {
+  return model.nativeModel.linearModules().map((m) => m.name);
+}
+
+/** Trained copies of base parameters: those named in `params`, from `loaded` where given. */
+function makeCopies(model: Model, params: string[], loaded: AdapterTensors | undefined, what: string): Map<string, Tensor> {
+  const copies = new Map<string, Tensor>();
+  for (const name of params) {
+    const base = model.parameter(name);
+    if (base.dtype !== 'f32') throw new PeftError(`Cannot train ${name} (${what}): it is stored as ${base.dtype}, and trained parameters are f32`, 'E_DTYPE');
+    const given = loaded?.copies.get(name);
+    if (given && given.shape.join() !== base.shape.join()) {
+      throw new PeftError(`Expected shape [${base.shape}] for ${name} but the adapter has [${given.shape}]`, 'E_SHAPE');
+    }
+    copies.set(name, given ? copyOf(given) : copyOf(base));
+  }
+  return copies;
+}
+
+export function modulesToSave(model: Model, config: PeftConfig): string[] {
+  if (!config.modules_to_save?.length) return [];
+  const modules = [...new Set(model.parameterNames().map(moduleOf))];
+  const chosen = selectModules(modules, { targets: config.modules_to_save }, 'modules_to_save');
+  if (chosen.includes('lm_head') && model.config.tieWordEmbeddings) {
+    throw new PeftError('Cannot put lm_head in modules_to_save: its weight is tied to model.embed_tokens (list model.embed_tokens instead)', 'E_CONFIG');
+  }
+  return model.parameterNames().filter((p) => chosen.includes(moduleOf(p)));
+}
+
+function attachLora(model: Model, name: string, config: LoraConfig, rng: SeededRandom, loaded?: AdapterTensors): string[] {
+  const nativeModel = model.nativeModel;
+  const targets = config.target_modules ?? LORA_DEFAULT_TARGETS;
+  const typed = typeof targets !== 'string' ? targets : [];
+  if (typed.some((t) => t === 'embed_tokens' || t.endsWith('.embed_tokens'))) {
+    throw new PeftError('LoRA on embedding layers is not supported yet; target linear layers', 'E_UNSUPPORTED');
+  }
+  const available = linearNames(model);
+  if (loaded) {
+    const unknown = [...loaded.lora.keys()].filter((m) => !available.includes(m));
+    if (unknown.length) throw new PeftError(`The adapter has weights for ${unknown[0]}, which this model does not have: it was made for another base model`, 'E_CONFIG');
+  }
+  const modules = selectModules(available, {
+    targets,
+    exclude: config.exclude_modules,
+    layersToTransform: config.layers_to_transform,
+    layersPattern: config.layers_pattern,
+  });
+  if (loaded) {
+    const missing = modules.find((m) => !loaded.lora.has(m));
+    if (missing) throw new PeftError(`The adapter file has no tensor ${FILE_PREFIX}${missing}.lora_A.weight, which its config (target_modules) needs`, 'E_FORMAT');
+    const extra = [...loaded.lora.keys()].find((m) => !modules.includes(m));
+    if (extra) throw new PeftError(`The adapter file has weights for ${extra}, which its config does not target`, 'E_FORMAT');
+  }
+  const shapes = new Map(nativeModel.linearModules().map((m) => [m.name, m]));
+  for (const module of modules) {
+    const shape = shapes.get(module)!;
+    const given = loaded?.lora.get(module);
+    const r = patternValue(module, config.rank_pattern ?? {}, config.r!);
+    const alpha = patternValue(module, config.alpha_pattern ?? {}, config.lora_alpha!);
+    const scaling = config.use_rslora ? alpha / Math.sqrt(r) : alpha / r;
+    let a: Tensor, b: Tensor;
+    if (given) {
+      const expectA = [r, shape.inFeatures].join(), expectB = [shape.outFeatures, r].join();
+      if (given.a.shape.join() !== expectA) throw new PeftError(`Expected shape [${expectA}] for ${FILE_PREFIX}${module}.lora_A.weight but the adapter has [${given.a.shape}]`, 'E_SHAPE');
+      if (given.b.shape.join() !== expectB) throw new PeftError(`Expected shape [${expectB}] for ${FILE_PREFIX}${module}.lora_B.weight but the adapter has [${given.b.shape}]`, 'E_SHAPE');
+      a = copyOf(given.a);
+      b = copyOf(given.b);
+    } else {
+      const weightName = `${module}.weight`;
+      const init = initLora(config.init_lora_weights ?? true, { out: shape.outFeatures, in: shape.inFeatures, r }, scaling, rng,
+        () => model.parameter(weightName).toFloat32Array(), module);
+      a = init.a;
+      b = init.b;
+      if (init.residual) {
+        const base = model.parameter(weightName);
+        if (base.dtype !== 'f32') throw new PeftError(`${config.init_lora_weights} initialisation rewrites ${weightName}, which needs f32 weights but it is ${base.dtype}`, 'E_DTYPE');
+        model.replaceParameter(weightName, tensor(init.residual, base.shape));
+      }
+    }
+    let magnitude: Tensor | null = null;
+    if (config.use_dora && given) {
+      if (!given.magnitude) throw new PeftError(`The adapter has no lora_magnitude_vector for ${module}, which DoRA (use_dora) needs`, 'E_FORMAT');
+      if (given.magnitude.shape.join() !== String(shape.outFeatures)) {
+        throw new PeftError(`Expected lora_magnitude_vector of shape [${shape.outFeatures}] for ${module} but the adapter has [${given.magnitude.shape}]`, 'E_SHAPE');
+      }
+      magnitude = copyOf(given.magnitude);
+    }
+    nativeModel.addLora(module, name, handleOf(a, 'A'), handleOf(b, 'B'), magnitude ? handleOf(magnitude, 'magnitude') : null,
+      { scaling, dropout: config.lora_dropout ?? 0, useDora: config.use_dora ?? false });
+  }
+  return modules;
+}
+
+function attachIa3(model: Model, name: string, config: IA3Config, rng: SeededRandom, feedforwardOut: Set<string>, loaded?: AdapterTensors): string[] {
+  const targets = config.target_modules ?? IA3_DEFAULT_TARGETS;
+  const feedforward = config.feedforward_modules ?? (config.target_modules ? [] : IA3_DEFAULT_FEEDFORWARD);
+  const modules = loaded ? [...loaded.ia3.keys()] : selectModules(linearNames(model), { targets, exclude: config.exclude_modules });
+  const shapes = new Map(model.nativeModel.linearModules().map((m) => [m.name, m]));
+  for (const module of modules) {
+    const shape = shapes.get(module);
+    if (!shape) throw new PeftError(`The adapter has weights for ${module}, which this model does not have: it was made for another base model`, 'E_CONFIG');
+    const ff = matchesTarget(module, feedforward);
+    if (ff) feedforwardOut.add(module);
+    if (ff && !matchesTarget(module, targets)) throw new PeftError(`feedforward_modules must be a subset of target_modules, but ${module} is not targeted`, 'E_CONFIG');
+    const size = ff ? shape.inFeatures : shape.outFeatures;
+    const given = loaded?.ia3.get(module);
+    if (given && given.size !== size) throw new PeftError(`Expected ia3_l with ${size} values for ${module} but the adapter has [${given.shape}]`, 'E_SHAPE');
+    const values = given ? given.toFloat32Array()
+      : config.init_ia3_weights === false ? Float32Array.from({ length: size }, () => rng.normal()) : new Float32Array(size).fill(1);
+    model.nativeModel.addIa3(module, name, handleOf(tensor(values, [size]), 'vector'), ff);
+  }
+  return modules;
+}
+
+function initialPrompt(model: Model, config: PromptTuningConfig, rng: SeededRandom): Tensor {
+  const P = config.num_virtual_tokens, H = model.config.hiddenSize;
+  const table = model.parameter('model.embed_tokens.weight');
+  const rows = (ids: number[]) => {
+    const all = table.toFloat32Array();
+    const out = new Float32Array(P * H);
+    ids.forEach((id, i) => out.set(all.subarray(id * H, (id + 1) * H), i * H));
+    return tensor(out, [P, H]);
+  };
+  if (config.prompt_tuning_init === 'TEXT') {
+    if (!model.tokenizer) throw new PeftError('prompt_tuning_init "TEXT" needs the model\'s tokenizer, and this model has none', 'E_CONFIG');
+    const ids = model.tokenizer.encode(config.prompt_tuning_init_text!);
+    if (!ids.length) throw new PeftError('prompt_tuning_init_text encodes to no tokens', 'E_CONFIG');
+    // As PEFT: truncate, or repeat the text's ids until there are enough.
+    const repeated = Array.from({ length: P }, (_, i) => ids[i % ids.length]);
+    return rows(repeated);
+  }
+  if (config.prompt_tuning_init === 'SAMPLE_VOCAB') {
+    return rows(Array.from({ length: P }, () => Math.floor(rng.next() * model.config.vocabSize)));
+  }
+  return tensor(Float32Array.from({ length: P * H }, () => rng.normal()), [P, H]);
+}
+
+/** Attaches adapter `name` to the model and returns its state. */
+export function attachAdapter(model: Model, name: string, config: PeftConfig, seed: number, loaded?: AdapterTensors): AdapterState {
+  checkAdapterName(name);
+  const rng = new SeededRandom(seed);
+  let modules: string[] = [];
+  let copyParams: string[] = modulesToSave(model, config);
+  const feedforward = new Set<string>();
+  const baseNames = model.parameterNames();
+  switch (config.peft_type) {
+    case 'LORA':
+      modules = attachLora(model, name, config, rng, loaded);
+      if (config.bias === 'all') copyParams.push(...baseNames.filter((p) => p.endsWith('.bias')));
+      if (config.bias === 'lora_only') copyParams.push(...modules.map((m) => `${m}.bias`).filter((p) => baseNames.includes(p)));
+      break;
+    case 'IA3':
+      modules = attachIa3(model, name, config, rng, feedforward, loaded);
+      break;
+    case 'PROMPT_TUNING': {
+      const prompt = loaded?.prompt ? copyOf(loaded.prompt) : initialPrompt(model, config, rng);
+      const expected = [config.num_virtual_tokens, model.config.hiddenSize].join();
+      if (prompt.shape.join() !== expected) throw new PeftError(`Expected prompt_embeddings of shape [${expected}] but the adapter has [${prompt.shape}]`, 'E_SHAPE');
+      model.nativeModel.addPrompt(name, handleOf(prompt, 'embeddings'));
+      break;
+    }
+    case 'LN_TUNING': {
+      const norms = [...new Set(baseNames.filter((p) => /norm\.(weight|bias)$/.test(p)).map(moduleOf))];
+      const chosen = selectModules(norms, { targets: config.target_modules ?? LN_DEFAULT_TARGETS, exclude: config.exclude_modules });
+      copyParams.push(...baseNames.filter((p) => chosen.includes(moduleOf(p))));
+      break;
+    }
+    case 'BITFIT': {
+      const biases = baseNames.filter((p) => p.endsWith('.bias'));
+      const chosen = config.target_modules ? biases.filter((p) => matchesTarget(moduleOf(p), config.target_modules!)) : biases;
+      if (!chosen.length) throw new PeftError('BitFit trains bias terms, but this model has no biases' + (config.target_modules ? ' in the targeted modules' : ''), 'E_CONFIG');
+      copyParams.push(...chosen);
+      break;
+    }
+  }
+  copyParams = [...new Set(copyParams)];
+  const copies = makeCopies(model, copyParams, loaded, config.peft_type);
+  const mine = new Set<string>();
+  for (const m of modules) for (const n of [loraA(m, name), loraB(m, name), loraMagnitude(m, name), ia3Vector(m, name)]) mine.add(n);
+  mine.add(promptEmbeddings(name));
+  const weights = new Map<string, Tensor>();
+  for (const p of model.nativeModel.parameters()) if (mine.has(p.name)) weights.set(p.name, new Tensor(p.tensor));
+  return { name, config, modules, weights, copies, feedforward, trainable: !config.inference_mode };
+}

@@ -1,0 +1,341 @@
+/**
+ * A model with PEFT adapters: one or several named adapters on a frozen base, one active at a
+ * time (or one per batch row), with training, generation, merging and saving in Hugging Face
+ * PEFT's format. Create one with {@link getPeftModel} or {@link loadAdapter}.
+ */
+import * as path from 'node:path';
+
+import { PeftError, withCallSite } from '../errors';
+import type { GenerateOptions, LossOptions, LossResult, Model, TokenIds } from '../models/model';
+import { Tensor } from '../tensor';
+import { attachAdapter, type AdapterState, type AdapterTensors } from './attach';
+import { readAdapter, writeAdapter } from './adapter-io';
+import { normalizeConfig, type PeftConfig } from './config';
+import { BASE_ROWS, checkAdapterName, DEFAULT_ADAPTER } from './names';
+
+/** Options of {@link getPeftModel} and {@link PeftModel.addAdapter}. */
+export interface AdapterOptions {
+  /** Seed of the adapter's random initialisation (default 0). */
+  seed?: number;
+  /** Receives warnings (unknown config keys, merges that round); default process.emitWarning. */
+  warn?: (message: string) => void;
+}
+
+/** Options of {@link PeftModel.forward} and {@link PeftModel.loss}. */
+export interface AdapterRowOptions {
+  /** A mixed batch: the adapter for each batch row, or '__base__' for none. */
+  adapterNames?: string[];
+}
+
+export class PeftModel {
+  /** The base model, whose parameters the adapters' layers share. */
+  readonly base: Model;
+  private readonly adapters = new Map<string, AdapterState>();
+  private active: string;
+  private disabled = false;
+  private training = true;
+  private readonly merged: string[] = [];
+  private dropoutStep = 0;
+  /** Base parameter name → the base's own value, while copies are swapped in. */
+  private readonly originals = new Map<string, Tensor>();
+
+  /** @internal Use {@link getPeftModel} or {@link loadAdapter}. */
+  constructor(base: Model, name: string, config: PeftConfig, options: AdapterOptions = {}, loaded?: { tensors: AdapterTensors; trainable: boolean }) {
+    this.base = base;
+    this.active = name;
+    if (loaded) this.attachLoaded(name, config, loaded.tensors, loaded.trainable);
+    else this.addAdapter(name, config, options);
+  }
+
+  /** The active adapter's name. */
+  get activeAdapter(): string {
+    return this.active;
+  }
+
+  /** Every adapter's config, by name. */
+  get peftConfig(): Record<string, PeftConfig> {
+    return Object.fromEntries([...this.adapters].map(([n, s]) => [n, s.config]));
+  }
+
+  /** Adapter names, in the order they were added. */
+  adapterNames(): string[] {
+    return [...this.adapters.keys()];
+  }
+
+  /** Adds another adapter (of the same PEFT type); it does not become active. */
+  addAdapter(name: string, config: PeftConfig | Record<string, unknown>, options: AdapterOptions = {}): void {
+    checkAdapterName(name);
+    if (this.adapters.has(name)) throw new PeftError(`The model already has an adapter named ${name}`, 'E_CONFIG');
+    const normalized = normalizeConfig(config, options.warn);
+    const first = this.adapters.values().next().value as AdapterState | undefined;
+    if (first && first.config.peft_type !== normalized.peft_type) {
+      throw new PeftError(`Expected a ${first.config.peft_type} config for adapter ${name} (a model holds adapters of one PEFT type) but received ${normalized.peft_type}`, 'E_CONFIG');
+    }
+    if (normalized.peft_type === 'PROMPT_TUNING' && this.adapters.size) {
+      throw new PeftError('Prompt tuning holds one adapter per model', 'E_CONFIG');
+    }
+    this.restoreOriginals();
+    try {
+      this.adapters.set(name, attachAdapter(this.base, name, normalized, options.seed ?? 0));
+    } finally {
+      this.applyState();
+    }
+  }
+
+  /** @internal Adds an adapter from tensors read from disk. */
+  attachLoaded(name: string, config: PeftConfig, tensors: AdapterTensors, trainable: boolean): void {
+    checkAdapterName(name);
+    if (this.adapters.has(name)) throw new PeftError(`The model already has an adapter named ${name}`, 'E_CONFIG');
+    this.restoreOriginals();
+    try {
+      const state = attachAdapter(this.base, name, config, 0, tensors);
+      state.trainable = trainable;
+      this.adapters.set(name, state);
+    } finally {
+      this.applyState();
+    }
+  }
+
+  /** Makes `name` the active adapter: the one forward passes apply and training updates. */
+  setAdapter(name: string): void {
+    this.state(name);
+    if (this.merged.length) throw new PeftError(`Unmerge adapters (${this.merged.join(', ')}) before switching the active adapter`, 'E_CONFIG');
+    this.active = name;
+    this.applyState();
+  }
+
+  /** Removes an adapter and its weights. The active adapter cannot be deleted while others exist unless another is set first. */
+  deleteAdapter(name: string): void {
+    this.state(name);
+    if (this.merged.includes(name)) throw new PeftError(`Unmerge adapter ${name} before deleting it`, 'E_CONFIG');
+    this.restoreOriginals();
+    this.base.nativeModel.deleteAdapter(name);
+    this.adapters.delete(name);
+    if (this.active === name) this.active = this.adapters.keys().next().value ?? DEFAULT_ADAPTER;
+    this.applyState();
+  }
+
+  /** Runs `fn` with every adapter switched off (the base model alone), then switches them back on. */
+  async withAdaptersDisabled<T>(fn: () => Promise<T> | T): Promise<T> {
+    if (this.disabled) return fn();
+    const remerge = [...this.merged];
+    if (remerge.length) this.unmerge();
+    this.disabled = true;
+    this.applyState();
+    try {
+      return await fn();
+    } finally {
+      this.disabled = false;
+      this.applyState();
+      if (remerge.length) this.merge(remerge);
+    }
+  }
+
+  /** Training mode (dropout on; the active adapter's weights train) or evaluation mode. */
+  train(on = true): this {
+    this.training = on;
+    this.applyState();
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Logits [batch, seq, vocab] with the active adapter (or one adapter per row). */
+  forward(ids: TokenIds, options: { attentionMask?: Tensor } & AdapterRowOptions = {}): Promise<Tensor> {
+    return withCallSite(async () => {
+      this.select(options.adapterNames, false);
+      return this.base.forward(ids, options);
+    });
+  }
+
+  /** The language-model loss and the gradients of the trainable parameters (by native name). */
+  loss(ids: TokenIds, labels?: TokenIds, options: LossOptions & AdapterRowOptions = {}): Promise<LossResult> {
+    return withCallSite(async () => {
+      this.select(options.adapterNames, this.training);
+      return this.base.loss(ids, labels, options);
+    });
+  }
+
+  /** Generation with the active adapter (see {@link Model.generate}). */
+  generate(prompt: string | number[], options: GenerateOptions = {}): Promise<{ text: string; tokens: number[] }> {
+    this.select(undefined, false);
+    return this.base.generate(prompt, options);
+  }
+
+  /** Streaming generation with the active adapter (see {@link Model.stream}). */
+  stream(prompt: string | number[], options: GenerateOptions = {}): AsyncIterableIterator<string> {
+    this.select(undefined, false);
+    return this.base.stream(prompt, options);
+  }
+
+  /** The parameters that train, by name (adapter weights by PEFT's module names). Shared with the model. */
+  trainableParameters(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const p of this.base.nativeModel.parameters()) if (p.trainable) out[p.name] = new Tensor(p.tensor);
+    return out;
+  }
+
+  /** Counts as PEFT does: trainable parameters, and all parameters (base, every adapter, trained copies). */
+  getNbTrainableParameters(): { trainable: number; all: number } {
+    let trainable = 0, all = 0;
+    for (const p of this.base.nativeModel.parameters()) {
+      const size = new Tensor(p.tensor).size;
+      if (p.trainable) trainable += size;
+      all += size;
+    }
+    // Trained copies add to the count like PEFT's modules_to_save copies (one per adapter beyond the live one).
+    for (const s of this.adapters.values()) {
+      for (const [name, t] of s.copies) {
+        if (!(s.name === this.active && !this.disabled && this.originals.has(name))) all += t.size;
+      }
+    }
+    return { trainable, all };
+  }
+
+  /** Prints "trainable params: N || all params: M || trainable%: P" as PEFT does. */
+  printTrainableParameters(log: (line: string) => void = console.log): void {
+    const { trainable, all } = this.getNbTrainableParameters();
+    const fmt = (n: number) => n.toLocaleString('en-US');
+    log(`trainable params: ${fmt(trainable)} || all params: ${fmt(all)} || trainable%: ${((100 * trainable) / all).toFixed(4)}`);
+  }
+
+  /** Folds adapters (default: the active one) into the base weights; forward passes then skip them. */
+  merge(adapterNames: string[] = [this.active]): void {
+    for (const name of adapterNames) {
+      const s = this.state(name);
+      if (this.merged.includes(name)) throw new PeftError(`Adapter ${name} is already merged`, 'E_CONFIG');
+      if (s.config.peft_type !== 'LORA' && s.config.peft_type !== 'IA3') {
+        throw new PeftError(`Expected a LoRA or IA3 adapter to merge but ${name} is ${s.config.peft_type}`, 'E_UNSUPPORTED');
+      }
+      this.base.nativeModel.mergeAdapter(name);
+      this.merged.push(name);
+    }
+  }
+
+  /** Takes merged adapters back out of the base weights (to float rounding), last merged first. */
+  unmerge(): void {
+    while (this.merged.length) this.base.nativeModel.unmergeAdapter(this.merged.pop()!);
+  }
+
+  /** Names of the adapters merged into the base weights. */
+  mergedAdapters(): string[] {
+    return [...this.merged];
+  }
+
+  /**
+   * Merges the active adapter into the base model (its trained copies replace the base parameters),
+   * removes every adapter, and returns the base model, now a plain model again.
+   */
+  mergeAndUnload(): Model {
+    const s = this.state(this.active);
+    if (!this.merged.includes(this.active) && s.modules.length) this.merge([this.active]);
+    if (s.config.peft_type === 'PROMPT_TUNING') throw new PeftError('Prompt tuning cannot be merged into the weights', 'E_UNSUPPORTED');
+    const keep = new Map(s.copies);
+    this.restoreOriginals();
+    const merged = [...this.merged];
+    this.merged.length = 0;
+    for (const name of [...this.adapters.keys()]) {
+      // A merged adapter's effect stays in the weights: forget it without unmerging.
+      this.base.nativeModel.deleteAdapter(name, merged.includes(name));
+      this.adapters.delete(name);
+    }
+    for (const [param, value] of keep) this.base.replaceParameter(param, value);
+    for (const name of this.base.parameterNames()) if (this.base.parameter(name).dtype === 'f32') this.base.nativeModel.setTrainable(name, true);
+    this.base.nativeModel.setSelection({ enabled: true, active: [], perRow: null, seed: 0 });
+    return this.base;
+  }
+
+  /**
+   * Saves adapters (default: all) as Hugging Face PEFT does: adapter_config.json and
+   * adapter_model.safetensors in `dir` for 'default', in `dir/<name>` for the others.
+   */
+  async saveAdapter(dir: string, options: { adapterNames?: string[] } = {}): Promise<void> {
+    return withCallSite(async () => {
+      for (const name of options.adapterNames ?? this.adapterNames()) {
+        const s = this.state(name);
+        checkAdapterName(name);
+        const target = name === DEFAULT_ADAPTER ? dir : path.join(dir, name);
+        await writeAdapter(this.base, s, target);
+      }
+    });
+  }
+
+  /** Loads an adapter directory as another adapter of this model. */
+  loadAdapter(dir: string, name: string, options: { isTrainable?: boolean; warn?: (m: string) => void } = {}): void {
+    const { config, tensors } = readAdapter(dir, options.warn);
+    this.attachLoaded(name, config, tensors, options.isTrainable ?? false);
+  }
+
+  // --- internals ---
+
+  private state(name: string): AdapterState {
+    const s = this.adapters.get(name);
+    if (!s) throw new PeftError(`Expected the name of an adapter of this model (${this.adapterNames().join(', ')}) but received "${name}"`, 'E_ARGUMENT');
+    return s;
+  }
+
+  /** Chooses the adapters of the next forward and the dropout stream of a training step. */
+  private select(adapterNames: string[] | undefined, training: boolean): void {
+    let perRow: string[] | null = null;
+    if (adapterNames) {
+      if (this.merged.length) throw new PeftError('Unmerge adapters before running a mixed-adapter batch', 'E_CONFIG');
+      adapterNames.forEach((n, i) => {
+        if (n !== BASE_ROWS && !this.adapters.has(n)) {
+          throw new PeftError(`Expected an adapter name or "${BASE_ROWS}" for adapterNames[${i}] but received "${n}"`, 'E_ARGUMENT');
+        }
+      });
+      perRow = [...adapterNames];
+    }
+    this.base.nativeModel.setSelection({
+      enabled: !this.disabled,
+      active: [this.active],
+      perRow,
+      seed: training ? ++this.dropoutStep : 0,
+    });
+  }
+
+  /** Puts the base parameters back where adapter copies were swapped in. */
+  private restoreOriginals(): void {
+    for (const [name, value] of this.originals) this.base.replaceParameter(name, value);
+    this.originals.clear();
+  }
+
+  /** Swaps in the active adapter's copies and sets which parameters train. */
+  private applyState(): void {
+    this.restoreOriginals();
+    const nativeModel = this.base.nativeModel;
+    const active = this.disabled ? undefined : this.adapters.get(this.active);
+    if (active) {
+      for (const [name, copy] of active.copies) {
+        this.originals.set(name, this.base.parameter(name));
+        this.base.replaceParameter(name, copy);
+      }
+    }
+    const trains = (name: string) => Boolean(active && active.trainable && this.training && (active.weights.has(name) || active.copies.has(name)));
+    for (const p of nativeModel.parameters()) {
+      if (p.trainable !== trains(p.name)) nativeModel.setTrainable(p.name, trains(p.name));
+    }
+    nativeModel.setSelection({ enabled: !this.disabled, active: [this.active], perRow: null, seed: 0 });
+  }
+}
+
+/** Wraps a model with a PEFT method: the base freezes and the adapter ('default') trains. */
+export function getPeftModel(model: Model, config: PeftConfig | Record<string, unknown>, options: AdapterOptions & { adapterName?: string } = {}): PeftModel {
+  return new PeftModel(model, options.adapterName ?? DEFAULT_ADAPTER, normalizeConfig(config, options.warn), options);
+}
+
+/** Loads an adapter directory written by this library or by Hugging Face PEFT onto a model. */
+export async function loadAdapter(
+  model: Model,
+  dir: string,
+  options: { adapterName?: string; isTrainable?: boolean; warn?: (m: string) => void } = {},
+): Promise<PeftModel> {
+  return withCallSite(async () => {
+    const name = checkAdapterName(options.adapterName ?? DEFAULT_ADAPTER, 'options.adapterName');
+    const { config, tensors } = readAdapter(dir, options.warn);
+    return new PeftModel(model, name, config, {}, { tensors, trainable: options.isTrainable ?? false });
+  });
+}
+
