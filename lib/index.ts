@@ -23,3 +23,25 @@ export { resolveModel, parseHubReference, defaultCacheDir, type ResolveOptions, 
 export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeName } from './io/gguf';
 export { loadModel, Model, type TokenIds, type LossResult, type GenerateOptions, type LoadModelOptions } from './models/model';
 export { Sampler, type SamplingOptions } from './models/sampling';
+export {
+  loadDataset,
+  loadDatasets,
+  Dataset,
+  IGNORE_INDEX,
+  DATA_FORMATS,
+  alpacaPrompt,
+  type DataSource,
+  type DataFiles,
+  type DataSplit,
+  type Datasets,
+  type BatchOptions,
+  type IterateOptions,
+  type DataFormat,
+  type DataOptions,
+  type DatasetStats,
+  type DataPosition,
+  type Batch,
+  type Example,
+  type ClassLabel,
+  type RecordSource,
+} from './data';
