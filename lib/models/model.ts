@@ -122,6 +122,13 @@ export class Model {
     return this.weights.get(name) ?? fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
   }
 
+  /** @internal The native model's current storage of a base parameter. */
+  parameterLive(name: string): Tensor {
+    const found = this.native.parameters().find((p) => p.name === name);
+    if (!found) return fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
+    return new Tensor(found.tensor);
+  }
+
   /** @internal Makes `value` (same shape and dtype) the storage of a base parameter. */
   replaceParameter(name: string, value: Tensor): void {
     this.native.setParameterValue(name, handleOf(value, 'value'));

@@ -14,7 +14,7 @@ import { PeftError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import type { Model } from '../models/model';
-import { tensor, type Tensor } from '../tensor';
+import { tensor, Tensor } from '../tensor';
 import type { AdapterState, AdapterTensors } from './attach';
 import { modulesToSave } from './attach';
 import { normalizeConfig, type PeftConfig } from './config';
@@ -31,6 +31,8 @@ function reshaped(t: Tensor, shape: number[]): Tensor {
 export function adapterFileTensors(model: Model, state: AdapterState): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   const { name, config } = state;
+  // The native layers' current tensors (a parameter's storage can have been replaced since attaching).
+  for (const p of model.nativeModel.parameters()) if (state.weights.has(p.name)) state.weights.set(p.name, new Tensor(p.tensor));
   for (const module of state.modules) {
     const a = state.weights.get(loraA(module, name));
     if (a) {

@@ -256,6 +256,7 @@ export class PeftModel {
       for (const name of options.adapterNames ?? this.adapterNames()) {
         const s = this.state(name);
         checkAdapterName(name);
+        if (name === this.active && !this.disabled) this.syncCopies(s);
         const target = name === DEFAULT_ADAPTER ? dir : path.join(dir, name);
         await writeAdapter(this.base, s, target);
       }
@@ -274,6 +275,11 @@ export class PeftModel {
     const s = this.adapters.get(name);
     if (!s) throw new PeftError(`Expected the name of an adapter of this model (${this.adapterNames().join(', ')}) but received "${name}"`, 'E_ARGUMENT');
     return s;
+  }
+
+  /** The active adapter's copies are the live base parameters: take their current storage. */
+  private syncCopies(s: AdapterState): void {
+    for (const name of s.copies.keys()) s.copies.set(name, this.base.parameterLive(name));
   }
 
   /** Chooses the adapters of the next forward and the dropout stream of a training step. */
