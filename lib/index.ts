@@ -35,6 +35,7 @@ export {
   type PromptTuningConfig,
   type LNTuningConfig,
   type BitFitConfig,
+  type BottleneckConfig,
 } from './peft/config';
 export {
   loadDataset,

@@ -250,6 +250,16 @@ export interface NativeLlama {
   ): void;
   addIa3(module: string, adapter: string, vector: NativeTensor, feedforward: boolean): void;
   addPrompt(adapter: string, embeddings: NativeTensor): void;
+  addBottleneck(
+    layer: number,
+    site: 'attn' | 'mlp',
+    adapter: string,
+    downWeight: NativeTensor,
+    downBias: NativeTensor,
+    upWeight: NativeTensor,
+    upBias: NativeTensor,
+    options: { nonLinearity: string; scaling: number; parallel: boolean },
+  ): void;
   /** keepMerged: forget a merged adapter, leaving its effect in the weights. */
   deleteAdapter(adapter: string, keepMerged?: boolean): void;
   setSelection(selection: NativeAdapterSelection): void;

@@ -44,6 +44,10 @@ export function adapterFileTensors(model: Model, state: AdapterState): Record<st
     const l = state.weights.get(ia3Vector(module, name));
     if (l) out[`${FILE_PREFIX}${module}.ia3_l`] = reshaped(l, state.feedforward.has(module) ? [1, l.size] : [l.size, 1]);
   }
+  for (const [param, value] of state.weights) {
+    const m = /^(model\.layers\.\d+\.(?:attn|mlp)_adapter\.adapter_(?:down|up))\.[^.]+\.(weight|bias)$/.exec(param);
+    if (m) out[`${FILE_PREFIX}${m[1]}.${m[2]}`] = value;
+  }
   const prompt = state.weights.get(promptEmbeddings(name));
   if (prompt) out.prompt_embeddings = prompt;
   const saved = new Set(modulesToSave(model, config));
@@ -89,7 +93,7 @@ export function readAdapter(dir: string, warn?: (message: string) => void): { co
     throw new PeftError(pickle ? `${dir} holds adapter_model.bin (a pickle), which is not read for safety; convert it to ${WEIGHTS_FILE}` : `Expected ${WEIGHTS_FILE} in ${dir} but found none`, pickle ? 'E_UNSUPPORTED' : 'E_IO');
   }
   const file = readSafetensors(weightsPath);
-  const tensors: AdapterTensors = { lora: new Map(), ia3: new Map(), copies: new Map() };
+  const tensors: AdapterTensors = { lora: new Map(), ia3: new Map(), bottleneck: new Map(), copies: new Map() };
   const lora = (m: string) => {
     if (!tensors.lora.has(m)) tensors.lora.set(m, {} as { a: Tensor; b: Tensor });
     return tensors.lora.get(m)!;
@@ -107,6 +111,11 @@ export function readAdapter(dir: string, warn?: (message: string) => void): { co
     else if ((m = /^(.+)\.lora_B\.weight$/.exec(k))) lora(m[1]).b = t;
     else if ((m = /^(.+)\.lora_magnitude_vector(\.weight)?$/.exec(k))) lora(m[1]).magnitude = t;
     else if ((m = /^(.+)\.ia3_l$/.exec(k))) tensors.ia3.set(m[1], t);
+    else if ((m = /^(model\.layers\.\d+\.(?:attn|mlp)_adapter)\.adapter_(down|up)\.(weight|bias)$/.exec(k))) {
+      const site = tensors.bottleneck.get(m[1]) ?? {};
+      site[`${m[2]}${m[3] === 'weight' ? 'Weight' : 'Bias'}` as 'downWeight'] = t;
+      tensors.bottleneck.set(m[1], site);
+    }
     else if ((m = /^(.+)\.(?:ln_tuning_layers|modules_to_save)\.([^.]+)$/.exec(k))) tensors.copies.set(`${m[1]}.${m[2]}`, t);
     else if ((m = /^(.+)\.base_layer\.bias$/.exec(k))) tensors.copies.set(`${m[1]}.bias`, t);
     else tensors.copies.set(k, t);

@@ -7,7 +7,7 @@
 import { PeftError } from '../errors';
 import type { Model } from '../models/model';
 import { handleOf, tensor, Tensor } from '../tensor';
-import type { IA3Config, LoraConfig, PeftConfig, PromptTuningConfig } from './config';
+import type { BottleneckConfig, IA3Config, LoraConfig, PeftConfig, PromptTuningConfig } from './config';
 import { initLora } from './lora-init';
 import { checkAdapterName, FILE_PREFIX, ia3Vector, loraA, loraB, loraMagnitude, moduleOf, promptEmbeddings } from './names';
 import { SeededRandom } from './random';
@@ -18,6 +18,8 @@ export interface AdapterTensors {
   lora: Map<string, { a: Tensor; b: Tensor; magnitude?: Tensor }>;
   ia3: Map<string, Tensor>;
   prompt?: Tensor;
+  /** Bottleneck adapters by site (model.layers.N.attn_adapter / mlp_adapter). */
+  bottleneck: Map<string, { downWeight?: Tensor; downBias?: Tensor; upWeight?: Tensor; upBias?: Tensor }>;
   /** Base parameter name → trained value (modules_to_save, LayerNorm tuning, BitFit, LoRA bias). */
   copies: Map<string, Tensor>;
 }
@@ -183,6 +185,41 @@ function initialPrompt(model: Model, config: PromptTuningConfig, rng: SeededRand
   return tensor(Float32Array.from({ length: P * H }, () => rng.normal()), [P, H]);
 }
 
+function attachBottleneck(model: Model, name: string, config: BottleneckConfig, rng: SeededRandom, loaded?: AdapterTensors): void {
+  const H = model.config.hiddenSize;
+  const width = Math.max(1, Math.floor(H / config.reduction_factor!));
+  const layers = config.layers_to_transform === null || config.layers_to_transform === undefined
+    ? [...Array(model.config.numLayers).keys()]
+    : Array.isArray(config.layers_to_transform) ? config.layers_to_transform : [config.layers_to_transform];
+  const sites: ('attn' | 'mlp')[] = config.bottleneck_type === 'houlsby' ? ['attn', 'mlp'] : ['mlp'];
+  const expected = new Set<string>();
+  for (const layer of layers) {
+    if (layer >= model.config.numLayers) throw new PeftError(`Expected layer indices below ${model.config.numLayers} in layers_to_transform but received ${layer}`, 'E_CONFIG');
+    for (const site of sites) {
+      const key = `model.layers.${layer}.${site}_adapter`;
+      expected.add(key);
+      const given = loaded?.bottleneck.get(key);
+      if (loaded && !given) throw new PeftError(`The adapter file has no tensors for ${key}, which its config needs`, 'E_FORMAT');
+      const make = (t: Tensor | undefined, shape: number[], what: string, init: () => number) => {
+        if (loaded) {
+          if (!t) throw new PeftError(`The adapter file has no tensor ${FILE_PREFIX}${key}.${what}`, 'E_FORMAT');
+          if (t.shape.join() !== shape.join()) throw new PeftError(`Expected shape [${shape}] for ${FILE_PREFIX}${key}.${what} but the adapter has [${t.shape}]`, 'E_SHAPE');
+          return copyOf(t);
+        }
+        return tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, init), shape);
+      };
+      const downW = make(given?.downWeight, [width, H], 'adapter_down.weight', () => 0.02 * rng.normal());
+      const downB = make(given?.downBias, [width], 'adapter_down.bias', () => 0);
+      const upW = make(given?.upWeight, [H, width], 'adapter_up.weight', () => 0);
+      const upB = make(given?.upBias, [H], 'adapter_up.bias', () => 0);
+      model.nativeModel.addBottleneck(layer, site, name, handleOf(downW, 'down'), handleOf(downB, 'downBias'), handleOf(upW, 'up'),
+        handleOf(upB, 'upBias'), { nonLinearity: config.non_linearity!, scaling: config.scaling!, parallel: config.mode === 'parallel' });
+    }
+  }
+  const extra = loaded ? [...loaded.bottleneck.keys()].find((k) => !expected.has(k)) : undefined;
+  if (extra) throw new PeftError(`The adapter file has weights for ${extra}, which its config does not place an adapter at (or this model lacks)`, 'E_FORMAT');
+}
+
 /** Attaches adapter `name` to the model and returns its state. */
 export function attachAdapter(model: Model, name: string, config: PeftConfig, seed: number, loaded?: AdapterTensors): AdapterState {
   checkAdapterName(name);
@@ -207,6 +244,9 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
       model.nativeModel.addPrompt(name, handleOf(prompt, 'embeddings'));
       break;
     }
+    case 'BOTTLENECK':
+      attachBottleneck(model, name, config, rng, loaded);
+      break;
     case 'LN_TUNING': {
       const norms = [...new Set(baseNames.filter((p) => /norm\.(weight|bias)$/.test(p)).map(moduleOf))];
       const chosen = selectModules(norms, { targets: config.target_modules ?? LN_DEFAULT_TARGETS, exclude: config.exclude_modules });
@@ -226,7 +266,8 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
   const mine = new Set<string>();
   for (const m of modules) for (const n of [loraA(m, name), loraB(m, name), loraMagnitude(m, name), ia3Vector(m, name)]) mine.add(n);
   mine.add(promptEmbeddings(name));
+  const bottleneck = new RegExp(`^model\\.layers\\.\\d+\\.(attn|mlp)_adapter\\.adapter_(down|up)\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(weight|bias)$`);
   const weights = new Map<string, Tensor>();
-  for (const p of model.nativeModel.parameters()) if (mine.has(p.name)) weights.set(p.name, new Tensor(p.tensor));
+  for (const p of model.nativeModel.parameters()) if (mine.has(p.name) || bottleneck.test(p.name)) weights.set(p.name, new Tensor(p.tensor));
   return { name, config, modules, weights, copies, feedforward, trainable: !config.inference_mode };
 }

@@ -6,7 +6,7 @@
 import { PeftError } from '../errors';
 import { describe } from '../validate';
 
-export type PeftType = 'LORA' | 'IA3' | 'PROMPT_TUNING' | 'LN_TUNING' | 'BITFIT';
+export type PeftType = 'LORA' | 'IA3' | 'PROMPT_TUNING' | 'LN_TUNING' | 'BITFIT' | 'BOTTLENECK';
 export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'SEQ_2_SEQ_LM' | 'TOKEN_CLS' | 'QUESTION_ANS' | 'FEATURE_EXTRACTION';
 /** A list of names (exact or name suffixes), a regular expression (full match), or 'all-linear'. */
 export type TargetModules = string[] | string;
@@ -73,7 +73,25 @@ export interface BitFitConfig extends BaseConfig {
   target_modules?: TargetModules | null;
 }
 
-export type PeftConfig = LoraConfig | IA3Config | PromptTuningConfig | LNTuningConfig | BitFitConfig;
+/**
+ * Bottleneck adapters (not a Hugging Face PEFT type; AdapterHub's names): Houlsby places one after
+ * the attention and one after the MLP of every layer, Pfeiffer one after the MLP. Sequential adapters
+ * read the sublayer's output, parallel ones (He et al. 2022) its input. delta = scaling ·
+ * up(act(down(x))); `up` starts at zero so the model starts unchanged.
+ */
+export interface BottleneckConfig extends BaseConfig {
+  peft_type: 'BOTTLENECK';
+  bottleneck_type?: 'houlsby' | 'pfeiffer';
+  /** hidden / reduction_factor is the bottleneck width (default 16). */
+  reduction_factor?: number;
+  /** Default 'swish' for Houlsby, 'relu' for Pfeiffer, as AdapterHub. */
+  non_linearity?: 'relu' | 'gelu' | 'swish' | 'tanh';
+  mode?: 'sequential' | 'parallel';
+  scaling?: number;
+  layers_to_transform?: number[] | number | null;
+}
+
+export type PeftConfig = LoraConfig | IA3Config | PromptTuningConfig | LNTuningConfig | BitFitConfig | BottleneckConfig;
 
 const COMMON_KEYS = ['peft_type', 'task_type', 'base_model_name_or_path', 'revision', 'inference_mode', 'modules_to_save', 'auto_mapping'];
 // Keys PEFT writes that change nothing here at their default values.
@@ -90,6 +108,7 @@ const KEYS: Record<PeftType, string[]> = {
     'prompt_tuning_init', 'prompt_tuning_init_text', 'tokenizer_name_or_path'],
   LN_TUNING: ['target_modules', 'exclude_modules'],
   BITFIT: ['target_modules'],
+  BOTTLENECK: ['bottleneck_type', 'reduction_factor', 'non_linearity', 'mode', 'scaling', 'layers_to_transform'],
 };
 
 function bad(field: string, expected: string, value: unknown): never {
@@ -231,5 +250,22 @@ export function normalizeConfig(config: unknown, warn: (message: string) => void
       return { peft_type: 'LN_TUNING', ...base, target_modules: targets(c, 'target_modules'), exclude_modules: targets(c, 'exclude_modules') };
     case 'BITFIT':
       return { peft_type: 'BITFIT', ...base, target_modules: targets(c, 'target_modules') };
+    case 'BOTTLENECK': {
+      const kind = oneOf(c, 'bottleneck_type', ['houlsby', 'pfeiffer'] as const, 'pfeiffer');
+      const layers = c.layers_to_transform;
+      if (layers !== undefined && layers !== null && !(Number.isInteger(layers) && (layers as number) >= 0) &&
+        !(Array.isArray(layers) && layers.every((l) => Number.isInteger(l) && l >= 0))) {
+        bad('layers_to_transform', 'a layer index or a list of layer indices', layers);
+      }
+      return {
+        peft_type: 'BOTTLENECK', ...base,
+        bottleneck_type: kind,
+        reduction_factor: number(c, 'reduction_factor', 16, (v) => v >= 1, 'a number ≥ 1'),
+        non_linearity: oneOf(c, 'non_linearity', ['relu', 'gelu', 'swish', 'tanh'] as const, kind === 'houlsby' ? 'swish' : 'relu'),
+        mode: oneOf(c, 'mode', ['sequential', 'parallel'] as const, 'sequential'),
+        scaling: number(c, 'scaling', 1, (v) => v !== 0, 'a non-zero number'),
+        layers_to_transform: (layers ?? null) as number[] | number | null,
+      };
+    }
   }
 }

@@ -57,6 +57,23 @@ Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value add_bottleneck(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+  const int64_t layer = to_int(arg(info, 0), "layer");
+  const std::string site = to_string(arg(info, 1), "site");
+  const std::string adapter = to_string(arg(info, 2), "adapter");
+  nn::BottleneckWeights w;
+  w.down_w = trainable_param(to_tensor(arg(info, 3), "downWeight"));
+  w.down_b = trainable_param(to_tensor(arg(info, 4), "downBias"));
+  w.up_w = trainable_param(to_tensor(arg(info, 5), "upWeight"));
+  w.up_b = trainable_param(to_tensor(arg(info, 6), "upBias"));
+  Napi::Object o = to_object(arg(info, 7), "options");
+  w.act = nn::parse_activation(to_string(o.Get("nonLinearity"), "options.nonLinearity"));
+  w.scaling = static_cast<float>(option_number(o, "scaling", 1.0));
+  w.parallel = option_bool(o, "parallel", false);
+  m.add_bottleneck(layer, site, adapter, std::move(w));
+  return info.Env().Undefined();
+}
+
 Napi::Value add_prompt(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   m.add_prompt(to_string(arg(info, 0), "adapter"), to_tensor(arg(info, 1), "embeddings"));
   return info.Env().Undefined();

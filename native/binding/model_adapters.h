@@ -12,6 +12,9 @@ namespace peft::binding {
 Napi::Value add_lora(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // addIa3(module, adapter, vector [in] | [out], feedforward)
 Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// addBottleneck(layer, site 'attn' | 'mlp', adapter, down [b, H], downBias [b], up [H, b], upBias [H],
+//               { nonLinearity, scaling, parallel })
+Napi::Value add_bottleneck(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // addPrompt(adapter, embeddings [tokens, hidden])
 Napi::Value add_prompt(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // deleteAdapter(adapter, keepMerged?)

@@ -138,6 +138,7 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<add_lora>>("addLora"),
                         InstanceMethod<&LlamaWrap::leased<add_ia3>>("addIa3"),
                         InstanceMethod<&LlamaWrap::leased<add_prompt>>("addPrompt"),
+                        InstanceMethod<&LlamaWrap::leased<add_bottleneck>>("addBottleneck"),
                         InstanceMethod<&LlamaWrap::leased<delete_adapter>>("deleteAdapter"),
                         InstanceMethod<&LlamaWrap::leased<set_selection>>("setSelection"),
                         InstanceMethod<&LlamaWrap::leased<set_trainable>>("setTrainable"),

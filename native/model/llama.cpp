@@ -32,7 +32,9 @@ const char* const kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_at
 
 struct LlamaModel::LayerCache {
   TensorPtr x, rstd1, n1, q, k, v, attn, lse, x2, rstd2, n2, gate, up, act;
+  TensorPtr attn_out, mlp_out;  // sublayer outputs before bottleneck adapters (only with adapters)
   nn::LinearCache q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+  nn::BottleneckCache attn_adapters, mlp_adapters;
 };
 
 LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : config_(std::move(config)) {
@@ -85,6 +87,10 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : config_(std::mov
       linears_[module] = std::make_unique<nn::Linear>(module, params_.at(module + ".weight"),
                                                       bias == params_.end() ? nullptr : bias->second);
     }
+  }
+  for (int64_t l = 0; l < c.layers; ++l) {
+    attn_sites_.push_back(std::make_unique<nn::BottleneckSite>(c.hidden));
+    mlp_sites_.push_back(std::make_unique<nn::BottleneckSite>(c.hidden));
   }
   // A tied head is a linear layer over the embedding table: its gradient adds into the table's.
   linears_["lm_head"] = std::make_unique<nn::Linear>(
@@ -169,15 +175,39 @@ void LlamaModel::add_prompt(const std::string& adapter, std::shared_ptr<Tensor> 
   params_[param->name] = param;
 }
 
+void LlamaModel::add_bottleneck(int64_t layer, const std::string& site, const std::string& adapter,
+                                nn::BottleneckWeights w) {
+  PEFT_CHECK(layer >= 0 && layer < config_.layers, ErrorCode::Range,
+             "Expected a layer index in [0, " + std::to_string(config_.layers) + ") but received " + std::to_string(layer));
+  PEFT_CHECK(site == "attn" || site == "mlp", ErrorCode::Argument,
+             "Expected \"attn\" or \"mlp\" for the adapter site but received \"" + site + "\"");
+  const std::string pre = "model.layers." + std::to_string(layer) + "." + site + "_adapter.";
+  const std::pair<nn::ParamPtr*, std::string> named[] = {{&w.down_w, "adapter_down." + adapter + ".weight"},
+                                                         {&w.down_b, "adapter_down." + adapter + ".bias"},
+                                                         {&w.up_w, "adapter_up." + adapter + ".weight"},
+                                                         {&w.up_b, "adapter_up." + adapter + ".bias"}};
+  for (const auto& [param, suffix] : named) {
+    PEFT_CHECK(*param != nullptr, ErrorCode::Argument, "A bottleneck adapter needs " + suffix);
+    PEFT_CHECK(!params_.count(pre + suffix), ErrorCode::Config, "The model already has a parameter " + pre + suffix);
+    (*param)->name = pre + suffix;
+  }
+  (site == "attn" ? attn_sites_ : mlp_sites_)[static_cast<size_t>(layer)]->add(adapter, w);
+  for (const auto& [param, suffix] : named) params_[(*param)->name] = *param;
+}
+
 void LlamaModel::delete_adapter(const std::string& adapter, bool keep_merged) {
   bool found = prompts_.erase(adapter) > 0;
   for (auto& [name, lin] : linears_) found = lin->remove_adapter(adapter, keep_merged) || found;
+  for (auto* sites : {&attn_sites_, &mlp_sites_})
+    for (auto& site : *sites) found = site->remove(adapter) || found;
   PEFT_CHECK(found, ErrorCode::Argument, "The model has no adapter named " + adapter);
   const std::string tag = "." + adapter;
   for (auto it = params_.begin(); it != params_.end();) {
     const std::string& n = it->first;
     const bool mine = n == "prompt_embeddings" + tag || n.find(".lora_A" + tag + ".weight") != std::string::npos ||
                       n.find(".lora_B" + tag + ".weight") != std::string::npos ||
+                      n.find("_adapter.adapter_down" + tag + ".") != std::string::npos ||
+                      n.find("_adapter.adapter_up" + tag + ".") != std::string::npos ||
                       n.find(".lora_magnitude_vector" + tag + ".weight") != std::string::npos ||
                       (n.size() > tag.size() && n.compare(n.size() - tag.size(), tag.size(), tag) == 0 &&
                        n.find(".ia3_l" + tag) != std::string::npos);
@@ -309,6 +339,13 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     kernels::attention_forward(as, mask, scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
     lc.x2 = f32({M, H});
     lin("self_attn.o_proj").forward(sel, M, p(lc.attn), p(lc.x2), kept(lc.o_proj));
+    const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
+    if (!attn_site.empty()) {  // o += adapter(o) (sequential) + adapter(n1) (parallel)
+      lc.attn_out = f32({M, H});
+      std::memcpy(p(lc.attn_out), p(lc.x2), sizeof(float) * M * H);
+      attn_site.forward(sel, false, M, p(lc.attn_out), p(lc.x2), train ? &lc.attn_adapters : nullptr);
+      attn_site.forward(sel, true, M, p(lc.n1), p(lc.x2), train ? &lc.attn_adapters : nullptr);
+    }
     add_into(M * H, p(x), p(lc.x2));
     lc.rstd2 = f32({M});
     lc.n2 = f32({M, H});
@@ -322,6 +359,13 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     kernels::swiglu_forward(M * F, p(lc.gate), p(lc.up), p(lc.act));
     TensorPtr next = f32({M, H});
     lin("mlp.down_proj").forward(sel, M, p(lc.act), p(next), kept(lc.down_proj));
+    const nn::BottleneckSite& mlp_site = *mlp_sites_[static_cast<size_t>(l)];
+    if (!mlp_site.empty()) {  // m += adapter(m) (sequential) + adapter(n2) (parallel)
+      lc.mlp_out = f32({M, H});
+      std::memcpy(p(lc.mlp_out), p(next), sizeof(float) * M * H);
+      mlp_site.forward(sel, false, M, p(lc.mlp_out), p(next), train ? &lc.mlp_adapters : nullptr);
+      mlp_site.forward(sel, true, M, p(lc.n2), p(next), train ? &lc.mlp_adapters : nullptr);
+    }
     add_into(M * H, p(lc.x2), p(next));
     if (train) cache_.push_back(std::move(lc));
     x = next;
@@ -409,14 +453,26 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
     auto lin = [&](const char* name) -> const nn::Linear& { return *linears_.at(pre + name); };
     const int base = layer_depth(l);
     // MLP: x3 = x2 + down(swiglu(gate(n2), up(n2))), n2 = norm(x2). dx holds d x3.
-    lin("mlp.down_proj").backward(sel, M, p(dx), p(lc.act), lc.down_proj, need(base + kDown) ? p(d_act) : nullptr, false);
     std::memcpy(p(dx2), p(dx), sizeof(float) * M * H);
+    const nn::BottleneckSite& mlp_site = *mlp_sites_[static_cast<size_t>(l)];
+    std::vector<float> d_n_parallel;  // parallel adapters' gradient into n2
+    const float* d_mlp = p(dx);
+    std::vector<float> d_mlp_out;
+    if (!mlp_site.empty()) {
+      d_mlp_out.assign(p(dx), p(dx) + M * H);  // the sequential adapters' input is the down_proj output
+      mlp_site.backward(sel, false, M, p(dx), p(lc.mlp_out), lc.mlp_adapters, d_mlp_out.data());
+      d_n_parallel.assign(static_cast<size_t>(M * H), 0.0f);
+      mlp_site.backward(sel, true, M, p(dx), p(lc.n2), lc.mlp_adapters, d_n_parallel.data());
+      d_mlp = d_mlp_out.data();
+    }
+    lin("mlp.down_proj").backward(sel, M, d_mlp, p(lc.act), lc.down_proj, need(base + kDown) ? p(d_act) : nullptr, false);
     if (need(base + kDown)) {
       kernels::swiglu_backward(M * F, p(d_act), p(lc.gate), p(lc.up), p(d_gate), p(d_up));
       const bool want_dn = need(base + kGateUp);
       lin("mlp.gate_proj").backward(sel, M, p(d_gate), p(lc.n2), lc.gate_proj, want_dn ? p(d_n) : nullptr, false);
       lin("mlp.up_proj").backward(sel, M, p(d_up), p(lc.n2), lc.up_proj, want_dn ? p(d_n) : nullptr, true);
       if (want_dn) {
+        if (!d_n_parallel.empty()) add_into(M * H, d_n_parallel.data(), p(d_n));
         nn::Param& norm = parameter(pre + "post_attention_layernorm.weight");
         std::vector<float> d_x2(static_cast<size_t>(M * H));
         kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x2), norm.data(), p(lc.rstd2),
@@ -426,7 +482,17 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
     }
     if (!reach(base + kOutProj)) return loss;
     // Attention: x2 = x + o_proj(attn(rope(q), rope(k), v)), q/k/v from n1 = norm(x). dx2 holds d x2.
-    lin("self_attn.o_proj").backward(sel, M, p(dx2), p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
+    const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
+    std::vector<float> d_n1_parallel, d_attn_out;
+    const float* d_o = p(dx2);
+    if (!attn_site.empty()) {
+      d_attn_out.assign(p(dx2), p(dx2) + M * H);
+      attn_site.backward(sel, false, M, p(dx2), p(lc.attn_out), lc.attn_adapters, d_attn_out.data());
+      d_n1_parallel.assign(static_cast<size_t>(M * H), 0.0f);
+      attn_site.backward(sel, true, M, p(dx2), p(lc.n1), lc.attn_adapters, d_n1_parallel.data());
+      d_o = d_attn_out.data();
+    }
+    lin("self_attn.o_proj").backward(sel, M, d_o, p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
                                      false);
     if (!need(base + kOutProj)) return loss;
     kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(d_attn), p(lc.lse), p(dq),
@@ -438,6 +504,7 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
     lin("self_attn.k_proj").backward(sel, M, p(dk), p(lc.n1), lc.k_proj, want_dn ? p(d_n) : nullptr, true);
     lin("self_attn.v_proj").backward(sel, M, p(dv), p(lc.n1), lc.v_proj, want_dn ? p(d_n) : nullptr, true);
     if (!want_dn) return loss;
+    if (!d_n1_parallel.empty()) add_into(M * H, d_n1_parallel.data(), p(d_n));
     nn::Param& norm = parameter(pre + "input_layernorm.weight");
     kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x), norm.data(), p(lc.rstd1), need(base + kInputNorm) ? p(dx) : nullptr,
                               norm.grad_data(), true);

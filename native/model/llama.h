@@ -12,6 +12,7 @@
 
 #include "core/tensor.h"
 #include "nn/adapter_selection.h"
+#include "nn/bottleneck.h"
 #include "nn/linear.h"
 #include "nn/param.h"
 
@@ -58,6 +59,8 @@ class LlamaModel {
   // prompt: [virtual tokens, hidden] f32, prepended to the token embeddings of every row.
   void add_prompt(const std::string& adapter, std::shared_ptr<Tensor> prompt);
   // keep_merged: forget a merged adapter, leaving its effect in the weights (merge and unload).
+  // A bottleneck adapter after layer `layer`'s attention (site "attn") or MLP (site "mlp").
+  void add_bottleneck(int64_t layer, const std::string& site, const std::string& adapter, nn::BottleneckWeights weights);
   void delete_adapter(const std::string& adapter, bool keep_merged = false);
   void set_selection(nn::AdapterSelection selection) { selection_ = std::move(selection); }
   const nn::AdapterSelection& selection() const { return selection_; }
@@ -92,6 +95,7 @@ class LlamaModel {
   std::map<std::string, nn::ParamPtr> params_;
   std::map<std::string, std::unique_ptr<nn::Linear>> linears_;
   std::map<std::string, nn::ParamPtr> prompts_;  // adapter → virtual token embeddings
+  std::vector<std::unique_ptr<nn::BottleneckSite>> attn_sites_, mlp_sites_;  // per layer
   nn::AdapterSelection selection_;
   std::vector<double> inv_freq_;
   // Activations of the last training forward.

@@ -19,6 +19,8 @@ int param_depth(const std::string& name, int64_t layers) {
     const std::string rest = end && *end == '.' ? std::string(end + 1) : std::string();
     const int base = layer_depth(layer);
     if (starts_with(rest, "input_layernorm")) return base + kInputNorm;
+    if (starts_with(rest, "attn_adapter")) return base + kOutProj;  // sits on the attention output
+    if (starts_with(rest, "mlp_adapter")) return base + kDown;      // sits on the MLP output
     if (starts_with(rest, "self_attn.o_proj")) return base + kOutProj;
     if (starts_with(rest, "self_attn.")) return base + kQkv;
     if (starts_with(rest, "post_attention_layernorm")) return base + kPostNorm;

@@ -144,6 +144,11 @@ describe('saving adapters', () => {
       }],
       [{ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 4 }, (k) => expect([...k]).toEqual([['prompt_embeddings', [4, 8]]])],
       [{ peft_type: 'LN_TUNING' }, (k) => expect(k.get('base_model.model.model.layers.0.input_layernorm.ln_tuning_layers.weight')).toEqual([8])],
+      [{ peft_type: 'BOTTLENECK', bottleneck_type: 'houlsby', reduction_factor: 4 }, (k) => {
+        expect(k.get('base_model.model.model.layers.1.attn_adapter.adapter_down.weight')).toEqual([2, 8]);
+        expect(k.get('base_model.model.model.layers.0.mlp_adapter.adapter_up.bias')).toEqual([8]);
+        expect(k.size).toBe(16);
+      }],
     ];
     for (const [config, check] of cases) {
       const peft = getPeftModel(tinyLlama({ tie: false }).model, config, { seed: 2 });

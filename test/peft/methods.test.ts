@@ -263,3 +263,21 @@ describe('printTrainableParameters', () => {
     expect(lines).toEqual([`trainable params: ${lora.toLocaleString('en-US')} || all params: ${(base + lora).toLocaleString('en-US')} || trainable%: ${pct}`]);
   });
 });
+
+describe('bottleneck adapters', () => {
+  for (const [kind, mode, act] of [['houlsby', 'sequential', 'swish'], ['pfeiffer', 'parallel', 'relu'], ['houlsby', 'parallel', 'gelu'], ['pfeiffer', 'sequential', 'tanh']] as const) {
+    it(`${kind} (${mode}, ${act}): gradients match finite differences, and the model starts unchanged`, async () => {
+      const { model } = tinyLlama({ seed: 13 });
+      const before = await logitsOf(model);
+      const peft = getPeftModel(model, { peft_type: 'BOTTLENECK', bottleneck_type: kind, mode, non_linearity: act, reduction_factor: 4, scaling: 2 }, { seed: 3 });
+      expect(maxAbsDiff(await logitsOf(peft), before)).toBe(0);
+      // Move the zero-initialised up-projections so that every gradient is non-trivial.
+      for (const [name, t] of Object.entries(peft.trainableParameters())) {
+        peft.base.nativeModel.setParameterValue(name, handleOf(tensor(t.toFloat32Array().map((v, i) => v + 0.3 * Math.sin(i + name.length)), t.shape), name));
+      }
+      const { names } = await checkGradients(peft, TINY_IDS, TINY_LABELS);
+      expect(names.length).toBe(2 * (kind === 'houlsby' ? 2 : 1) * 4);
+      expect(maxAbsDiff(await peft.withAdaptersDisabled(() => logitsOf(peft)), before)).toBe(0);
+    });
+  }
+});

@@ -1,0 +1,60 @@
+// Bottleneck adapters (Houlsby et al. 2019, Pfeiffer et al. 2020, He et al. 2022's parallel form):
+// delta = s · up(act(down(x))), with down [b, H] + bias and up [H, b] + bias, added to a sublayer's
+// output. One site (after attention or after the MLP) holds adapters by name.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "nn/adapter_selection.h"
+#include "nn/param.h"
+
+namespace peft::nn {
+
+enum class Activation { Relu, Gelu, Silu, Tanh };
+
+// Parses "relu" | "gelu" | "swish" / "silu" | "tanh"; E_CONFIG otherwise.
+Activation parse_activation(const std::string& name);
+
+struct BottleneckWeights {
+  ParamPtr down_w;  // [b, H]
+  ParamPtr down_b;  // [b]
+  ParamPtr up_w;    // [H, b]
+  ParamPtr up_b;    // [H]
+  Activation act = Activation::Relu;
+  float scaling = 1;
+  bool parallel = false;  // input is the sublayer's input (parallel) rather than its output (sequential)
+};
+
+struct BottleneckCache {
+  struct Entry {
+    std::shared_ptr<Tensor> pre;  // [m, b] down(x) before the activation
+    std::shared_ptr<Tensor> act;  // [m, b] after it
+  };
+  std::map<std::string, Entry> entries;
+};
+
+class BottleneckSite {
+ public:
+  explicit BottleneckSite(int64_t hidden) : hidden_(hidden) {}
+  void add(const std::string& adapter, BottleneckWeights w);
+  bool remove(const std::string& adapter);
+  bool empty() const { return adapters_.empty(); }
+
+  // out += delta(x) for the adapters of one mode (parallel or sequential) that the selection applies;
+  // x, out: [m, H] (may alias only when no adapter of that mode runs). cache: kept for the backward or null.
+  void forward(const AdapterSelection& sel, bool parallel, int64_t m, const float* x, float* out,
+               BottleneckCache* cache) const;
+  // d_out: [m, H], the gradient reaching the added delta; x: the forward's input. Adds d x into dx
+  // (when not null) and the parameter gradients.
+  void backward(const AdapterSelection& sel, bool parallel, int64_t m, const float* d_out, const float* x,
+                const BottleneckCache& cache, float* dx) const;
+
+ private:
+  int64_t hidden_;
+  std::map<std::string, BottleneckWeights> adapters_;
+};
+
+}  // namespace peft::nn
