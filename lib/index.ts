@@ -33,6 +33,8 @@ export {
   type LoraConfig,
   type IA3Config,
   type PromptTuningConfig,
+  type PrefixTuningConfig,
+  type PromptEncoderConfig,
   type LNTuningConfig,
   type BitFitConfig,
   type BottleneckConfig,

@@ -250,6 +250,8 @@ export interface NativeLlama {
   ): void;
   addIa3(module: string, adapter: string, vector: NativeTensor, feedforward: boolean): void;
   addPrompt(adapter: string, embeddings: NativeTensor): void;
+  addPrefix(adapter: string, kv: NativeTensor): void;
+  prefixLength(): number;
   addBottleneck(
     layer: number,
     site: 'attn' | 'mlp',

@@ -189,7 +189,7 @@ export class Model {
     const maxNew = options.maxNewTokens ?? 32;
     if (!Number.isInteger(maxNew) || maxNew < 0) fail('option maxNewTokens', 'a non-negative integer', maxNew, 'E_RANGE');
     const limit = this.config.maxPositionEmbeddings;
-    const virtual = this.native.promptLength();
+    const virtual = this.native.promptLength() + this.native.prefixLength();
     if (virtual + ids.length + maxNew > limit) {
       const extra = virtual ? ` after ${virtual} virtual tokens` : '';
       throw new PeftError(`Expected at most ${limit} tokens (the model's context) but the prompt has ${ids.length}${extra} and maxNewTokens is ${maxNew}`, 'E_RANGE');

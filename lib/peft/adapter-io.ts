@@ -48,7 +48,7 @@ export function adapterFileTensors(model: Model, state: AdapterState): Record<st
     const m = /^(model\.layers\.\d+\.(?:attn|mlp)_adapter\.adapter_(?:down|up))\.[^.]+\.(weight|bias)$/.exec(param);
     if (m) out[`${FILE_PREFIX}${m[1]}.${m[2]}`] = value;
   }
-  const prompt = state.weights.get(promptEmbeddings(name));
+  const prompt = state.weights.get(promptEmbeddings(name)) ?? state.weights.get(`prefix_kv.${name}`);
   if (prompt) out.prompt_embeddings = prompt;
   const saved = new Set(modulesToSave(model, config));
   for (const [param, value] of state.copies) {

@@ -7,7 +7,8 @@
 import { PeftError } from '../errors';
 import type { Model } from '../models/model';
 import { handleOf, tensor, Tensor } from '../tensor';
-import type { BottleneckConfig, IA3Config, LoraConfig, PeftConfig, PromptTuningConfig } from './config';
+import type { BottleneckConfig, IA3Config, LoraConfig, PeftConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig } from './config';
+import { MlpPromptEncoder, PrefixProjection, type PromptEncoder } from './prompt-encoder';
 import { initLora } from './lora-init';
 import { checkAdapterName, FILE_PREFIX, ia3Vector, loraA, loraB, loraMagnitude, moduleOf, promptEmbeddings } from './names';
 import { SeededRandom } from './random';
@@ -35,6 +36,9 @@ export interface AdapterState {
   copies: Map<string, Tensor>;
   /** IA3: the modules whose input (not output) is scaled. */
   feedforward: Set<string>;
+  /** Prefix projection / P-tuning: the encoder that produces the native parameter `encoderOutput`. */
+  encoder?: PromptEncoder;
+  encoderOutput?: string;
   trainable: boolean;
 }
 
@@ -220,6 +224,47 @@ function attachBottleneck(model: Model, name: string, config: BottleneckConfig, 
   if (extra) throw new PeftError(`The adapter file has weights for ${extra}, which its config does not place an adapter at (or this model lacks)`, 'E_FORMAT');
 }
 
+/** Prefix tuning: returns the encoder when the prefix is trained through a projection. */
+function attachPrefix(model: Model, name: string, config: PrefixTuningConfig, seed: number, loaded?: AdapterTensors): PromptEncoder | undefined {
+  const c = model.config;
+  const tokenDim = c.numKvHeads * c.headDim;  // PEFT sizes the prefix by the key/value heads
+  const width = c.numLayers * 2 * tokenDim;
+  const P = config.num_virtual_tokens;
+  let encoder: PromptEncoder | undefined;
+  let kv: Tensor;
+  if (loaded) {
+    if (!loaded.prompt) throw new PeftError('The adapter file has no tensor prompt_embeddings, which prefix tuning needs', 'E_FORMAT');
+    kv = copyOf(loaded.prompt);
+  } else if (config.prefix_projection) {
+    encoder = new PrefixProjection(`prompt_encoder.${name}`, P, tokenDim, config.encoder_hidden_size ?? c.hiddenSize, width, seed);
+    kv = tensor(encoder.forward(), [P, width]);
+  } else {
+    const rng = new SeededRandom(seed);
+    kv = tensor(Float32Array.from({ length: P * width }, () => rng.normal()), [P, width]);
+  }
+  if (kv.shape.join() !== [P, width].join()) throw new PeftError(`Expected prompt_embeddings of shape [${P},${width}] but the adapter has [${kv.shape}]`, 'E_SHAPE');
+  model.nativeModel.addPrefix(name, handleOf(kv, 'kv'));
+  return encoder;
+}
+
+/** P-tuning: virtual tokens from a prompt encoder (or, loaded, the encoder's saved output). */
+function attachPromptEncoder(model: Model, name: string, config: PromptEncoderConfig, seed: number, loaded?: AdapterTensors): PromptEncoder | undefined {
+  const P = config.num_virtual_tokens, H = model.config.hiddenSize;
+  let encoder: PromptEncoder | undefined;
+  let prompt: Tensor;
+  if (loaded) {
+    if (!loaded.prompt) throw new PeftError('The adapter file has no tensor prompt_embeddings, which P-tuning needs', 'E_FORMAT');
+    prompt = copyOf(loaded.prompt);
+  } else {
+    if (config.encoder_reparameterization_type === 'LSTM') throw new PeftError('P-tuning with an LSTM prompt encoder is not supported yet; use encoder_reparameterization_type "MLP"', 'E_UNSUPPORTED');
+    encoder = new MlpPromptEncoder(`prompt_encoder.${name}`, P, H, config.encoder_hidden_size ?? H, seed);
+    prompt = tensor(encoder.forward(), [P, H]);
+  }
+  if (prompt.shape.join() !== [P, H].join()) throw new PeftError(`Expected prompt_embeddings of shape [${P},${H}] but the adapter has [${prompt.shape}]`, 'E_SHAPE');
+  model.nativeModel.addPrompt(name, handleOf(prompt, 'embeddings'));
+  return encoder;
+}
+
 /** Attaches adapter `name` to the model and returns its state. */
 export function attachAdapter(model: Model, name: string, config: PeftConfig, seed: number, loaded?: AdapterTensors): AdapterState {
   checkAdapterName(name);
@@ -227,6 +272,8 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
   let modules: string[] = [];
   let copyParams: string[] = modulesToSave(model, config);
   const feedforward = new Set<string>();
+  let encoder: PromptEncoder | undefined;
+  let encoderOutput: string | undefined;
   const baseNames = model.parameterNames();
   switch (config.peft_type) {
     case 'LORA':
@@ -247,6 +294,14 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
     case 'BOTTLENECK':
       attachBottleneck(model, name, config, rng, loaded);
       break;
+    case 'PREFIX_TUNING':
+      encoder = attachPrefix(model, name, config, seed, loaded);
+      encoderOutput = `prefix_kv.${name}`;
+      break;
+    case 'P_TUNING':
+      encoder = attachPromptEncoder(model, name, config, seed, loaded);
+      encoderOutput = promptEmbeddings(name);
+      break;
     case 'LN_TUNING': {
       const norms = [...new Set(baseNames.filter((p) => /norm\.(weight|bias)$/.test(p)).map(moduleOf))];
       const chosen = selectModules(norms, { targets: config.target_modules ?? LN_DEFAULT_TARGETS, exclude: config.exclude_modules });
@@ -266,8 +321,9 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
   const mine = new Set<string>();
   for (const m of modules) for (const n of [loraA(m, name), loraB(m, name), loraMagnitude(m, name), ia3Vector(m, name)]) mine.add(n);
   mine.add(promptEmbeddings(name));
+  mine.add(`prefix_kv.${name}`);
   const bottleneck = new RegExp(`^model\\.layers\\.\\d+\\.(attn|mlp)_adapter\\.adapter_(down|up)\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(weight|bias)$`);
   const weights = new Map<string, Tensor>();
   for (const p of model.nativeModel.parameters()) if (mine.has(p.name) || bottleneck.test(p.name)) weights.set(p.name, new Tensor(p.tensor));
-  return { name, config, modules, weights, copies, feedforward, trainable: !config.inference_mode };
+  return { name, config, modules, weights, copies, feedforward, encoder, encoderOutput, trainable: !config.inference_mode };
 }

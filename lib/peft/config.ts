@@ -6,7 +6,7 @@
 import { PeftError } from '../errors';
 import { describe } from '../validate';
 
-export type PeftType = 'LORA' | 'IA3' | 'PROMPT_TUNING' | 'LN_TUNING' | 'BITFIT' | 'BOTTLENECK';
+export type PeftType = 'LORA' | 'IA3' | 'PROMPT_TUNING' | 'PREFIX_TUNING' | 'P_TUNING' | 'LN_TUNING' | 'BITFIT' | 'BOTTLENECK';
 export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'SEQ_2_SEQ_LM' | 'TOKEN_CLS' | 'QUESTION_ANS' | 'FEATURE_EXTRACTION';
 /** A list of names (exact or name suffixes), a regular expression (full match), or 'all-linear'. */
 export type TargetModules = string[] | string;
@@ -60,6 +60,35 @@ export interface PromptTuningConfig extends BaseConfig {
   tokenizer_name_or_path?: string | null;
 }
 
+/** Prefix tuning: learned keys and values prepended in every layer's attention. */
+export interface PrefixTuningConfig extends BaseConfig {
+  peft_type: 'PREFIX_TUNING';
+  num_virtual_tokens: number;
+  /** Train them through embedding → Linear → tanh → Linear (default false: train them directly). */
+  prefix_projection?: boolean;
+  /** Width of the projection's hidden layer (default: the model's hidden size). */
+  encoder_hidden_size?: number | null;
+  token_dim?: number | null;
+  num_layers?: number | null;
+  num_attention_heads?: number | null;
+  num_transformer_submodules?: number | null;
+}
+
+/** P-tuning: virtual tokens produced by a small prompt encoder (an MLP). */
+export interface PromptEncoderConfig extends BaseConfig {
+  peft_type: 'P_TUNING';
+  num_virtual_tokens: number;
+  encoder_reparameterization_type?: 'MLP' | 'LSTM';
+  /** Default: the model's hidden size. */
+  encoder_hidden_size?: number | null;
+  encoder_num_layers?: number;
+  encoder_dropout?: number;
+  token_dim?: number | null;
+  num_layers?: number | null;
+  num_attention_heads?: number | null;
+  num_transformer_submodules?: number | null;
+}
+
 /** LayerNorm tuning: only the weights of the targeted norm layers train. */
 export interface LNTuningConfig extends BaseConfig {
   peft_type: 'LN_TUNING';
@@ -91,7 +120,7 @@ export interface BottleneckConfig extends BaseConfig {
   layers_to_transform?: number[] | number | null;
 }
 
-export type PeftConfig = LoraConfig | IA3Config | PromptTuningConfig | LNTuningConfig | BitFitConfig | BottleneckConfig;
+export type PeftConfig = LoraConfig | IA3Config | PromptTuningConfig | PrefixTuningConfig | PromptEncoderConfig | LNTuningConfig | BitFitConfig | BottleneckConfig;
 
 const COMMON_KEYS = ['peft_type', 'task_type', 'base_model_name_or_path', 'revision', 'inference_mode', 'modules_to_save', 'auto_mapping'];
 // Keys PEFT writes that change nothing here at their default values.
@@ -106,6 +135,10 @@ const KEYS: Record<PeftType, string[]> = {
   IA3: ['target_modules', 'exclude_modules', 'feedforward_modules', 'fan_in_fan_out', 'init_ia3_weights'],
   PROMPT_TUNING: ['num_virtual_tokens', 'token_dim', 'num_transformer_submodules', 'num_attention_heads', 'num_layers',
     'prompt_tuning_init', 'prompt_tuning_init_text', 'tokenizer_name_or_path'],
+  PREFIX_TUNING: ['num_virtual_tokens', 'prefix_projection', 'encoder_hidden_size', 'token_dim', 'num_layers', 'num_attention_heads',
+    'num_transformer_submodules'],
+  P_TUNING: ['num_virtual_tokens', 'encoder_reparameterization_type', 'encoder_hidden_size', 'encoder_num_layers', 'encoder_dropout',
+    'token_dim', 'num_layers', 'num_attention_heads', 'num_transformer_submodules'],
   LN_TUNING: ['target_modules', 'exclude_modules'],
   BITFIT: ['target_modules'],
   BOTTLENECK: ['bottleneck_type', 'reduction_factor', 'non_linearity', 'mode', 'scaling', 'layers_to_transform'],
@@ -244,6 +277,32 @@ export function normalizeConfig(config: unknown, warn: (message: string) => void
         prompt_tuning_init: init,
         prompt_tuning_init_text: text as string | null,
         tokenizer_name_or_path: (c.tokenizer_name_or_path ?? null) as string | null,
+      };
+    }
+    case 'PREFIX_TUNING':
+      return {
+        peft_type: 'PREFIX_TUNING', ...base,
+        num_virtual_tokens: integer(c, 'num_virtual_tokens', Number.NaN, 1),
+        prefix_projection: boolean(c, 'prefix_projection', false),
+        encoder_hidden_size: c.encoder_hidden_size === undefined || c.encoder_hidden_size === null ? null : integer(c, 'encoder_hidden_size', 1, 1),
+        token_dim: (c.token_dim ?? null) as number | null,
+        num_layers: (c.num_layers ?? null) as number | null,
+        num_attention_heads: (c.num_attention_heads ?? null) as number | null,
+        num_transformer_submodules: (c.num_transformer_submodules ?? null) as number | null,
+      };
+    case 'P_TUNING': {
+      const kind = oneOf(c, 'encoder_reparameterization_type', ['MLP', 'LSTM'] as const, 'MLP');
+      return {
+        peft_type: 'P_TUNING', ...base,
+        num_virtual_tokens: integer(c, 'num_virtual_tokens', Number.NaN, 1),
+        encoder_reparameterization_type: kind,
+        encoder_hidden_size: c.encoder_hidden_size === undefined || c.encoder_hidden_size === null ? null : integer(c, 'encoder_hidden_size', 1, 1),
+        encoder_num_layers: integer(c, 'encoder_num_layers', 2, 1),
+        encoder_dropout: number(c, 'encoder_dropout', 0, (v) => v >= 0 && v < 1, 'a probability in [0, 1)'),
+        token_dim: (c.token_dim ?? null) as number | null,
+        num_layers: (c.num_layers ?? null) as number | null,
+        num_attention_heads: (c.num_attention_heads ?? null) as number | null,
+        num_transformer_submodules: (c.num_transformer_submodules ?? null) as number | null,
       };
     }
     case 'LN_TUNING':

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { PeftError, withCallSite } from '../errors';
 import type { GenerateOptions, LossOptions, LossResult, Model, TokenIds } from '../models/model';
-import { Tensor } from '../tensor';
+import { handleOf, tensor, Tensor } from '../tensor';
 import { attachAdapter, type AdapterState, type AdapterTensors } from './attach';
 import { readAdapter, writeAdapter } from './adapter-io';
 import { normalizeConfig, type PeftConfig } from './config';
@@ -38,6 +38,7 @@ export class PeftModel {
   private dropoutStep = 0;
   /** Base parameter name → the base's own value, while copies are swapped in. */
   private readonly originals = new Map<string, Tensor>();
+  private encoderGrads?: Map<string, Tensor>;
 
   /** @internal Use {@link getPeftModel} or {@link loadAdapter}. */
   constructor(base: Model, name: string, config: PeftConfig, options: AdapterOptions = {}, loaded?: { tensors: AdapterTensors; trainable: boolean }) {
@@ -71,7 +72,7 @@ export class PeftModel {
     if (first && first.config.peft_type !== normalized.peft_type) {
       throw new PeftError(`Expected a ${first.config.peft_type} config for adapter ${name} (a model holds adapters of one PEFT type) but received ${normalized.peft_type}`, 'E_CONFIG');
     }
-    if (normalized.peft_type === 'PROMPT_TUNING' && this.adapters.size) {
+    if (['PROMPT_TUNING', 'PREFIX_TUNING', 'P_TUNING'].includes(normalized.peft_type) && this.adapters.size) {
       throw new PeftError('Prompt tuning holds one adapter per model', 'E_CONFIG');
     }
     this.restoreOriginals();
@@ -146,6 +147,8 @@ export class PeftModel {
   forward(ids: TokenIds, options: { attentionMask?: Tensor } & AdapterRowOptions = {}): Promise<Tensor> {
     return withCallSite(async () => {
       this.select(options.adapterNames, false);
+      const s = this.activeEncoder();
+      if (s) this.refreshEncoderOutput(s);
       return this.base.forward(ids, options);
     });
   }
@@ -154,36 +157,69 @@ export class PeftModel {
   loss(ids: TokenIds, labels?: TokenIds, options: LossOptions & AdapterRowOptions = {}): Promise<LossResult> {
     return withCallSite(async () => {
       this.select(options.adapterNames, this.training);
-      return this.base.loss(ids, labels, options);
+      const s = this.activeEncoder();
+      if (!s) return this.base.loss(ids, labels, options);
+      // The prompt encoder's output goes in as the virtual tokens; their gradient goes back through it.
+      this.refreshEncoderOutput(s);
+      const result = await this.base.loss(ids, labels, options);
+      const out = result.grads[s.encoderOutput!];
+      const grads: Record<string, Tensor> = {};
+      for (const [k, v] of Object.entries(result.grads)) if (k !== s.encoderOutput) grads[k] = v;
+      if (out) {
+        const encoderGrads = s.encoder!.backward(out.toFloat32Array());
+        if (options.accumulate && this.encoderGrads) {
+          for (const [k, g] of encoderGrads) {
+            const prev = this.encoderGrads.get(k)!.toFloat32Array();
+            encoderGrads.set(k, tensor(g.toFloat32Array().map((v, i) => v + prev[i]), g.shape));
+          }
+        }
+        this.encoderGrads = encoderGrads;
+        for (const [k, g] of encoderGrads) grads[k] = g;
+      }
+      return { loss: result.loss, grads };
     });
   }
 
   /** Generation with the active adapter (see {@link Model.generate}). */
   generate(prompt: string | number[], options: GenerateOptions = {}): Promise<{ text: string; tokens: number[] }> {
     this.select(undefined, false);
+    const s = this.activeEncoder();
+    if (s) this.refreshEncoderOutput(s);
     return this.base.generate(prompt, options);
   }
 
   /** Streaming generation with the active adapter (see {@link Model.stream}). */
   stream(prompt: string | number[], options: GenerateOptions = {}): AsyncIterableIterator<string> {
     this.select(undefined, false);
+    const s = this.activeEncoder();
+    if (s) this.refreshEncoderOutput(s);
     return this.base.stream(prompt, options);
   }
 
   /** The parameters that train, by name (adapter weights by PEFT's module names). Shared with the model. */
   trainableParameters(): Record<string, Tensor> {
     const out: Record<string, Tensor> = {};
-    for (const p of this.base.nativeModel.parameters()) if (p.trainable) out[p.name] = new Tensor(p.tensor);
+    const s = this.activeEncoder();
+    for (const p of this.base.nativeModel.parameters()) if (p.trainable && p.name !== s?.encoderOutput) out[p.name] = new Tensor(p.tensor);
+    if (s && s.trainable && this.training) for (const p of s.encoder!.params) out[p.name] = p.tensor;
     return out;
   }
 
   /** Counts as PEFT does: trainable parameters, and all parameters (base, every adapter, trained copies). */
   getNbTrainableParameters(): { trainable: number; all: number } {
     let trainable = 0, all = 0;
+    const encoded = this.activeEncoder()?.encoderOutput;
     for (const p of this.base.nativeModel.parameters()) {
       const size = new Tensor(p.tensor).size;
+      if (p.name === encoded) continue;  // an encoder's output; its weights count instead
       if (p.trainable) trainable += size;
       all += size;
+    }
+    for (const s of this.adapters.values()) {
+      for (const p of s.encoder?.params ?? []) {
+        all += p.tensor.size;
+        if (s.name === this.active && !this.disabled && s.trainable && this.training) trainable += p.tensor.size;
+      }
     }
     // Trained copies add to the count like PEFT's modules_to_save copies (one per adapter beyond the live one).
     for (const s of this.adapters.values()) {
@@ -231,7 +267,9 @@ export class PeftModel {
   mergeAndUnload(): Model {
     const s = this.state(this.active);
     if (!this.merged.includes(this.active) && s.modules.length) this.merge([this.active]);
-    if (s.config.peft_type === 'PROMPT_TUNING') throw new PeftError('Prompt tuning cannot be merged into the weights', 'E_UNSUPPORTED');
+    if (['PROMPT_TUNING', 'PREFIX_TUNING', 'P_TUNING', 'BOTTLENECK'].includes(s.config.peft_type)) {
+      throw new PeftError(`${s.config.peft_type} adapters cannot be merged into the weights`, 'E_UNSUPPORTED');
+    }
     const keep = new Map(s.copies);
     this.restoreOriginals();
     const merged = [...this.merged];
@@ -257,6 +295,7 @@ export class PeftModel {
         const s = this.state(name);
         checkAdapterName(name);
         if (name === this.active && !this.disabled) this.syncCopies(s);
+        if (s.encoder) this.refreshEncoderOutput(s);
         const target = name === DEFAULT_ADAPTER ? dir : path.join(dir, name);
         await writeAdapter(this.base, s, target);
       }
@@ -275,6 +314,28 @@ export class PeftModel {
     const s = this.adapters.get(name);
     if (!s) throw new PeftError(`Expected the name of an adapter of this model (${this.adapterNames().join(', ')}) but received "${name}"`, 'E_ARGUMENT');
     return s;
+  }
+
+  /** @internal Replaces a trainable parameter's storage (for tests: finite differences). */
+  setParameterValue(name: string, value: Tensor): void {
+    const p = this.activeEncoder()?.encoder?.params.find((e) => e.name === name);
+    if (p) p.tensor = value;
+    else this.base.nativeModel.setParameterValue(name, handleOf(value, name));
+  }
+
+  /** The active adapter when it trains through a prompt encoder. */
+  private activeEncoder(): AdapterState | undefined {
+    const s = this.disabled ? undefined : this.adapters.get(this.active);
+    return s?.encoder ? s : undefined;
+  }
+
+  /** Runs the prompt encoder and makes its output the native virtual tokens (or keys and values). */
+  private refreshEncoderOutput(s: AdapterState): void {
+    const out = s.encoder!.forward();
+    const tokens = (s.config as { num_virtual_tokens: number }).num_virtual_tokens;
+    const value = tensor(out, [tokens, out.length / tokens]);
+    this.base.nativeModel.setParameterValue(s.encoderOutput!, handleOf(value, s.encoderOutput!));
+    s.weights.set(s.encoderOutput!, value);
   }
 
   /** The active adapter's copies are the live base parameters: take their current storage. */

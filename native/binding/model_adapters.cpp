@@ -74,6 +74,15 @@ Napi::Value add_bottleneck(model::LlamaModel& m, const Napi::CallbackInfo& info)
   return info.Env().Undefined();
 }
 
+Napi::Value add_prefix(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+  m.add_prefix(to_string(arg(info, 0), "adapter"), to_tensor(arg(info, 1), "kv"));
+  return info.Env().Undefined();
+}
+
+Napi::Value prefix_length(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(m.prefix_length()));
+}
+
 Napi::Value add_prompt(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   m.add_prompt(to_string(arg(info, 0), "adapter"), to_tensor(arg(info, 1), "embeddings"));
   return info.Env().Undefined();

@@ -15,6 +15,9 @@ Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // addBottleneck(layer, site 'attn' | 'mlp', adapter, down [b, H], downBias [b], up [H, b], upBias [H],
 //               { nonLinearity, scaling, parallel })
 Napi::Value add_bottleneck(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// addPrefix(adapter, kv [tokens, layers · 2 · kv_heads · head_dim]) / prefixLength()
+Napi::Value add_prefix(model::LlamaModel& m, const Napi::CallbackInfo& info);
+Napi::Value prefix_length(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // addPrompt(adapter, embeddings [tokens, hidden])
 Napi::Value add_prompt(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // deleteAdapter(adapter, keepMerged?)

@@ -138,6 +138,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<add_lora>>("addLora"),
                         InstanceMethod<&LlamaWrap::leased<add_ia3>>("addIa3"),
                         InstanceMethod<&LlamaWrap::leased<add_prompt>>("addPrompt"),
+                        InstanceMethod<&LlamaWrap::leased<add_prefix>>("addPrefix"),
+                        InstanceMethod<&LlamaWrap::leased<prefix_length>>("prefixLength"),
                         InstanceMethod<&LlamaWrap::leased<add_bottleneck>>("addBottleneck"),
                         InstanceMethod<&LlamaWrap::leased<delete_adapter>>("deleteAdapter"),
                         InstanceMethod<&LlamaWrap::leased<set_selection>>("setSelection"),

@@ -32,6 +32,7 @@ const char* const kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_at
 
 struct LlamaModel::LayerCache {
   TensorPtr x, rstd1, n1, q, k, v, attn, lse, x2, rstd2, n2, gate, up, act;
+  TensorPtr k_all, v_all;  // with a prefix: [B, P + T, kv_heads, head_dim], virtual then token keys / values
   TensorPtr attn_out, mlp_out;  // sublayer outputs before bottleneck adapters (only with adapters)
   nn::LinearCache q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
   nn::BottleneckCache attn_adapters, mlp_adapters;
@@ -195,8 +196,38 @@ void LlamaModel::add_bottleneck(int64_t layer, const std::string& site, const st
   for (const auto& [param, suffix] : named) params_[(*param)->name] = *param;
 }
 
+void LlamaModel::add_prefix(const std::string& adapter, std::shared_ptr<Tensor> kv) {
+  const int64_t width = config_.layers * 2 * config_.kv_heads * config_.head_dim;
+  PEFT_CHECK(kv && kv->dtype() == DType::F32 && kv->ndim() == 2 && kv->dim(1) == width && kv->dim(0) >= 1 &&
+                 kv->is_contiguous(),
+             ErrorCode::Shape,
+             "Expected prefix keys and values of shape [tokens, " + std::to_string(width) + "] f32 but received " +
+                 (kv ? std::string(dtype_name(kv->dtype())) + " " + shape_to_string(kv->shape()) : "none"));
+  PEFT_CHECK(!prefixes_.count(adapter) && !prompts_.count(adapter), ErrorCode::Config,
+             "The model already has a prompt adapter named " + adapter);
+  auto param = std::make_shared<nn::Param>("prefix_kv." + adapter, std::move(kv));
+  param->trainable = true;
+  prefixes_[adapter] = param;
+  params_[param->name] = param;
+}
+
+nn::ParamPtr LlamaModel::active_prefix() const {
+  if (!selection_.enabled || !selection_.per_row.empty()) return nullptr;
+  for (const std::string& name : selection_.active) {
+    auto it = prefixes_.find(name);
+    if (it != prefixes_.end()) return it->second;
+  }
+  return nullptr;
+}
+
+int64_t LlamaModel::prefix_length() const {
+  nn::ParamPtr prefix = active_prefix();
+  return prefix ? prefix->value->dim(0) : 0;
+}
+
 void LlamaModel::delete_adapter(const std::string& adapter, bool keep_merged) {
   bool found = prompts_.erase(adapter) > 0;
+  found = prefixes_.erase(adapter) > 0 || found;
   for (auto& [name, lin] : linears_) found = lin->remove_adapter(adapter, keep_merged) || found;
   for (auto* sites : {&attn_sites_, &mlp_sites_})
     for (auto& site : *sites) found = site->remove(adapter) || found;
@@ -204,7 +235,7 @@ void LlamaModel::delete_adapter(const std::string& adapter, bool keep_merged) {
   const std::string tag = "." + adapter;
   for (auto it = params_.begin(); it != params_.end();) {
     const std::string& n = it->first;
-    const bool mine = n == "prompt_embeddings" + tag || n.find(".lora_A" + tag + ".weight") != std::string::npos ||
+    const bool mine = n == "prompt_embeddings" + tag || n == "prefix_kv" + tag || n.find(".lora_A" + tag + ".weight") != std::string::npos ||
                       n.find(".lora_B" + tag + ".weight") != std::string::npos ||
                       n.find("_adapter.adapter_down" + tag + ".") != std::string::npos ||
                       n.find("_adapter.adapter_up" + tag + ".") != std::string::npos ||
@@ -238,12 +269,21 @@ void LlamaModel::reset_cache(int64_t max_len) {
   PEFT_CHECK(max_len >= 1, ErrorCode::Range, "Expected a cache length of at least 1 but received " + std::to_string(max_len));
   k_cache_.clear();
   v_cache_.clear();
-  const int64_t total = max_len + prompt_length();
+  nn::ParamPtr prefix = active_prefix();
+  const int64_t P = prefix ? prefix->value->dim(0) : 0, kv_dim = c.kv_heads * c.head_dim;
+  const int64_t total = max_len + prompt_length() + P;
   for (int64_t l = 0; l < c.layers; ++l) {
     k_cache_.push_back(f32({total, c.kv_heads, c.head_dim}));
     v_cache_.push_back(f32({total, c.kv_heads, c.head_dim}));
+    // The prefix's keys and values fill the first P positions.
+    for (int64_t t = 0; t < P; ++t) {
+      const float* row = prefix->data() + t * c.layers * 2 * kv_dim;
+      std::memcpy(p(k_cache_.back()) + t * kv_dim, row + (2 * l) * kv_dim, sizeof(float) * kv_dim);
+      std::memcpy(p(v_cache_.back()) + t * kv_dim, row + (2 * l + 1) * kv_dim, sizeof(float) * kv_dim);
+    }
   }
-  cache_len_ = 0;
+  cache_len_ = P;
+  cache_prefix_ = P;
   cache_max_ = total;
 }
 
@@ -251,7 +291,7 @@ Tensor LlamaModel::step(const Tensor& ids) {
   PEFT_CHECK(cache_max_ > 0, ErrorCode::Argument, "step() needs reset_cache() first");
   PEFT_CHECK(ids.ndim() == 2 && ids.dim(0) == 1 && ids.dim(1) >= 1, ErrorCode::Shape,
              "Expected ids of shape [1, T] for a cached step but received " + shape_to_string(ids.shape()));
-  const int64_t added = ids.dim(1) + (cache_len_ == 0 ? prompt_length() : 0);
+  const int64_t added = ids.dim(1) + (cache_len_ == cache_prefix_ ? prompt_length() : 0);
   PEFT_CHECK(cache_len_ + added <= cache_max_, ErrorCode::Range,
              "Expected at most " + std::to_string(cache_max_) + " positions in the KV cache but this step would make " +
                  std::to_string(cache_len_ + added));
@@ -273,8 +313,11 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
                "Expected one adapter name per batch row (" + std::to_string(ids.dim(0)) + ") but received " +
                    std::to_string(selection_.per_row.size()));
   // Virtual tokens of a prompt adapter come first (with a cache: on the first step only).
-  const nn::ParamPtr prompt = (use_cache && cache_len_ > 0) ? nullptr : active_prompt();
+  const nn::ParamPtr prompt = (use_cache && cache_len_ > cache_prefix_) ? nullptr : active_prompt();
   const int64_t P = prompt ? prompt->value->dim(0) : 0;
+  // Virtual keys / values of a prefix adapter (with a cache they are already in it).
+  const nn::ParamPtr prefix = use_cache ? nullptr : active_prefix();
+  const int64_t V = prefix ? prefix->value->dim(0) : 0;
   const int64_t B = ids.dim(0), T = ids.dim(1) + P, M = B * T, H = c.hidden, D = c.head_dim;
   const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D, F = c.intermediate;
   nn::AdapterSelection sel = selection_;
@@ -282,15 +325,16 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   sel.train = train;
 
   auto positions = std::make_shared<Tensor>(DType::I32, Shape{B, T});
-  const int64_t start = use_cache ? cache_len_ : 0;  // position of the first new token
+  const int64_t start = use_cache ? cache_len_ : V;  // position of the first new token (after any prefix)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T; ++t) positions->data_as<int32_t>()[b * T + t] = static_cast<int32_t>(start + t);
-  std::shared_ptr<Tensor> valid;  // the mask over all T positions (virtual tokens are always valid)
+  std::shared_ptr<Tensor> valid;  // the mask over all V + T keys (virtual ones are always valid)
   if (key_valid) {
-    valid = std::make_shared<Tensor>(DType::U8, Shape{B, T});
+    const int64_t S = V + T;
+    valid = std::make_shared<Tensor>(DType::U8, Shape{B, S});
     for (int64_t b = 0; b < B; ++b) {
-      std::memset(valid->data_as<uint8_t>() + b * T, 1, static_cast<size_t>(P));
-      std::memcpy(valid->data_as<uint8_t>() + b * T + P, key_valid->data_as<uint8_t>() + b * (T - P),
+      std::memset(valid->data_as<uint8_t>() + b * S, 1, static_cast<size_t>(V + P));
+      std::memcpy(valid->data_as<uint8_t>() + b * S + V + P, key_valid->data_as<uint8_t>() + b * (T - P),
                   static_cast<size_t>(T - P));
     }
   }
@@ -303,7 +347,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   }
   cache_.clear();
   // With the cache (batch 1) the queries attend to every cached key plus the new ones.
-  const kernels::AttentionShape as{B, T, start + T, c.heads, c.kv_heads, D};
+  const kernels::AttentionShape as{B, T, use_cache ? start + T : V + T, c.heads, c.kv_heads, D};
   const kernels::AttentionMask mask{true, valid ? valid->data_as<uint8_t>() : nullptr};
   const kernels::RopeShape q_shape{B, T, c.heads, D}, k_shape{B, T, c.kv_heads, D};
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -328,6 +372,21 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     lc.lse = f32({B, c.heads, T});
     const float* keys = p(lc.k);
     const float* values = p(lc.v);
+    if (V) {  // keys and values: the prefix's, then the tokens', per batch row
+      lc.k_all = f32({B, V + T, c.kv_heads, D});
+      lc.v_all = f32({B, V + T, c.kv_heads, D});
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = 0; t < V; ++t) {
+          const float* row = prefix->data() + t * c.layers * 2 * kv_dim;
+          std::memcpy(p(lc.k_all) + (b * (V + T) + t) * kv_dim, row + (2 * l) * kv_dim, sizeof(float) * kv_dim);
+          std::memcpy(p(lc.v_all) + (b * (V + T) + t) * kv_dim, row + (2 * l + 1) * kv_dim, sizeof(float) * kv_dim);
+        }
+        std::memcpy(p(lc.k_all) + (b * (V + T) + V) * kv_dim, p(lc.k) + b * T * kv_dim, sizeof(float) * T * kv_dim);
+        std::memcpy(p(lc.v_all) + (b * (V + T) + V) * kv_dim, p(lc.v) + b * T * kv_dim, sizeof(float) * T * kv_dim);
+      }
+      keys = p(lc.k_all);
+      values = p(lc.v_all);
+    }
     if (use_cache) {
       float* kc = p(k_cache_[static_cast<size_t>(l)]);
       float* vc = p(v_cache_[static_cast<size_t>(l)]);
@@ -395,6 +454,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     seq_ = T;
     prompt_len_ = P;
     train_prompt_ = prompt;
+    train_prefix_ = prefix;
   }
   return logits;
 }
@@ -441,7 +501,10 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
                             need(final_norm_depth(c.layers)) ? p(dx) : nullptr, final_norm.grad_data(), true);
   if (!need(final_norm_depth(c.layers))) return loss;
 
-  const kernels::AttentionShape as{B, T, T, c.heads, c.kv_heads, D};
+  const int64_t V = train_prefix_ ? train_prefix_->value->dim(0) : 0, S = V + T;
+  const kernels::AttentionShape as{B, T, S, c.heads, c.kv_heads, D};
+  TensorPtr dk_all = V ? f32({B * S, kv_dim}) : nullptr, dv_all = V ? f32({B * S, kv_dim}) : nullptr;
+  float* prefix_grad = train_prefix_ ? train_prefix_->grad_data() : nullptr;
   const kernels::AttentionMask mask{true, key_valid_ ? key_valid_->data_as<uint8_t>() : nullptr};
   const kernels::RopeShape q_shape{B, T, c.heads, D}, k_shape{B, T, c.kv_heads, D};
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -495,8 +558,23 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
     lin("self_attn.o_proj").backward(sel, M, d_o, p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
                                      false);
     if (!need(base + kOutProj)) return loss;
-    kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(d_attn), p(lc.lse), p(dq),
-                                p(dk), p(dv));
+    if (V) {
+      kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k_all), p(lc.v_all), p(lc.attn), p(d_attn), p(lc.lse),
+                                  p(dq), p(dk_all), p(dv_all));
+      for (int64_t b = 0; b < B; ++b) {
+        std::memcpy(p(dk) + b * T * kv_dim, p(dk_all) + (b * S + V) * kv_dim, sizeof(float) * T * kv_dim);
+        std::memcpy(p(dv) + b * T * kv_dim, p(dv_all) + (b * S + V) * kv_dim, sizeof(float) * T * kv_dim);
+        if (!prefix_grad) continue;
+        for (int64_t t = 0; t < V; ++t) {
+          float* row = prefix_grad + t * c.layers * 2 * kv_dim;
+          add_into(kv_dim, p(dk_all) + (b * S + t) * kv_dim, row + (2 * l) * kv_dim);
+          add_into(kv_dim, p(dv_all) + (b * S + t) * kv_dim, row + (2 * l + 1) * kv_dim);
+        }
+      }
+    } else {
+      kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(d_attn), p(lc.lse), p(dq),
+                                  p(dk), p(dv));
+    }
     kernels::rope_apply(q_shape, p(dq), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dq));
     kernels::rope_apply(k_shape, p(dk), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dk));
     const bool want_dn = need(base + kQkv);

@@ -59,6 +59,12 @@ class LlamaModel {
   // prompt: [virtual tokens, hidden] f32, prepended to the token embeddings of every row.
   void add_prompt(const std::string& adapter, std::shared_ptr<Tensor> prompt);
   // keep_merged: forget a merged adapter, leaving its effect in the weights (merge and unload).
+  // Prefix tuning: kv [P, layers · 2 · kv_heads · head_dim] f32, per virtual token the keys then the
+  // values of layer 0, then of layer 1, ... (Hugging Face PEFT's past_key_values layout); they are
+  // prepended to every layer's keys and values, and the tokens' positions start at P.
+  void add_prefix(const std::string& adapter, std::shared_ptr<Tensor> kv);
+  // Virtual keys/values that the current selection prepends (0 without an active prefix adapter).
+  int64_t prefix_length() const;
   // A bottleneck adapter after layer `layer`'s attention (site "attn") or MLP (site "mlp").
   void add_bottleneck(int64_t layer, const std::string& site, const std::string& adapter, nn::BottleneckWeights weights);
   void delete_adapter(const std::string& adapter, bool keep_merged = false);
@@ -90,11 +96,13 @@ class LlamaModel {
   const Tensor& weight(const std::string& name) const;
   const float* weight_f32(const std::string& name) const;
   nn::ParamPtr active_prompt() const;
+  nn::ParamPtr active_prefix() const;
 
   LlamaConfig config_;
   std::map<std::string, nn::ParamPtr> params_;
   std::map<std::string, std::unique_ptr<nn::Linear>> linears_;
   std::map<std::string, nn::ParamPtr> prompts_;  // adapter → virtual token embeddings
+  std::map<std::string, nn::ParamPtr> prefixes_;  // adapter → virtual keys and values
   std::vector<std::unique_ptr<nn::BottleneckSite>> attn_sites_, mlp_sites_;  // per layer
   nn::AdapterSelection selection_;
   std::vector<double> inv_freq_;
@@ -104,10 +112,11 @@ class LlamaModel {
   std::shared_ptr<Tensor> ids_, key_valid_, positions_, final_input_, final_rstd_, final_normed_;
   nn::LinearCache head_cache_;
   nn::ParamPtr train_prompt_;  // the virtual tokens of the last training forward, or null
+  nn::ParamPtr train_prefix_;  // the virtual keys / values of the last training forward, or null
   int64_t batch_ = 0, seq_ = 0, prompt_len_ = 0;
   // KV cache: per layer [max_len, kv_heads, head_dim] keys and values (after RoPE).
   std::vector<std::shared_ptr<Tensor>> k_cache_, v_cache_;
-  int64_t cache_len_ = 0, cache_max_ = 0;
+  int64_t cache_len_ = 0, cache_max_ = 0, cache_prefix_ = 0;
 
   Tensor run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache);
 };

@@ -28,6 +28,7 @@ int param_depth(const std::string& name, int64_t layers) {
     if (starts_with(rest, "mlp.")) return base + kGateUp;
     return base;  // unknown parts of a layer: assume its start, which keeps every gradient below it
   }
+  if (starts_with(name, "prefix_kv.")) return layer_depth(0) + kQkv;  // enters every layer's attention
   if (starts_with(name, "model.norm")) return final_norm_depth(layers);
   if (starts_with(name, "lm_head")) return head_depth(layers);
   return 0;  // embeddings, virtual tokens, anything else

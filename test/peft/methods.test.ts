@@ -281,3 +281,41 @@ describe('bottleneck adapters', () => {
     });
   }
 });
+
+describe('prefix tuning and P-tuning', () => {
+  it('prefix tuning: gradients of the virtual keys and values match finite differences; generation with the cache equals recomputation', async () => {
+    const { model } = tinyLlama({ seed: 14 });
+    const before = await logitsOf(model);
+    const peft = getPeftModel(model, { peft_type: 'PREFIX_TUNING', num_virtual_tokens: 3 }, { seed: 2 });
+    const { names } = await checkGradients(peft, TINY_IDS, TINY_LABELS);
+    expect(names).toEqual(['prefix_kv.default']);
+    expect(peft.trainableParameters()['prefix_kv.default'].shape).toEqual([3, 2 * 2 * 2 * 4]);  // layers · 2 · kv heads · head dim
+    expect((await peft.forward(TINY_IDS)).shape).toEqual([2, 6, 11]);
+    expect(maxAbsDiff(await peft.withAdaptersDisabled(() => logitsOf(peft)), before)).toBe(0);
+    // Greedy tokens from the KV cache (prefix preloaded) equal the argmax of full forwards.
+    const { tokens } = await peft.generate([1, 5, 7], { maxNewTokens: 4 });
+    const seq = [1, 5, 7];
+    for (const t of tokens) {
+      const logits = (await peft.forward([seq])).toFloat32Array();
+      const last = logits.subarray((seq.length - 1) * 11, seq.length * 11);
+      expect(t).toBe(last.indexOf(Math.max(...last)));
+      seq.push(t);
+    }
+  });
+
+  it('prefix tuning with prefix_projection: gradients of the embedding and both projections match finite differences', async () => {
+    const { model } = tinyLlama({ seed: 15 });
+    const peft = getPeftModel(model, { peft_type: 'PREFIX_TUNING', num_virtual_tokens: 2, prefix_projection: true, encoder_hidden_size: 5 }, { seed: 2 });
+    const { names } = await checkGradients(peft, TINY_IDS, TINY_LABELS);
+    expect(names.sort()).toEqual(['prompt_encoder.default.embedding.weight', 'prompt_encoder.default.transform.0.bias', 'prompt_encoder.default.transform.0.weight',
+      'prompt_encoder.default.transform.2.bias', 'prompt_encoder.default.transform.2.weight']);
+  });
+
+  it('P-tuning (MLP encoder): gradients of the encoder match finite differences', async () => {
+    const { model } = tinyLlama({ seed: 16 });
+    const peft = getPeftModel(model, { peft_type: 'P_TUNING', num_virtual_tokens: 2, encoder_hidden_size: 6 }, { seed: 4 });
+    const { names } = await checkGradients(peft, TINY_IDS, TINY_LABELS);
+    expect(names.length).toBe(7);
+    expect((await peft.forward(TINY_IDS)).shape).toEqual([2, 6, 11]);
+  });
+});
