@@ -6,6 +6,7 @@
 import { PeftError } from '../errors';
 import { writeFileAtomic } from './atomic';
 import { lineChart, type ChartSeries } from './chart';
+import { formatBytes, formatDuration, formatNumber } from './format';
 import { escapeHtml } from './html';
 import { readRunLog, type RunRecord } from './run-log';
 import { summarizeRun, type RunSummary } from './run-summary';
@@ -14,30 +15,6 @@ import { summarizeRun, type RunSummary } from './run-summary';
 export interface ReportOptions {
   /** Page title. Default 'peft-native training report'. */
   title?: string;
-}
-
-/** Bytes as "12.3 MB". */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
-}
-
-/** Seconds as "1 h 02 min", "3 min 05 s" or "4.2 s". */
-export function formatDuration(seconds: number): string {
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  const s = Math.round(seconds);
-  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
-  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
-}
-
-function formatNumber(value: number): string {
-  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(5)));
 }
 
 /** Nested config objects become dotted keys: { peft: { r: 8 } } → peft.r = 8. */
