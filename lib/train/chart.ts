@@ -81,7 +81,7 @@ export function lineChart(series: readonly ChartSeries[], options: ChartOptions)
 
   const out: string[] = [];
   out.push(`<svg class="chart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(options.title)}">`);
-  out.push(`<text class="title" x="${width / 2}" y="20" text-anchor="middle" font-weight="bold">${escapeHtml(options.title)}</text>`);
+  out.push(`<text class="title" x="${plot.x}" y="20" font-weight="bold">${escapeHtml(options.title)}</text>`);
   out.push(
     `<rect class="plot-area" x="${plot.x}" y="${plot.y}" width="${plot.w}" height="${plot.h}" fill="#fff" stroke="#888"` +
       ` data-x-domain="${x0},${x1}" data-y-domain="${y0},${y1}"/>`,
@@ -111,12 +111,14 @@ export function lineChart(series: readonly ChartSeries[], options: ChartOptions)
       for (const [x, y] of points) out.push(`<circle cx="${x}" cy="${y}" r="3" fill="${escapeHtml(s.color)}"/>`);
     }
   }
-  // Legend: top right inside the plot, one swatch per series.
+  // Legend: in the top margin, right-aligned, so that it never covers data (text width estimated
+  // at 7 px per character of the 12 px font).
+  const widths = series.map((s) => 24 + 7 * s.name.length);
+  let x = plot.x + plot.w - widths.reduce((a, w) => a + w + 16, -16);
   series.forEach((s, i) => {
-    const y = plot.y + 14 + i * 16;
-    const x = plot.x + plot.w - 130;
-    out.push(`<g class="legend-item"><line x1="${x}" y1="${y}" x2="${x + 18}" y2="${y}" stroke="${escapeHtml(s.color)}" stroke-width="2"/>`);
-    out.push(`<text x="${x + 24}" y="${y}" dominant-baseline="middle" font-size="12">${escapeHtml(s.name)}</text></g>`);
+    out.push(`<g class="legend-item"><line x1="${x}" y1="16" x2="${x + 18}" y2="16" stroke="${escapeHtml(s.color)}" stroke-width="2"/>`);
+    out.push(`<text x="${x + 24}" y="16" dominant-baseline="middle" font-size="12">${escapeHtml(s.name)}</text></g>`);
+    x += widths[i] + 16;
   });
   out.push('</svg>');
   return out.join('\n');
