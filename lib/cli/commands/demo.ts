@@ -10,9 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError } from '../../errors';
-import { loadModel, type Model } from '../../models/model';
-import { adamwAsync, clipGradNormAsync } from '../../ops/optim';
-import { zeros, type Tensor } from '../../tensor';
+import type { Model } from '../../models/model';
+import type { Tensor } from '../../tensor';
 import { printSummary, TrainingProgress } from '../../train/progress';
 import { writeReport } from '../../train/report';
 import { readRunLog, RunLog } from '../../train/run-log';
@@ -52,6 +51,7 @@ export type DemoConfig = ConfigOf<typeof DEMO_SCHEMA>;
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
 
 async function demoModel(location: string | undefined): Promise<{ model: Model; where: string }> {
+  const { loadModel } = await import('../../models/model');
   if (location !== undefined) return { model: await loadModel(location), where: location };
   const local = path.join(PACKAGE_ROOT, '..', 'shared', 'models', 'stories260K-hf');
   if (fs.existsSync(path.join(local, 'config.json'))) return { model: await loadModel(local), where: local };
@@ -66,6 +66,9 @@ async function demoModel(location: string | undefined): Promise<{ model: Model; 
 /** Runs the demo. */
 export async function runDemo(config: DemoConfig): Promise<void> {
   const out = process.stdout;
+  // Loaded here, not at the top: --help should not need the native addon.
+  const { adamwAsync, clipGradNormAsync } = await import('../../ops/optim');
+  const { zeros } = await import('../../tensor');
   const { model, where } = await demoModel(config.model);
   const tok = model.tokenizer;
   if (!tok) throw new PeftError(`${where} has no tokenizer`, 'E_CONFIG');

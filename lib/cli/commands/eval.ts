@@ -1,6 +1,6 @@
 /** `peft-native eval`: a model's loss and perplexity on a JSONL file of texts. */
 import { PeftError } from '../../errors';
-import { loadModel, type Model } from '../../models/model';
+import type { Model } from '../../models/model';
 import { defineCommand, type CommandSpec } from '../command';
 import type { ConfigOf } from '../config';
 import { ADAPTER_FIELD, JSON_FIELD, MODEL_FIELD, TOKENIZER_FIELD } from '../fields';
@@ -62,6 +62,8 @@ export async function evaluateTexts(model: Model, texts: readonly string[], wind
 export async function runEval(config: EvalConfig): Promise<void> {
   if (config.adapter !== undefined) notBuiltYet('eval --adapter', 'loadAdapter from lib/peft');
   const texts = readTextJsonl(config.data_file, config.max_samples);
+  // Loaded here, not at the top: --help should not need the native addon.
+  const { loadModel } = await import('../../models/model');
   const model = await loadModel(config.model, { tokenizer: config.tokenizer });
   const context = model.config.maxPositionEmbeddings;
   const window = config.max_seq_length ?? context;

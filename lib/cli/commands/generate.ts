@@ -1,6 +1,6 @@
 /** `peft-native generate`: continue a prompt with a model, streaming the text to stdout. */
 import { PeftError } from '../../errors';
-import { loadModel, type GenerateOptions } from '../../models/model';
+import type { GenerateOptions } from '../../models/model';
 import { defineCommand, type CommandSpec } from '../command';
 import type { ConfigOf } from '../config';
 import { ADAPTER_FIELD, MODEL_FIELD, TOKENIZER_FIELD } from '../fields';
@@ -27,6 +27,8 @@ export type GenerateConfig = ConfigOf<typeof GENERATE_SCHEMA>;
 /** Loads the model and streams the continuation of the prompt to stdout. */
 export async function runGenerate(config: GenerateConfig): Promise<void> {
   if (config.adapter !== undefined) notBuiltYet('generate --adapter', 'loadAdapter from lib/peft');
+  // Loaded here, not at the top: --help should not need the native addon.
+  const { loadModel } = await import('../../models/model');
   const model = await loadModel(config.model, { tokenizer: config.tokenizer });
   const tokenizer = model.tokenizer;
   if (!tokenizer) throw new PeftError(`${config.model} has no tokenizer; give --tokenizer <dir with tokenizer.json>`, 'E_CONFIG');

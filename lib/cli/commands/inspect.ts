@@ -3,7 +3,7 @@ import { formatBytes } from '../../train/format';
 import { defineCommand, type CommandSpec } from '../command';
 import type { ConfigOf } from '../config';
 import { JSON_FIELD } from '../fields';
-import { inspectPath, type Inspection } from '../inspect/summarize';
+import type { Inspection } from '../inspect/summarize';
 
 export const INSPECT_SCHEMA = {
   path: { type: 'string', description: 'a model directory, adapter directory, .gguf or .safetensors file', required: true, positional: true },
@@ -60,6 +60,8 @@ export function formatInspection(r: Inspection, listTensors: boolean): string {
 
 /** Prints what the path holds. */
 export async function runInspect(config: InspectConfig): Promise<void> {
+  // Loaded here, not at the top: --help should not need the native addon.
+  const { inspectPath } = await import('../inspect/summarize');
   const result = inspectPath(config.path);
   const listTensors = config.tensors ?? (result.kind === 'safetensors' || result.kind === 'adapter');
   if (config.json) {

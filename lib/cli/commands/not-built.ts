@@ -2,5 +2,5 @@
 import { PeftError } from '../../errors';
 
 export function notBuiltYet(command: string, needs: string): never {
-  throw new PeftError(`peft-native ${command} is not built yet: it needs ${needs}, which is in progress`, 'E_UNSUPPORTED');
+  throw new PeftError(`The ${command} command is not built yet: it needs ${needs}, which is in progress`, 'E_UNSUPPORTED');
 }
