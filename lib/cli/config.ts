@@ -76,6 +76,13 @@ export function isGroup(spec: FieldSpec | GroupSpec): spec is GroupSpec {
   return (spec as GroupSpec).fields !== undefined;
 }
 
+const PLACEHOLDER: Record<FieldType, string> = { string: 'text', number: 'number', integer: 'n', boolean: '', 'string[]': 'a,b,...' };
+
+/** The value's name in help text: `<path>` in `--model <path>`. */
+export function placeholderOf(spec: FieldSpec): string {
+  return spec.placeholder ?? PLACEHOLDER[spec.type];
+}
+
 /** snake_case field → kebab-case flag: learning_rate → --learning-rate. */
 export function flagOf(key: string): string {
   return `--${key.replace(/_/g, '-')}`;
@@ -259,7 +266,7 @@ function complete(schema: ConfigSchema, config: RawConfig, prefix = ''): RawConf
     }
     const value = config[key] ?? (Array.isArray(spec.default) ? [...spec.default] : spec.default);
     if (value === undefined && spec.required) {
-      const how = prefix ? `--set ${prefix}${key}=…` : spec.positional ? `the <${spec.placeholder ?? key}> argument` : `${flagOf(key)} <${spec.placeholder ?? 'value'}>`;
+      const how = prefix ? `--set ${prefix}${key}=…` : spec.positional ? `the <${spec.placeholder ?? key}> argument` : `${flagOf(key)} <${placeholderOf(spec)}>`;
       throw new PeftError(`Missing ${prefix}${key} (${spec.description.replace(/\.$/, '')}): give ${how} or set ${prefix}${key} in a config file`, 'E_CONFIG');
     }
     if (value !== undefined) out[key] = value;

@@ -16,7 +16,7 @@ import { generateCommand } from './commands/generate';
 import { inspectCommand } from './commands/inspect';
 import { mergeCommand } from './commands/merge';
 import { trainCommand } from './commands/train';
-import { flagOf, isGroup, leafFields, resolveConfig, showValue, type ConfigSchema, type FieldSpec } from './config';
+import { flagOf, isGroup, leafFields, placeholderOf, resolveConfig, showValue, type ConfigSchema, type FieldSpec } from './config';
 
 /** The subcommands, in the order --help lists them. */
 export const COMMANDS: ReadonlyArray<CommandSpec<ConfigSchema>> = [
@@ -46,8 +46,6 @@ function helpLine(spec: FieldSpec): string {
   return extras.length ? `${spec.description} (${extras.join('; ')})` : spec.description;
 }
 
-const PLACEHOLDER: Record<FieldSpec['type'], string> = { string: 'text', number: 'number', integer: 'n', boolean: '', 'string[]': 'a,b,...' };
-
 /** Adds a field's flag(s); returns the commander attribute names that hold its value. */
 function addFieldOptions(command: Command, key: string, spec: FieldSpec): string[] {
   const flag = flagOf(key);
@@ -59,8 +57,7 @@ function addFieldOptions(command: Command, key: string, spec: FieldSpec): string
     command.addOption(on).addOption(off);
     return [on.attributeName()];
   }
-  const placeholder = spec.placeholder ?? PLACEHOLDER[spec.type];
-  const option = new Option(`${spec.short ? `-${spec.short}, ` : ''}${flag} <${placeholder}>`, helpLine(spec));
+  const option = new Option(`${spec.short ? `-${spec.short}, ` : ''}${flag} <${placeholderOf(spec)}>`, helpLine(spec));
   command.addOption(option);
   return [option.attributeName()];
 }

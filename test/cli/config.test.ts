@@ -115,7 +115,7 @@ describe('config layer', () => {
   });
 
   it('requires required fields, saying how to give them', () => {
-    expect(() => resolveConfig(SCHEMA, {})).toThrow(error('E_CONFIG', 'Missing model (model): give --model <value> or set model in a config file'));
+    expect(() => resolveConfig(SCHEMA, {})).toThrow(error('E_CONFIG', 'Missing model (model): give --model <text> or set model in a config file'));
   });
 
   it('reports unreadable and malformed files', () => {
