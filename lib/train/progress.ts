@@ -5,6 +5,7 @@
  */
 import { SingleBar } from 'cli-progress';
 
+import { expectNumber, expectObject } from '../validate';
 import { formatBytes, formatDuration, formatNumber, formatRate } from './format';
 import type { RunSummary } from './run-summary';
 
@@ -63,10 +64,11 @@ export class TrainingProgress {
   private lastLineAt = -Infinity;
 
   constructor(options: ProgressOptions) {
-    this.total = options.total;
+    expectObject(options, 'progress options');
+    this.total = expectNumber(options.total, 'total', { min: 1, integer: true });
     this.stream = options.stream ?? process.stdout;
     this.live = options.live ?? Boolean(this.stream.isTTY);
-    this.intervalMs = (options.intervalS ?? 10) * 1000;
+    this.intervalMs = expectNumber(options.intervalS ?? 10, 'intervalS', { min: 0 }) * 1000;
     this.clock = options.clock ?? Date.now;
     this.memory = options.memory ?? (() => process.memoryUsage.rss());
   }

@@ -6,6 +6,9 @@
 import * as fs from 'node:fs';
 
 import { PeftError } from '../errors';
+import { fail } from '../validate';
+
+const EVENTS = ['start', 'step', 'eval', 'save', 'end'];
 
 /** The run's configuration and when it began; the first line. */
 export interface StartEvent {
@@ -92,6 +95,9 @@ export class RunLog {
   /** Appends one event as a line; returns the record written. */
   write(event: RunEvent): RunRecord {
     if (this.fd === null) throw new PeftError(`The run log ${this.path} is closed`, 'E_DISPOSED');
+    if (typeof event !== 'object' || event === null || !EVENTS.includes((event as { event?: string }).event as string)) {
+      fail('event', `an object whose "event" is one of ${EVENTS.join(', ')}`, event);
+    }
     const record = { ...event, time: this.clock() } as RunRecord;
     // One writeSync per line: no user-space buffer that a killed process could lose.
     const bytes = Buffer.from(JSON.stringify(record) + '\n', 'utf8');

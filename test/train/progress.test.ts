@@ -49,6 +49,12 @@ describe('training progress', () => {
     expect(out.text()).toContain('\x1b'); // it did move the cursor
   });
 
+  it('rejects a total that is not a positive integer', () => {
+    expect(() => new TrainingProgress({ total: 0 })).toThrow(expect.objectContaining({ code: 'E_RANGE', message: expect.stringContaining('for total') }));
+    expect(() => new TrainingProgress({ total: 2.5 })).toThrow(expect.objectContaining({ code: 'E_ARGUMENT' }));
+    expect(() => new TrainingProgress({ total: 5, intervalS: -1 })).toThrow(expect.objectContaining({ code: 'E_RANGE' }));
+  });
+
   it('prints a summary of the run', () => {
     const records = [
       { event: 'start', config: {}, time: 0 },

@@ -34,6 +34,11 @@ describe('run log', () => {
     expect(records.map((r) => r.event)).toEqual(['start', 'step', 'eval', 'save', 'end']);
     expect(records.map((r) => r.time)).toEqual([1500, 2000, 2500, 3000, 3500]);
     expect(() => log.write({ event: 'save', step: 2, path: 'x' })).toThrow(expect.objectContaining({ code: 'E_DISPOSED' }));
+    const other = RunLog.open(path.join(dir, 'other.jsonl'));
+    expect(() => other.write({ event: 'stepp' } as never)).toThrow(
+      expect.objectContaining({ code: 'E_ARGUMENT', message: 'Expected an object whose "event" is one of start, step, eval, save, end for event but received an object (Object)' }),
+    );
+    other.close();
   });
 
   it('appends to an existing log, so a resumed run continues it', () => {
