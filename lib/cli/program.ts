@@ -18,7 +18,7 @@ import { mergeCommand } from './commands/merge';
 import { trainCommand } from './commands/train';
 import { flagOf, isGroup, leafFields, placeholderOf, resolveConfig, showValue, type ConfigSchema, type FieldSpec } from './config';
 
-/** The subcommands, in the order --help lists them. */
+/** The subcommands, in the order --help lists them (each `run` takes its own config type, hence the cast). */
 export const COMMANDS: ReadonlyArray<CommandSpec<ConfigSchema>> = [
   trainCommand,
   generateCommand,
@@ -46,8 +46,8 @@ function helpLine(spec: FieldSpec): string {
   return extras.length ? `${spec.description} (${extras.join('; ')})` : spec.description;
 }
 
-/** Adds a field's flag(s); returns the commander attribute names that hold its value. */
-function addFieldOptions(command: Command, key: string, spec: FieldSpec): string[] {
+/** Adds a field's flag(s); returns the commander attribute name that holds its value. */
+function addFieldOptions(command: Command, key: string, spec: FieldSpec): string {
   const flag = flagOf(key);
   if (spec.type === 'boolean') {
     const on = new Option(`${spec.short ? `-${spec.short}, ` : ''}${flag}`, spec.description);
@@ -55,11 +55,11 @@ function addFieldOptions(command: Command, key: string, spec: FieldSpec): string
     // Show the flag that changes the default; accept both.
     (spec.default === true ? on : off).hideHelp();
     command.addOption(on).addOption(off);
-    return [on.attributeName()];
+    return on.attributeName();
   }
   const option = new Option(`${spec.short ? `-${spec.short}, ` : ''}${flag} <${placeholderOf(spec)}>`, helpLine(spec));
   command.addOption(option);
-  return [option.attributeName()];
+  return option.attributeName();
 }
 
 function nestedHelp(schema: ConfigSchema): string {
@@ -82,7 +82,7 @@ function addCommand(program: Command, spec: CommandSpec<ConfigSchema>): void {
       command.argument(`[${field.placeholder ?? key}]`, helpLine(field));
       continue;
     }
-    attributes.set(key, addFieldOptions(command, key, field)[0]);
+    attributes.set(key, addFieldOptions(command, key, field));
   }
   command.optionsGroup('Configuration:');
   command.option('-c, --config <file>', 'a YAML or JSON file of fields (flags and --set override it)');
