@@ -61,3 +61,8 @@ export {
   type ClassLabel,
   type RecordSource,
 } from './data';
+export { LrSchedule, lrMultiplier, resolveWarmupSteps, SCHEDULE_TYPES, type ScheduleType, type ScheduleOptions, type ScheduleState } from './train/schedule';
+export { RunLog, readRunLog, type RunEvent, type RunRecord, type StartEvent, type StepEvent, type EvalEvent, type SaveEvent, type EndEvent } from './train/run-log';
+export { summarizeRun, type RunSummary } from './train/run-summary';
+export { renderReport, writeReport, type ReportOptions } from './train/report';
+export { TrainingProgress, printSummary, type ProgressOptions, type ProgressUpdate, type ProgressStream } from './train/progress';
