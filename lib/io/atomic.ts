@@ -1,23 +1,33 @@
-/**
- * Crash-safe file writes: the bytes go to a temporary file beside the target, are flushed to disk,
- * and the file is renamed over the target, so a reader never sees half a file.
- * @internal
- */
+/** Whole-file writes that never leave a half-written file behind. @internal */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { PeftError } from '../errors';
+
+/**
+ * Writes `data` to a temporary file beside `file`, flushes it to disk and renames it over `file`:
+ * readers see the old file or the new one, never a part.
+ */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = fs.openSync(temp, 'w', 0o644);
+  const dir = path.dirname(path.resolve(file));
+  const part = path.join(dir, `.${path.basename(file)}.part-${process.pid}-${Date.now()}`);
+  let fd: number | undefined;
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fs.mkdirSync(dir, { recursive: true });
+    fd = fs.openSync(part, 'w');
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    for (let written = 0; written < bytes.length; ) written += fs.writeSync(fd, bytes, written, bytes.length - written);
     fs.fsyncSync(fd);
-  } catch (err) {
     fs.closeSync(fd);
-    fs.rmSync(temp, { force: true });
-    throw err;
+    fd = undefined;
+    fs.renameSync(part, file);
+  } catch (err) {
+    try {
+      if (fd !== undefined) fs.closeSync(fd);
+      fs.rmSync(part, { force: true });
+    } catch {
+      // nothing was created (e.g. the folder could not be made)
+    }
+    throw new PeftError(`Could not write ${file}: ${(err as Error).message}`, 'E_IO');
   }
-  fs.closeSync(fd);
-  fs.renameSync(temp, file);
 }

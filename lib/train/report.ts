@@ -4,7 +4,7 @@
  * configuration. Written atomically, so it can be rewritten after every evaluation.
  */
 import { PeftError } from '../errors';
-import { writeFileAtomic } from './atomic';
+import { writeFileAtomic } from '../io/atomic';
 import { lineChart, type ChartSeries } from './chart';
 import { formatBytes, formatDuration, formatNumber } from './format';
 import { escapeHtml } from './html';

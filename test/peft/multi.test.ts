@@ -13,7 +13,7 @@ const A = { peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['q_proj', '
 const B = { peft_type: 'LORA', r: 3, lora_alpha: 3, target_modules: ['o_proj', 'up_proj'], init_lora_weights: false } as const;
 
 /** Logits of a fresh tiny model with only `config` as its adapter (same seeds). */
-async function single(config: object, seed: number): Promise<Float32Array> {
+async function single(config: Record<string, unknown>, seed: number): Promise<Float32Array> {
   return logitsOf(getPeftModel(tinyLlama({ tie: false }).model, config, { seed }));
 }
 
