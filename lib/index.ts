@@ -23,3 +23,22 @@ export { resolveModel, parseHubReference, defaultCacheDir, type ResolveOptions, 
 export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeName } from './io/gguf';
 export { loadModel, Model, type TokenIds, type LossResult, type GenerateOptions, type LoadModelOptions } from './models/model';
 export { Sampler, type SamplingOptions } from './models/sampling';
+export {
+  quantize,
+  quantizeAsync,
+  dequantize,
+  dequantizeAsync,
+  quantMatmul,
+  quantMatmulAsync,
+  QuantizedTensor,
+  bnbTensors,
+  readBnbQuantized,
+  bnbQuantizedNames,
+  type QuantType,
+  type QuantSourceDType,
+  type NestedQuantState,
+  type QuantizeOptions,
+  type DequantizeOptions,
+  type QuantMatmulOptions,
+  type TensorLookup,
+} from './quant';
