@@ -242,7 +242,7 @@ export interface NativeQuantize4Options {
 }
 
 type Quantize4Args = [x: NativeTensor, options: NativeQuantize4Options];
-type Dequantize4Args = [q: NativeQuant4, shape: number[]];
+type Dequantize4Args = [q: NativeQuant4, shape: number[], out: NativeTensor | null];
 type Quant4MatmulArgs = [a: NativeTensor, q: NativeQuant4, weightShape: number[], options: { transB: boolean }];
 
 /** @internal The addon's exports (native/binding/addon.cpp). */

@@ -4,7 +4,7 @@ import { PeftError, withCallSite } from '../errors';
 import { native, type NativeQuant4, type NativeQuantize4Options, type NativeTensor } from '../native';
 import { handleOf, Tensor } from '../tensor';
 import { expectObject, fail, optionalBoolean, optionalNumber, optionsObject } from '../validate';
-import { expectDType, expectMatrix, shapeString } from '../ops/checks';
+import { expectDType, expectMatrix, expectShape, shapeString } from '../ops/checks';
 import { nativeQuant4, QuantizedTensor, type QuantSourceDType, type QuantType } from './quantized-tensor';
 
 /** Options of {@link quantize}, with bitsandbytes' names. */
@@ -21,6 +21,8 @@ export interface QuantizeOptions {
 export interface DequantizeOptions {
   /** The result's dtype. Default 'f32'; pass `q.dtype` for the original one. */
   dtype?: QuantSourceDType;
+  /** Write into this f32 tensor of `q.shape` instead of a new one (dtype must then be f32). */
+  out?: Tensor;
 }
 
 /** Options of {@link quantMatmul}. */
@@ -99,7 +101,15 @@ function dequantizeArgs(q: QuantizedTensor, options: DequantizeOptions | undefin
   const o = optionsObject(options);
   const dtype = o.dtype === undefined ? 'f32' : checkDType(o.dtype, 'option dtype');
   if (!SOURCE_DTYPES.includes(dtype as QuantSourceDType)) fail('option dtype', 'f32, bf16 or f16', dtype, 'E_DTYPE');
-  return { args: [parts, [...q.shape]] as [NativeQuant4, number[]], dtype: dtype as QuantSourceDType };
+  let out: NativeTensor | null = null;
+  if (o.out !== undefined) {
+    out = handleOf(o.out, 'options.out');
+    expectDType(out, ['f32'], 'options.out');
+    expectShape(out, q.shape, 'options.out');
+    if (dtype !== 'f32') fail('option dtype', "'f32' (options.out is given)", dtype, 'E_DTYPE');
+  }
+  const args: [NativeQuant4, number[], NativeTensor | null] = [parts, [...q.shape], out];
+  return { args, dtype: dtype as QuantSourceDType, out: o.out as Tensor | undefined };
 }
 
 function converted(f32: Tensor, dtype: QuantSourceDType): Tensor {
@@ -115,15 +125,17 @@ function converted(f32: Tensor, dtype: QuantSourceDType): Tensor {
  * @returns a tensor of `q.shape`.
  */
 export function dequantize(q: QuantizedTensor, options?: DequantizeOptions): Tensor {
-  const { args, dtype } = dequantizeArgs(q, options);
-  return converted(new Tensor(native.dequantize4(...args)), dtype);
+  const { args, dtype, out } = dequantizeArgs(q, options);
+  const result = native.dequantize4(...args);
+  return out ?? converted(new Tensor(result), dtype);
 }
 
 /** {@link dequantize} on a worker thread. */
 export function dequantizeAsync(q: QuantizedTensor, options?: DequantizeOptions): Promise<Tensor> {
   return withCallSite(async () => {
-    const { args, dtype } = dequantizeArgs(q, options);
-    return converted(new Tensor(await native.dequantize4Async(...args)), dtype);
+    const { args, dtype, out } = dequantizeArgs(q, options);
+    const result = await native.dequantize4Async(...args);
+    return out ?? converted(new Tensor(result), dtype);
   });
 }
 

@@ -155,21 +155,33 @@ class Quantize4Plan : public OpPlan {
   float offset_ = 0.0f;
 };
 
-// dequantize4(q, shape) -> f32 tensor of shape
+// dequantize4(q, shape, out | null) -> out: f32 tensor of shape (a given out of that many elements is filled)
 class Dequantize4Plan : public OpPlan {
  public:
   explicit Dequantize4Plan(const Napi::CallbackInfo& info) {
     const Shape shape = to_shape(arg(info, 1), "shape");
     q_ = std::make_unique<Quant4Operand>(arg(info, 0), shape_numel(shape), "q",
                                          [this](const std::shared_ptr<Tensor>& t) { return reads(t); });
-    out_ = writes(new_tensor(DType::F32, shape));
+    Napi::Value out_value = arg(info, 2);
+    out_ = to_tensor_or_null(out_value, "out");
+    if (out_) {
+      expect_dtype(*out_, {DType::F32}, "out");
+      expect_shape(*out_, shape, "out");
+      out_ref_ = Napi::Persistent(out_value.As<Napi::Object>());
+    } else {
+      out_ = new_tensor(DType::F32, shape);
+    }
+    writes(out_);
   }
   void execute() override { kernels::dequantize4(q_->view, 0, q_->view.numel, out_->data_as<float>()); }
-  Napi::Value result(Napi::Env env) override { return wrap_tensor(env, out_); }
+  Napi::Value result(Napi::Env env) override {
+    return out_ref_.IsEmpty() ? Napi::Value(wrap_tensor(env, out_)) : Napi::Value(out_ref_.Value());
+  }
 
  private:
   std::unique_ptr<Quant4Operand> q_;
   std::shared_ptr<Tensor> out_;
+  Napi::ObjectReference out_ref_;
 };
 
 // quant4Matmul(a, q, weightShape [N, K], { transB }) -> transB ? a[M, K] · Wᵀ : a[M, N] · W (f32)

@@ -3,7 +3,7 @@
  * (bnb-reference.ts): every block size, both types, odd lengths, all-zero blocks, double
  * quantization, bf16 / f16 sources; round-trip error bounds; NaN / Inf and bad options.
  */
-import { dequantize, dequantizeAsync, PeftError, quantize, quantizeAsync, tensor, type QuantizedTensor } from '../../lib';
+import { dequantize, dequantizeAsync, PeftError, quantize, quantizeAsync, tensor, zeros, type QuantizedTensor } from '../../lib';
 import { rng } from '../helpers/random';
 import {
   createDynamicMap,
@@ -156,6 +156,16 @@ describe('edge cases', () => {
       expect(Array.from(back.subarray(256)).every((v) => v === 0)).toBe(true);
       expectSameBytes(packed, quantize4Ref(x, 64, type).packed, type);
     }
+  });
+
+  it('dequantizes into a given f32 tensor of the shape', () => {
+    const x = gaussianArray(rng(6), 6 * 50);
+    const q = quantize(tensor(x, [6, 50]), { quant_type: 'nf4' });
+    const out = zeros([6, 50]);
+    expect(dequantize(q, { out })).toBe(out);
+    expectSameFloats(out.toFloat32Array(), dequantize(q).toFloat32Array(), 'out');
+    expect(() => dequantize(q, { out: zeros([300]) })).toThrow(expect.objectContaining({ code: 'E_SHAPE' }));
+    expect(() => dequantize(q, { out, dtype: 'bf16' })).toThrow(expect.objectContaining({ code: 'E_DTYPE' }));
   });
 
   it('an empty tensor quantizes to empty parts and back', () => {
