@@ -31,6 +31,11 @@ Shape to_shape(const Napi::Value& v, const std::string& what) {
   return shape;
 }
 
+int64_t option_int(const Napi::Object& o, const char* key, int64_t fallback) {
+  const Napi::Value v = o.Get(key);
+  return v.IsUndefined() ? fallback : to_int(v, std::string("option ") + key);
+}
+
 void expect_numel(const Tensor& t, int64_t n, const std::string& what) {
   PEFT_CHECK(t.numel() == n, ErrorCode::Shape,
              "Expected " + std::to_string(n) + " elements for " + what + " but received shape " +
@@ -105,10 +110,10 @@ class Quantize4Plan : public OpPlan {
     PEFT_CHECK(name == "nf4" || name == "fp4", ErrorCode::Argument,
                "Expected \"nf4\" or \"fp4\" for option quantType but received \"" + name + "\"");
     type_ = name == "nf4" ? kernels::Quant4Type::NF4 : kernels::Quant4Type::FP4;
-    blocksize_ = static_cast<int64_t>(option_number(o, "blocksize", kernels::kQuant4DefaultBlock));
+    blocksize_ = option_int(o, "blocksize", kernels::kQuant4DefaultBlock);
     kernels::check_quant_blocksize(blocksize_, "option blocksize");
     nested_ = option_bool(o, "doubleQuant", false);
-    nested_blocksize_ = static_cast<int64_t>(option_number(o, "nestedBlocksize", kernels::kNestedDefaultBlock));
+    nested_blocksize_ = option_int(o, "nestedBlocksize", kernels::kNestedDefaultBlock);
     kernels::check_quant_blocksize(nested_blocksize_, "option nestedBlocksize");
     const int64_t n = x_->numel();
     const int64_t blocks = kernels::quant_blocks(n, blocksize_);

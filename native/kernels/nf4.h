@@ -65,6 +65,9 @@ struct Quant4Tensor {
 // [r0, r1) of a [rows, cols] weight is the element range [r0·cols, r1·cols). Multithreaded.
 void dequantize4(const Quant4Tensor& q, int64_t begin, int64_t end, float* out);
 
+// out: [r1 - r0, cols] f32 = rows [r0, r1) of a 4-bit [rows, cols] matrix (a tile for a product).
+void dequantize4_rows(const Quant4Tensor& q, int64_t cols, int64_t r0, int64_t r1, float* out);
+
 // Double quantization (bitsandbytes' compress_statistics): offset = mean(absmax) (returned);
 // absmax − offset is quantized in blocks of nested_blocksize with the sorted 256-value map
 // `code` (nearest value, searched as bitsandbytes' kernel does).

@@ -172,4 +172,8 @@ void dequantize4(const Quant4Tensor& q, int64_t begin, int64_t end, float* out) 
   });
 }
 
+void dequantize4_rows(const Quant4Tensor& q, int64_t cols, int64_t r0, int64_t r1, float* out) {
+  dequantize4(q, r0 * cols, r1 * cols, out);
+}
+
 }  // namespace peft::kernels

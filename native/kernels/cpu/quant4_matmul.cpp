@@ -34,7 +34,7 @@ void quant4_matmul(int64_t M, int64_t N, int64_t K, const MatrixRef& x, const Qu
   const int64_t rows = panel_rows(N, K);
   for (int64_t n0 = 0; n0 < N; n0 += rows) {
     const int64_t nb = std::min(rows, N - n0);
-    dequantize4(w, n0 * K, (n0 + nb) * K, workspace);  // rows [n0, n0 + nb) of W: [nb, K]
+    dequantize4_rows(w, K, n0, n0 + nb, workspace);  // [nb, K]
     gemm(M, nb, K, x, MatrixRef{workspace, DType::F32, K, true}, y + n0, ldy, alpha, accumulate);
   }
 }
@@ -45,7 +45,7 @@ void quant4_matmul_dx(int64_t M, int64_t N, int64_t K, const float* dy, const Qu
   const int64_t rows = panel_rows(N, K);
   for (int64_t n0 = 0; n0 < N; n0 += rows) {
     const int64_t nb = std::min(rows, N - n0);
-    dequantize4(w, n0 * K, (n0 + nb) * K, workspace);
+    dequantize4_rows(w, K, n0, n0 + nb, workspace);
     // dx += dy[:, n0 : n0 + nb] · W[n0 : n0 + nb, :]
     gemm(M, K, nb, MatrixRef{dy + n0, DType::F32, N, false}, MatrixRef{workspace, DType::F32, K, false}, dx, K, alpha,
          accumulate || n0 > 0);
