@@ -11,14 +11,14 @@ namespace peft::kernels::cpu {
 namespace {
 
 // table[codes] for the 8 codes in the low 8 bytes of `codes`.
-__m256 lookup8(__m256 table_lo, __m256 table_hi, __m128i codes) {
+__m256 lookup8_avx2(__m256 table_lo, __m256 table_hi, __m128i codes) {
   const __m256i idx = _mm256_cvtepu8_epi32(codes);
   const __m256 lo = _mm256_permutevar8x32_ps(table_lo, idx);  // uses the low 3 bits
   const __m256 hi = _mm256_permutevar8x32_ps(table_hi, idx);
   return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));  // bit 3 -> sign
 }
 
-void dequant(const float* table, const uint8_t* packed, int64_t nbytes, float* out) {
+void dequant_avx2(const float* table, const uint8_t* packed, int64_t nbytes, float* out) {
   const __m256 table_lo = _mm256_loadu_ps(table);
   const __m256 table_hi = _mm256_loadu_ps(table + 8);
   const __m128i low_nibble = _mm_set1_epi8(0x0f);
@@ -29,14 +29,14 @@ void dequant(const float* table, const uint8_t* packed, int64_t nbytes, float* o
     const __m128i codes0 = _mm_unpacklo_epi8(hi, lo);  // elements 2j .. 2j+15 in order
     const __m128i codes1 = _mm_unpackhi_epi8(hi, lo);  // elements 2j+16 .. 2j+31
     float* o = out + 2 * j;
-    _mm256_storeu_ps(o, lookup8(table_lo, table_hi, codes0));
-    _mm256_storeu_ps(o + 8, lookup8(table_lo, table_hi, _mm_srli_si128(codes0, 8)));
-    _mm256_storeu_ps(o + 16, lookup8(table_lo, table_hi, codes1));
-    _mm256_storeu_ps(o + 24, lookup8(table_lo, table_hi, _mm_srli_si128(codes1, 8)));
+    _mm256_storeu_ps(o, lookup8_avx2(table_lo, table_hi, codes0));
+    _mm256_storeu_ps(o + 8, lookup8_avx2(table_lo, table_hi, _mm_srli_si128(codes0, 8)));
+    _mm256_storeu_ps(o + 16, lookup8_avx2(table_lo, table_hi, codes1));
+    _mm256_storeu_ps(o + 24, lookup8_avx2(table_lo, table_hi, _mm_srli_si128(codes1, 8)));
   }
 }
 
-uint32_t abs_max_bits(const float* x, int64_t n) {
+uint32_t abs_max_bits_avx2(const float* x, int64_t n) {
   const __m256i no_sign = _mm256_set1_epi32(0x7fffffff);
   __m256i best0 = _mm256_setzero_si256(), best1 = _mm256_setzero_si256();
   for (int64_t i = 0; i < n; i += 16) {
@@ -52,7 +52,7 @@ uint32_t abs_max_bits(const float* x, int64_t n) {
   return best;
 }
 
-__m256i nf4_codes(__m256 x) {
+__m256i nf4_codes_avx2(__m256 x) {
   __m256i count = _mm256_setzero_si256();
   for (float t : kNf4Thresholds) {  // ordered compare: NaN exceeds nothing and gets code 0
     count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(t), _CMP_GT_OQ)));
@@ -60,7 +60,7 @@ __m256i nf4_codes(__m256 x) {
   return count;
 }
 
-__m256i fp4_codes(__m256 x) {
+__m256i fp4_codes_avx2(__m256 x) {
   const __m256 magnitude = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
   __m256i rank = _mm256_setzero_si256();
   for (float t : kFp4Thresholds) {
@@ -73,7 +73,7 @@ __m256i fp4_codes(__m256 x) {
 }
 
 // Four vectors of 8 codes (elements 0..31 in order) -> 16 bytes, element 2j in the high nibble.
-__m128i pack_nibbles(__m256i c0, __m256i c1, __m256i c2, __m256i c3) {
+__m128i pack_nibbles_avx2(__m256i c0, __m256i c1, __m256i c2, __m256i c3) {
   // packs interleave 128-bit lanes: the bytes come out as dwords c0lo c1lo c2lo c3lo | c0hi c1hi c2hi c3hi.
   const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(c0, c1), _mm256_packs_epi32(c2, c3));
   const __m256i ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
@@ -84,7 +84,7 @@ __m128i pack_nibbles(__m256i c0, __m256i c1, __m256i c2, __m256i c3) {
 }
 
 template <__m256i (*Codes)(__m256)>
-void quantize(const float* x, int64_t npairs, float inv, uint8_t* packed) {
+void quantize_avx2(const float* x, int64_t npairs, float inv, uint8_t* packed) {
   const __m256 scale = _mm256_set1_ps(inv);
   for (int64_t j = 0; j < npairs; j += 16) {
     const float* p = x + 2 * j;
@@ -92,11 +92,11 @@ void quantize(const float* x, int64_t npairs, float inv, uint8_t* packed) {
     const __m256i c1 = Codes(_mm256_mul_ps(_mm256_loadu_ps(p + 8), scale));
     const __m256i c2 = Codes(_mm256_mul_ps(_mm256_loadu_ps(p + 16), scale));
     const __m256i c3 = Codes(_mm256_mul_ps(_mm256_loadu_ps(p + 24), scale));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(packed + j), pack_nibbles(c0, c1, c2, c3));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(packed + j), pack_nibbles_avx2(c0, c1, c2, c3));
   }
 }
 
-const Quant4Spans kSpans = {"avx2", dequant, abs_max_bits, quantize<nf4_codes>, quantize<fp4_codes>};
+const Quant4Spans kSpans = {"avx2", dequant_avx2, abs_max_bits_avx2, quantize_avx2<nf4_codes_avx2>, quantize_avx2<fp4_codes_avx2>};
 
 }  // namespace
 

@@ -13,7 +13,7 @@ alignas(64) constexpr int32_t kRankToCode16[16] = {kFp4RankToCode[0], kFp4RankTo
                                                    kFp4RankToCode[3], kFp4RankToCode[4], kFp4RankToCode[5],
                                                    kFp4RankToCode[6], kFp4RankToCode[7]};
 
-void dequant(const float* table, const uint8_t* packed, int64_t nbytes, float* out) {
+void dequant_avx512(const float* table, const uint8_t* packed, int64_t nbytes, float* out) {
   const __m512 lut = _mm512_loadu_ps(table);
   const __m128i low_nibble = _mm_set1_epi8(0x0f);
   for (int64_t j = 0; j < nbytes; j += 16) {
@@ -27,7 +27,7 @@ void dequant(const float* table, const uint8_t* packed, int64_t nbytes, float* o
   }
 }
 
-uint32_t abs_max_bits(const float* x, int64_t n) {
+uint32_t abs_max_bits_avx512(const float* x, int64_t n) {
   const __m512i no_sign = _mm512_set1_epi32(0x7fffffff);
   __m512i best = _mm512_setzero_si512();
   for (int64_t i = 0; i < n; i += 16) {
@@ -36,7 +36,7 @@ uint32_t abs_max_bits(const float* x, int64_t n) {
   return static_cast<uint32_t>(_mm512_reduce_max_epu32(best));
 }
 
-__m512i nf4_codes(__m512 x) {
+__m512i nf4_codes_avx512(__m512 x) {
   const __m512i one = _mm512_set1_epi32(1);
   __m512i count = _mm512_setzero_si512();
   for (float t : kNf4Thresholds) {  // ordered compare: NaN exceeds nothing and gets code 0
@@ -45,7 +45,7 @@ __m512i nf4_codes(__m512 x) {
   return count;
 }
 
-__m512i fp4_codes(__m512 x) {
+__m512i fp4_codes_avx512(__m512 x) {
   const __m512i one = _mm512_set1_epi32(1);
   const __m512 magnitude = _mm512_abs_ps(x);
   __m512i rank = _mm512_setzero_si512();
@@ -58,7 +58,7 @@ __m512i fp4_codes(__m512 x) {
 }
 
 template <__m512i (*Codes)(__m512)>
-void quantize(const float* x, int64_t npairs, float inv, uint8_t* packed) {
+void quantize_avx512(const float* x, int64_t npairs, float inv, uint8_t* packed) {
   const __m512 scale = _mm512_set1_ps(inv);
   for (int64_t j = 0; j < npairs; j += 16) {
     const float* p = x + 2 * j;
@@ -71,7 +71,7 @@ void quantize(const float* x, int64_t npairs, float inv, uint8_t* packed) {
   }
 }
 
-const Quant4Spans kSpans = {"avx512", dequant, abs_max_bits, quantize<nf4_codes>, quantize<fp4_codes>};
+const Quant4Spans kSpans = {"avx512", dequant_avx512, abs_max_bits_avx512, quantize_avx512<nf4_codes_avx512>, quantize_avx512<fp4_codes_avx512>};
 
 }  // namespace
 

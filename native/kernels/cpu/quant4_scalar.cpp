@@ -9,27 +9,27 @@ namespace peft::kernels::cpu {
 
 namespace {
 
-uint8_t nf4_code(float x) {
+uint8_t nf4_code_scalar(float x) {
   uint8_t code = 0;
   for (float t : kNf4Thresholds) code += x > t ? 1 : 0;
   return code;
 }
 
-uint8_t fp4_code(float x) {
+uint8_t fp4_code_scalar(float x) {
   const float a = x < 0 ? -x : x;  // NaN stays NaN and ranks 0, as in bitsandbytes' tree
   int rank = 0;
   for (float t : kFp4Thresholds) rank += a > t ? 1 : 0;
   return static_cast<uint8_t>(kFp4RankToCode[rank] | (x < 0 ? 8 : 0));
 }
 
-void dequant(const float* table, const uint8_t* packed, int64_t nbytes, float* out) {
+void dequant_scalar(const float* table, const uint8_t* packed, int64_t nbytes, float* out) {
   for (int64_t j = 0; j < nbytes; ++j) {
     out[2 * j] = table[packed[j] >> 4];
     out[2 * j + 1] = table[packed[j] & 15];
   }
 }
 
-uint32_t abs_max_bits(const float* x, int64_t n) {
+uint32_t abs_max_bits_scalar(const float* x, int64_t n) {
   uint32_t best = 0;
   for (int64_t i = 0; i < n; ++i) {
     uint32_t bits;
@@ -40,19 +40,19 @@ uint32_t abs_max_bits(const float* x, int64_t n) {
   return best;
 }
 
-void quantize_nf4(const float* x, int64_t npairs, float inv, uint8_t* packed) {
+void quantize_nf4_scalar(const float* x, int64_t npairs, float inv, uint8_t* packed) {
   for (int64_t j = 0; j < npairs; ++j) {
-    packed[j] = static_cast<uint8_t>(nf4_code(x[2 * j] * inv) << 4 | nf4_code(x[2 * j + 1] * inv));
+    packed[j] = static_cast<uint8_t>(nf4_code_scalar(x[2 * j] * inv) << 4 | nf4_code_scalar(x[2 * j + 1] * inv));
   }
 }
 
-void quantize_fp4(const float* x, int64_t npairs, float inv, uint8_t* packed) {
+void quantize_fp4_scalar(const float* x, int64_t npairs, float inv, uint8_t* packed) {
   for (int64_t j = 0; j < npairs; ++j) {
-    packed[j] = static_cast<uint8_t>(fp4_code(x[2 * j] * inv) << 4 | fp4_code(x[2 * j + 1] * inv));
+    packed[j] = static_cast<uint8_t>(fp4_code_scalar(x[2 * j] * inv) << 4 | fp4_code_scalar(x[2 * j + 1] * inv));
   }
 }
 
-const Quant4Spans kSpans = {"scalar", dequant, abs_max_bits, quantize_nf4, quantize_fp4};
+const Quant4Spans kSpans = {"scalar", dequant_scalar, abs_max_bits_scalar, quantize_nf4_scalar, quantize_fp4_scalar};
 
 }  // namespace
 
