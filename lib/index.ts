@@ -66,3 +66,22 @@ export { RunLog, readRunLog, type RunEvent, type RunRecord, type StartEvent, typ
 export { summarizeRun, type RunSummary } from './train/run-summary';
 export { renderReport, writeReport, type ReportOptions } from './train/report';
 export { TrainingProgress, printSummary, type ProgressOptions, type ProgressUpdate, type ProgressStream } from './train/progress';
+export {
+  quantize,
+  quantizeAsync,
+  dequantize,
+  dequantizeAsync,
+  quantMatmul,
+  quantMatmulAsync,
+  QuantizedTensor,
+  bnbTensors,
+  readBnbQuantized,
+  bnbQuantizedNames,
+  type QuantType,
+  type QuantSourceDType,
+  type NestedQuantState,
+  type QuantizeOptions,
+  type DequantizeOptions,
+  type QuantMatmulOptions,
+  type TensorLookup,
+} from './quant';

@@ -277,6 +277,29 @@ export interface NativeLlama {
   stepAsync(ids: NativeTensor): Promise<NativeTensor>;
 }
 
+/** @internal A 4-bit tensor's parts as the native quantization ops take and return them (native/binding/ops_quant.cpp). */
+export interface NativeQuant4 {
+  data: NativeTensor;
+  absmax: NativeTensor;
+  quantMap: NativeTensor;
+  blocksize: number;
+  nestedAbsmax?: NativeTensor;
+  nestedQuantMap?: NativeTensor;
+  nestedBlocksize?: number;
+  offset?: number;
+}
+
+/** @internal */
+export interface NativeQuantize4Options {
+  quantType: 'nf4' | 'fp4';
+  blocksize: number;
+  doubleQuant: boolean;
+}
+
+type Quantize4Args = [x: NativeTensor, options: NativeQuantize4Options];
+type Dequantize4Args = [q: NativeQuant4, shape: number[], out: NativeTensor | null];
+type Quant4MatmulArgs = [a: NativeTensor, q: NativeQuant4, weightShape: number[], options: { transB: boolean }];
+
 /** @internal The addon's exports (native/binding/addon.cpp). */
 export interface NativeAddon {
   NativeTensor: NativeTensorClass;
@@ -333,6 +356,12 @@ export interface NativeAddon {
   embeddingForwardAsync: Async<[ids: NativeTensor, table: NativeTensor], NativeTensor>;
   embeddingBackward: Sync<EmbeddingBackwardArgs, NativeTensor>;
   embeddingBackwardAsync: Async<EmbeddingBackwardArgs, NativeTensor>;
+  quantize4: Sync<Quantize4Args, NativeQuant4>;
+  quantize4Async: Async<Quantize4Args, NativeQuant4>;
+  dequantize4: Sync<Dequantize4Args, NativeTensor>;
+  dequantize4Async: Async<Dequantize4Args, NativeTensor>;
+  quant4Matmul: Sync<Quant4MatmulArgs, NativeTensor>;
+  quant4MatmulAsync: Async<Quant4MatmulArgs, NativeTensor>;
 }
 
 /** The package root (holds binding.gyp, build/ and prebuilds/), from lib/ or dist/. */

@@ -18,6 +18,7 @@ void register_safetensors(Napi::Env env, Napi::Object exports);
 void register_attention_ops(Napi::Env env, Napi::Object exports);
 void register_gguf(Napi::Env env, Napi::Object exports);
 void register_llama(Napi::Env env, Napi::Object exports);
+void register_quant_ops(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());  // one per environment: worker_threads each get their own
@@ -34,6 +35,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   register_attention_ops(env, exports);
   register_gguf(env, exports);
   register_llama(env, exports);
+  register_quant_ops(env, exports);
   return exports;
 }
 

@@ -117,5 +117,15 @@ const LayerSpans& active_layer_spans() {
   return active_isa() == Isa::Scalar ? layer_spans_scalar() : layer_spans_avx2();
 }
 
+const Quant4Spans& active_quant4_spans() {
+  switch (active_isa()) {
+    case Isa::Scalar: return quant4_spans_scalar();
+    case Isa::Avx2: return quant4_spans_avx2();
+    case Isa::Avx512:
+    case Isa::Avx512Bf16: return quant4_spans_avx512();
+  }
+  return quant4_spans_scalar();
+}
+
 }  // namespace cpu
 }  // namespace peft::kernels

@@ -59,6 +59,19 @@ struct LayerSpans {
   void (*scaled_exp)(const float* x, float shift, float scale, float* out, int64_t n);
 };
 
+// Loops of the 4-bit quantization (kernels/nf4.h). The vector variants take whole groups of 16
+// (bytes, pairs or elements: n % 16 == 0); the driver runs any rest through the scalar loops.
+struct Quant4Spans {
+  const char* name;
+  // out[2j] = table[packed[j] >> 4], out[2j+1] = table[packed[j] & 15] for j in [0, nbytes); table: [16] f32.
+  void (*dequant)(const float* table, const uint8_t* packed, int64_t nbytes, float* out);
+  // The largest |x[i]| as its bit pattern (sign cleared); >= 0x7f800000 means a NaN or Inf is present.
+  uint32_t (*abs_max_bits)(const float* x, int64_t n);
+  // packed[j] = code(x[2j]·inv) << 4 | code(x[2j+1]·inv) for j in [0, npairs).
+  void (*quantize_nf4)(const float* x, int64_t npairs, float inv, uint8_t* packed);
+  void (*quantize_fp4)(const float* x, int64_t npairs, float inv, uint8_t* packed);
+};
+
 const GemmMicroKernel& gemm_kernel_scalar();
 const GemmMicroKernel& gemm_kernel_avx2();
 const GemmMicroKernel& gemm_kernel_avx512();
@@ -71,10 +84,15 @@ const OptimSpans& optim_spans_avx512();
 const LayerSpans& layer_spans_scalar();
 const LayerSpans& layer_spans_avx2();
 
+const Quant4Spans& quant4_spans_scalar();
+const Quant4Spans& quant4_spans_avx2();
+const Quant4Spans& quant4_spans_avx512();
+
 // The pieces for the active instruction set (kernels/isa.h).
 const GemmMicroKernel& active_gemm_kernel_f32();
 const GemmMicroKernel* active_gemm_kernel_bf16();  // null when the active ISA has no bf16 dot product
 const OptimSpans& active_optim_spans();
 const LayerSpans& active_layer_spans();  // AVX-512 CPUs use the AVX2 loops
+const Quant4Spans& active_quant4_spans();
 
 }  // namespace peft::kernels::cpu

@@ -1,0 +1,55 @@
+// Products with a 4-bit weight W [N, K]: W is dequantized a panel of rows at a time into a small
+// f32 workspace and each panel goes through the blocked GEMM, so the whole f32 matrix never exists.
+#include <algorithm>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/nf4.h"
+
+namespace peft::kernels {
+
+namespace {
+
+constexpr int64_t kPanelFloats = 1 << 18;  // 1 MiB of f32 per panel: stays in L2 on most CPUs
+
+int64_t panel_rows(int64_t N, int64_t K) {
+  const int64_t rows = std::max<int64_t>(16, kPanelFloats / std::max<int64_t>(1, K));
+  return std::max<int64_t>(1, std::min(N, rows));
+}
+
+void check_weight(const Quant4Tensor& w, int64_t N, int64_t K) {
+  PEFT_CHECK(w.numel == N * K, ErrorCode::Shape,
+             "Expected a 4-bit weight of " + std::to_string(N * K) + " elements ([" + std::to_string(N) + ", " +
+                 std::to_string(K) + "]) but received " + std::to_string(w.numel));
+}
+
+}  // namespace
+
+int64_t quant4_matmul_workspace(int64_t N, int64_t K) { return panel_rows(N, K) * K; }
+
+void quant4_matmul(int64_t M, int64_t N, int64_t K, const MatrixRef& x, const Quant4Tensor& w, float* y, int64_t ldy,
+                   float alpha, bool accumulate, float* workspace) {
+  check_weight(w, N, K);
+  const int64_t rows = panel_rows(N, K);
+  for (int64_t n0 = 0; n0 < N; n0 += rows) {
+    const int64_t nb = std::min(rows, N - n0);
+    dequantize4_rows(w, K, n0, n0 + nb, workspace);  // [nb, K]
+    gemm(M, nb, K, x, MatrixRef{workspace, DType::F32, K, true}, y + n0, ldy, alpha, accumulate);
+  }
+}
+
+void quant4_matmul_dx(int64_t M, int64_t N, int64_t K, const float* dy, const Quant4Tensor& w, float* dx, float alpha,
+                      bool accumulate, float* workspace) {
+  check_weight(w, N, K);
+  const int64_t rows = panel_rows(N, K);
+  for (int64_t n0 = 0; n0 < N; n0 += rows) {
+    const int64_t nb = std::min(rows, N - n0);
+    dequantize4_rows(w, K, n0, n0 + nb, workspace);
+    // dx += dy[:, n0 : n0 + nb] · W[n0 : n0 + nb, :]
+    gemm(M, K, nb, MatrixRef{dy + n0, DType::F32, N, false}, MatrixRef{workspace, DType::F32, K, false}, dx, K, alpha,
+         accumulate || n0 > 0);
+  }
+}
+
+}  // namespace peft::kernels
