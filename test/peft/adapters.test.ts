@@ -11,7 +11,13 @@ import { f32Bytes, parseSafetensors, writeSafetensorsJs, type JsTensor } from '.
 import { randomArray, rng } from '../helpers/random';
 import { tinyLlama, TINY_IDS } from '../helpers/tiny-llama';
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'peft-adapter-'));
+const created: string[] = [];
+const tmp = () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-adapter-'));
+  created.push(dir);
+  return dir;
+};
+afterAll(() => created.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let worst = 0;
@@ -208,5 +214,30 @@ describe('config validation', () => {
     const { model } = tinyLlama();
     const peft = getPeftModel(model, { peft_type: 'PROMPT_TUNING', num_virtual_tokens: model.config.maxPositionEmbeddings });
     await expect(peft.generate([1, 2], { maxNewTokens: 1 })).rejects.toMatchObject({ code: 'E_RANGE' });
+  });
+});
+
+describe('modules_to_save', () => {
+  it('trains a copy of the module, saves it under its own path, reloads it, and disabling adapters restores the original', async () => {
+    const { model } = tinyLlama({ tie: false, seed: 17 });
+    const base = await logitsOf(model);
+    const peft = getPeftModel(model, { peft_type: 'LORA', r: 2, target_modules: ['q_proj'], modules_to_save: ['lm_head'], init_lora_weights: false }, { seed: 1 });
+    expect(Object.keys(peft.trainableParameters())).toContain('lm_head.weight');
+    const { checkGradients } = await import('../helpers/finite-diff');
+    await checkGradients(peft, TINY_IDS, [[1, 5, 7, 2, 9, 3], [4, 4, -100, 0, 6, 8]], { only: (n) => n === 'lm_head.weight' });
+    const head = peft.trainableParameters()['lm_head.weight'];
+    peft.setParameterValue('lm_head.weight', tensor(head.toFloat32Array().map((v) => v * 1.5), head.shape));
+    const trained = await logitsOf(peft);
+    const dir = tmp();
+    await peft.saveAdapter(dir);
+    const keys = [...parseSafetensors(path.join(dir, 'adapter_model.safetensors')).tensors.keys()];
+    expect(keys).toContain('base_model.model.lm_head.weight');
+    expect(maxAbsDiff(await peft.withAdaptersDisabled(() => logitsOf(peft)), base)).toBe(0);
+    const reloaded = await loadAdapter(tinyLlama({ tie: false, seed: 17 }).model, dir);
+    expect(maxAbsDiff(await logitsOf(reloaded), trained)).toBe(0);
+  });
+
+  it('a tied output head cannot be saved separately', () => {
+    expect(() => getPeftModel(tinyLlama({ tie: true }).model, { peft_type: 'LORA', modules_to_save: ['lm_head'] })).toThrow(expect.objectContaining({ code: 'E_CONFIG' }));
   });
 });

@@ -51,6 +51,7 @@ describe('LoRA on stories260K', () => {
     await peft.saveAdapter(dir);
     const reloaded = await loadAdapter(await loadModel(HF_DIR), dir);
     const again = (await reloaded.forward(ids)).toFloat32Array();
+    fs.rmSync(dir, { recursive: true, force: true });
     expect(Math.max(...again.map((v, i) => Math.abs(v - trained[i])))).toBe(0);
 
     peft.merge();
