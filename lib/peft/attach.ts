@@ -8,7 +8,7 @@ import { PeftError } from '../errors';
 import type { Model } from '../models/model';
 import { handleOf, tensor, Tensor } from '../tensor';
 import type { BottleneckConfig, IA3Config, LoraConfig, PeftConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig } from './config';
-import { MlpPromptEncoder, PrefixProjection, type PromptEncoder } from './prompt-encoder';
+import { LstmPromptEncoder, MlpPromptEncoder, PrefixProjection, type PromptEncoder } from './prompt-encoder';
 import { initLora } from './lora-init';
 import { checkAdapterName, FILE_PREFIX, ia3Vector, loraA, loraB, loraMagnitude, moduleOf, promptEmbeddings } from './names';
 import { SeededRandom } from './random';
@@ -256,8 +256,10 @@ function attachPromptEncoder(model: Model, name: string, config: PromptEncoderCo
     if (!loaded.prompt) throw new PeftError('The adapter file has no tensor prompt_embeddings, which P-tuning needs', 'E_FORMAT');
     prompt = copyOf(loaded.prompt);
   } else {
-    if (config.encoder_reparameterization_type === 'LSTM') throw new PeftError('P-tuning with an LSTM prompt encoder is not supported yet; use encoder_reparameterization_type "MLP"', 'E_UNSUPPORTED');
-    encoder = new MlpPromptEncoder(`prompt_encoder.${name}`, P, H, config.encoder_hidden_size ?? H, seed);
+    const prefix = `prompt_encoder.${name}`, hidden = config.encoder_hidden_size ?? H;
+    encoder = config.encoder_reparameterization_type === 'LSTM'
+      ? new LstmPromptEncoder(prefix, P, H, hidden, config.encoder_num_layers ?? 2, seed)
+      : new MlpPromptEncoder(prefix, P, H, hidden, seed);
     prompt = tensor(encoder.forward(), [P, H]);
   }
   if (prompt.shape.join() !== [P, H].join()) throw new PeftError(`Expected prompt_embeddings of shape [${P},${H}] but the adapter has [${prompt.shape}]`, 'E_SHAPE');

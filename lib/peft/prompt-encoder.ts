@@ -143,3 +143,161 @@ export class MlpPromptEncoder extends PromptEncoder {
     return toGrads(this.params, g);
   }
 }
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** One direction of one LSTM layer over a sequence, with what its backward needs. */
+interface LstmRun {
+  x: Vec;       // [P, in]
+  gates: Vec;   // [P, 4h] after the nonlinearities: i, f, g, o (PyTorch's order)
+  c: Vec;       // [P, h] cell states
+  h: Vec;       // [P, h] outputs
+}
+
+/**
+ * P-tuning's LSTM encoder: embedding [P, d] → bidirectional LSTM (encoder_num_layers, hidden h)
+ * → Linear(2h, 2h) → ReLU → Linear(2h, d). Parameters as PyTorch names them
+ * (lstm_head.weight_ih_l0, ..._reverse; mlp_head.0 / mlp_head.2).
+ */
+export class LstmPromptEncoder extends PromptEncoder {
+  private cache?: { e: Vec; runs: LstmRun[][]; layerOut: Vec[]; m1: Vec; w: Vec[] };
+
+  constructor(prefix: string, private readonly P: number, private readonly d: number, private readonly hidden: number, private readonly layers: number, seed: number) {
+    super(seed);
+    this.param(`${prefix}.embedding.weight`, [P, d], () => this.rng.normal());
+    const bound = 1 / Math.sqrt(hidden);
+    const u = () => this.rng.uniform(-bound, bound);
+    for (let l = 0; l < layers; l++) {
+      const inF = l === 0 ? d : 2 * hidden;
+      for (const dir of ['', '_reverse']) {
+        this.param(`${prefix}.lstm_head.weight_ih_l${l}${dir}`, [4 * hidden, inF], u);
+        this.param(`${prefix}.lstm_head.weight_hh_l${l}${dir}`, [4 * hidden, hidden], u);
+        this.param(`${prefix}.lstm_head.bias_ih_l${l}${dir}`, [4 * hidden], u);
+        this.param(`${prefix}.lstm_head.bias_hh_l${l}${dir}`, [4 * hidden], u);
+      }
+    }
+    this.linear(`${prefix}.mlp_head.0`, 2 * hidden, 2 * hidden);
+    this.linear(`${prefix}.mlp_head.2`, 2 * hidden, d);
+  }
+
+  /** Parameter index of (layer, direction, which): 1 + 8·layer + 4·direction + which. */
+  private at(layer: number, reverse: boolean, which: number): number {
+    return 1 + 8 * layer + 4 * (reverse ? 1 : 0) + which;
+  }
+
+  private runDirection(x: Vec, inF: number, w: Vec[], layer: number, reverse: boolean): LstmRun {
+    const { P, hidden: h } = this;
+    const [wih, whh, bih, bhh] = [0, 1, 2, 3].map((k) => w[this.at(layer, reverse, k)]);
+    const gates = new Float64Array(P * 4 * h), c = new Float64Array(P * h), out = new Float64Array(P * h);
+    let prevH = new Float64Array(h), prevC = new Float64Array(h);
+    for (let s = 0; s < P; s++) {
+      const t = reverse ? P - 1 - s : s;
+      for (let r = 0; r < 4 * h; r++) {
+        let z = bih[r] + bhh[r];
+        for (let k = 0; k < inF; k++) z += wih[r * inF + k] * x[t * inF + k];
+        for (let k = 0; k < h; k++) z += whh[r * h + k] * prevH[k];
+        const gate = Math.floor(r / h);  // 0 i, 1 f, 2 g, 3 o
+        gates[t * 4 * h + r] = gate === 2 ? Math.tanh(z) : sigmoid(z);
+      }
+      const g = gates.subarray(t * 4 * h, (t + 1) * 4 * h);
+      for (let k = 0; k < h; k++) {
+        c[t * h + k] = g[h + k] * prevC[k] + g[k] * g[2 * h + k];
+        out[t * h + k] = g[3 * h + k] * Math.tanh(c[t * h + k]);
+      }
+      prevH = out.slice(t * h, (t + 1) * h);
+      prevC = c.slice(t * h, (t + 1) * h);
+    }
+    return { x, gates, c, h: out };
+  }
+
+  forward(): Float32Array {
+    const w = this.params.map((p) => this.values(p));
+    const { P, hidden: h } = this;
+    let input = w[0], inF = this.d;
+    const runs: LstmRun[][] = [], layerOut: Vec[] = [];
+    for (let l = 0; l < this.layers; l++) {
+      const fwd = this.runDirection(input, inF, w, l, false), bwd = this.runDirection(input, inF, w, l, true);
+      const out = new Float64Array(P * 2 * h);
+      for (let t = 0; t < P; t++) {
+        out.set(fwd.h.subarray(t * h, (t + 1) * h), t * 2 * h);
+        out.set(bwd.h.subarray(t * h, (t + 1) * h), t * 2 * h + h);
+      }
+      runs.push([fwd, bwd]);
+      layerOut.push(out);
+      input = out;
+      inF = 2 * h;
+    }
+    const m = 1 + 8 * this.layers;
+    const m1 = affine(input, P, 2 * h, w[m], w[m + 1], 2 * h).map((v) => Math.max(v, 0));
+    this.cache = { e: w[0], runs, layerOut, m1, w };
+    return Float32Array.from(affine(m1, P, 2 * h, w[m + 2], w[m + 3], this.d));
+  }
+
+  /** Backpropagation through time for one direction; adds parameter gradients, returns d input [P, in]. */
+  private backDirection(run: LstmRun, dOut: Vec, inF: number, w: Vec[], g: Vec[], layer: number, reverse: boolean): Vec {
+    const { P, hidden: h } = this;
+    const [wih, whh] = [w[this.at(layer, reverse, 0)], w[this.at(layer, reverse, 1)]];
+    const [gih, ghh, gbih, gbhh] = [0, 1, 2, 3].map((k) => g[this.at(layer, reverse, k)]);
+    const dx = new Float64Array(P * inF);
+    let dhNext = new Float64Array(h), dcNext = new Float64Array(h);
+    for (let s = P - 1; s >= 0; s--) {
+      const t = reverse ? P - 1 - s : s;
+      const prev = reverse ? t + 1 : t - 1;  // the step before t in this direction's order
+      const hasPrev = s > 0;
+      const gt = run.gates.subarray(t * 4 * h, (t + 1) * 4 * h);
+      const dz = new Float64Array(4 * h);
+      const dcPrev = new Float64Array(h);
+      for (let k = 0; k < h; k++) {
+        const dh = dOut[t * h + k] + dhNext[k];
+        const tc = Math.tanh(run.c[t * h + k]);
+        const dc = dcNext[k] + dh * gt[3 * h + k] * (1 - tc * tc);
+        const cPrev = hasPrev ? run.c[prev * h + k] : 0;
+        dz[k] = dc * gt[2 * h + k] * gt[k] * (1 - gt[k]);                 // i
+        dz[h + k] = dc * cPrev * gt[h + k] * (1 - gt[h + k]);             // f
+        dz[2 * h + k] = dc * gt[k] * (1 - gt[2 * h + k] * gt[2 * h + k]); // g
+        dz[3 * h + k] = dh * tc * gt[3 * h + k] * (1 - gt[3 * h + k]);    // o
+        dcPrev[k] = dc * gt[h + k];
+      }
+      const dhPrev = new Float64Array(h);
+      for (let r = 0; r < 4 * h; r++) {
+        const z = dz[r];
+        gbih[r] += z;
+        gbhh[r] += z;
+        for (let k = 0; k < inF; k++) {
+          gih[r * inF + k] += z * run.x[t * inF + k];
+          dx[t * inF + k] += z * wih[r * inF + k];
+        }
+        if (hasPrev) for (let k = 0; k < h; k++) {
+          ghh[r * h + k] += z * run.h[prev * h + k];
+          dhPrev[k] += z * whh[r * h + k];
+        }
+      }
+      dhNext = dhPrev;
+      dcNext = dcPrev;
+    }
+    return dx;
+  }
+
+  backward(dOut: Float32Array): Map<string, Tensor> {
+    const { runs, layerOut, m1, w } = this.cache!;
+    const { P, hidden: h } = this;
+    const g: Vec[] = this.params.map((p) => new Float64Array(p.tensor.size));
+    const m = 1 + 8 * this.layers;
+    const top = layerOut[this.layers - 1];
+    const dm1 = affineBackward(Float64Array.from(dOut), m1, P, 2 * h, w[m + 2], this.d, g[m + 2], g[m + 3]).map((v, i) => (m1[i] > 0 ? v : 0));
+    let dLayer = affineBackward(dm1, top, P, 2 * h, w[m], 2 * h, g[m], g[m + 1]);
+    for (let l = this.layers - 1; l >= 0; l--) {
+      const inF = l === 0 ? this.d : 2 * h;
+      const dF = new Float64Array(P * h), dB = new Float64Array(P * h);
+      for (let t = 0; t < P; t++) {
+        dF.set(dLayer.subarray(t * 2 * h, t * 2 * h + h), t * h);
+        dB.set(dLayer.subarray(t * 2 * h + h, (t + 1) * 2 * h), t * h);
+      }
+      const dx1 = this.backDirection(runs[l][0], dF, inF, w, g, l, false);
+      const dx2 = this.backDirection(runs[l][1], dB, inF, w, g, l, true);
+      dLayer = dx1.map((v, i) => v + dx2[i]);
+    }
+    g[0] = dLayer;
+    return toGrads(this.params, g);
+  }
+}

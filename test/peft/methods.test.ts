@@ -319,3 +319,13 @@ describe('prefix tuning and P-tuning', () => {
     expect((await peft.forward(TINY_IDS)).shape).toEqual([2, 6, 11]);
   });
 });
+
+describe('P-tuning with an LSTM encoder', () => {
+  it('gradients of the bidirectional LSTM and its MLP head match finite differences', async () => {
+    const { model } = tinyLlama({ seed: 18 });
+    const peft = getPeftModel(model, { peft_type: 'P_TUNING', num_virtual_tokens: 3, encoder_reparameterization_type: 'LSTM', encoder_hidden_size: 3, encoder_num_layers: 2 }, { seed: 5 });
+    const { names } = await checkGradients(peft, TINY_IDS, TINY_LABELS, { h: 1e-2 });
+    expect(names.length).toBe(1 + 2 * 2 * 4 + 4);
+    expect(names).toContain('prompt_encoder.default.lstm_head.weight_hh_l1_reverse');
+  });
+});
