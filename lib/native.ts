@@ -249,6 +249,7 @@ export interface NativeLlama {
     options: { scaling: number; dropout: number; useDora: boolean },
   ): void;
   addIa3(module: string, adapter: string, vector: NativeTensor, feedforward: boolean): void;
+  addEmbeddingLora(adapter: string, a: NativeTensor, b: NativeTensor, scaling: number): void;
   addPrompt(adapter: string, embeddings: NativeTensor): void;
   addPrefix(adapter: string, kv: NativeTensor): void;
   prefixLength(): number;

@@ -34,6 +34,11 @@ export function adapterFileTensors(model: Model, state: AdapterState): Record<st
   // The native layers' current tensors (a parameter's storage can have been replaced since attaching).
   for (const p of model.nativeModel.parameters()) if (state.weights.has(p.name)) state.weights.set(p.name, new Tensor(p.tensor));
   for (const module of state.modules) {
+    const ea = state.weights.get(`${module}.lora_embedding_A.${name}`);
+    if (ea) {
+      out[`${FILE_PREFIX}${module}.lora_embedding_A`] = ea;
+      out[`${FILE_PREFIX}${module}.lora_embedding_B`] = state.weights.get(`${module}.lora_embedding_B.${name}`)!;
+    }
     const a = state.weights.get(loraA(module, name));
     if (a) {
       out[`${FILE_PREFIX}${module}.lora_A.weight`] = a;
@@ -107,7 +112,8 @@ export function readAdapter(dir: string, warn?: (message: string) => void): { co
     if (!key.startsWith(FILE_PREFIX)) throw new PeftError(`Unexpected tensor ${key} in ${weightsPath}: adapter keys start with ${FILE_PREFIX}`, 'E_FORMAT');
     const k = key.slice(FILE_PREFIX.length);
     let m: RegExpExecArray | null;
-    if ((m = /^(.+)\.lora_A\.weight$/.exec(k))) lora(m[1]).a = t;
+    if ((m = /^(.+)\.lora_A\.weight$/.exec(k)) || (m = /^(.+)\.lora_embedding_A$/.exec(k))) lora(m[1]).a = t;
+    else if ((m = /^(.+)\.lora_embedding_B$/.exec(k))) lora(m[1]).b = t;
     else if ((m = /^(.+)\.lora_B\.weight$/.exec(k))) lora(m[1]).b = t;
     else if ((m = /^(.+)\.lora_magnitude_vector(\.weight)?$/.exec(k))) lora(m[1]).magnitude = t;
     else if ((m = /^(.+)\.ia3_l$/.exec(k))) tensors.ia3.set(m[1], t);

@@ -84,21 +84,20 @@ export function modulesToSave(model: Model, config: PeftConfig): string[] {
 function attachLora(model: Model, name: string, config: LoraConfig, rng: SeededRandom, loaded?: AdapterTensors): string[] {
   const nativeModel = model.nativeModel;
   const targets = config.target_modules ?? LORA_DEFAULT_TARGETS;
-  const typed = typeof targets !== 'string' ? targets : [];
-  if (typed.some((t) => t === 'embed_tokens' || t.endsWith('.embed_tokens'))) {
-    throw new PeftError('LoRA on embedding layers is not supported yet; target linear layers', 'E_UNSUPPORTED');
-  }
-  const available = linearNames(model);
+  const EMBED = 'model.embed_tokens';
+  const available = [...linearNames(model), EMBED];
   if (loaded) {
     const unknown = [...loaded.lora.keys()].filter((m) => !available.includes(m));
     if (unknown.length) throw new PeftError(`The adapter has weights for ${unknown[0]}, which this model does not have: it was made for another base model`, 'E_CONFIG');
   }
-  const modules = selectModules(available, {
+  const selected = selectModules(available, {
     targets,
     exclude: config.exclude_modules,
     layersToTransform: config.layers_to_transform,
     layersPattern: config.layers_pattern,
   });
+  // 'all-linear' means linear layers; the embeddings only when named.
+  const modules = targets === 'all-linear' ? selected.filter((m) => m !== EMBED) : selected;
   if (loaded) {
     const missing = modules.find((m) => !loaded.lora.has(m));
     if (missing) throw new PeftError(`The adapter file has no tensor ${FILE_PREFIX}${missing}.lora_A.weight, which its config (target_modules) needs`, 'E_FORMAT');
@@ -107,6 +106,10 @@ function attachLora(model: Model, name: string, config: LoraConfig, rng: SeededR
   }
   const shapes = new Map(nativeModel.linearModules().map((m) => [m.name, m]));
   for (const module of modules) {
+    if (module === EMBED) {
+      attachEmbeddingLora(model, name, config, rng, loaded?.lora.get(module));
+      continue;
+    }
     const shape = shapes.get(module)!;
     const given = loaded?.lora.get(module);
     const r = patternValue(module, config.rank_pattern ?? {}, config.r!);
@@ -143,6 +146,29 @@ function attachLora(model: Model, name: string, config: LoraConfig, rng: SeededR
       { scaling, dropout: config.lora_dropout ?? 0, useDora: config.use_dora ?? false });
   }
   return modules;
+}
+
+/** LoRA on the token embeddings: A [r, vocab] starts at zero and B [hidden, r] normal, as PEFT does. */
+function attachEmbeddingLora(model: Model, name: string, config: LoraConfig, rng: SeededRandom, given?: { a: Tensor; b: Tensor }): void {
+  const module = 'model.embed_tokens';
+  const r = patternValue(module, config.rank_pattern ?? {}, config.r!);
+  const alpha = patternValue(module, config.alpha_pattern ?? {}, config.lora_alpha!);
+  const scaling = config.use_rslora ? alpha / Math.sqrt(r) : alpha / r;
+  const V = model.config.vocabSize, H = model.config.hiddenSize;
+  if (config.use_dora) throw new PeftError('DoRA on embedding layers is not supported; leave embed_tokens out of target_modules', 'E_UNSUPPORTED');
+  let a: Tensor, b: Tensor;
+  if (given) {
+    if (given.a.shape.join() !== [r, V].join()) throw new PeftError(`Expected shape [${r},${V}] for ${FILE_PREFIX}${module}.lora_embedding_A but the adapter has [${given.a.shape}]`, 'E_SHAPE');
+    if (given.b.shape.join() !== [H, r].join()) throw new PeftError(`Expected shape [${H},${r}] for ${FILE_PREFIX}${module}.lora_embedding_B but the adapter has [${given.b.shape}]`, 'E_SHAPE');
+    a = copyOf(given.a);
+    b = copyOf(given.b);
+  } else {
+    const init = config.init_lora_weights;
+    if (init === 'pissa' || init === 'olora') throw new PeftError(`init_lora_weights "${init}" is for linear layers; leave embed_tokens out of target_modules`, 'E_UNSUPPORTED');
+    a = tensor(init === false ? Float32Array.from({ length: r * V }, () => rng.normal()) : new Float32Array(r * V), [r, V]);
+    b = tensor(Float32Array.from({ length: H * r }, () => rng.normal()), [H, r]);
+  }
+  model.nativeModel.addEmbeddingLora(name, handleOf(a, 'A'), handleOf(b, 'B'), scaling);
 }
 
 function attachIa3(model: Model, name: string, config: IA3Config, rng: SeededRandom, feedforwardOut: Set<string>, loaded?: AdapterTensors): string[] {
@@ -322,6 +348,8 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
   const copies = makeCopies(model, copyParams, loaded, config.peft_type);
   const mine = new Set<string>();
   for (const m of modules) for (const n of [loraA(m, name), loraB(m, name), loraMagnitude(m, name), ia3Vector(m, name)]) mine.add(n);
+  mine.add(`model.embed_tokens.lora_embedding_A.${name}`);
+  mine.add(`model.embed_tokens.lora_embedding_B.${name}`);
   mine.add(promptEmbeddings(name));
   mine.add(`prefix_kv.${name}`);
   const bottleneck = new RegExp(`^model\\.layers\\.\\d+\\.(attn|mlp)_adapter\\.adapter_(down|up)\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(weight|bias)$`);

@@ -47,6 +47,16 @@ Napi::Value add_lora(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value add_embedding_lora(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+  const std::string adapter = to_string(arg(info, 0), "adapter");
+  nn::EmbeddingLora w;
+  w.a = trainable_param(to_tensor(arg(info, 1), "A"));
+  w.b = trainable_param(to_tensor(arg(info, 2), "B"));
+  w.scaling = static_cast<float>(to_number(arg(info, 3), "scaling"));
+  m.add_embedding_lora(adapter, std::move(w));
+  return info.Env().Undefined();
+}
+
 Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   const std::string module = to_string(arg(info, 0), "module");
   const std::string adapter = to_string(arg(info, 1), "adapter");
@@ -170,7 +180,7 @@ Napi::Value linear_modules(model::LlamaModel& m, const Napi::CallbackInfo& info)
 
 Napi::Value merge_adapter(model::LlamaModel& m, const Napi::CallbackInfo& info, bool merge) {
   const std::string adapter = to_string(arg(info, 0), "adapter");
-  int layers = 0;
+  int layers = m.merge_embedding_lora(adapter, merge) ? 1 : 0;
   for (const auto& [name, lin] : m.linears()) {
     if (!lin->lora().count(adapter) && !lin->ia3().count(adapter)) continue;
     merge ? lin->merge(adapter) : lin->unmerge(adapter);

@@ -10,6 +10,8 @@ namespace peft::binding {
 
 // addLora(module, adapter, A [r, in], B [out, r], magnitude [out] | null, { scaling, dropout, useDora })
 Napi::Value add_lora(model::LlamaModel& m, const Napi::CallbackInfo& info);
+// addEmbeddingLora(adapter, A [r, vocab], B [hidden, r], scaling)
+Napi::Value add_embedding_lora(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // addIa3(module, adapter, vector [in] | [out], feedforward)
 Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info);
 // addBottleneck(layer, site 'attn' | 'mlp', adapter, down [b, H], downBias [b], up [H, b], upBias [H],

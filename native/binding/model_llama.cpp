@@ -137,6 +137,7 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::promptLength>("promptLength"),
                         InstanceMethod<&LlamaWrap::leased<add_lora>>("addLora"),
                         InstanceMethod<&LlamaWrap::leased<add_ia3>>("addIa3"),
+                        InstanceMethod<&LlamaWrap::leased<add_embedding_lora>>("addEmbeddingLora"),
                         InstanceMethod<&LlamaWrap::leased<add_prompt>>("addPrompt"),
                         InstanceMethod<&LlamaWrap::leased<add_prefix>>("addPrefix"),
                         InstanceMethod<&LlamaWrap::leased<prefix_length>>("prefixLength"),

@@ -211,6 +211,46 @@ void LlamaModel::add_prefix(const std::string& adapter, std::shared_ptr<Tensor> 
   params_[param->name] = param;
 }
 
+void LlamaModel::add_embedding_lora(const std::string& adapter, nn::EmbeddingLora w) {
+  PEFT_CHECK(w.a && w.b, ErrorCode::Argument, "LoRA on the embeddings needs A and B");
+  const Shape& as = w.a->value->shape();
+  PEFT_CHECK(as.size() == 2 && as[1] == config_.vocab && as[0] >= 1 && w.a->value->dtype() == DType::F32, ErrorCode::Shape,
+             "Expected lora_embedding_A of shape [r, " + std::to_string(config_.vocab) + "] f32 but received " +
+                 shape_to_string(as));
+  PEFT_CHECK(w.b->value->shape() == Shape({config_.hidden, as[0]}) && w.b->value->dtype() == DType::F32, ErrorCode::Shape,
+             "Expected lora_embedding_B of shape " + shape_to_string({config_.hidden, as[0]}) + " f32 but received " +
+                 shape_to_string(w.b->value->shape()));
+  PEFT_CHECK(!embedding_lora_.count(adapter), ErrorCode::Config, "model.embed_tokens already has an adapter named " + adapter);
+  w.a->name = "model.embed_tokens.lora_embedding_A." + adapter;
+  w.b->name = "model.embed_tokens.lora_embedding_B." + adapter;
+  for (const nn::ParamPtr& p : {w.a, w.b})
+    PEFT_CHECK(!params_.count(p->name), ErrorCode::Config, "The model already has a parameter " + p->name);
+  params_[w.a->name] = w.a;
+  params_[w.b->name] = w.b;
+  embedding_lora_[adapter] = std::move(w);
+}
+
+bool LlamaModel::merge_embedding_lora(const std::string& adapter, bool merge) {
+  auto it = embedding_lora_.find(adapter);
+  if (it == embedding_lora_.end()) return false;
+  nn::EmbeddingLora& w = it->second;
+  PEFT_CHECK(w.merged != merge, ErrorCode::Config,
+             "Adapter " + adapter + (merge ? " is already merged into" : " is not merged into") + " model.embed_tokens");
+  PEFT_CHECK(!config_.tie_embeddings, ErrorCode::Unsupported,
+             "Cannot merge LoRA on model.embed_tokens: the output head shares the table, so the merged model would differ");
+  const int64_t r = w.a->value->dim(0), V = config_.vocab, H = config_.hidden;
+  float* table = parameter("model.embed_tokens.weight").mutable_data();
+  const float sign = merge ? w.scaling : -w.scaling;
+  for (int64_t v = 0; v < V; ++v)
+    for (int64_t h = 0; h < H; ++h) {
+      float sum = 0;
+      for (int64_t j = 0; j < r; ++j) sum += w.b->data()[h * r + j] * w.a->data()[j * V + v];
+      table[v * H + h] += sign * sum;
+    }
+  w.merged = merge;
+  return true;
+}
+
 nn::ParamPtr LlamaModel::active_prefix() const {
   if (!selection_.enabled || !selection_.per_row.empty()) return nullptr;
   for (const std::string& name : selection_.active) {
@@ -228,6 +268,12 @@ int64_t LlamaModel::prefix_length() const {
 void LlamaModel::delete_adapter(const std::string& adapter, bool keep_merged) {
   bool found = prompts_.erase(adapter) > 0;
   found = prefixes_.erase(adapter) > 0 || found;
+  auto emb = embedding_lora_.find(adapter);
+  if (emb != embedding_lora_.end()) {
+    PEFT_CHECK(keep_merged || !emb->second.merged, ErrorCode::Config, "Unmerge adapter " + adapter + " before deleting it");
+    embedding_lora_.erase(emb);
+    found = true;
+  }
   for (auto& [name, lin] : linears_) found = lin->remove_adapter(adapter, keep_merged) || found;
   for (auto* sites : {&attn_sites_, &mlp_sites_})
     for (auto& site : *sites) found = site->remove(adapter) || found;
@@ -235,7 +281,8 @@ void LlamaModel::delete_adapter(const std::string& adapter, bool keep_merged) {
   const std::string tag = "." + adapter;
   for (auto it = params_.begin(); it != params_.end();) {
     const std::string& n = it->first;
-    const bool mine = n == "prompt_embeddings" + tag || n == "prefix_kv" + tag || n.find(".lora_A" + tag + ".weight") != std::string::npos ||
+    const bool mine = n == "prompt_embeddings" + tag || n == "prefix_kv" + tag ||
+                      n == "model.embed_tokens.lora_embedding_A" + tag || n == "model.embed_tokens.lora_embedding_B" + tag || n.find(".lora_A" + tag + ".weight") != std::string::npos ||
                       n.find(".lora_B" + tag + ".weight") != std::string::npos ||
                       n.find("_adapter.adapter_down" + tag + ".") != std::string::npos ||
                       n.find("_adapter.adapter_up" + tag + ".") != std::string::npos ||
@@ -345,6 +392,14 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     kernels::embedding_forward(T - P, c.vocab, H, ids.data_as<int32_t>() + b * (T - P),
                                weight_f32("model.embed_tokens.weight"), p(x) + (b * T + P) * H);
   }
+  // LoRA on the embeddings, for the rows (batch items) each adapter applies to.
+  for (const auto& [name, w] : embedding_lora_)
+    for (const nn::RowRange& r : w.merged ? std::vector<nn::RowRange>() : nn::adapter_rows(sel, name, M))
+      for (int64_t row = r.first; row < r.second; ++row) {
+        const int64_t b = row / T, t = row % T;
+        if (t < P) continue;  // a virtual token
+        nn::embedding_lora_forward(w, 1, ids.data_as<int32_t>() + b * (T - P) + (t - P), p(x) + row * H);
+      }
   cache_.clear();
   // With the cache (batch 1) the queries attend to every cached key plus the new ones.
   const kernels::AttentionShape as{B, T, use_cache ? start + T : V + T, c.heads, c.kv_heads, D};
@@ -593,6 +648,12 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
   if (train_prompt_)
     if (float* g = train_prompt_->grad_data())
       for (int64_t b = 0; b < B; ++b) add_into(P * H, p(dx) + b * T * H, g);
+  for (const auto& [name, w] : embedding_lora_)
+    for (const nn::RowRange& r : w.merged ? std::vector<nn::RowRange>() : nn::adapter_rows(sel, name, M))
+      for (int64_t row = r.first; row < r.second; ++row) {
+        const int64_t b = row / T, t = row % T;
+        if (t >= P) nn::embedding_lora_backward(w, 1, ids_->data_as<int32_t>() + b * (T - P) + (t - P), p(dx) + row * H);
+      }
   nn::Param& embed = parameter("model.embed_tokens.weight");
   if (float* g = embed.grad_data())
     for (int64_t b = 0; b < B; ++b)

@@ -13,6 +13,7 @@
 #include "core/tensor.h"
 #include "nn/adapter_selection.h"
 #include "nn/bottleneck.h"
+#include "nn/embedding_lora.h"
 #include "nn/linear.h"
 #include "nn/param.h"
 
@@ -65,6 +66,10 @@ class LlamaModel {
   void add_prefix(const std::string& adapter, std::shared_ptr<Tensor> kv);
   // Virtual keys/values that the current selection prepends (0 without an active prefix adapter).
   int64_t prefix_length() const;
+  // LoRA on the token embeddings: A [r, vocab], B [hidden, r].
+  void add_embedding_lora(const std::string& adapter, nn::EmbeddingLora weights);
+  // Folds an embedding LoRA adapter into the table (or takes it out); false when there is none.
+  bool merge_embedding_lora(const std::string& adapter, bool merge);
   // A bottleneck adapter after layer `layer`'s attention (site "attn") or MLP (site "mlp").
   void add_bottleneck(int64_t layer, const std::string& site, const std::string& adapter, nn::BottleneckWeights weights);
   void delete_adapter(const std::string& adapter, bool keep_merged = false);
@@ -103,6 +108,7 @@ class LlamaModel {
   std::map<std::string, std::unique_ptr<nn::Linear>> linears_;
   std::map<std::string, nn::ParamPtr> prompts_;  // adapter → virtual token embeddings
   std::map<std::string, nn::ParamPtr> prefixes_;  // adapter → virtual keys and values
+  std::map<std::string, nn::EmbeddingLora> embedding_lora_;  // adapter → LoRA on embed_tokens
   std::vector<std::unique_ptr<nn::BottleneckSite>> attn_sites_, mlp_sites_;  // per layer
   nn::AdapterSelection selection_;
   std::vector<double> inv_freq_;

@@ -1,7 +1,12 @@
 // Every PEFT method's forward and backward on a small random Llama: gradients against central
 // finite differences, frozen parameters without gradients, and forward passes against the base
 // model with the adapter folded into its weights by hand.
-import { getPeftModel, tensor, type Tensor } from '../../lib';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { getPeftModel, loadAdapter, tensor, type Tensor } from '../../lib';
+import { parseSafetensors } from '../helpers/safetensors-js';
 import { Model } from '../../lib/models/model';
 import { handleOf } from '../../lib/tensor';
 import { checkGradients } from '../helpers/finite-diff';
@@ -327,5 +332,39 @@ describe('P-tuning with an LSTM encoder', () => {
     const { names } = await checkGradients(peft, TINY_IDS, TINY_LABELS, { h: 1e-2 });
     expect(names.length).toBe(1 + 2 * 2 * 4 + 4);
     expect(names).toContain('prompt_encoder.default.lstm_head.weight_hh_l1_reverse');
+  });
+});
+
+describe('LoRA on the token embeddings', () => {
+  it('gradients of lora_embedding_A and lora_embedding_B match finite differences; the forward equals E + s·(B·A)ᵀ; saved under PEFT keys; merges', async () => {
+    const { model, config, weights } = tinyLlama({ tie: false, seed: 19 });
+    const peft = getPeftModel(model, { peft_type: 'LORA', r: 2, lora_alpha: 6, target_modules: ['embed_tokens', 'q_proj'], init_lora_weights: false }, { seed: 3 });
+    const { names } = await checkGradients(peft, TINY_IDS, TINY_LABELS);
+    expect(names).toContain('model.embed_tokens.lora_embedding_A.default');
+    const params = peft.trainableParameters();
+    const a = params['model.embed_tokens.lora_embedding_A.default'].toFloat32Array();  // [2, 11]
+    const b = params['model.embed_tokens.lora_embedding_B.default'].toFloat32Array();  // [8, 2]
+    const merged = new Map(weights);
+    const e = weights.get('model.embed_tokens.weight')!.toFloat32Array().slice();
+    for (let v = 0; v < 11; v++) for (let h = 0; h < 8; h++) e[v * 8 + h] += 3 * (b[h * 2] * a[v] + b[h * 2 + 1] * a[11 + v]);
+    merged.set('model.embed_tokens.weight', tensor(e, [11, 8]));
+    const q = params['model.layers.0.self_attn.q_proj.lora_A.default.weight'];
+    void q;
+    // Compare with LoRA on q_proj alone on the hand-merged embedding table.
+    const reference = getPeftModel(new Model(config, merged), { peft_type: 'LORA', r: 2, lora_alpha: 6, target_modules: ['q_proj'], init_lora_weights: false }, { seed: 3 });
+    for (const [n, t] of Object.entries(reference.trainableParameters())) reference.setParameterValue(n, params[n] ?? t);
+    expect(maxAbsDiff(await logitsOf(peft), await logitsOf(reference))).toBeLessThan(1e-5);
+    const unmerged = await logitsOf(peft);
+    peft.merge();
+    expect(maxAbsDiff(await logitsOf(peft), unmerged)).toBeLessThan(1e-5);
+    peft.unmerge();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-embed-'));
+    await peft.saveAdapter(dir);
+    const keys = [...parseSafetensors(path.join(dir, 'adapter_model.safetensors')).tensors].map(([k, t]) => [k, t.shape]);
+    expect(keys).toContainEqual(['base_model.model.model.embed_tokens.lora_embedding_A', [2, 11]]);
+    expect(keys).toContainEqual(['base_model.model.model.embed_tokens.lora_embedding_B', [8, 2]]);
+    const reloaded = await loadAdapter(tinyLlama({ tie: false, seed: 19 }).model, dir);
+    expect(maxAbsDiff(await logitsOf(reloaded), unmerged)).toBeLessThan(1e-6);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
