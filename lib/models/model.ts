@@ -139,7 +139,8 @@ export class Model {
   forward(ids: TokenIds, options: { attentionMask?: Tensor } = {}): Promise<Tensor> {
     return withCallSite(async () => {
       const mask = options.attentionMask ? handleOf(options.attentionMask, 'options.attentionMask') : null;
-      const logits = new Tensor(await this.native.forwardAsync(handleOf(idsTensor(ids, 'ids'), 'ids'), mask, false));
+      const idTensor = this.checkedIds(ids);
+      const logits = new Tensor(await this.native.forwardAsync(handleOf(idTensor, 'ids'), mask, false));
       return dropVirtualTokens(logits, this.native.promptLength());
     });
   }
@@ -150,7 +151,7 @@ export class Model {
    */
   loss(ids: TokenIds, labels?: TokenIds, options: LossOptions = {}): Promise<LossResult> {
     return withCallSite(async () => {
-      const idTensor = idsTensor(ids, 'ids');
+      const idTensor = this.checkedIds(ids);
       let labelTensor = labels === undefined ? idTensor : idsTensor(labels, 'labels');
       const virtual = this.native.promptLength();
       if (virtual > 0) labelTensor = prefixIgnored(labelTensor, virtual);
@@ -234,6 +235,19 @@ export class Model {
       if (done) return;
       next = tensor([[token]], undefined, 'i32');
     }
+  }
+
+  /** Ids as a tensor, refusing sequences longer than the context (virtual tokens included). */
+  private checkedIds(ids: TokenIds): Tensor {
+    const t = idsTensor(ids, 'ids');
+    const virtual = this.native.promptLength() + this.native.prefixLength();
+    const limit = this.config.maxPositionEmbeddings;
+    const seq = t.shape[t.shape.length - 1];
+    if (seq + virtual > limit) {
+      const extra = virtual ? ` plus ${virtual} virtual tokens` : '';
+      throw new PeftError(`Expected at most ${limit} positions (the model's context) but the sequence has ${seq}${extra}`, 'E_RANGE');
+    }
+    return t;
   }
 
   private requireTokenizer(): Tokenizer {

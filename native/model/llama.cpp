@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
+#include "kernels/convert.h"
 #include "kernels/embedding.h"
 #include "kernels/loss.h"
 #include "kernels/norm.h"
@@ -63,7 +64,7 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : config_(std::mov
     PEFT_CHECK(t.is_contiguous(), ErrorCode::Argument, name + " is not contiguous");
   };
   const int64_t q_dim = c.heads * c.head_dim, kv_dim = c.kv_heads * c.head_dim;
-  expect("model.embed_tokens.weight", {c.vocab, c.hidden}, false);
+  expect("model.embed_tokens.weight", {c.vocab, c.hidden}, true);  // bf16 allowed: rows are converted on lookup
   expect("model.norm.weight", {c.hidden}, false);
   if (!c.tie_embeddings) expect("lm_head.weight", {c.vocab, c.hidden}, true);
   for (int64_t l = 0; l < c.layers; ++l) {
@@ -389,8 +390,19 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   TensorPtr x = f32({M, H});
   for (int64_t b = 0; b < B; ++b) {
     if (P) std::memcpy(p(x) + b * T * H, prompt->data(), sizeof(float) * P * H);
-    kernels::embedding_forward(T - P, c.vocab, H, ids.data_as<int32_t>() + b * (T - P),
-                               weight_f32("model.embed_tokens.weight"), p(x) + (b * T + P) * H);
+    const Tensor& table = weight("model.embed_tokens.weight");
+    const int32_t* row_ids = ids.data_as<int32_t>() + b * (T - P);
+    float* rows = p(x) + (b * T + P) * H;
+    if (table.dtype() == DType::F32) {
+      kernels::embedding_forward(T - P, c.vocab, H, row_ids, table.data_as<float>(), rows);
+    } else {  // a bf16 table: check the ids, then convert the rows looked up
+      for (int64_t t = 0; t < T - P; ++t)
+        PEFT_CHECK(row_ids[t] >= 0 && row_ids[t] < c.vocab, ErrorCode::Range,
+                   "Expected token ids in [0, " + std::to_string(c.vocab) + ") but ids[" + std::to_string(b) + "][" +
+                       std::to_string(t) + "] is " + std::to_string(row_ids[t]));
+      for (int64_t t = 0; t < T - P; ++t)
+        kernels::convert(rows + t * H, DType::F32, table.data_as<uint16_t>() + row_ids[t] * H, DType::BF16, H);
+    }
   }
   // LoRA on the embeddings, for the rows (batch items) each adapter applies to.
   for (const auto& [name, w] : embedding_lora_)

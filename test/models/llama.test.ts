@@ -137,3 +137,13 @@ describe('gradients of a small random Llama', () => {
     });
   }
 });
+
+describe('bad input to a model', () => {
+  it('ids outside the vocabulary and sequences longer than the context are refused', async () => {
+    const model = await loadModel(HF_DIR);
+    await expect(model.forward([[1, 2, 512]])).rejects.toMatchObject({ code: 'E_RANGE', message: expect.stringContaining('512') });
+    await expect(model.loss([[1, -3, 4]])).rejects.toMatchObject({ code: 'E_RANGE' });
+    const long = Array.from({ length: model.config.maxPositionEmbeddings + 1 }, (_, i) => i % 500);
+    await expect(model.forward([long])).rejects.toMatchObject({ code: 'E_RANGE', message: expect.stringContaining('context') });
+  });
+});
