@@ -108,6 +108,8 @@ export class Tokenizer {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) fail(`ids[${i}]`, `a token id in [0, ${this.vocabSize})`, id, 'E_RANGE');
     });
     const o = optionsObject(options);
+    // @huggingface/tokenizers refuses an empty list (a gpt2 vocabulary encodes '' as no ids).
+    if (ids.length === 0) return '';
     return this.hf.decode([...ids], { skip_special_tokens: optionalBoolean(o, 'skipSpecialTokens', true) });
   }
 
