@@ -11,7 +11,6 @@ import { loadModel, readGguf } from '../../lib';
 import { f16ToNumber } from '../helpers/gguf';
 import { rng } from '../helpers/random';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const maker = require('../../scripts/bench/make-smollm-gguf.js') as {
   makeSmollmGguf(o: { out: string; dtype?: string; shapes?: Record<string, number> }): string;
   f16Bits(bits: number): number;
