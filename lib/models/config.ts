@@ -40,9 +40,16 @@ function bad(source: string, field: string, expectation: string, value: unknown)
   throw new PeftError(`Expected ${expectation} for ${field} in ${source} but received ${JSON.stringify(value)}`, 'E_CONFIG');
 }
 
-function positiveInt(source: string, obj: Record<string, unknown>, field: string, fallback?: number): number {
+/**
+ * Upper bounds far above any published model (the largest have ~128 layers, width 16384, 256k
+ * tokens), so that a corrupt size is refused here rather than sizing loops and buffers.
+ */
+const LIMITS = { layers: 1 << 12, width: 1 << 20, heads: 1 << 12, vocab: 1 << 24, positions: 2 ** 31 - 1 };
+
+function positiveInt(source: string, obj: Record<string, unknown>, field: string, fallback?: number, max = LIMITS.positions): number {
   const v = obj[field] ?? fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) bad(source, field, 'a positive integer', v);
+  if (v > max) bad(source, field, `at most ${max} (larger than any known model)`, v);
   return v;
 }
 
@@ -75,11 +82,15 @@ function ropeScalingFrom(source: string, raw: unknown): RopeScaling | undefined 
 function checkHeads(source: string, c: LlamaConfig): LlamaConfig {
   if (c.numHeads % c.numKvHeads !== 0) bad(source, 'num_key_value_heads', `a divisor of num_attention_heads (${c.numHeads})`, c.numKvHeads);
   if (c.headDim % 2 !== 0) bad(source, 'head_dim', 'an even number (RoPE rotates pairs)', c.headDim);
+  if (c.numHeads * c.headDim > LIMITS.width) bad(source, 'head_dim', `at most ${LIMITS.width} / num_attention_heads (${c.numHeads})`, c.headDim);
   return c;
 }
 
 /** A Llama-family config from a Hugging Face config.json object. */
 export function configFromHf(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new PeftError(`Expected a JSON object in ${source} but received ${JSON.stringify(json)}`, 'E_FORMAT');
+  }
   const modelType = json.model_type;
   if (typeof modelType !== 'string' || !LLAMA_TYPES.includes(modelType)) {
     throw new PeftError(
@@ -88,18 +99,18 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
     );
   }
   if (json.hidden_act !== undefined && json.hidden_act !== 'silu') bad(source, 'hidden_act', '"silu"', json.hidden_act);
-  const hiddenSize = positiveInt(source, json, 'hidden_size');
-  const numHeads = positiveInt(source, json, 'num_attention_heads');
+  const hiddenSize = positiveInt(source, json, 'hidden_size', undefined, LIMITS.width);
+  const numHeads = positiveInt(source, json, 'num_attention_heads', undefined, LIMITS.heads);
   return checkHeads(source, {
     architecture: 'llama',
     modelType,
     hiddenSize,
-    intermediateSize: positiveInt(source, json, 'intermediate_size'),
-    numLayers: positiveInt(source, json, 'num_hidden_layers'),
+    intermediateSize: positiveInt(source, json, 'intermediate_size', undefined, LIMITS.width),
+    numLayers: positiveInt(source, json, 'num_hidden_layers', undefined, LIMITS.layers),
     numHeads,
-    numKvHeads: positiveInt(source, json, 'num_key_value_heads', numHeads),
-    headDim: positiveInt(source, json, 'head_dim', hiddenSize / numHeads),
-    vocabSize: positiveInt(source, json, 'vocab_size'),
+    numKvHeads: positiveInt(source, json, 'num_key_value_heads', numHeads, LIMITS.heads),
+    headDim: positiveInt(source, json, 'head_dim', hiddenSize / numHeads, LIMITS.width),
+    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
     rmsNormEps: positiveNumber(source, json, 'rms_norm_eps', 1e-6),
     ropeTheta: positiveNumber(source, json, 'rope_theta', 10000),
     ropeScaling: ropeScalingFrom(source, json.rope_scaling),
@@ -126,6 +137,8 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     const v = metadata[`${arch}.${key}`];
     return typeof v === 'bigint' ? Number(v) : v;
   };
+  const tokens = metadata['tokenizer.ggml.tokens'];
+  if (!Array.isArray(tokens)) bad(source, 'tokenizer.ggml.tokens', 'the vocabulary array', tokens);
   const get: Record<string, unknown> = {
     hidden_size: num('embedding_length'),
     intermediate_size: num('feed_forward_length'),
@@ -135,12 +148,11 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     rms_norm_eps: num('attention.layer_norm_rms_epsilon'),
     rope_theta: num('rope.freq_base') ?? 10000,
     max_position_embeddings: num('context_length'),
+    head_dim: num('attention.key_length'),
+    vocab_size: tokens.length,
   };
-  const tokens = metadata['tokenizer.ggml.tokens'];
-  if (!Array.isArray(tokens)) bad(source, 'tokenizer.ggml.tokens', 'the vocabulary array', tokens);
-  const hiddenSize = positiveInt(source, get, 'hidden_size');
-  const numHeads = positiveInt(source, get, 'num_attention_heads');
-  const keyLength = num('attention.key_length');
+  const hiddenSize = positiveInt(source, get, 'hidden_size', undefined, LIMITS.width);
+  const numHeads = positiveInt(source, get, 'num_attention_heads', undefined, LIMITS.heads);
   const scalingType = metadata[`${arch}.rope.scaling.type`];
   const scalingFactor = num('rope.scaling.factor');
   const bos = num('tokenizer.ggml.bos_token_id') ?? metadata['tokenizer.ggml.bos_token_id'];
@@ -149,15 +161,18 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     architecture: 'llama',
     modelType: arch,
     hiddenSize,
-    intermediateSize: positiveInt(source, get, 'intermediate_size'),
-    numLayers: positiveInt(source, get, 'num_hidden_layers'),
+    intermediateSize: positiveInt(source, get, 'intermediate_size', undefined, LIMITS.width),
+    numLayers: positiveInt(source, get, 'num_hidden_layers', undefined, LIMITS.layers),
     numHeads,
-    numKvHeads: positiveInt(source, get, 'num_key_value_heads'),
-    headDim: typeof keyLength === 'number' ? keyLength : hiddenSize / numHeads,
-    vocabSize: tokens.length,
+    numKvHeads: positiveInt(source, get, 'num_key_value_heads', undefined, LIMITS.heads),
+    headDim: positiveInt(source, get, 'head_dim', hiddenSize / numHeads, LIMITS.width),
+    vocabSize: positiveInt(source, get, 'vocab_size', undefined, LIMITS.vocab),
     rmsNormEps: positiveNumber(source, get, 'rms_norm_eps'),
     ropeTheta: positiveNumber(source, get, 'rope_theta'),
-    ropeScaling: scalingType === 'linear' && typeof scalingFactor === 'number' ? { type: 'linear', factor: scalingFactor } : undefined,
+    // As llama.cpp: a missing or zero factor means no scaling.
+    ropeScaling: scalingType === 'linear' && scalingFactor !== undefined && scalingFactor !== 0
+      ? { type: 'linear', factor: positiveNumber(source, { [`${arch}.rope.scaling.factor`]: scalingFactor }, `${arch}.rope.scaling.factor`) }
+      : undefined,
     maxPositionEmbeddings: positiveInt(source, get, 'max_position_embeddings', 2048),
     tieWordEmbeddings: !hasOutputWeight,
     attentionBias: arch === 'qwen2',

@@ -1,25 +1,13 @@
 /**
  * A tokenizer from the vocabulary embedded in a GGUF file, built as the Hugging Face
- * `tokenizer.json` that transformers' converter makes from the same SentencePiece model, so both
- * give the same ids. Supported: `tokenizer.ggml.model = "llama"` (SentencePiece BPE, byte fallback).
+ * `tokenizer.json` that transformers' converter makes from the same model, so both give the same
+ * ids. Supported: `tokenizer.ggml.model = "llama"` (SentencePiece BPE, byte fallback) and `"gpt2"`
+ * (byte-level BPE, see gguf-tokenizer-gpt2.ts).
  */
 import { PeftError } from '../errors';
+import { gpt2TokenizerFromGguf } from './gguf-tokenizer-gpt2';
+import { list, tokenAt, TOKEN_TYPE } from './gguf-vocab';
 import { Tokenizer } from './tokenizer';
-
-// llama.cpp token types
-const UNKNOWN = 2;
-const CONTROL = 3;
-
-function list<T>(metadata: Record<string, unknown>, key: string): T[] {
-  const value = metadata[key];
-  if (!Array.isArray(value)) throw new PeftError(`Expected an array for ${key} in the GGUF metadata but received ${typeof value}`, 'E_FORMAT');
-  return value as T[];
-}
-
-function tokenId(metadata: Record<string, unknown>, key: string): number | undefined {
-  const v = metadata[key];
-  return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
-}
 
 /**
  * BPE merges from SentencePiece scores: every split of a vocabulary piece into two pieces that are
@@ -46,20 +34,18 @@ function mergesFromScores(tokens: string[], scores: number[], vocab: Map<string,
 /** The tokenizer of a GGUF file's metadata. */
 export function tokenizerFromGguf(metadata: Record<string, unknown>): Tokenizer {
   const model = metadata['tokenizer.ggml.model'];
+  if (model === 'gpt2') return gpt2TokenizerFromGguf(metadata);
   if (model !== 'llama') {
-    throw new PeftError(`The GGUF vocabulary type ${JSON.stringify(model)} is not supported yet (llama is); pass { tokenizer: dir } instead`, 'E_UNSUPPORTED');
+    throw new PeftError(`The GGUF vocabulary type ${JSON.stringify(model)} is not supported (llama and gpt2 are); pass { tokenizer: dir } instead`, 'E_UNSUPPORTED');
   }
-  const tokens = list<string>(metadata, 'tokenizer.ggml.tokens');
-  const scores = list<number>(metadata, 'tokenizer.ggml.scores');
-  const types = list<number>(metadata, 'tokenizer.ggml.token_type');
+  const tokens = list<string>(metadata, 'tokenizer.ggml.tokens', 'string');
+  const scores = list<number>(metadata, 'tokenizer.ggml.scores', 'number');
+  const types = list<number>(metadata, 'tokenizer.ggml.token_type', 'number');
   if (scores.length !== tokens.length || types.length !== tokens.length) {
     throw new PeftError(`Expected as many scores and token types as tokens (${tokens.length}) in the GGUF metadata`, 'E_FORMAT');
   }
   const vocab = new Map(tokens.map((t, i) => [t, i]));
-  const name = (key: string) => {
-    const id = tokenId(metadata, key);
-    return id === undefined || id < 0 || id >= tokens.length ? undefined : tokens[id];
-  };
+  const name = (key: string) => tokenAt(metadata, key, tokens);
   const bos = name('tokenizer.ggml.bos_token_id');
   const eos = name('tokenizer.ggml.eos_token_id');
   const unk = name('tokenizer.ggml.unknown_token_id') ?? '<unk>';
@@ -71,7 +57,7 @@ export function tokenizerFromGguf(metadata: Record<string, unknown>): Tokenizer 
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: types.flatMap((t, id) => (t === CONTROL || t === UNKNOWN ? [special(id)] : [])),
+    added_tokens: types.flatMap((t, id) => (t === TOKEN_TYPE.CONTROL || t === TOKEN_TYPE.UNKNOWN ? [special(id)] : [])),
     normalizer: {
       type: 'Sequence',
       normalizers: [

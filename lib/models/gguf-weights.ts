@@ -55,7 +55,7 @@ export function unpermuteRotary(weight: Tensor, heads: number): Tensor {
   return tensor(out, [...weight.shape]);
 }
 
-/** All of a Llama GGUF's weights, by Hugging Face name, Q/K rows in Hugging Face order. */
+/** All of a Llama GGUF's weights, by Hugging Face name, Q/K rows in Hugging Face order, F16 as f32. */
 export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<string, Tensor> {
   const weights = new Map<string, Tensor>();
   // Only llama-architecture files use the interleaved order (qwen2 keeps rotate-half, NEOX style).
@@ -64,6 +64,13 @@ export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<s
     const name = huggingFaceName(info.name);
     if (!name) continue;
     let t = file.tensor(info.name);
+    // F16 files (the usual llama.cpp export) run in f32: the model computes with f32 or bf16 weights,
+    // and bf16 would drop three bits of an f16 mantissa.
+    if (t.dtype === 'f16') {
+      const f32 = t.to('f32');
+      t.dispose();
+      t = f32;
+    }
     if (permuted && /q_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numHeads);
     if (permuted && /k_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numKvHeads);
     weights.set(name, t);

@@ -56,6 +56,31 @@ function tokenText(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * One more than the largest id of the model's vocabulary and the added tokens, read from the JSON:
+ * the library's get_vocab() walks every id up to the largest, which a corrupt id (say 10^8) turns
+ * into minutes.
+ */
+function vocabSizeOf(json: Record<string, unknown>): number {
+  const model = json.model as { vocab?: unknown } | undefined;
+  const vocab = model?.vocab;
+  let size = Array.isArray(vocab) ? vocab.length : 0;
+  const ids = [
+    ...(vocab && typeof vocab === 'object' && !Array.isArray(vocab) ? Object.values(vocab) : []),
+    ...(Array.isArray(json.added_tokens) ? json.added_tokens.map((t) => (t as { id?: unknown })?.id) : []),
+  ];
+  for (const id of ids) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= 2 ** 32) {
+      throw new PeftError(`Expected token ids that are integers in [0, 2^32) in tokenizer.json but received ${JSON.stringify(id)}`, 'E_FORMAT');
+    }
+    size = Math.max(size, id + 1);
+  }
+  return size;
+}
+
+/** Text encoded once when a tokenizer is built: letters, punctuation, digits, spaces, non-ASCII. */
+const PROBE_TEXT = 'Hello, world! 123  naïve\n';
+
 /** Text to token ids and back, with the model's special tokens and chat template. */
 export class Tokenizer {
   private readonly hf: HfTokenizer;
@@ -84,9 +109,20 @@ export class Tokenizer {
     this.bosId = id('bos_token');
     this.eosId = id('eos_token');
     this.padId = id('pad_token');
-    const vocab = this.hf.get_vocab() as unknown as Map<string, number> | Record<string, number>;
-    const ids = vocab instanceof Map ? [...vocab.values()] : Object.values(vocab);
-    this.vocabSize = ids.length ? Math.max(...ids) + 1 : 0;
+    this.vocabSize = vocabSizeOf(tokenizerJson);
+    // Parts of a corrupt tokenizer.json fail only when used: use them once now, so that loading fails.
+    const probe = this.library('encode text', () => this.hf.encode(PROBE_TEXT).ids).filter((i) => Number.isInteger(i) && i >= 0 && i < this.vocabSize);
+    if (probe.length) this.library('decode ids', () => this.hf.decode(probe));
+  }
+
+  /** A call into @huggingface/tokenizers, whose own failures become E_FORMAT. */
+  private library<T>(what: string, call: () => T): T {
+    try {
+      return call();
+    } catch (err) {
+      if (err instanceof PeftError) throw err;
+      throw new PeftError(`The tokenizer failed to ${what}: ${err instanceof Error ? err.message : String(err)}`, 'E_FORMAT');
+    }
   }
 
   /** Builds a tokenizer from parsed `tokenizer.json` (and `tokenizer_config.json`) objects. */
@@ -98,7 +134,11 @@ export class Tokenizer {
   encode(text: string, options?: EncodeOptions): number[] {
     if (typeof text !== 'string') fail('text', 'a string', text);
     const o = optionsObject(options);
-    return this.hf.encode(text, { add_special_tokens: optionalBoolean(o, 'addSpecialTokens', true) }).ids;
+    const addSpecialTokens = optionalBoolean(o, 'addSpecialTokens', true);
+    const ids = this.library('encode text', () => this.hf.encode(text, { add_special_tokens: addSpecialTokens }).ids);
+    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= this.vocabSize);
+    if (bad >= 0) throw new PeftError(`The tokenizer gave no valid id for a piece of the text (it has no unknown token): ${JSON.stringify(ids[bad])}`, 'E_FORMAT');
+    return ids;
   }
 
   /** The text of `ids`. */
@@ -108,7 +148,10 @@ export class Tokenizer {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) fail(`ids[${i}]`, `a token id in [0, ${this.vocabSize})`, id, 'E_RANGE');
     });
     const o = optionsObject(options);
-    return this.hf.decode([...ids], { skip_special_tokens: optionalBoolean(o, 'skipSpecialTokens', true) });
+    // @huggingface/tokenizers refuses an empty list (a gpt2 vocabulary encodes '' as no ids).
+    if (ids.length === 0) return '';
+    const skipSpecialTokens = optionalBoolean(o, 'skipSpecialTokens', true);
+    return this.library('decode ids', () => this.hf.decode([...ids], { skip_special_tokens: skipSpecialTokens }));
   }
 
   /** The token string of one id (e.g. '▁Once'). */

@@ -54,6 +54,15 @@ describe('model configs', () => {
     expect(codeOf(() => configFromHf({ ...hfConfig(), rope_scaling: { rope_type: 'yarn', factor: 4 } }))).toBe('E_UNSUPPORTED');
   });
 
+  it('refuses sizes beyond any real model before anything is sized by them', () => {
+    expect(() => configFromHf({ ...hfConfig(), num_hidden_layers: 6881285 })).toThrow(/at most 4096 .* for num_hidden_layers/);
+    expect(() => configFromHf({ ...hfConfig(), hidden_size: 1e20 })).toThrow(/at most 1048576 .* for hidden_size/);
+    expect(() => configFromHf({ ...hfConfig(), head_dim: 2 ** 30 })).toThrow(/for head_dim/);
+    expect(() => configFromHf({ ...hfConfig(), vocab_size: 2 ** 40 })).toThrow(/for vocab_size/);
+    expect(codeOf(() => configFromHf(null as never))).toBe('E_FORMAT');
+    expect(codeOf(() => configFromHf([] as never))).toBe('E_FORMAT');
+  });
+
   it('reads the same config from GGUF metadata', () => {
     const metadata = {
       'general.architecture': 'llama',

@@ -48,6 +48,30 @@ describe('Tokenizer (tokenizer.json of stories260K)', () => {
     expect(() => loadTokenizer(os.tmpdir())).toThrow(/Expected a tokenizer.json/);
   });
 
+  it('refuses corrupt tokenizer.json contents when it is built, not when it is first used', () => {
+    const json = () => JSON.parse(fs.readFileSync(path.join(HF_DIR, 'tokenizer.json'), 'utf8'));
+    const codeOf = (j: Record<string, unknown>) => {
+      try {
+        Tokenizer.fromJSON(j);
+        return 'built';
+      } catch (e) {
+        if (e instanceof PeftError) return e.code;
+        throw e;
+      }
+    };
+    const badId = json();
+    badId.model.vocab['<0x35>'] = -1;
+    expect(codeOf(badId)).toBe('E_FORMAT');
+    const badTemplate = json(); // the library only trips over this while encoding
+    badTemplate.post_processor.single = 1e20;
+    expect(codeOf(badTemplate)).toBe('E_FORMAT');
+    const farId = json(); // the size comes from the ids without walking up to the largest one
+    farId.model.vocab['<0x35>'] = 123456789;
+    const start = Date.now();
+    expect(Tokenizer.fromJSON(farId).vocabSize).toBe(123456790);
+    expect(Date.now() - start).toBeLessThan(2000);
+  });
+
   it('renders a chat template from tokenizer_config.json', () => {
     const json = JSON.parse(fs.readFileSync(path.join(HF_DIR, 'tokenizer.json'), 'utf8'));
     const config = {

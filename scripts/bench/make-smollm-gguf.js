@@ -1,0 +1,164 @@
+'use strict';
+// Writes a random-weight Llama GGUF with SmolLM-135M's shapes (hidden 576, 30 layers, 9 heads / 3 KV
+// heads of 64, FFN 1536, vocabulary 49152, tied embeddings) for the forward benchmark, with a
+// byte-level BPE vocabulary (tokenizer.ggml.model "gpt2", pre "smollm") that llama.cpp accepts: the
+// special tokens, all 256 byte symbols, then merges that build letter strings.
+//
+//   node scripts/bench/make-smollm-gguf.js [--dtype=f32|f16] [--out=PATH]
+const fs = require('node:fs');
+const path = require('node:path');
+
+const { writeGgufFile } = require('./gguf-writer');
+
+const SMOLLM_135M = { hidden: 576, layers: 30, heads: 9, kvHeads: 3, headDim: 64, ffn: 1536, vocab: 49152, context: 2048 };
+const SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
+
+/** GPT-2's bytes→unicode table: printable Latin-1 bytes stand for themselves, the others for 256 + n. */
+function byteSymbols() {
+  const out = [];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    out.push(String.fromCodePoint(printable ? b : 256 + n++));
+  }
+  return out;
+}
+
+/** Tokens and merges: specials, byte symbols, then breadth-first merges (word start 'Ġ' or a letter) + a letter. */
+function vocabulary(size) {
+  const tokens = [...SPECIALS, ...byteSymbols()];
+  const known = new Set(tokens);
+  const merges = [];
+  const letters = [...'etaoinshrdlucmfwypvbgkjqxz'];
+  const queue = ['Ġ', ...letters, ...letters.map((c) => c.toUpperCase())];
+  for (let q = 0; tokens.length < size && q < queue.length; q++) {
+    for (const c of letters) {
+      if (tokens.length >= size) break;
+      const merged = queue[q] + c;
+      if (known.has(merged)) continue;
+      known.add(merged);
+      tokens.push(merged);
+      merges.push(`${queue[q]} ${c}`);
+      queue.push(merged);
+    }
+  }
+  if (tokens.length !== size) throw new Error(`could not build ${size} tokens`);
+  return { tokens, merges, types: tokens.map((_, i) => (i < SPECIALS.length ? 3 : 1)) };
+}
+
+/** IEEE binary16 bits of a float32 (round to nearest, ties to even). */
+function f16Bits(bits) {
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  let mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 → 15
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rest > half || (rest === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // a carry rounds up into the exponent, as it should
+  return sign | h;
+}
+
+/** n values uniform with standard deviation `std` (an LCG: fast and reproducible). */
+function randomValues(n, std, seed) {
+  const out = new Float32Array(n);
+  const a = std * Math.sqrt(3);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = ((s >>> 8) / 8388608 - 1) * a;
+  }
+  return out;
+}
+
+function encode(values, dtype) {
+  if (dtype === 'F32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const u32 = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const half = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) half[i] = f16Bits(u32[i]);
+  return new Uint8Array(half.buffer);
+}
+
+/**
+ * Writes the model to `out`; `shapes` overrides SmolLM-135M's (tests use a tiny one). Matrices are
+ * `dtype` (F32 or F16), norms stay F32 as llama.cpp keeps them.
+ */
+function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135 }) {
+  const s = { ...SMOLLM_135M, ...shapes };
+  const { tokens, merges, types } = vocabulary(s.vocab);
+  const metadata = [
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.name', { type: 'string', value: `random SmolLM-135M-shaped (${dtype})` }],
+    ['general.file_type', { type: 'u32', value: dtype === 'F16' ? 1 : 0 }],
+    ['llama.context_length', { type: 'u32', value: s.context }],
+    ['llama.embedding_length', { type: 'u32', value: s.hidden }],
+    ['llama.feed_forward_length', { type: 'u32', value: s.ffn }],
+    ['llama.block_count', { type: 'u32', value: s.layers }],
+    ['llama.attention.head_count', { type: 'u32', value: s.heads }],
+    ['llama.attention.head_count_kv', { type: 'u32', value: s.kvHeads }],
+    ['llama.attention.key_length', { type: 'u32', value: s.headDim }],
+    ['llama.attention.value_length', { type: 'u32', value: s.headDim }],
+    ['llama.rope.dimension_count', { type: 'u32', value: s.headDim }],
+    ['llama.rope.freq_base', { type: 'f32', value: 10000 }],
+    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: 1e-5 }],
+    ['llama.vocab_size', { type: 'u32', value: s.vocab }],
+    ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
+    ['tokenizer.ggml.pre', { type: 'string', value: 'smollm' }],
+    ['tokenizer.ggml.tokens', { type: 'array', elem: 'string', value: tokens }],
+    ['tokenizer.ggml.token_type', { type: 'array', elem: 'i32', value: types }],
+    ['tokenizer.ggml.merges', { type: 'array', elem: 'string', value: merges }],
+    ['tokenizer.ggml.bos_token_id', { type: 'u32', value: 0 }],
+    ['tokenizer.ggml.eos_token_id', { type: 'u32', value: 0 }],
+    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: false }],
+  ];
+  let seedOf = seed;
+  const matrix = (name, rows, cols) => ({ name, shape: [rows, cols], type: dtype, bytes: () => encode(randomValues(rows * cols, 0.02, seedOf++), dtype) });
+  const norm = (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(new Float32Array(s.hidden).fill(1), 'F32') });
+  const q = s.heads * s.headDim;
+  const kv = s.kvHeads * s.headDim;
+  const tensors = [matrix('token_embd.weight', s.vocab, s.hidden)];
+  for (let l = 0; l < s.layers; l++) {
+    tensors.push(
+      norm(`blk.${l}.attn_norm.weight`),
+      matrix(`blk.${l}.attn_q.weight`, q, s.hidden),
+      matrix(`blk.${l}.attn_k.weight`, kv, s.hidden),
+      matrix(`blk.${l}.attn_v.weight`, kv, s.hidden),
+      matrix(`blk.${l}.attn_output.weight`, s.hidden, q),
+      norm(`blk.${l}.ffn_norm.weight`),
+      matrix(`blk.${l}.ffn_gate.weight`, s.ffn, s.hidden),
+      matrix(`blk.${l}.ffn_up.weight`, s.ffn, s.hidden),
+      matrix(`blk.${l}.ffn_down.weight`, s.hidden, s.ffn),
+    );
+  }
+  tensors.push(norm('output_norm.weight')); // no output.weight: tied to the embeddings
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  writeGgufFile(out, metadata, tensors);
+  return out;
+}
+
+function defaultPath(dtype) {
+  return path.resolve(__dirname, '..', '..', '.bench-out', `smollm-135m-random-${dtype.toLowerCase()}.gguf`);
+}
+
+if (require.main === module) {
+  const arg = (name) => process.argv.slice(2).find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+  const dtype = (arg('dtype') ?? 'f32').toUpperCase();
+  if (dtype !== 'F32' && dtype !== 'F16') throw new Error(`Expected --dtype=f32 or f16 but received ${dtype}`);
+  const out = path.resolve(arg('out') ?? defaultPath(dtype));
+  const t0 = Date.now();
+  makeSmollmGguf({ out, dtype });
+  console.log(`wrote ${out} (${(fs.statSync(out).size / 2 ** 20).toFixed(0)} MiB) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+module.exports = { makeSmollmGguf, defaultPath, SMOLLM_135M, f16Bits };
