@@ -10,6 +10,7 @@ import { PeftError, withCallSite } from '../errors';
 import { readGguf } from '../io/gguf';
 import { readSafetensorsModel } from '../io/safetensors';
 import { native, type NativeLlama } from '../native';
+import { dtypeSize } from '../dtype';
 import { handleOf, tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
@@ -120,6 +121,22 @@ export class Model {
   /** A parameter tensor by Hugging Face name. */
   parameter(name: string): Tensor {
     return this.weights.get(name) ?? fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
+  }
+
+  /** Parameter counts and the bytes the base weights occupy, by dtype. */
+  info(): ModelInfo {
+    const byDtype: ModelInfo['byDtype'] = {};
+    let parameters = 0, bytes = 0;
+    for (const name of this.parameterNames()) {
+      const t = this.parameter(name);
+      const b = t.size * dtypeSize(t.dtype);
+      parameters += t.size;
+      bytes += b;
+      const entry = (byDtype[t.dtype] ??= { parameters: 0, bytes: 0 });
+      entry.parameters += t.size;
+      entry.bytes += b;
+    }
+    return { architecture: 'llama', parameters, bytes, byDtype };
   }
 
   /** @internal The native model's current storage of a base parameter. */
@@ -260,6 +277,38 @@ export class Model {
 export interface LoadModelOptions extends ResolveOptions {
   /** For a GGUF file: a directory with tokenizer.json to use instead of the file's own vocabulary. */
   tokenizer?: string;
+  /**
+   * 'f32' (default): every weight in f32 (an f32 file's tensors stay memory-mapped, not copied).
+   * 'bf16': the matrices (linear layers, embeddings) in bf16, 2 bytes per parameter, frozen;
+   * norms and biases stay f32.
+   */
+  dtype?: 'f32' | 'bf16';
+}
+
+/** Weights in the dtypes the model computes with: see {@link LoadModelOptions.dtype}. */
+function castWeights(weights: Map<string, Tensor>, dtype: 'f32' | 'bf16'): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of weights) {
+    const want = dtype === 'bf16' && t.shape.length === 2 ? 'bf16' : 'f32';
+    out.set(name, t.dtype === want ? t : t.to(want));
+  }
+  return out;
+}
+
+/** What {@link Model.info} reports. */
+export interface ModelInfo {
+  architecture: 'llama';
+  /** Parameters of the base model (a tied head counted once). */
+  parameters: number;
+  /** Bytes the base weights occupy. */
+  bytes: number;
+  byDtype: Record<string, { parameters: number; bytes: number }>;
+}
+
+function loadDtype(options: LoadModelOptions): 'f32' | 'bf16' {
+  const d = options.dtype ?? 'f32';
+  if (d !== 'f32' && d !== 'bf16') fail('option dtype', '"f32" or "bf16"', d, 'E_DTYPE');
+  return d;
 }
 
 /** Loads a Hugging Face model directory, a GGUF file, or an `hf:owner/name[/file]` reference. */
@@ -269,7 +318,7 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
     const file = readGguf(resolved);
     const hasOutput = file.tensorInfos.some((t) => t.name === 'output.weight');
     const config = configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved);
-    const weights = llamaWeightsFromGguf(file, config);
+    const weights = castWeights(llamaWeightsFromGguf(file, config), loadDtype(options));
     return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : tokenizerFromGguf(file.metadata as Record<string, unknown>), location);
   }
   const configPath = path.join(resolved, 'config.json');
@@ -282,7 +331,7 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   }
   const config = configFromHf(json, configPath);
   const source = readSafetensorsModel(resolved);
-  const weights = new Map(source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq')).map((k) => [k, source.tensor(k)]));
+  const weights = castWeights(new Map(source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq')).map((k) => [k, source.tensor(k)])), loadDtype(options));
   const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? loadTokenizer(resolved) : undefined;
   return new Model(config, weights, tokenizer, location);
 }

@@ -147,3 +147,22 @@ describe('bad input to a model', () => {
     await expect(model.forward([long])).rejects.toMatchObject({ code: 'E_RANGE', message: expect.stringContaining('context') });
   });
 });
+
+describe('loading in bf16, and model.info()', () => {
+  it("dtype 'bf16' holds the matrices in 2 bytes per parameter and gives logits close to f32", async () => {
+    const f32 = await loadModel(HF_DIR);
+    const bf16 = await loadModel(HF_DIR, { dtype: 'bf16' });
+    const a = f32.info(), b = bf16.info();
+    expect(a.parameters).toBe(b.parameters);
+    expect(a.bytes).toBe(4 * a.parameters);
+    // Matrices in bf16, the 64-wide norms in f32.
+    const norms = 2 * 5 * 64 + 64;
+    expect(b.byDtype.f32).toEqual({ parameters: norms, bytes: 4 * norms });
+    expect(b.byDtype.bf16).toEqual({ parameters: a.parameters - norms, bytes: 2 * (a.parameters - norms) });
+    const ids = [[1, 403, 407, 261, 378, 432, 383, 286]];
+    const x = (await f32.forward(ids)).toFloat32Array(), y = (await bf16.forward(ids)).toFloat32Array();
+    expect(maxRelative(y, x)).toBeLessThan(0.05);
+    expect(maxRelative(y, x)).toBeGreaterThan(0);
+    await expect(loadModel(HF_DIR, { dtype: 'f16' as 'f32' })).rejects.toMatchObject({ code: 'E_DTYPE' });
+  });
+});
