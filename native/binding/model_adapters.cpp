@@ -24,7 +24,7 @@ std::vector<std::string> to_string_list(const Napi::Value& v, const std::string&
 
 }  // namespace
 
-Napi::Value add_lora(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value add_lora(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   const std::string module = to_string(arg(info, 0), "module");
   const std::string adapter = to_string(arg(info, 1), "adapter");
   nn::LoraWeights w;
@@ -47,7 +47,7 @@ Napi::Value add_lora(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value add_embedding_lora(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value add_embedding_lora(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   const std::string adapter = to_string(arg(info, 0), "adapter");
   nn::EmbeddingLora w;
   w.a = trainable_param(to_tensor(arg(info, 1), "A"));
@@ -57,7 +57,7 @@ Napi::Value add_embedding_lora(model::LlamaModel& m, const Napi::CallbackInfo& i
   return info.Env().Undefined();
 }
 
-Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value add_ia3(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   const std::string module = to_string(arg(info, 0), "module");
   const std::string adapter = to_string(arg(info, 1), "adapter");
   nn::Ia3Weights w;
@@ -67,7 +67,7 @@ Napi::Value add_ia3(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value add_bottleneck(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value add_bottleneck(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   const int64_t layer = to_int(arg(info, 0), "layer");
   const std::string site = to_string(arg(info, 1), "site");
   const std::string adapter = to_string(arg(info, 2), "adapter");
@@ -84,27 +84,27 @@ Napi::Value add_bottleneck(model::LlamaModel& m, const Napi::CallbackInfo& info)
   return info.Env().Undefined();
 }
 
-Napi::Value add_prefix(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value add_prefix(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   m.add_prefix(to_string(arg(info, 0), "adapter"), to_tensor(arg(info, 1), "kv"));
   return info.Env().Undefined();
 }
 
-Napi::Value prefix_length(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value prefix_length(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(m.prefix_length()));
 }
 
-Napi::Value add_prompt(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value add_prompt(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   m.add_prompt(to_string(arg(info, 0), "adapter"), to_tensor(arg(info, 1), "embeddings"));
   return info.Env().Undefined();
 }
 
-Napi::Value delete_adapter(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value delete_adapter(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   const bool keep_merged = info.Length() > 1 && !info[1].IsUndefined() && to_bool(info[1], "keepMerged");
   m.delete_adapter(to_string(arg(info, 0), "adapter"), keep_merged);
   return info.Env().Undefined();
 }
 
-Napi::Value set_selection(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value set_selection(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   Napi::Object o = to_object(arg(info, 0), "selection");
   nn::AdapterSelection sel;
   sel.enabled = option_bool(o, "enabled", true);
@@ -118,7 +118,7 @@ Napi::Value set_selection(model::LlamaModel& m, const Napi::CallbackInfo& info) 
   return info.Env().Undefined();
 }
 
-Napi::Value set_trainable(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value set_trainable(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   nn::Param& p = m.parameter(to_string(arg(info, 0), "name"));
   const bool trainable = to_bool(arg(info, 1), "trainable");
   PEFT_CHECK(!trainable || p.value->dtype() == DType::F32, ErrorCode::DType,
@@ -128,7 +128,7 @@ Napi::Value set_trainable(model::LlamaModel& m, const Napi::CallbackInfo& info) 
   return info.Env().Undefined();
 }
 
-Napi::Value set_parameter_value(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value set_parameter_value(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   nn::Param& p = m.parameter(to_string(arg(info, 0), "name"));
   auto value = to_tensor(arg(info, 1), "value");
   PEFT_CHECK(value->shape() == p.value->shape() && value->dtype() == p.value->dtype() && value->is_contiguous(),
@@ -141,7 +141,7 @@ Napi::Value set_parameter_value(model::LlamaModel& m, const Napi::CallbackInfo& 
   return info.Env().Undefined();
 }
 
-Napi::Value parameters(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value parameters(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env);
   uint32_t i = 0;
@@ -155,7 +155,7 @@ Napi::Value parameters(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value grads(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value grads(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   for (const auto& [name, p] : m.parameters())
@@ -163,7 +163,7 @@ Napi::Value grads(model::LlamaModel& m, const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value linear_modules(model::LlamaModel& m, const Napi::CallbackInfo& info) {
+Napi::Value linear_modules(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env);
   uint32_t i = 0;
@@ -178,7 +178,7 @@ Napi::Value linear_modules(model::LlamaModel& m, const Napi::CallbackInfo& info)
   return out;
 }
 
-Napi::Value merge_adapter(model::LlamaModel& m, const Napi::CallbackInfo& info, bool merge) {
+Napi::Value merge_adapter(model::AdapterHost& m, const Napi::CallbackInfo& info, bool merge) {
   const std::string adapter = to_string(arg(info, 0), "adapter");
   int layers = m.merge_embedding_lora(adapter, merge) ? 1 : 0;
   for (const auto& [name, lin] : m.linears()) {

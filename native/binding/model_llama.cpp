@@ -16,7 +16,7 @@ namespace peft::binding {
 namespace {
 
 struct ModelState {
-  std::unique_ptr<model::LlamaModel> model;
+  std::unique_ptr<model::AdapterHost> model;
   std::atomic<bool> busy{false};
 };
 
@@ -29,7 +29,7 @@ class ModelLease {
                "The model is running another call; await it before starting a new one");
   }
   ~ModelLease() { state_->busy.store(false); }
-  model::LlamaModel& model() const { return *state_->model; }
+  model::AdapterHost& model() const { return *state_->model; }
 
  private:
   std::shared_ptr<ModelState> state_;
@@ -211,15 +211,15 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
     });
   }
   // A synchronous call that needs the model to itself.
-  template <Napi::Value (*Fn)(model::LlamaModel&, const Napi::CallbackInfo&)>
+  template <Napi::Value (*Fn)(model::AdapterHost&, const Napi::CallbackInfo&)>
   Napi::Value leased(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       ModelLease lease(state_);
       return Fn(lease.model(), info);
     });
   }
-  static Napi::Value merge(model::LlamaModel& m, const Napi::CallbackInfo& info) { return merge_adapter(m, info, true); }
-  static Napi::Value unmerge(model::LlamaModel& m, const Napi::CallbackInfo& info) { return merge_adapter(m, info, false); }
+  static Napi::Value merge(model::AdapterHost& m, const Napi::CallbackInfo& info) { return merge_adapter(m, info, true); }
+  static Napi::Value unmerge(model::AdapterHost& m, const Napi::CallbackInfo& info) { return merge_adapter(m, info, false); }
 
   std::shared_ptr<ModelState> state_;
 };
