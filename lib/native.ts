@@ -208,7 +208,9 @@ export type NativeLlamaConfig = Pick<
   | 'ropeTheta'
   | 'tieWordEmbeddings'
   | 'attentionBias'
-> & { ropeFreqScale?: Float32Array };
+  | 'architecture'
+  | 'maxPositionEmbeddings'
+> & { ropeFreqScale?: Float32Array; layerNormEps?: number };
 
 /** @internal Which adapters a forward applies (native/nn/adapter_selection.h). */
 export interface NativeAdapterSelection {

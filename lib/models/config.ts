@@ -10,9 +10,12 @@ export type RopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 
-/** A Llama-family decoder. */
+/**
+ * A decoder's configuration: the Llama family, or GPT-2 (learned positions, LayerNorm with
+ * `layerNormEps`, GELU; `numKvHeads` = `numHeads`, the RoPE fields unused, the head tied).
+ */
 export interface LlamaConfig {
-  architecture: 'llama';
+  architecture: 'llama' | 'gpt2';
   /** config.json's model_type: 'llama', 'mistral', 'qwen2', ... */
   modelType: string;
   hiddenSize: number;
@@ -32,6 +35,40 @@ export interface LlamaConfig {
   mlpBias: boolean;
   bosTokenId?: number;
   eosTokenId?: number | number[];
+  /** GPT-2: LayerNorm epsilon. */
+  layerNormEps?: number;
+}
+
+/** Any decoder configuration this library runs. */
+export type ModelConfig = LlamaConfig;
+
+/** GPT-2 from config.json (n_embd, n_layer, n_head, n_inner, n_positions, layer_norm_epsilon). */
+function gpt2ConfigFromHf(json: Record<string, unknown>, source: string): LlamaConfig {
+  const act = json.activation_function ?? 'gelu_new';
+  if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') bad(source, 'activation_function', '"gelu_new" (GELU, tanh approximation)', act);
+  const hiddenSize = positiveInt(source, json, 'n_embd', undefined, LIMITS.width);
+  const numHeads = positiveInt(source, json, 'n_head', undefined, LIMITS.heads);
+  if (hiddenSize % numHeads !== 0) bad(source, 'n_head', `a divisor of n_embd (${hiddenSize})`, numHeads);
+  return {
+    architecture: 'gpt2',
+    modelType: 'gpt2',
+    hiddenSize,
+    intermediateSize: json.n_inner === null || json.n_inner === undefined ? 4 * hiddenSize : positiveInt(source, json, 'n_inner', undefined, LIMITS.width),
+    numLayers: positiveInt(source, json, 'n_layer', undefined, LIMITS.layers),
+    numHeads,
+    numKvHeads: numHeads,
+    headDim: hiddenSize / numHeads,
+    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
+    rmsNormEps: 0,
+    layerNormEps: positiveNumber(source, json, 'layer_norm_epsilon', 1e-5),
+    ropeTheta: 0,
+    maxPositionEmbeddings: positiveInt(source, json, 'n_positions', 1024, 1 << 20),
+    tieWordEmbeddings: true,
+    attentionBias: true,
+    mlpBias: true,
+    bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
+    eosTokenId: typeof json.eos_token_id === 'number' ? json.eos_token_id : undefined,
+  };
 }
 
 const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'smollm'];
@@ -92,9 +129,10 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
     throw new PeftError(`Expected a JSON object in ${source} but received ${JSON.stringify(json)}`, 'E_FORMAT');
   }
   const modelType = json.model_type;
+  if (modelType === 'gpt2') return gpt2ConfigFromHf(json, source);
   if (typeof modelType !== 'string' || !LLAMA_TYPES.includes(modelType)) {
     throw new PeftError(
-      `Expected a model_type of ${LLAMA_TYPES.join(', ')} in ${source} but received ${JSON.stringify(modelType)}`,
+      `Expected a model_type of ${[...LLAMA_TYPES, 'gpt2'].join(', ')} in ${source} but received ${JSON.stringify(modelType)}`,
       'E_UNSUPPORTED',
     );
   }

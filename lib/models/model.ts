@@ -16,6 +16,7 @@ import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
 import { tokenizerFromGguf } from './gguf-tokenizer';
 import { llamaWeightsFromGguf } from './gguf-weights';
+import { gpt2Weights } from './gpt2-weights';
 import { resolveModel, type ResolveOptions } from './hub';
 import { Sampler, type SamplingOptions } from './sampling';
 import { loadTokenizer, type Tokenizer } from './tokenizer';
@@ -136,7 +137,7 @@ export class Model {
       entry.parameters += t.size;
       entry.bytes += b;
     }
-    return { architecture: 'llama', parameters, bytes, byDtype };
+    return { architecture: this.config.architecture, parameters, bytes, byDtype };
   }
 
   /** @internal The native model's current storage of a base parameter. */
@@ -297,7 +298,7 @@ function castWeights(weights: Map<string, Tensor>, dtype: 'f32' | 'bf16'): Map<s
 
 /** What {@link Model.info} reports. */
 export interface ModelInfo {
-  architecture: 'llama';
+  architecture: 'llama' | 'gpt2';
   /** Parameters of the base model (a tied head counted once). */
   parameters: number;
   /** Bytes the base weights occupy. */
@@ -331,7 +332,8 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   }
   const config = configFromHf(json, configPath);
   const source = readSafetensorsModel(resolved);
-  const weights = castWeights(new Map(source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq')).map((k) => [k, source.tensor(k)])), loadDtype(options));
+  const raw = new Map(source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq')).map((k) => [k, source.tensor(k)]));
+  const weights = castWeights(config.architecture === 'gpt2' ? gpt2Weights(raw) : raw, loadDtype(options));
   const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? loadTokenizer(resolved) : undefined;
   return new Model(config, weights, tokenizer, location);
 }

@@ -9,6 +9,7 @@
 #include "binding/model_adapters.h"
 #include "binding/errors.h"
 #include "binding/op_runner.h"
+#include "model/gpt2.h"
 #include "model/llama.h"
 
 namespace peft::binding {
@@ -56,6 +57,19 @@ model::LlamaConfig read_config(const Napi::Object& o) {
     Napi::Float32Array a = scale.As<Napi::Float32Array>();
     c.rope_freq_scale.assign(a.Data(), a.Data() + a.ElementLength());
   }
+  return c;
+}
+
+model::Gpt2Config read_gpt2_config(const Napi::Object& o) {
+  auto integer = [&](const char* key) { return to_int(o.Get(key), std::string("config.") + key); };
+  model::Gpt2Config c;
+  c.hidden = integer("hiddenSize");
+  c.layers = integer("numLayers");
+  c.heads = integer("numHeads");
+  c.inner = integer("intermediateSize");
+  c.vocab = integer("vocabSize");
+  c.positions = integer("maxPositionEmbeddings");
+  c.ln_eps = static_cast<float>(to_number(o.Get("layerNormEps"), "config.layerNormEps"));
   return c;
 }
 
@@ -155,7 +169,9 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
 
   explicit LlamaWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LlamaWrap>(info) {
     guarded(info, [&] {
-      model::LlamaConfig config = read_config(to_object(arg(info, 0), "config"));
+      Napi::Object config_object = to_object(arg(info, 0), "config");
+      const Napi::Value arch = config_object.Get("architecture");
+      const bool gpt2 = arch.IsString() && arch.As<Napi::String>().Utf8Value() == "gpt2";
       Napi::Value names_value = arg(info, 1);
       if (!names_value.IsArray()) fail_argument("Expected an array of tensor names for names but received " + describe(names_value));
       Napi::Array names = names_value.As<Napi::Array>();
@@ -164,7 +180,10 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       model::TensorMap weights;
       for (uint32_t i = 0; i < names.Length(); ++i) weights[to_string(names.Get(i), "names[" + std::to_string(i) + "]")] = tensors[i];
       state_ = std::make_shared<ModelState>();
-      state_->model = std::make_unique<model::LlamaModel>(std::move(config), std::move(weights));
+      if (gpt2)
+        state_->model = std::make_unique<model::Gpt2Model>(read_gpt2_config(config_object), std::move(weights));
+      else
+        state_->model = std::make_unique<model::LlamaModel>(read_config(config_object), std::move(weights));
       return info.Env().Undefined();
     });
   }
