@@ -210,7 +210,7 @@ export type NativeLlamaConfig = Pick<
   | 'attentionBias'
   | 'architecture'
   | 'maxPositionEmbeddings'
-> & { ropeFreqScale?: Float32Array; layerNormEps?: number };
+> & { ropeFreqScale?: Float32Array; layerNormEps?: number; typeVocabSize?: number; numLabels?: number };
 
 /** @internal Which adapters a forward applies (native/nn/adapter_selection.h). */
 export interface NativeAdapterSelection {

@@ -15,7 +15,7 @@ export type RopeScaling =
  * `layerNormEps`, GELU; `numKvHeads` = `numHeads`, the RoPE fields unused, the head tied).
  */
 export interface LlamaConfig {
-  architecture: 'llama' | 'gpt2';
+  architecture: 'llama' | 'gpt2' | 'bert';
   /** config.json's model_type: 'llama', 'mistral', 'qwen2', ... */
   modelType: string;
   hiddenSize: number;
@@ -35,8 +35,48 @@ export interface LlamaConfig {
   mlpBias: boolean;
   bosTokenId?: number;
   eosTokenId?: number | number[];
-  /** GPT-2: LayerNorm epsilon. */
+  /** GPT-2, BERT: LayerNorm epsilon. */
   layerNormEps?: number;
+  /** BERT: token types (segments). */
+  typeVocabSize?: number;
+  /** BERT sequence classification: classes (1 = regression). */
+  numLabels?: number;
+  /** BERT: class names by id, from id2label. */
+  id2label?: Record<number, string>;
+}
+
+/** A BERT encoder with a sequence-classification head (BertForSequenceClassification). */
+function bertConfigFromHf(json: Record<string, unknown>, source: string): LlamaConfig {
+  const act = json.hidden_act ?? 'gelu';
+  if (act !== 'gelu') bad(source, 'hidden_act', '"gelu"', act);
+  const hiddenSize = positiveInt(source, json, 'hidden_size', undefined, LIMITS.width);
+  const numHeads = positiveInt(source, json, 'num_attention_heads', undefined, LIMITS.heads);
+  if (hiddenSize % numHeads !== 0) bad(source, 'num_attention_heads', `a divisor of hidden_size (${hiddenSize})`, numHeads);
+  const id2label = typeof json.id2label === 'object' && json.id2label !== null && !Array.isArray(json.id2label)
+    ? (json.id2label as Record<number, string>) : undefined;
+  const numLabels = json.num_labels !== undefined ? positiveInt(source, json, 'num_labels', undefined, 1 << 20)
+    : id2label ? Object.keys(id2label).length : 2;
+  return {
+    architecture: 'bert',
+    modelType: 'bert',
+    hiddenSize,
+    intermediateSize: positiveInt(source, json, 'intermediate_size', undefined, LIMITS.width),
+    numLayers: positiveInt(source, json, 'num_hidden_layers', undefined, LIMITS.layers),
+    numHeads,
+    numKvHeads: numHeads,
+    headDim: hiddenSize / numHeads,
+    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
+    rmsNormEps: 0,
+    layerNormEps: positiveNumber(source, json, 'layer_norm_eps', 1e-12),
+    ropeTheta: 0,
+    maxPositionEmbeddings: positiveInt(source, json, 'max_position_embeddings', 512, 1 << 20),
+    typeVocabSize: positiveInt(source, json, 'type_vocab_size', 2, 1 << 16),
+    numLabels,
+    id2label,
+    tieWordEmbeddings: false,
+    attentionBias: true,
+    mlpBias: true,
+  };
 }
 
 /** Any decoder configuration this library runs. */
@@ -130,9 +170,10 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
   }
   const modelType = json.model_type;
   if (modelType === 'gpt2') return gpt2ConfigFromHf(json, source);
+  if (modelType === 'bert') return bertConfigFromHf(json, source);
   if (typeof modelType !== 'string' || !LLAMA_TYPES.includes(modelType)) {
     throw new PeftError(
-      `Expected a model_type of ${[...LLAMA_TYPES, 'gpt2'].join(', ')} in ${source} but received ${JSON.stringify(modelType)}`,
+      `Expected a model_type of ${[...LLAMA_TYPES, 'gpt2', 'bert'].join(', ')} in ${source} but received ${JSON.stringify(modelType)}`,
       'E_UNSUPPORTED',
     );
   }

@@ -27,3 +27,30 @@ export function gpt2Weights(source: Map<string, Tensor>): Map<string, Tensor> {
   }
   return out;
 }
+
+/**
+ * BERT checkpoints for the sequence classifier: keys under `bert.` (a bare BertModel checkpoint has
+ * none), buffers and pre-training heads dropped, and a pooler / classifier that the checkpoint lacks
+ * initialised as transformers does (normal, std 0.02; zero biases; seeded).
+ */
+export function bertWeights(source: Map<string, Tensor>, hidden: number, numLabels: number): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [key, value] of source) {
+    if (key.startsWith('cls.') || key.endsWith('position_ids')) continue;
+    const name = key.startsWith('bert.') || key.startsWith('classifier.') ? key : `bert.${key}`;
+    out.set(name, value);
+  }
+  let state = 0x2545f491;
+  const normal = () => {
+    const u = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
+    return Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+  };
+  const init = (name: string, rows: number) => {
+    if (out.has(`${name}.weight`)) return;
+    out.set(`${name}.weight`, tensor(Float32Array.from({ length: rows * hidden }, () => 0.02 * normal()), [rows, hidden]));
+    out.set(`${name}.bias`, tensor(new Float32Array(rows), [rows]));
+  };
+  init('bert.pooler.dense', hidden);
+  init('classifier', numLabels);
+  return out;
+}

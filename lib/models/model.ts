@@ -16,7 +16,7 @@ import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
 import { tokenizerFromGguf } from './gguf-tokenizer';
 import { llamaWeightsFromGguf } from './gguf-weights';
-import { gpt2Weights } from './gpt2-weights';
+import { bertWeights, gpt2Weights } from './gpt2-weights';
 import { resolveModel, type ResolveOptions } from './hub';
 import { Sampler, type SamplingOptions } from './sampling';
 import { loadTokenizer, type Tokenizer } from './tokenizer';
@@ -59,6 +59,14 @@ function idsTensor(ids: TokenIds, argument: string): Tensor {
     if (!Array.isArray(r) || r.length !== width) fail(`${argument}[${i}]`, `a sequence of ${width} ids (sequences in a batch have equal lengths)`, r, 'E_SHAPE');
   });
   return tensor(rows, undefined, 'i32');
+}
+
+/** A sequence classifier's labels: class ids (i32), or targets (f32) for regression (one label). */
+function classLabels(labels: TokenIds | undefined, numLabels: number): Tensor {
+  if (labels instanceof Tensor) return labels;
+  const flat = Array.isArray(labels) ? (labels as (number | number[])[]).flat() : labels;
+  if (!Array.isArray(flat) || !flat.length || flat.some((v) => typeof v !== 'number')) fail('labels', 'one class id (or regression target) per sequence', labels);
+  return numLabels === 1 ? tensor(Float32Array.from(flat), [flat.length]) : tensor(Int32Array.from(flat), [flat.length], 'i32');
 }
 
 /** Labels [B, T] → [B, P + T] with -100 for the P virtual tokens of a prompt adapter. */
@@ -170,7 +178,7 @@ export class Model {
   loss(ids: TokenIds, labels?: TokenIds, options: LossOptions = {}): Promise<LossResult> {
     return withCallSite(async () => {
       const idTensor = this.checkedIds(ids);
-      let labelTensor = labels === undefined ? idTensor : idsTensor(labels, 'labels');
+      let labelTensor = this.config.architecture === 'bert' ? classLabels(labels, this.config.numLabels ?? 2) : labels === undefined ? idTensor : idsTensor(labels, 'labels');
       const virtual = this.native.promptLength();
       if (virtual > 0) labelTensor = prefixIgnored(labelTensor, virtual);
       const mask = options.attentionMask ? handleOf(options.attentionMask, 'options.attentionMask') : null;
@@ -200,6 +208,7 @@ export class Model {
   }
 
   private async *pieces(prompt: string | number[], options: GenerateOptions, tokens: number[]): AsyncIterableIterator<string> {
+    if (this.config.architecture === 'bert') throw new PeftError('A sequence classifier (BERT) does not generate text; use forward() for its logits', 'E_UNSUPPORTED');
     const ids = typeof prompt === 'string' ? this.requireTokenizer().encode(prompt) : [...prompt];
     if (!ids.length) fail('prompt', 'at least one token', prompt);
     ids.forEach((id, i) => {
@@ -298,7 +307,7 @@ function castWeights(weights: Map<string, Tensor>, dtype: 'f32' | 'bf16'): Map<s
 
 /** What {@link Model.info} reports. */
 export interface ModelInfo {
-  architecture: 'llama' | 'gpt2';
+  architecture: 'llama' | 'gpt2' | 'bert';
   /** Parameters of the base model (a tied head counted once). */
   parameters: number;
   /** Bytes the base weights occupy. */
@@ -333,7 +342,8 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   const config = configFromHf(json, configPath);
   const source = readSafetensorsModel(resolved);
   const raw = new Map(source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq')).map((k) => [k, source.tensor(k)]));
-  const weights = castWeights(config.architecture === 'gpt2' ? gpt2Weights(raw) : raw, loadDtype(options));
+  const arch = config.architecture === 'gpt2' ? gpt2Weights(raw) : config.architecture === 'bert' ? bertWeights(raw, config.hiddenSize, config.numLabels ?? 2) : raw;
+  const weights = castWeights(arch, loadDtype(options));
   const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? loadTokenizer(resolved) : undefined;
   return new Model(config, weights, tokenizer, location);
 }

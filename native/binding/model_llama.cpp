@@ -9,6 +9,7 @@
 #include "binding/model_adapters.h"
 #include "binding/errors.h"
 #include "binding/op_runner.h"
+#include "model/bert.h"
 #include "model/gpt2.h"
 #include "model/llama.h"
 
@@ -69,6 +70,21 @@ model::Gpt2Config read_gpt2_config(const Napi::Object& o) {
   c.inner = integer("intermediateSize");
   c.vocab = integer("vocabSize");
   c.positions = integer("maxPositionEmbeddings");
+  c.ln_eps = static_cast<float>(to_number(o.Get("layerNormEps"), "config.layerNormEps"));
+  return c;
+}
+
+model::BertConfig read_bert_config(const Napi::Object& o) {
+  auto integer = [&](const char* key) { return to_int(o.Get(key), std::string("config.") + key); };
+  model::BertConfig c;
+  c.hidden = integer("hiddenSize");
+  c.layers = integer("numLayers");
+  c.heads = integer("numHeads");
+  c.intermediate = integer("intermediateSize");
+  c.vocab = integer("vocabSize");
+  c.positions = integer("maxPositionEmbeddings");
+  c.type_vocab = integer("typeVocabSize");
+  c.num_labels = integer("numLabels");
   c.ln_eps = static_cast<float>(to_number(o.Get("layerNormEps"), "config.layerNormEps"));
   return c;
 }
@@ -171,7 +187,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
     guarded(info, [&] {
       Napi::Object config_object = to_object(arg(info, 0), "config");
       const Napi::Value arch = config_object.Get("architecture");
-      const bool gpt2 = arch.IsString() && arch.As<Napi::String>().Utf8Value() == "gpt2";
+      const std::string architecture = arch.IsString() ? arch.As<Napi::String>().Utf8Value() : "llama";
+      const bool gpt2 = architecture == "gpt2";
       Napi::Value names_value = arg(info, 1);
       if (!names_value.IsArray()) fail_argument("Expected an array of tensor names for names but received " + describe(names_value));
       Napi::Array names = names_value.As<Napi::Array>();
@@ -180,7 +197,9 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       model::TensorMap weights;
       for (uint32_t i = 0; i < names.Length(); ++i) weights[to_string(names.Get(i), "names[" + std::to_string(i) + "]")] = tensors[i];
       state_ = std::make_shared<ModelState>();
-      if (gpt2)
+      if (architecture == "bert")
+        state_->model = std::make_unique<model::BertClassifier>(read_bert_config(config_object), std::move(weights));
+      else if (gpt2)
         state_->model = std::make_unique<model::Gpt2Model>(read_gpt2_config(config_object), std::move(weights));
       else
         state_->model = std::make_unique<model::LlamaModel>(read_config(config_object), std::move(weights));
