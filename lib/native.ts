@@ -273,6 +273,7 @@ export interface NativeLlama {
   setParameterValue(name: string, value: NativeTensor): void;
   grads(): Record<string, NativeTensor>;
   linearModules(): NativeLinearModule[];
+  setCheckpointing(on: boolean): void;
   mergeAdapter(adapter: string): number;
   unmergeAdapter(adapter: string): number;
   resetCache(maxLength: number): void;

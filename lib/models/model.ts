@@ -132,6 +132,14 @@ export class Model {
     return this.weights.get(name) ?? fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
   }
 
+  /**
+   * Activation checkpointing for training: each layer keeps only its input and the backward pass
+   * recomputes it (an extra forward's compute for most of the activations' memory). Llama family.
+   */
+  setGradientCheckpointing(on = true): void {
+    this.native.setCheckpointing(on);
+  }
+
   /** Parameter counts and the bytes the base weights occupy, by dtype. */
   info(): ModelInfo {
     const byDtype: ModelInfo['byDtype'] = {};

@@ -36,6 +36,8 @@ Napi::Value parameters(model::AdapterHost& m, const Napi::CallbackInfo& info);
 Napi::Value grads(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // linearModules() -> [{ name, inFeatures, outFeatures, bias }]
 Napi::Value linear_modules(model::AdapterHost& m, const Napi::CallbackInfo& info);
+// setCheckpointing(on): activation checkpointing for training
+Napi::Value set_checkpointing(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // mergeAdapter(adapter) / unmergeAdapter(adapter): every layer holding it
 Napi::Value merge_adapter(model::AdapterHost& m, const Napi::CallbackInfo& info, bool merge);
 

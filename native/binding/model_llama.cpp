@@ -179,6 +179,7 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<set_parameter_value>>("setParameterValue"),
                         InstanceMethod<&LlamaWrap::leased<grads>>("grads"),
                         InstanceMethod<&LlamaWrap::leased<linear_modules>>("linearModules"),
+                        InstanceMethod<&LlamaWrap::leased<set_checkpointing>>("setCheckpointing"),
                         InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),
                         InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter")});
   }
