@@ -157,7 +157,7 @@ void gemm_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c
     flops += 2.0 * M * N * terms[t].k;
   }
   if (M == 0 || N == 0) return;
-  if (M <= cpu::gemv_max_rows()) {  // a few rows: stream B once instead of packing it (gemv.h)
+  if (cpu::gemv_applies(M, terms, n_terms)) {  // a few rows: stream B once instead of packing it (gemv.h)
     cpu::gemv_sum(M, N, terms, n_terms, c, ldc, accumulate);
     return;
   }

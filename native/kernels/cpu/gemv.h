@@ -8,12 +8,13 @@
 
 namespace peft::kernels::cpu {
 
-// The largest M that gemm_sum hands to gemv_sum: the measured crossover with the packed path, or
-// PEFT_GEMV_MAX_ROWS (0 turns the path off; at most kGemvMaxRows), read once.
-int64_t gemv_max_rows();
+// Whether gemm_sum should hand this sum to gemv_sum: M up to the measured crossover with the
+// packed path, which depends on B's layout; PEFT_GEMV_MAX_ROWS=N (read once) sets one limit for
+// both, 0 turning the path off.
+bool gemv_applies(int64_t M, const GemmTerm* terms, int n_terms);
 
 // C[M, N] = Σ terms (+ C when accumulate), as gemm_sum; the operands are already checked.
-// 1 <= M <= kGemvMaxRows, N >= 1.
+// M >= 1 (rows of A go through the loops kGemvMaxRows at a time), N >= 1.
 void gemv_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c, int64_t ldc, bool accumulate);
 
 }  // namespace peft::kernels::cpu
