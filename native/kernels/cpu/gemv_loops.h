@@ -87,13 +87,16 @@ void dot_rows_m(int64_t n, int64_t k, const float* x, int64_t ldx, const typenam
   }
 }
 
-// Columns of y per pass of axpy_rows: the partial sums of a pass, [M][kAxpyBlock], stay in L1.
-constexpr int64_t kAxpyBlock = 256;
+// Columns of y per pass of axpy_rows for M rows: the partial sums of a pass, [M][width], take 16 KiB
+// and stay in L1 next to the weight rows streaming through; the wider the pass, the longer each
+// contiguous run read from a row of w.
+template <int M>
+constexpr int64_t axpy_block() { return 4096 / M / 16 * 16; }
 
 // acc[i][v : v+r] = Σ over the P weight rows q of x[i, q] · w[q][v : v+r], added in q order.
 template <class V, class W, int M, int P>
 [[gnu::always_inline]] inline void axpy_step(const typename V::F (&xb)[M][P], const typename W::T* const (&rows)[P],
-                                             int64_t v, int r, float (*acc)[kAxpyBlock]) {
+                                             int64_t v, int r, float (*acc)[axpy_block<M>()]) {
   using F = typename V::F;
   F wv[P];
 #pragma GCC unroll 4
@@ -113,10 +116,11 @@ void axpy_rows_m(int64_t n, int64_t k, const float* x, int64_t ldx, const typena
                  int64_t ldy, float alpha, bool accumulate) {
   using F = typename V::F;
   constexpr int kW = V::kWidth;
-  alignas(64) float acc[M][kAxpyBlock];
+  constexpr int64_t kBlock = axpy_block<M>();
+  alignas(64) float acc[M][kBlock];
   const F valpha = V::set1(alpha);
-  for (int64_t j0 = 0; j0 < n; j0 += kAxpyBlock) {
-    const int64_t width = n - j0 < kAxpyBlock ? n - j0 : kAxpyBlock;
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+    const int64_t width = n - j0 < kBlock ? n - j0 : kBlock;
     const int64_t whole = width / kW * kW;
     const int64_t padded = (width + kW - 1) / kW * kW;
     for (int i = 0; i < M; ++i)
