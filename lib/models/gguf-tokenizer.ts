@@ -33,6 +33,12 @@ function mergesFromScores(tokens: string[], scores: number[], vocab: Map<string,
 
 /** The tokenizer of a GGUF file's metadata. */
 export function tokenizerFromGguf(metadata: Record<string, unknown>): Tokenizer {
+  const { tokenizer, tokenizerConfig } = ggufTokenizerFiles(metadata);
+  return Tokenizer.fromJSON(tokenizer, tokenizerConfig);
+}
+
+/** The `tokenizer.json` and `tokenizer_config.json` objects of a GGUF file's vocabulary. */
+export function ggufTokenizerFiles(metadata: Record<string, unknown>): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
   const model = metadata['tokenizer.ggml.model'];
   if (model === 'gpt2') return gpt2TokenizerFromGguf(metadata);
   if (model !== 'llama') {
@@ -97,5 +103,5 @@ export function tokenizerFromGguf(metadata: Record<string, unknown>): Tokenizer 
     },
   };
   // SentencePiece text keeps its spaces as they are (no clean-up before punctuation).
-  return Tokenizer.fromJSON(json, { bos_token: bos, eos_token: eos, unk_token: unk, clean_up_tokenization_spaces: false });
+  return { tokenizer: json, tokenizerConfig: { bos_token: bos, eos_token: eos, unk_token: unk, clean_up_tokenization_spaces: false } };
 }

@@ -1,0 +1,257 @@
+/**
+ * Exporting what was trained:
+ * - {@link exportMerged}: the model with its active adapter folded in, as a Hugging Face model
+ *   directory (config.json, model.safetensors, tokenizer files) that transformers and loadModel read.
+ * - {@link exportGgufLora}: a LoRA adapter of a Llama-family model as the GGUF LoRA file llama.cpp's
+ *   convert_lora_to_gguf.py writes, for llama.cpp (`--lora`) and node-llama-cpp (`lora` option).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { PeftError, withCallSite } from '../errors';
+import { writeFileAtomic } from '../io/atomic';
+import { readGguf } from '../io/gguf';
+import { writeGguf, type GgufMetadataValue } from '../io/gguf-writer';
+import { writeSafetensors } from '../io/safetensors';
+import { ggufTokenizerFiles } from '../models/gguf-tokenizer';
+import { hfConfigJson, TORCH_DTYPES } from '../models/hf-config';
+import { resolveModel } from '../models/hub';
+import { Model } from '../models/model';
+import { tensor, Tensor } from '../tensor';
+import { fail } from '../validate';
+import { modulesToSave } from './attach';
+import type { LoraConfig } from './config';
+import { ia3Vector, loraA, loraB } from './names';
+import { PeftModel } from './peft-model';
+import { patternValue } from './targets';
+
+/** Options of {@link exportMerged}. */
+export interface ExportMergedOptions {
+  /** dtype of the saved weights (default 'f32'); config.json's torch_dtype says the same. */
+  dtype?: 'f32' | 'bf16' | 'f16';
+}
+
+/** Options of {@link exportGgufLora}. */
+export interface ExportGgufLoraOptions {
+  /** The adapter to export (default: the active one). */
+  adapterName?: string;
+  /** Tensor type in the file (default 'f32', as convert_lora_to_gguf.py). */
+  dtype?: 'f32' | 'f16' | 'bf16';
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'added_tokens.json', 'generation_config.json'];
+
+function dtypeOption(value: unknown, allowed: readonly string[]): string {
+  const dtype = value ?? 'f32';
+  if (typeof dtype !== 'string' || !allowed.includes(dtype)) fail('options.dtype', `one of ${allowed.map((d) => `"${d}"`).join(', ')}`, dtype, 'E_DTYPE');
+  return dtype;
+}
+
+/** The local file or directory a model was loaded from, when there is one. */
+async function sourceLocation(model: Model): Promise<string | undefined> {
+  const where = model.nameOrPath;
+  if (!where) return undefined;
+  try {
+    return where.startsWith('hf:') ? await resolveModel(where, { offline: true, progress: false }) : where;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the tokenizer (and generation config) files the model came with; config.json's source, if any. */
+async function writeModelFiles(model: Model, dir: string): Promise<Record<string, unknown> | undefined> {
+  const source = await sourceLocation(model);
+  if (!source || !fs.existsSync(source)) return undefined;
+  if (fs.statSync(source).isDirectory()) {
+    for (const name of TOKENIZER_FILES) {
+      const from = path.join(source, name);
+      if (fs.existsSync(from)) writeFileAtomic(path.join(dir, name), fs.readFileSync(from));
+    }
+    const configPath = path.join(source, 'config.json');
+    return fs.existsSync(configPath) ? JSON.parse(fs.readFileSync(configPath, 'utf8')) : undefined;
+  }
+  if (source.endsWith('.gguf') && model.tokenizer) {
+    const file = readGguf(source);
+    try {
+      const { tokenizer, tokenizerConfig } = ggufTokenizerFiles(file.metadata as Record<string, unknown>);
+      writeFileAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+      writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
+    } catch (err) {
+      if (!(err instanceof PeftError && err.code === 'E_UNSUPPORTED')) throw err;
+    } finally {
+      file.dispose();
+    }
+  }
+  return undefined;
+}
+
+/** Deep copy of a tensor in its own dtype. */
+function snapshot(t: Tensor): Tensor {
+  const raw = t.toTypedArray();
+  return tensor(raw.slice() as Float32Array, t.shape, t.dtype);
+}
+
+/**
+ * Folds the active adapter into the weights (through the native merge) for the duration of `fn`,
+ * then takes it out again and puts back the exact weights it changed.
+ */
+async function withActiveMerged<T>(peft: PeftModel, fn: () => Promise<T>): Promise<T> {
+  const name = peft.activeAdapter;
+  const config = peft.peftConfig[name];
+  if (config.peft_type === 'BITFIT' || config.peft_type === 'LN_TUNING') return fn(); // its trained copies are the live parameters
+  if (config.peft_type !== 'LORA' && config.peft_type !== 'IA3') {
+    throw new PeftError(`A ${config.peft_type} adapter cannot be folded into the weights; export it with saveAdapter`, 'E_UNSUPPORTED');
+  }
+  if (peft.mergedAdapters().includes(name)) return fn();
+  const model = peft.base;
+  const adapterParams = new Set(model.nativeModel.parameters().map((p) => p.name));
+  const trainedCopies = new Set(modulesToSave(model, config));
+  const changed: string[] = [];
+  const baseNames = new Set(model.parameterNames());
+  for (const { name: module } of model.nativeModel.linearModules()) {
+    if (!adapterParams.has(loraA(module, name)) && !adapterParams.has(ia3Vector(module, name))) continue;
+    for (const param of [`${module}.weight`, `${module}.bias`]) if (baseNames.has(param) && !trainedCopies.has(param)) changed.push(param);
+  }
+  const saved = new Map(changed.map((p) => [p, snapshot(model.parameterLive(p))]));
+  model.nativeModel.mergeAdapter(name);
+  try {
+    return await fn();
+  } finally {
+    model.nativeModel.unmergeAdapter(name);
+    for (const [param, value] of saved) model.replaceParameter(param, value);
+  }
+}
+
+/**
+ * Saves a model as a Hugging Face model directory: `model.safetensors` (Hugging Face tensor names,
+ * in `options.dtype`), `config.json` (the source's, or one written from the model's config for GGUF
+ * models) and the tokenizer files (copied from the source directory, or built from a GGUF file's
+ * vocabulary). Given a PeftModel, the active adapter (LoRA, DoRA, IA3; BitFit and LayerNorm tuning
+ * too) is folded into the weights, as mergeAndUnload would, but the PeftModel is left as it was.
+ * Each file is written atomically, config.json last.
+ * @example await exportMerged(peft, 'out/merged', { dtype: 'bf16' }); const m = await loadModel('out/merged');
+ */
+export function exportMerged(source: PeftModel | Model, dir: string, options: ExportMergedOptions = {}): Promise<void> {
+  return withCallSite(async () => {
+    if (!(source instanceof PeftModel) && !(source instanceof Model)) fail('source', 'a PeftModel or a Model', source);
+    if (typeof dir !== 'string' || !dir) fail('dir', 'a directory path', dir);
+    const dtype = dtypeOption(options.dtype, ['f32', 'bf16', 'f16']) as keyof typeof TORCH_DTYPES;
+    const model = source instanceof PeftModel ? source.base : source;
+    fs.mkdirSync(dir, { recursive: true });
+    if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
+      throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the exported model.safetensors`, 'E_IO');
+    }
+    const write = async () => {
+      const live = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
+      const tensors: Record<string, Tensor> = {};
+      for (const name of model.parameterNames()) {
+        const t = new Tensor(live.get(name)!);
+        tensors[name] = t.dtype === dtype ? t : t.to(dtype);
+      }
+      await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+    };
+    if (source instanceof PeftModel) await withActiveMerged(source, write);
+    else await write();
+    const sourceConfig = await writeModelFiles(model, dir);
+    const config = sourceConfig ? { ...sourceConfig, torch_dtype: TORCH_DTYPES[dtype] } : hfConfigJson(model.config, dtype);
+    writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  });
+}
+
+// --- GGUF LoRA ---
+
+/** llama.cpp's tensor names of the Hugging Face linear layers. */
+const GGUF_NAMES: Record<string, string> = {
+  'self_attn.q_proj': 'attn_q',
+  'self_attn.k_proj': 'attn_k',
+  'self_attn.v_proj': 'attn_v',
+  'self_attn.o_proj': 'attn_output',
+  'mlp.gate_proj': 'ffn_gate',
+  'mlp.up_proj': 'ffn_up',
+  'mlp.down_proj': 'ffn_down',
+};
+
+/** `blk.N.attn_q.weight` for model.layers.N.self_attn.q_proj, `output.weight` for lm_head. */
+export function ggufWeightName(module: string): string | undefined {
+  if (module === 'lm_head') return 'output.weight';
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(module);
+  return m && GGUF_NAMES[m[2]] ? `blk.${m[1]}.${GGUF_NAMES[m[2]]}.weight` : undefined;
+}
+
+/**
+ * llama.cpp's rotary row order (its converter's permute): within each head of D rows, Hugging Face
+ * row j·D/2 + i moves to row 2i + j. values: [heads · D, cols] row-major.
+ */
+export function permuteRotary(values: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  const D = rows / heads;
+  const out = new Float32Array(values.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < D / 2; i++) {
+      for (let j = 0; j < 2; j++) {
+        const from = h * D + j * (D / 2) + i;
+        const to = h * D + 2 * i + j;
+        out.set(values.subarray(from * cols, (from + 1) * cols), to * cols);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Writes a LoRA adapter of a Llama-family model (llama, mistral, qwen2) as a GGUF LoRA file, laid out
+ * as llama.cpp's convert_lora_to_gguf.py writes it: `general.type = adapter`, `adapter.type = lora`,
+ * `adapter.lora.alpha`, tensors `blk.N.attn_q.weight.lora_a` ([r, in]) and `.lora_b` ([out, r]),
+ * the q/k lora_b rows in llama.cpp's rotary order. llama.cpp scales every pair by alpha / r; where
+ * this adapter scales otherwise (rslora, rank or alpha patterns) the factor is folded into lora_b.
+ * @example await exportGgufLora(peft, 'out/adapter.gguf'); // llama-cli -m model.gguf --lora out/adapter.gguf
+ */
+export function exportGgufLora(peft: PeftModel, file: string, options: ExportGgufLoraOptions = {}): Promise<void> {
+  return withCallSite(async () => {
+    if (!(peft instanceof PeftModel)) fail('peft', 'a PeftModel', peft);
+    if (typeof file !== 'string' || !file) fail('file', 'a file path', file);
+    const dtype = dtypeOption(options.dtype, ['f32', 'f16', 'bf16']) as 'f32' | 'f16' | 'bf16';
+    const name = options.adapterName ?? peft.activeAdapter;
+    const config = peft.peftConfig[name] as LoraConfig | undefined;
+    if (!config) fail('options.adapterName', `the name of an adapter of this model (${peft.adapterNames().join(', ')})`, name);
+    if (config.peft_type !== 'LORA') throw new PeftError(`A GGUF LoRA file holds LoRA adapters, but ${name} is ${config.peft_type}`, 'E_UNSUPPORTED');
+    if (config.use_dora) throw new PeftError(`llama.cpp's LoRA files have no DoRA magnitude vectors (adapter ${name}); merge it with exportMerged instead`, 'E_UNSUPPORTED');
+    if (config.modules_to_save?.length || config.bias !== 'none') {
+      throw new PeftError(`llama.cpp's LoRA files hold only lora_a / lora_b pairs, but adapter ${name} also trains ${config.modules_to_save?.length ? 'modules_to_save' : 'biases'}`, 'E_UNSUPPORTED');
+    }
+    const model = peft.base;
+    const arch = model.config.modelType === 'qwen2' ? 'qwen2' : 'llama';
+    const params = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
+    const alpha = config.lora_alpha!;
+    const tensors: Record<string, Tensor> = {};
+    for (const { name: module, inFeatures, outFeatures } of model.nativeModel.linearModules()) {
+      const a = params.get(loraA(module, name));
+      if (!a) continue;
+      const target = ggufWeightName(module);
+      if (!target) throw new PeftError(`${module} has no llama.cpp tensor name, so its LoRA cannot go into a GGUF file`, 'E_UNSUPPORTED');
+      const r = new Tensor(a).shape[0];
+      let b = new Tensor(params.get(loraB(module, name))!).toFloat32Array();
+      const moduleAlpha = patternValue(module, config.alpha_pattern ?? {}, alpha);
+      const scaling = config.use_rslora ? moduleAlpha / Math.sqrt(r) : moduleAlpha / r;
+      const fold = (scaling * r) / alpha; // llama.cpp applies alpha / r
+      if (fold !== 1) b = b.map((v) => v * fold);
+      // The base q/k weights in a llama GGUF have their rows permuted; B's rows must follow them.
+      if (arch === 'llama' && module.endsWith('.q_proj')) b = permuteRotary(b, outFeatures, r, model.config.numHeads);
+      if (arch === 'llama' && module.endsWith('.k_proj')) b = permuteRotary(b, outFeatures, r, model.config.numKvHeads);
+      const aTensor = new Tensor(a);
+      tensors[`${target}.lora_a`] = dtype === 'f32' ? tensor(aTensor.toFloat32Array(), [r, inFeatures]) : aTensor.to(dtype);
+      tensors[`${target}.lora_b`] = tensor(b, [outFeatures, r], dtype);
+    }
+    if (!Object.keys(tensors).length) throw new PeftError(`Adapter ${name} has no LoRA weights to export`, 'E_CONFIG');
+    const metadata: Record<string, GgufMetadataValue> = {
+      'general.architecture': { type: 'string', value: arch },
+      'general.type': { type: 'string', value: 'adapter' },
+      'general.name': { type: 'string', value: path.basename(file).replace(/\.gguf$/, '') },
+      'general.file_type': { type: 'u32', value: dtype === 'f32' ? 0 : dtype === 'f16' ? 1 : 32 },
+      'general.quantization_version': { type: 'u32', value: 2 },
+      'adapter.type': { type: 'string', value: 'lora' },
+      'adapter.lora.alpha': { type: 'f32', value: alpha },
+    };
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    writeGguf(file, metadata, tensors);
+  });
+}
