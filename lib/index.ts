@@ -26,7 +26,7 @@ export { Sampler, type SamplingOptions } from './models/sampling';
 export { getPeftModel, loadAdapter, PeftModel, type AdapterOptions, type AdapterRowOptions } from './peft/peft-model';
 export { type WeightedAdapterOptions, type CombinationType } from './peft/combine';
 export { exportMerged, exportGgufLora, type ExportMergedOptions, type ExportGgufLoraOptions } from './peft/export';
-export { writeGguf, type GgufMetadataValue } from './io/gguf-writer';
+export { writeGguf, type GgufMetadataValue, type GgufScalarType } from './io/gguf-writer';
 export {
   normalizeConfig,
   type PeftConfig,

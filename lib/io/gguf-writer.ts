@@ -14,15 +14,17 @@ import { fail } from '../validate';
 
 /** Metadata value types, numbered as in the GGUF specification. */
 const VALUE_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
-type ScalarType = Exclude<keyof typeof VALUE_TYPE, 'array'>;
+/** The scalar GGUF value types. */
+export type GgufScalarType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64' | 'i64' | 'f64';
+type ScalarType = GgufScalarType;
 
 /** A typed metadata value; arrays name their element type (arrays of arrays are not written). */
 export type GgufMetadataValue =
-  | { type: Exclude<ScalarType, 'bool' | 'string' | 'u64' | 'i64'>; value: number }
+  | { type: Exclude<GgufScalarType, 'bool' | 'string' | 'u64' | 'i64'>; value: number }
   | { type: 'u64' | 'i64'; value: number | bigint }
   | { type: 'bool'; value: boolean }
   | { type: 'string'; value: string }
-  | { type: 'array'; itemType: ScalarType; value: (number | bigint | boolean | string)[] };
+  | { type: 'array'; itemType: GgufScalarType; value: (number | bigint | boolean | string)[] };
 
 /** ggml type ids of the tensor dtypes written. */
 const GGML_TYPE: Record<string, number> = { f32: 0, f16: 1, i32: 26, bf16: 30 };

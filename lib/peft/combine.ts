@@ -21,16 +21,20 @@ import { describe, fail } from '../validate';
 import type { AdapterTensors } from './attach';
 import type { LoraConfig, PeftConfig, TargetModules } from './config';
 import { qrReduced, truncatedSvd } from './linalg';
-import { mergeTensors, type MergeParams, type MergeRule, type SignMethod } from './merge-rules';
+import { mergeTensors, type MergeParams, type MergeRule } from './merge-rules';
 import { checkAdapterName, loraA, loraB } from './names';
 import { SeededRandom } from './random';
 import { patternValue, selectModules } from './targets';
 
-export const COMBINATION_TYPES = [
+/** PEFT's combination types (see the README for what each computes). */
+export type CombinationType =
+  | 'svd' | 'linear' | 'cat' | 'ties' | 'ties_svd' | 'dare_ties' | 'dare_linear' | 'dare_ties_svd' | 'dare_linear_svd'
+  | 'magnitude_prune' | 'magnitude_prune_svd';
+
+const COMBINATION_TYPES: readonly CombinationType[] = [
   'svd', 'linear', 'cat', 'ties', 'ties_svd', 'dare_ties', 'dare_linear', 'dare_ties_svd', 'dare_linear_svd',
   'magnitude_prune', 'magnitude_prune_svd',
-] as const;
-export type CombinationType = (typeof COMBINATION_TYPES)[number];
+];
 
 /** Options of {@link PeftModel.addWeightedAdapter}, with PEFT's names. */
 export interface WeightedAdapterOptions {
@@ -39,7 +43,7 @@ export interface WeightedAdapterOptions {
   /** Fraction of entries kept by trimming (ties, magnitude_prune) or random dropping (dare_*), in [0, 1]. */
   density?: number;
   /** How TIES elects each entry's sign: 'total' (sign of the sum, default) or 'frequency' (majority). */
-  majority_sign_method?: SignMethod;
+  majority_sign_method?: 'total' | 'frequency';
   /** Rank of the result of an SVD-based combination (default: the largest source rank). */
   svd_rank?: number;
   /** Quantile in [0, 1]: the SVD factors are clamped to ±(that quantile of their values). */
