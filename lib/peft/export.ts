@@ -85,10 +85,12 @@ async function writeModelFiles(model: Model, dir: string): Promise<Record<string
   return undefined;
 }
 
-/** Deep copy of a tensor in its own dtype. */
+/** Deep copy of a float tensor in its own dtype (f32 holds every bf16 and f16 value exactly). */
 function snapshot(t: Tensor): Tensor {
-  const raw = t.toTypedArray();
-  return tensor(raw.slice() as Float32Array, t.shape, t.dtype);
+  if (t.dtype !== 'f32' && t.dtype !== 'bf16' && t.dtype !== 'f16') {
+    throw new PeftError(`Cannot fold an adapter into a ${t.dtype} weight and restore it afterwards`, 'E_UNSUPPORTED');
+  }
+  return tensor(t.toFloat32Array(), t.shape, t.dtype);
 }
 
 /**
@@ -110,6 +112,10 @@ async function withActiveMerged<T>(peft: PeftModel, fn: () => Promise<T>): Promi
   const baseNames = new Set(model.parameterNames());
   for (const { name: module } of model.nativeModel.linearModules()) {
     if (!adapterParams.has(loraA(module, name)) && !adapterParams.has(ia3Vector(module, name))) continue;
+    if (module === 'lm_head' && model.config.tieWordEmbeddings) {
+      // Folding it in would change the embeddings too, which the adapted model does not.
+      throw new PeftError(`Adapter ${name} changes lm_head, whose weight is tied to the embeddings; it cannot be merged into one tied matrix`, 'E_UNSUPPORTED');
+    }
     for (const param of [`${module}.weight`, `${module}.bias`]) if (baseNames.has(param) && !trainedCopies.has(param)) changed.push(param);
   }
   const saved = new Map(changed.map((p) => [p, snapshot(model.parameterLive(p))]));
@@ -228,6 +234,9 @@ export function exportGgufLora(peft: PeftModel, file: string, options: ExportGgu
       if (!a) continue;
       const target = ggufWeightName(module);
       if (!target) throw new PeftError(`${module} has no llama.cpp tensor name, so its LoRA cannot go into a GGUF file`, 'E_UNSUPPORTED');
+      if (module === 'lm_head' && model.config.tieWordEmbeddings) {
+        throw new PeftError('A LoRA on lm_head needs a separate output.weight in the base GGUF, but this model ties lm_head to the embeddings', 'E_UNSUPPORTED');
+      }
       const r = new Tensor(a).shape[0];
       let b = new Tensor(params.get(loraB(module, name))!).toFloat32Array();
       const moduleAlpha = patternValue(module, config.alpha_pattern ?? {}, alpha);

@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { configFromHf, exportGgufLora, exportMerged, getPeftModel, loadModel, readGguf, readSafetensors, tensor, Tensor, writeGguf, type PeftModel } from '../../lib';
+import { Model } from '../../lib/models/model';
 import { bf16ToNumber, f16ToNumber, parseGguf } from '../helpers/gguf';
 import { STORIES_GGUF, STORIES_HF_DIR } from '../helpers/models';
 import { parseSafetensors } from '../helpers/safetensors-js';
@@ -88,6 +89,29 @@ describe('exportMerged', () => {
       for (const [n, v] of baseValues(peft)) expect([n, maxAbsDiff(v, before.get(n)!)]).toEqual([n, 0]);
     });
   }
+
+  it('a bf16 base: the exported f32 weights are W + s·B·A from the bf16 W, and the base is restored bit for bit', async () => {
+    const { config, weights } = tinyLlama({ tie: false });
+    const bf16 = new Map([...weights].map(([k, v]) => [k, /proj\.weight$/.test(k) ? v.to('bf16') : v]));
+    const peft = getPeftModel(new Model(config, bf16), LORA, { seed: 9 });
+    const raw = () => new Map(peft.base.parameterNames().map((n) => [n, Array.from(peft.base.parameterLive(n).toTypedArray())]));
+    const before = raw();
+    const dir = tmp();
+    await exportMerged(peft, dir);
+    for (const [n, v] of raw()) expect([n, v]).toEqual([n, before.get(n)]);
+    const m = 'model.layers.1.self_attn.v_proj';
+    const w = bf16.get(`${m}.weight`)!.toFloat32Array(), a = adapterFactor(peft, m, 'A'), b = adapterFactor(peft, m, 'B');
+    const expected = w.map((v, k) => v + 2 * (b[Math.floor(k / 8) * 2] * a[k % 8] + b[Math.floor(k / 8) * 2 + 1] * a[8 + (k % 8)]));
+    // The native merge rounds W + s·B·A back to bf16 (the weight's dtype): within half a bf16 unit.
+    const got = f32Of(parseSafetensors(path.join(dir, 'model.safetensors')).tensors.get(`${m}.weight`)!.bytes);
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThanOrEqual(Math.abs(expected[i]) * 2 ** -8 + 1e-7);
+  });
+
+  it('refuses to fold a LoRA on a tied lm_head (it would change the embeddings too)', async () => {
+    const peft = getPeftModel(tinyLlama({ tie: true }).model, { ...LORA, target_modules: ['lm_head'] });
+    await expect(exportMerged(peft, tmp())).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+    await expect(exportGgufLora(peft, path.join(tmp(), 'x.gguf'))).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+  });
 
   it('stories260K (HF directory): copies the tokenizer files, keeps config.json, and bf16 export holds the f32 values rounded to bf16', async () => {
     const peft = getPeftModel(await loadModel(STORIES_HF_DIR), { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: 'all-linear', init_lora_weights: false }, { seed: 1 });
