@@ -155,7 +155,7 @@ export function writeGguf(file: string, metadata: Record<string, GgufMetadataVal
 
 /** Writes chunks to a temporary file beside `file`, flushes it and renames it over `file`. */
 function writeChunksAtomic(file: string, chunks: Uint8Array[]): void {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const temp = path.join(path.dirname(file), `.${path.basename(file)}.part-${process.pid}-${Date.now()}`);
   let fd: number;
   try {
     fd = fs.openSync(temp, 'w', 0o644);
@@ -163,7 +163,10 @@ function writeChunksAtomic(file: string, chunks: Uint8Array[]): void {
     throw new PeftError(`Could not write ${file}: ${(err as Error).message}`, 'E_IO');
   }
   try {
-    for (const chunk of chunks) fs.writeSync(fd, chunk);
+    for (const chunk of chunks) {
+      // writeSync may write less than asked (large buffers): continue until the chunk is out.
+      for (let done = 0; done < chunk.length; ) done += fs.writeSync(fd, chunk, done, chunk.length - done);
+    }
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(temp, file);

@@ -22,7 +22,8 @@ import type { AdapterTensors } from './attach';
 import type { LoraConfig, PeftConfig, TargetModules } from './config';
 import { qrReduced, truncatedSvd } from './linalg';
 import { mergeTensors, type MergeParams, type MergeRule } from './merge-rules';
-import { checkAdapterName, loraA, loraB } from './names';
+import { loraSites } from './lora-factors';
+import { checkAdapterName } from './names';
 import { SeededRandom } from './random';
 import { patternValue, selectModules } from './targets';
 
@@ -94,19 +95,19 @@ function checkOptions(options: WeightedAdapterOptions, single: boolean) {
 /** The sources' factors, read from the model's adapter parameters. */
 function readSources(model: Model, configs: Record<string, PeftConfig>, adapters: string[], weights: number[]): Source[] {
   const params = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
-  const linear = model.nativeModel.linearModules();
   return adapters.map((name, i) => {
     const config = configs[name] as LoraConfig;
     const modules = new Map<string, Factors>();
-    for (const { name: module, inFeatures } of linear) {
-      const a = params.get(loraA(module, name));
+    for (const site of loraSites(model, name)) {
+      const { module, inFeatures } = site;
+      const a = params.get(site.a);
       if (!a) continue;
       const aValues = Float64Array.from(new Tensor(a).toFloat32Array());
       const r = aValues.length / inFeatures;
       const alpha = patternValue(module, config.alpha_pattern ?? {}, config.lora_alpha!);
       modules.set(module, {
         a: aValues,
-        b: Float64Array.from(new Tensor(params.get(loraB(module, name))!).toFloat32Array()),
+        b: Float64Array.from(new Tensor(params.get(site.b)!).toFloat32Array()),
         r,
         scaling: config.use_rslora ? alpha / Math.sqrt(r) : alpha / r,
       });
@@ -310,7 +311,7 @@ export function combineLoraAdapters(
     alpha_pattern: {},
     use_rslora: false,
   };
-  const shapes = new Map(model.nativeModel.linearModules().map((m) => [m.name, m]));
+  const shapes = new Map(loraSites(model, adapterName).map((m) => [m.module, m]));
   const modules = selectModules([...shapes.keys()], {
     targets: config.target_modules!,
     exclude: config.exclude_modules,

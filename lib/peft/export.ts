@@ -21,7 +21,8 @@ import { tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { modulesToSave } from './attach';
 import type { LoraConfig } from './config';
-import { ia3Vector, loraA, loraB } from './names';
+import { EMBEDDINGS, loraSites } from './lora-factors';
+import { ia3Vector } from './names';
 import { PeftModel } from './peft-model';
 import { patternValue } from './targets';
 
@@ -110,11 +111,11 @@ async function withActiveMerged<T>(peft: PeftModel, fn: () => Promise<T>): Promi
   const trainedCopies = new Set(modulesToSave(model, config));
   const changed: string[] = [];
   const baseNames = new Set(model.parameterNames());
-  for (const { name: module } of model.nativeModel.linearModules()) {
-    if (!adapterParams.has(loraA(module, name)) && !adapterParams.has(ia3Vector(module, name))) continue;
-    if (module === 'lm_head' && model.config.tieWordEmbeddings) {
-      // Folding it in would change the embeddings too, which the adapted model does not.
-      throw new PeftError(`Adapter ${name} changes lm_head, whose weight is tied to the embeddings; it cannot be merged into one tied matrix`, 'E_UNSUPPORTED');
+  for (const { module, a } of loraSites(model, name)) {
+    if (!adapterParams.has(a) && !adapterParams.has(ia3Vector(module, name))) continue;
+    if ((module === 'lm_head' || module === EMBEDDINGS) && model.config.tieWordEmbeddings) {
+      // Folding it into the one tied matrix would change both the embeddings and the head, which the adapted model does not.
+      throw new PeftError(`Adapter ${name} changes ${module}, whose weight is tied to ${module === EMBEDDINGS ? 'lm_head' : 'the embeddings'}; it cannot be merged into one tied matrix`, 'E_UNSUPPORTED');
     }
     for (const param of [`${module}.weight`, `${module}.bias`]) if (baseNames.has(param) && !trainedCopies.has(param)) changed.push(param);
   }
@@ -177,11 +178,19 @@ const GGUF_NAMES: Record<string, string> = {
   'mlp.down_proj': 'ffn_down',
 };
 
-/** `blk.N.attn_q.weight` for model.layers.N.self_attn.q_proj, `output.weight` for lm_head. */
+/** `blk.N.attn_q.weight` for model.layers.N.self_attn.q_proj, `output.weight` for lm_head, `token_embd.weight` for the embeddings. */
 export function ggufWeightName(module: string): string | undefined {
   if (module === 'lm_head') return 'output.weight';
+  if (module === EMBEDDINGS) return 'token_embd.weight';
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(module);
   return m && GGUF_NAMES[m[2]] ? `blk.${m[1]}.${GGUF_NAMES[m[2]]}.weight` : undefined;
+}
+
+/** x: [rows, cols] → [cols, rows] */
+function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j];
+  return out;
 }
 
 /**
@@ -207,7 +216,8 @@ export function permuteRotary(values: Float32Array, rows: number, cols: number, 
  * Writes a LoRA adapter of a Llama-family model (llama, mistral, qwen2) as a GGUF LoRA file, laid out
  * as llama.cpp's convert_lora_to_gguf.py writes it: `general.type = adapter`, `adapter.type = lora`,
  * `adapter.lora.alpha`, tensors `blk.N.attn_q.weight.lora_a` ([r, in]) and `.lora_b` ([out, r]),
- * the q/k lora_b rows in llama.cpp's rotary order. llama.cpp scales every pair by alpha / r; where
+ * the q/k lora_b rows in llama.cpp's rotary order; a LoRA on the embeddings becomes
+ * `token_embd.weight.lora_a` [vocab, r] / `.lora_b` [hidden, r]. llama.cpp scales every pair by alpha / r; where
  * this adapter scales otherwise (rslora, rank or alpha patterns) the factor is folded into lora_b.
  * @example await exportGgufLora(peft, 'out/adapter.gguf'); // llama-cli -m model.gguf --lora out/adapter.gguf
  */
@@ -229,16 +239,18 @@ export function exportGgufLora(peft: PeftModel, file: string, options: ExportGgu
     const params = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
     const alpha = config.lora_alpha!;
     const tensors: Record<string, Tensor> = {};
-    for (const { name: module, inFeatures, outFeatures } of model.nativeModel.linearModules()) {
-      const a = params.get(loraA(module, name));
+    for (const site of loraSites(model, name)) {
+      const { module, inFeatures, outFeatures } = site;
+      const a = params.get(site.a);
       if (!a) continue;
       const target = ggufWeightName(module);
       if (!target) throw new PeftError(`${module} has no llama.cpp tensor name, so its LoRA cannot go into a GGUF file`, 'E_UNSUPPORTED');
-      if (module === 'lm_head' && model.config.tieWordEmbeddings) {
-        throw new PeftError('A LoRA on lm_head needs a separate output.weight in the base GGUF, but this model ties lm_head to the embeddings', 'E_UNSUPPORTED');
+      if ((module === 'lm_head' || site.embedding) && model.config.tieWordEmbeddings) {
+        // llama.cpp looks adapters up by tensor name, and a tied head is token_embd.weight too.
+        throw new PeftError(`A LoRA on ${module} needs separate token_embd.weight and output.weight in the base GGUF, but this model ties them`, 'E_UNSUPPORTED');
       }
       const r = new Tensor(a).shape[0];
-      let b = new Tensor(params.get(loraB(module, name))!).toFloat32Array();
+      let b = new Tensor(params.get(site.b)!).toFloat32Array();
       const moduleAlpha = patternValue(module, config.alpha_pattern ?? {}, alpha);
       const scaling = config.use_rslora ? moduleAlpha / Math.sqrt(r) : moduleAlpha / r;
       const fold = (scaling * r) / alpha; // llama.cpp applies alpha / r
@@ -246,8 +258,9 @@ export function exportGgufLora(peft: PeftModel, file: string, options: ExportGgu
       // The base q/k weights in a llama GGUF have their rows permuted; B's rows must follow them.
       if (arch === 'llama' && module.endsWith('.q_proj')) b = permuteRotary(b, outFeatures, r, model.config.numHeads);
       if (arch === 'llama' && module.endsWith('.k_proj')) b = permuteRotary(b, outFeatures, r, model.config.numKvHeads);
-      const aTensor = new Tensor(a);
-      tensors[`${target}.lora_a`] = dtype === 'f32' ? tensor(aTensor.toFloat32Array(), [r, inFeatures]) : aTensor.to(dtype);
+      // The converter transposes token_embd's lora_a to [vocab, r]: llama.cpp gathers its rows by token.
+      const aValues = new Tensor(a).toFloat32Array();
+      tensors[`${target}.lora_a`] = site.embedding ? tensor(transpose(aValues, r, inFeatures), [inFeatures, r], dtype) : tensor(aValues, [r, inFeatures], dtype);
       tensors[`${target}.lora_b`] = tensor(b, [outFeatures, r], dtype);
     }
     if (!Object.keys(tensors).length) throw new PeftError(`Adapter ${name} has no LoRA weights to export`, 'E_CONFIG');

@@ -149,6 +149,33 @@ describe('addWeightedAdapter: linear and cat', () => {
   });
 });
 
+describe('addWeightedAdapter: token embeddings', () => {
+  const E1 = { peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['embed_tokens', 'q_proj'], init_lora_weights: false }; // s = 2
+  const E2 = { peft_type: 'LORA', r: 3, lora_alpha: 3, target_modules: ['embed_tokens'], init_lora_weights: false }; // s = 1
+  const EMB = 'model.embed_tokens';
+  const embFactor = (peft: PeftModel, adapter: string, which: 'A' | 'B') => {
+    const p = peft.base.nativeModel.parameters().find((x) => x.name === `${EMB}.lora_embedding_${which}.${adapter}`)!;
+    return Float64Array.from(new Tensor(p.tensor).toFloat32Array());
+  };
+  /** s·(B·A)ᵀ: [vocab 11, hidden 8], as PEFT's embedding LoRA adds it to the table. */
+  const embDelta = (peft: PeftModel, adapter: string, r: number, s: number) => {
+    const ba = mm(embFactor(peft, adapter, 'B'), embFactor(peft, adapter, 'A'), 8, r, 11); // [8, 11]
+    return Float64Array.from({ length: 88 }, (_, k) => s * ba[(k % 8) * 11 + Math.floor(k / 8)]);
+  };
+
+  for (const type of ['cat', 'svd'] as const) {
+    it(`${type}: the embedding delta is Σ w·s·(B·A)ᵀ, so the logits equal a hand-merged model`, async () => {
+      const peft = twoAdapters(E1, E2);
+      peft.addWeightedAdapter(['default', 'b'], [0.5, 2], 'mix', { combination_type: type, svd_rank: 5 });
+      expect((peft.peftConfig.mix as { target_modules: string[] }).target_modules).toEqual(['embed_tokens', 'q_proj']);
+      const deltas = new Map<string, Float64Array>([[EMB, add(embDelta(peft, 'default', 2, 2 * 0.5), embDelta(peft, 'b', 3, 2))]]);
+      for (const l of LAYERS) deltas.set(Q(l), delta(peft, Q(l), 'default', 2, 2 * 0.5));
+      peft.setAdapter('mix');
+      expect(maxAbsDiff((await peft.forward(TINY_IDS)).toFloat32Array(), await handMergedLogits(deltas))).toBeLessThan(2e-5);
+    });
+  }
+});
+
 /** Eigen-decomposition of a symmetric n×n matrix by orthogonal (subspace) iteration, largest first. */
 function topEigen(m: Float64Array, n: number, k: number): { values: number[]; vectors: Float64Array[] } {
   const random = new SeededRandom(11);

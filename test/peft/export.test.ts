@@ -74,6 +74,7 @@ describe('exportMerged', () => {
     ['DoRA', { ...LORA, use_dora: true }],
     ['IA3', { peft_type: 'IA3', init_ia3_weights: false }],
     ['BitFit', { peft_type: 'BITFIT' }],
+    ['LoRA on the embeddings', { ...LORA, target_modules: ['embed_tokens', 'v_proj'] }],
   ] as const) {
     it(`${label}: the exported model computes the adapted logits, and the base is restored exactly`, async () => {
       const peft = getPeftModel(tinyLlama({ tie: false, bias: true }).model, cfg, { seed: 8 });
@@ -107,10 +108,12 @@ describe('exportMerged', () => {
     for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThanOrEqual(Math.abs(expected[i]) * 2 ** -8 + 1e-7);
   });
 
-  it('refuses to fold a LoRA on a tied lm_head (it would change the embeddings too)', async () => {
-    const peft = getPeftModel(tinyLlama({ tie: true }).model, { ...LORA, target_modules: ['lm_head'] });
-    await expect(exportMerged(peft, tmp())).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
-    await expect(exportGgufLora(peft, path.join(tmp(), 'x.gguf'))).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+  it('refuses to fold a LoRA on a tied lm_head or tied embeddings (it would change both)', async () => {
+    for (const target of ['lm_head', 'embed_tokens']) {
+      const peft = getPeftModel(tinyLlama({ tie: true }).model, { ...LORA, target_modules: [target] });
+      await expect(exportMerged(peft, tmp())).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+      await expect(exportGgufLora(peft, path.join(tmp(), 'x.gguf'))).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
+    }
   });
 
   it('stories260K (HF directory): copies the tokenizer files, keeps config.json, and bf16 export holds the f32 values rounded to bf16', async () => {
@@ -286,6 +289,24 @@ describe('exportGgufLora', () => {
     peft.deleteAdapter('rs');
   });
 
+  it('an embedding LoRA becomes token_embd.weight.lora_a = Aᵀ [vocab, r] and .lora_b = B [hidden, r]', async () => {
+    peft.addAdapter('emb', { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['embed_tokens', 'q_proj'], init_lora_weights: false }, { seed: 6 });
+    const out = path.join(tmp(), 'emb.gguf');
+    await exportGgufLora(peft, out, { adapterName: 'emb' });
+    const parsed = parseGguf(new Uint8Array(fs.readFileSync(out)));
+    const shapes = Object.fromEntries(parsed.tensors.map((t) => [t.name, t.shape]));
+    expect(shapes['token_embd.weight.lora_a']).toEqual([512, 4]);
+    expect(shapes['token_embd.weight.lora_b']).toEqual([64, 4]);
+    const lora = readGguf(out);
+    const param = (n: string) => new Tensor(peft.base.nativeModel.parameters().find((p) => p.name === n)!.tensor).toFloat32Array();
+    const a = param('model.embed_tokens.lora_embedding_A.emb'), b = param('model.embed_tokens.lora_embedding_B.emb');
+    const gotA = lora.tensor('token_embd.weight.lora_a').toFloat32Array();
+    for (let v = 0; v < 512; v += 37) for (let j = 0; j < 4; j++) expect(gotA[v * 4 + j]).toBe(a[j * 512 + v]);
+    expect(lora.tensor('token_embd.weight.lora_b').toFloat32Array()).toEqual(b);
+    lora.dispose();
+    peft.deleteAdapter('emb');
+  });
+
   it('refuses DoRA, non-LoRA adapters and unknown adapter names', async () => {
     const dora = getPeftModel(tinyLlama().model, { ...LORA, use_dora: true });
     await expect(exportGgufLora(dora, path.join(tmp(), 'x.gguf'))).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
@@ -304,6 +325,19 @@ describe('exportGgufLora', () => {
       expect(ours).not.toEqual(base); // the adapter changes the continuation
       expect(run('').slice(0, base.length)).toEqual(base);
       expect(run(file).slice(0, ours.length)).toEqual(ours);
+      // An adapter on the embeddings (scaled down so that the text stays plausible) and q/k.
+      peft.addAdapter('emb', { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['embed_tokens', 'q_proj', 'k_proj'], init_lora_weights: false }, { seed: 6 });
+      const bName = 'model.embed_tokens.lora_embedding_B.emb';
+      const b = new Tensor(peft.base.nativeModel.parameters().find((p) => p.name === bName)!.tensor);
+      peft.setParameterValue(bName, tensor(b.toFloat32Array().map((v) => v * 0.05), b.shape));
+      peft.setAdapter('emb');
+      const withEmb = (await peft.generate(prompt, { maxNewTokens: 16 })).tokens;
+      expect(withEmb).not.toEqual(base);
+      const embFile = path.join(tmp(), 'emb.gguf');
+      await exportGgufLora(peft, embFile);
+      expect(run(embFile).slice(0, withEmb.length)).toEqual(withEmb);
+      peft.setAdapter('default');
+      peft.deleteAdapter('emb');
     },
   );
 });
