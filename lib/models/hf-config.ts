@@ -1,6 +1,6 @@
 /**
- * A Hugging Face `config.json` object for a Llama-family config: the inverse of configFromHf, with
- * transformers' field names, for models loaded from GGUF files or built in code.
+ * A Hugging Face `config.json` object for a model config (Llama family or GPT-2): the inverse of
+ * configFromHf, with transformers' field names, for models loaded from GGUF files or built in code.
  */
 import type { LlamaConfig } from './config';
 
@@ -15,6 +15,24 @@ const ARCHITECTURES: Record<string, string> = {
 export const TORCH_DTYPES = { f32: 'float32', bf16: 'bfloat16', f16: 'float16' } as const;
 
 export function hfConfigJson(config: LlamaConfig, dtype: keyof typeof TORCH_DTYPES): Record<string, unknown> {
+  if (config.architecture === 'gpt2') {
+    return {
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      n_embd: config.hiddenSize,
+      n_layer: config.numLayers,
+      n_head: config.numHeads,
+      n_inner: config.intermediateSize,
+      n_positions: config.maxPositionEmbeddings,
+      vocab_size: config.vocabSize,
+      layer_norm_epsilon: config.layerNormEps,
+      activation_function: 'gelu_new',
+      tie_word_embeddings: true,
+      ...(config.bosTokenId === undefined ? {} : { bos_token_id: config.bosTokenId }),
+      ...(config.eosTokenId === undefined ? {} : { eos_token_id: config.eosTokenId }),
+      torch_dtype: TORCH_DTYPES[dtype],
+    };
+  }
   const scaling = config.ropeScaling;
   const modelType = config.modelType === 'smollm' ? 'llama' : config.modelType;
   return {

@@ -21,7 +21,7 @@ import { tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { modulesToSave } from './attach';
 import type { LoraConfig } from './config';
-import { EMBEDDINGS, loraSites } from './lora-factors';
+import { embeddingsOf, loraSites } from './lora-factors';
 import { ia3Vector } from './names';
 import { PeftModel } from './peft-model';
 import { patternValue } from './targets';
@@ -86,6 +86,14 @@ async function writeModelFiles(model: Model, dir: string): Promise<Record<string
   return undefined;
 }
 
+const GPT2_CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
+
+/** t: [rows, cols] → f32 [cols, rows] */
+function transposed(t: Tensor): Tensor {
+  const [rows, cols] = t.shape;
+  return tensor(transpose(t.toFloat32Array(), rows, cols), [cols, rows]);
+}
+
 /** Deep copy of a float tensor in its own dtype (f32 holds every bf16 and f16 value exactly). */
 function snapshot(t: Tensor): Tensor {
   if (t.dtype !== 'f32' && t.dtype !== 'bf16' && t.dtype !== 'f16') {
@@ -111,11 +119,11 @@ async function withActiveMerged<T>(peft: PeftModel, fn: () => Promise<T>): Promi
   const trainedCopies = new Set(modulesToSave(model, config));
   const changed: string[] = [];
   const baseNames = new Set(model.parameterNames());
-  for (const { module, a } of loraSites(model, name)) {
+  for (const { module, a, embedding } of loraSites(model, name)) {
     if (!adapterParams.has(a) && !adapterParams.has(ia3Vector(module, name))) continue;
-    if ((module === 'lm_head' || module === EMBEDDINGS) && model.config.tieWordEmbeddings) {
+    if ((module === 'lm_head' || embedding) && model.config.tieWordEmbeddings) {
       // Folding it into the one tied matrix would change both the embeddings and the head, which the adapted model does not.
-      throw new PeftError(`Adapter ${name} changes ${module}, whose weight is tied to ${module === EMBEDDINGS ? 'lm_head' : 'the embeddings'}; it cannot be merged into one tied matrix`, 'E_UNSUPPORTED');
+      throw new PeftError(`Adapter ${name} changes ${module}, whose weight is tied to ${embedding ? 'lm_head' : 'the embeddings'}; it cannot be merged into one tied matrix`, 'E_UNSUPPORTED');
     }
     for (const param of [`${module}.weight`, `${module}.bias`]) if (baseNames.has(param) && !trainedCopies.has(param)) changed.push(param);
   }
@@ -152,7 +160,9 @@ export function exportMerged(source: PeftModel | Model, dir: string, options: Ex
       const live = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
       const tensors: Record<string, Tensor> = {};
       for (const name of model.parameterNames()) {
-        const t = new Tensor(live.get(name)!);
+        let t = new Tensor(live.get(name)!);
+        // GPT-2 checkpoints keep Conv1D weights as [in, out]; the model holds them as [out, in].
+        if (model.config.architecture === 'gpt2' && GPT2_CONV1D.test(name)) t = transposed(t);
         tensors[name] = t.dtype === dtype ? t : t.to(dtype);
       }
       await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
@@ -181,7 +191,7 @@ const GGUF_NAMES: Record<string, string> = {
 /** `blk.N.attn_q.weight` for model.layers.N.self_attn.q_proj, `output.weight` for lm_head, `token_embd.weight` for the embeddings. */
 export function ggufWeightName(module: string): string | undefined {
   if (module === 'lm_head') return 'output.weight';
-  if (module === EMBEDDINGS) return 'token_embd.weight';
+  if (module === 'model.embed_tokens') return 'token_embd.weight';
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(module);
   return m && GGUF_NAMES[m[2]] ? `blk.${m[1]}.${GGUF_NAMES[m[2]]}.weight` : undefined;
 }
@@ -235,6 +245,9 @@ export function exportGgufLora(peft: PeftModel, file: string, options: ExportGgu
       throw new PeftError(`llama.cpp's LoRA files hold only lora_a / lora_b pairs, but adapter ${name} also trains ${config.modules_to_save?.length ? 'modules_to_save' : 'biases'}`, 'E_UNSUPPORTED');
     }
     const model = peft.base;
+    if (model.config.architecture !== 'llama') {
+      throw new PeftError(`GGUF LoRA export is for Llama-family models (llama, mistral, qwen2), not ${model.config.architecture}`, 'E_UNSUPPORTED');
+    }
     const arch = model.config.modelType === 'qwen2' ? 'qwen2' : 'llama';
     const params = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
     const alpha = config.lora_alpha!;

@@ -7,7 +7,8 @@
 import type { Model } from '../models/model';
 import { loraA, loraB } from './names';
 
-export const EMBEDDINGS = 'model.embed_tokens';
+/** The token-embedding module's name: model.embed_tokens (Llama family) or transformer.wte (GPT-2). */
+export const embeddingsOf = (model: Model) => (model.config.architecture === 'gpt2' ? 'transformer.wte' : 'model.embed_tokens');
 
 export interface LoraSite {
   module: string;
@@ -24,10 +25,11 @@ export function loraSites(model: Model, adapter: string): LoraSite[] {
   const sites: LoraSite[] = model.nativeModel.linearModules().map((m) => ({
     module: m.name, a: loraA(m.name, adapter), b: loraB(m.name, adapter), inFeatures: m.inFeatures, outFeatures: m.outFeatures, embedding: false,
   }));
+  const embeddings = embeddingsOf(model);
   sites.push({
-    module: EMBEDDINGS,
-    a: `${EMBEDDINGS}.lora_embedding_A.${adapter}`,
-    b: `${EMBEDDINGS}.lora_embedding_B.${adapter}`,
+    module: embeddings,
+    a: `${embeddings}.lora_embedding_A.${adapter}`,
+    b: `${embeddings}.lora_embedding_B.${adapter}`,
     inFeatures: model.config.vocabSize,
     outFeatures: model.config.hiddenSize,
     embedding: true,

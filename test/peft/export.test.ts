@@ -11,7 +11,9 @@ import { configFromHf, exportGgufLora, exportMerged, getPeftModel, loadModel, re
 import { Model } from '../../lib/models/model';
 import { bf16ToNumber, f16ToNumber, parseGguf } from '../helpers/gguf';
 import { STORIES_GGUF, STORIES_HF_DIR } from '../helpers/models';
-import { parseSafetensors } from '../helpers/safetensors-js';
+import { f32Bytes, parseSafetensors, writeSafetensorsJs, type JsTensor } from '../helpers/safetensors-js';
+import { randomArray, rng } from '../helpers/random';
+import { hfConfigJson } from '../../lib/models/hf-config';
 import { tinyLlama, TINY_IDS } from '../helpers/tiny-llama';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'peft-export-'));
@@ -164,6 +166,43 @@ describe('exportMerged', () => {
     const text = 'Once upon a time, a little girl named Lily saw a big dog.';
     expect(reloaded.tokenizer!.encode(text)).toEqual(model.tokenizer!.encode(text));
     expect(maxAbsDiff((await reloaded.forward([[1, 403, 407, 261]])).toFloat32Array(), (await model.forward([[1, 403, 407, 261]])).toFloat32Array())).toBeLessThan(1e-5);
+  });
+
+  it('GPT-2: Conv1D weights go back to [in, out]; the directory reloads to the adapted logits; config.json round-trips', async () => {
+    const H = 8, V = 13, random = rng(4);
+    const dir = tmp();
+    const entries: [string, JsTensor][] = [];
+    const add = (name: string, shape: number[], offset = 0) =>
+      entries.push([name, { dtype: 'F32', shape, bytes: f32Bytes([...randomArray(random, shape.reduce((a, b) => a * b, 1), 0.4)].map((v) => v + offset)) }]);
+    add('wte.weight', [V, H]);
+    add('wpe.weight', [16, H]);
+    for (const l of [0, 1]) {
+      for (const ln of ['ln_1', 'ln_2']) { add(`h.${l}.${ln}.weight`, [H], 1); add(`h.${l}.${ln}.bias`, [H]); }
+      for (const [m, inF, out] of [['attn.c_attn', H, 3 * H], ['attn.c_proj', H, H], ['mlp.c_fc', H, 4 * H], ['mlp.c_proj', 4 * H, H]] as const) {
+        add(`h.${l}.${m}.weight`, [inF, out]);
+        add(`h.${l}.${m}.bias`, [out]);
+      }
+    }
+    add('ln_f.weight', [H], 1);
+    add('ln_f.bias', [H]);
+    writeSafetensorsJs(path.join(dir, 'model.safetensors'), entries);
+    const sourceConfig = { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: H, n_layer: 2, n_head: 2, n_inner: null, vocab_size: V, n_positions: 16, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new' };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(sourceConfig));
+    const model = await loadModel(dir);
+    expect(configFromHf(hfConfigJson(model.config, 'f32'))).toEqual(model.config);
+    const peft = getPeftModel(model, { peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['c_attn', 'c_fc'], init_lora_weights: false }, { seed: 2 });
+    const ids = [[1, 5, 7, 2, 9, 3]];
+    const logits = (await peft.forward(ids)).toFloat32Array();
+    const out = tmp();
+    await exportMerged(peft, out);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'))).toEqual({ ...sourceConfig, torch_dtype: 'float32' });
+    const file = parseSafetensors(path.join(out, 'model.safetensors'));
+    expect(file.tensors.get('transformer.h.0.attn.c_attn.weight')!.shape).toEqual([H, 3 * H]);
+    // Untouched Conv1D weights come back exactly as they were written.
+    const original = entries.find(([k]) => k === 'h.1.attn.c_proj.weight')![1];
+    expect(file.tensors.get('transformer.h.1.attn.c_proj.weight')!.bytes).toEqual(original.bytes);
+    expect(maxAbsDiff((await (await loadModel(out)).forward(ids)).toFloat32Array(), logits)).toBeLessThan(1e-5);
+    await expect(exportGgufLora(peft, path.join(tmp(), 'x.gguf'))).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
   });
 
   it('refuses what cannot be merged and bad options', async () => {
