@@ -24,6 +24,9 @@ export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeN
 export { loadModel, Model, type TokenIds, type LossResult, type LossOptions, type GenerateOptions, type LoadModelOptions } from './models/model';
 export { Sampler, type SamplingOptions } from './models/sampling';
 export { getPeftModel, loadAdapter, PeftModel, type AdapterOptions, type AdapterRowOptions } from './peft/peft-model';
+export { type WeightedAdapterOptions, type CombinationType } from './peft/combine';
+export { exportMerged, exportGgufLora, type ExportMergedOptions, type ExportGgufLoraOptions } from './peft/export';
+export { writeGguf, type GgufMetadataValue, type GgufScalarType } from './io/gguf-writer';
 export {
   normalizeConfig,
   type PeftConfig,

@@ -10,6 +10,7 @@ import type { GenerateOptions, LossOptions, LossResult, Model, TokenIds } from '
 import { handleOf, tensor, Tensor } from '../tensor';
 import { attachAdapter, type AdapterState, type AdapterTensors } from './attach';
 import { readAdapter, writeAdapter } from './adapter-io';
+import { combineLoraAdapters, type WeightedAdapterOptions } from './combine';
 import { normalizeConfig, type PeftConfig } from './config';
 import { BASE_ROWS, checkAdapterName, DEFAULT_ADAPTER } from './names';
 
@@ -385,6 +386,18 @@ export class PeftModel {
       if (p.trainable !== trains(p.name)) nativeModel.setTrainable(p.name, trains(p.name));
     }
     nativeModel.setSelection({ enabled: !this.disabled, active: [this.active], perRow: null, seed: 0 });
+  }
+
+  /**
+   * Adds a LoRA adapter combining existing ones, as Hugging Face PEFT's add_weighted_adapter
+   * (combination types linear, cat, svd, ties, dare_linear, dare_ties, magnitude_prune and their
+   * `_svd` variants; see the README). The new adapter has r = lora_alpha and does not train or
+   * become active.
+   * @example peft.addWeightedAdapter(['a', 'b'], [0.7, 0.3], 'ab', { combination_type: 'cat' });
+   */
+  addWeightedAdapter(adapters: string[], weights: number[], adapterName: string, options: WeightedAdapterOptions = {}): void {
+    const { config, tensors } = combineLoraAdapters(this.base, this.peftConfig, adapters, weights, adapterName, options);
+    this.attachLoaded(adapterName, config, tensors, false);
   }
 }
 
