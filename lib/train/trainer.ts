@@ -190,6 +190,7 @@ export class Trainer {
         dropLast: this.args.dataloader_drop_last,
         from: state.position,
       });
+      if (session.eval && this.args.eval_on_start && state.step === 0) await this.evaluateStep(session);
       let windowLoss = 0;
       let windowSteps = 0;
       while (state.step < totalSteps) {
@@ -439,8 +440,9 @@ export class Trainer {
     s.evalsWithoutImprovement = significant ? 0 : s.evalsWithoutImprovement + 1;
     if (isBest) {
       s.best = { step: s.step, eval_loss: r.eval_loss };
-      // Without a folder to save it in, keep the best weights in memory for load_best_model_at_end.
-      if (this.args.output_dir === undefined && this.args.load_best_model_at_end) {
+      // Without a checkpoint to hold them (no output_dir, or the weights before training), keep the
+      // best weights in memory for load_best_model_at_end.
+      if ((this.args.output_dir === undefined || s.step === 0) && this.args.load_best_model_at_end) {
         s.best.checkpoint = BEST_IN_MEMORY;
         s.bestValues = new Map(Object.entries(session.params).map(([n, t]) => [n, t.toFloat32Array()]));
       }
@@ -528,8 +530,7 @@ export class Trainer {
     const s = session.state;
     const losses = s.logHistory.map((r) => r.loss);
     const metrics: Record<string, number> = {};
-    if (losses.length) metrics.train_loss = losses.reduce((x, y) => x + y, 0) / losses.length;
-    if (s.best) metrics.best_eval_loss = s.best.eval_loss;
+    if (losses.length) metrics.mean_train_loss = losses.reduce((x, y) => x + y, 0) / losses.length;
     const outputDir = this.args.output_dir;
     let runLog: string | undefined;
     let report: string | undefined;
@@ -545,7 +546,7 @@ export class Trainer {
       global_step: s.step,
       epoch: this.epochOf(session),
       reason,
-      train_loss: metrics.train_loss ?? NaN,
+      train_loss: metrics.mean_train_loss ?? NaN,
       losses,
       log_history: s.logHistory,
       eval_history: s.evalHistory,

@@ -74,6 +74,8 @@ export interface TrainingArguments {
 
   /** Evaluate every this many steps (and at the end). Default: at the end only. */
   eval_steps?: number;
+  /** Also evaluate before the first step (logged as step 0), to see where training starts. Default false. */
+  eval_on_start?: boolean;
   /** Stop after this many evaluations without an improvement of the eval loss. Default: off. */
   early_stopping_patience?: number;
   /** An improvement must lower the eval loss by more than this. Default 0. */
@@ -129,6 +131,7 @@ export interface ResolvedArguments {
   num_train_epochs: number;
   dataloader_drop_last: boolean;
   eval_steps?: number;
+  eval_on_start: boolean;
   early_stopping_patience?: number;
   early_stopping_threshold: number;
   load_best_model_at_end: boolean;
@@ -151,7 +154,7 @@ const KNOWN = new Set([
   'learning_rate', 'weight_decay', 'adam_beta1', 'adam_beta2', 'adam_epsilon', 'momentum', 'loraplus_lr_ratio',
   'loraplus_lr_embedding', 'lr_scheduler_type', 'warmup_steps', 'warmup_ratio', 'per_device_train_batch_size',
   'per_device_eval_batch_size', 'gradient_accumulation_steps', 'max_grad_norm', 'max_steps', 'num_train_epochs',
-  'dataloader_drop_last', 'eval_steps', 'early_stopping_patience', 'early_stopping_threshold', 'load_best_model_at_end',
+  'dataloader_drop_last', 'eval_steps', 'eval_on_start', 'early_stopping_patience', 'early_stopping_threshold', 'load_best_model_at_end',
   'save_steps', 'save_total_limit', 'seed', 'logging_steps', 'gradient_checkpointing', 'run_log',
 ]);
 
@@ -225,6 +228,7 @@ export function resolveArguments(args: TrainingArguments): ResolvedArguments {
     num_train_epochs: num(o, 'num_train_epochs', 3, { min: 0, exclusiveMin: true }),
     dataloader_drop_last: bool(o, 'dataloader_drop_last', false),
     eval_steps: num(o, 'eval_steps', undefined, POSITIVE_INT),
+    eval_on_start: bool(o, 'eval_on_start', false),
     early_stopping_patience: num(o, 'early_stopping_patience', undefined, POSITIVE_INT),
     early_stopping_threshold: num(o, 'early_stopping_threshold', 0, { min: 0 }),
     load_best_model_at_end: bool(o, 'load_best_model_at_end', o.early_stopping_patience !== undefined),
