@@ -282,6 +282,29 @@ describe('evaluation, early stopping and checkpoints', () => {
     expect((await new Trainer(loaded, { train_dataset: tokenDataset(SEQS), per_device_eval_batch_size: 4 }).evaluate(tokenDataset(EVAL_SEQS))).eval_loss).toBeCloseTo(best, 6);
   });
 
+  it('evaluates without dropout: the loss of an adapter with lora_dropout 0.5 is that of the same weights without', async () => {
+    const noisy = tinyPeft({ ...LORA, lora_dropout: 0.5, init_lora_weights: false });
+    const clean = tinyPeft({ ...LORA, init_lora_weights: false });
+    const evalData = tokenDataset(EVAL_SEQS);
+    const a = await new Trainer(noisy, { train_dataset: evalData }).evaluate(evalData);
+    const b = await new Trainer(clean, { train_dataset: evalData }).evaluate(evalData);
+    expect(a.eval_loss).toBe(b.eval_loss);
+    // And it is the token-weighted mean of −log softmax, written out here.
+    let sum = 0;
+    let count = 0;
+    for (const ids of EVAL_SEQS) {
+      const logits = (await clean.forward([ids])).toFloat32Array();
+      for (let t = 1; t < ids.length; t++) {
+        const row = logits.subarray((t - 1) * 11, t * 11);
+        const max = Math.max(...row);
+        sum += Math.log(row.reduce((acc, v) => acc + Math.exp(v - max), 0)) + max - row[ids[t]];
+        count++;
+      }
+    }
+    expect(a.tokens).toBe(count);
+    expect(a.eval_loss).toBeCloseTo(sum / count, 6);
+  });
+
   it('keeps the best weights in memory without output_dir', async () => {
     const peft = tinyPeft();
     const trainer = new Trainer(peft, {
