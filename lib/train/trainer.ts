@@ -16,7 +16,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
 import { clipGradNormAsync } from '../ops/optim';
 import { PeftModel } from '../peft/peft-model';
-import type { Tensor } from '../tensor';
+import { tensor, type Tensor } from '../tensor';
 import { fail } from '../validate';
 import { accumulateGradients, microBatch, type MicroBatch } from './accumulate';
 import { notify, type EvalInfo, type TrainerCallbacks } from './callbacks';
@@ -406,10 +406,10 @@ export class Trainer {
       return (key: string) => (f.has(key) ? f.tensor(key).toFloat32Array() : undefined);
     };
     const values = read(PARAMETERS_FILE);
-    for (const [name, p] of Object.entries(session.params)) {
+    for (const name of Object.keys(session.params)) {
       const v = values(name);
-      if (!v || v.length !== p.size) throw new PeftError(`The checkpoint ${dir} has no values of ${name}`, 'E_FORMAT');
-      await copyInPlace(p, v);
+      if (!v || v.length !== session.params[name].size) throw new PeftError(`The checkpoint ${dir} has no values of ${name}`, 'E_FORMAT');
+      await this.setValues(session, name, v);
     }
     session.optimizer.loadState(read(OPTIMIZER_FILE), saved.optimizer_steps, path.join(dir, OPTIMIZER_FILE));
     session.schedule = LrSchedule.fromState({ ...session.schedule.state(), step: saved.scheduler.step });
@@ -423,6 +423,19 @@ export class Trainer {
     s.evalHistory = saved.eval_history;
     s.savedStep = saved.global_step;
     s.evaluatedStep = saved.eval_history.length ? saved.eval_history[saved.eval_history.length - 1].step : -1;
+  }
+
+  /**
+   * Gives a trainable parameter saved values, in its own storage (which the model and the optimizer
+   * share). Only when it holds NaN or infinity (a diverged run) does the storage get replaced, and the
+   * optimizer follows through the shared params record.
+   */
+  private async setValues(session: Session, name: string, values: Float32Array): Promise<void> {
+    const p = session.params[name];
+    if (await copyInPlace(p, values)) return;
+    const fresh = tensor(values, p.shape);
+    this.peft.setParameterValue(name, fresh);
+    session.params[name] = fresh;
   }
 
   private epochOf(session: Session): number {
@@ -519,9 +532,9 @@ export class Trainer {
     } else {
       return;
     }
-    for (const [name, p] of Object.entries(session.params)) {
+    for (const name of Object.keys(session.params)) {
       const v = values(name);
-      if (v) await copyInPlace(p, v);
+      if (v) await this.setValues(session, name, v);
     }
     session.progress?.log(`loaded the best weights (step ${best.step}, eval loss ${best.eval_loss.toFixed(4)})`);
   }

@@ -40,6 +40,7 @@ const SEQS = Array.from({ length: 12 }, (_, i) => Array.from({ length: 3 + (i % 
 const EVAL_SEQS = [[1, 4, 7, 10, 2], [3, 6, 9, 1, 4, 7], [5, 8]];
 
 const LORA = { peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] } as const;
+const P_TUNING = { peft_type: 'P_TUNING', num_virtual_tokens: 2, encoder_hidden_size: 6 } as const;
 
 function tinyPeft(config: Record<string, unknown> = LORA, seed = 1, model = tinyLlama().model): PeftModel {
   return getPeftModel(model, config, { seed });
@@ -83,17 +84,24 @@ describe('gradient accumulation', () => {
     }
   });
 
-  it('a step of 2 × 2 sequences updates the weights as one batch of 4 does', async () => {
+  it.each([
+    ['LoRA', { ...LORA, init_lora_weights: false }],
+    ['P-tuning (gradients through a prompt encoder)', P_TUNING],
+  ])('a step of 2 × 2 sequences updates the weights as one batch of 4 does: %s', async (_, config) => {
     const data = tokenDataset(SEQS);
     const common: TrainingArguments = { train_dataset: data, optimizer: 'sgd', learning_rate: 0.5, max_grad_norm: 0, max_steps: 1, lr_scheduler_type: 'constant' };
-    const a = tinyPeft({ ...LORA, init_lora_weights: false });
-    const b = tinyPeft({ ...LORA, init_lora_weights: false });
+    const a = tinyPeft(config);
+    const b = tinyPeft(config);
     const ra = await new Trainer(a, { ...common, per_device_train_batch_size: 4 }).train();
     const rb = await new Trainer(b, { ...common, per_device_train_batch_size: 2, gradient_accumulation_steps: 2 }).train();
     expect(Math.abs(ra.losses[0] - rb.losses[0])).toBeLessThan(1e-6);
     const va = values(a);
     const vb = values(b);
-    for (const name of Object.keys(va)) expect(maxAbsDiff(va[name], vb[name])).toBeLessThan(1e-6);
+    const v0 = values(tinyPeft(config));
+    for (const name of Object.keys(va)) {
+      expect(maxAbsDiff(va[name], vb[name])).toBeLessThan(1e-6);
+      expect(maxAbsDiff(va[name], v0[name])).toBeGreaterThan(1e-4); // the step moved every tensor
+    }
   });
 });
 
@@ -224,6 +232,15 @@ describe('reproducibility and resuming', () => {
     expect(values(again)).toEqual(values(whole));
   });
 
+  it('resumes P-tuning exactly (the prompt encoder\'s weights are in the checkpoint)', async () => {
+    const full = await new Trainer(tinyPeft(P_TUNING), resumable('adamw', outDir('full-ptuning'))).train();
+    const out = outDir('cut-ptuning');
+    const controller = new AbortController();
+    await new Trainer(tinyPeft(P_TUNING), { ...resumable('adamw', out), signal: controller.signal, callbacks: { onStep: ({ step }) => (step === 5 ? controller.abort() : undefined) } }).train();
+    const resumed = await new Trainer(tinyPeft(P_TUNING), resumable('adamw', out)).train({ resumeFrom: path.join(out, 'checkpoint-4') });
+    expect(resumed.losses).toEqual(full.losses);
+  });
+
   it('resumeFrom: true continues from the latest checkpoint', async () => {
     const out = outDir('latest');
     const controller = new AbortController();
@@ -313,6 +330,22 @@ describe('evaluation, early stopping and checkpoints', () => {
     });
     const r = await trainer.train();
     expect((await trainer.evaluate()).eval_loss).toBe(r.best!.eval_loss);
+  });
+
+  it('puts the weights from before training back when a diverged run never beat them (eval_on_start)', async () => {
+    // v_proj only: NaN queries (q_proj) come out of attention as finite values, NaN values do not.
+    const peft = tinyPeft({ ...LORA, target_modules: ['v_proj'], init_lora_weights: false });
+    // SGD with lr · weight_decay = 1e12 multiplies the weights by about −1e12 a step: infinite by step 4.
+    const trainer = new Trainer(peft, {
+      train_dataset: tokenDataset(SEQS), eval_dataset: tokenDataset(EVAL_SEQS), per_device_train_batch_size: 4,
+      optimizer: 'sgd', learning_rate: 1e6, weight_decay: 1e6, max_grad_norm: 0, max_steps: 4, eval_steps: 4, eval_on_start: true, load_best_model_at_end: true,
+    });
+    const r = await trainer.train();
+    expect(r.eval_history.map((e) => e.step)).toEqual([0, 4]);
+    expect(r.eval_history[1].eval_loss).toBeNaN();
+    expect(r.best?.step).toBe(0);
+    expect(Object.values(values(peft)).flat().every(Number.isFinite)).toBe(true);
+    expect((await trainer.evaluate()).eval_loss).toBe(r.eval_history[0].eval_loss);
   });
 
   it('an interrupted save leaves no checkpoint folder behind, and the previous one resumes', async () => {
