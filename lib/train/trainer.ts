@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { Dataset } from '../data/dataset';
 import { loadDatasets } from '../data/load';
 import { deriveSeed } from '../data/random';
-import type { DataPosition } from '../data/types';
+import type { Batch, DataPosition } from '../data/types';
 import { PeftError } from '../errors';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
@@ -163,6 +163,10 @@ export class Trainer {
       throw new PeftError('early_stopping_patience needs validation data (eval_dataset or valid_file) and eval_steps', 'E_CONFIG');
     }
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) fail('signal', 'an AbortSignal', options.signal, 'E_CONFIG');
+    const architecture: string = peft.base.config.architecture;
+    if (architecture === 'bert') {
+      throw new PeftError('The Trainer trains causal language models; BERT sequence classification is not supported by it yet', 'E_UNSUPPORTED');
+    }
     if (this.args.gradient_checkpointing) {
       this.warn('gradient_checkpointing is ignored: activation checkpointing is not available in peft-native yet, so training keeps every activation it needs');
     }
@@ -198,35 +202,14 @@ export class Trainer {
           reason = 'aborted';
           break;
         }
-        const stepStarted = performance.now();
-        const micro: MicroBatch[] = [];
-        // A step takes gradient_accumulation_steps batches, or fewer at the end of an epoch.
-        while (micro.length < this.args.gradient_accumulation_steps) {
-          const batch = batches.next().value!;
-          micro.push(microBatch(batch));
-          state.position = batch.next;
-          if (batch.next.index === 0) break;
-        }
-        this.peft.train();
-        const acc = await accumulateGradients(this.peft, micro);
-        const gradList = Object.keys(session.params).map((n) => acc.grads[n]);
-        // Without clipping the norm is still measured (for the log): a bound no norm reaches.
-        const gradNorm = await clipGradNormAsync(gradList, this.args.max_grad_norm > 0 ? this.args.max_grad_norm : Number.MAX_VALUE);
-        const lr = session.schedule.lr;
-        await session.optimizer.step(acc.grads, lr);
-        session.schedule.step();
-        state.step++;
-        tokens += acc.tokens;
-        const record: StepRecord = { step: state.step, loss: acc.loss, lr, grad_norm: gradNorm, tokens: acc.tokens };
-        state.logHistory.push(record);
-        const seconds = (performance.now() - stepStarted) / 1000;
-        const tokensPerS = acc.tokens / Math.max(seconds, 1e-9);
-        windowLoss += acc.loss;
+        const { record, tokensPerS } = await this.step(session, batches);
+        tokens += record.tokens;
+        windowLoss += record.loss;
         windowSteps++;
         if (state.step % this.args.logging_steps === 0 || state.step === totalSteps) {
           const loss = windowLoss / windowSteps;
-          session.log?.write({ event: 'step', step: state.step, loss, lr, grad_norm: gradNorm, tokens_per_s: tokensPerS, memory: process.memoryUsage.rss() });
-          session.progress?.update({ step: state.step, loss, lr, tokens_per_s: tokensPerS });
+          session.log?.write({ event: 'step', step: state.step, loss, lr: record.lr, grad_norm: record.grad_norm, tokens_per_s: tokensPerS, memory: process.memoryUsage.rss() });
+          session.progress?.update({ step: state.step, loss, lr: record.lr, tokens_per_s: tokensPerS });
           windowLoss = 0;
           windowSteps = 0;
         }
@@ -441,6 +424,34 @@ export class Trainer {
   private epochOf(session: Session): number {
     const p = session.state.position;
     return p.epoch + p.index / session.batchesPerEpoch;
+  }
+
+  /**
+   * One optimizer step: gradient_accumulation_steps batches (fewer at the end of an epoch), their
+   * accumulated gradient, clipping, the update at the scheduled learning rate.
+   */
+  private async step(session: Session, batches: Iterator<Batch>): Promise<{ record: StepRecord; tokensPerS: number }> {
+    const state = session.state;
+    const started = performance.now();
+    const micro: MicroBatch[] = [];
+    while (micro.length < this.args.gradient_accumulation_steps) {
+      const batch = batches.next().value as Batch;
+      micro.push(microBatch(batch));
+      state.position = batch.next;
+      if (batch.next.index === 0) break; // the epoch ends here
+    }
+    this.peft.train();
+    const acc = await accumulateGradients(this.peft, micro);
+    const gradList = Object.keys(session.params).map((n) => acc.grads[n]);
+    // Without clipping the norm is still measured for the log, with a bound no finite norm reaches.
+    const gradNorm = await clipGradNormAsync(gradList, this.args.max_grad_norm > 0 ? this.args.max_grad_norm : Number.MAX_VALUE);
+    const lr = session.schedule.lr;
+    await session.optimizer.step(acc.grads, lr);
+    session.schedule.step();
+    state.step++;
+    const record: StepRecord = { step: state.step, loss: acc.loss, lr, grad_norm: gradNorm, tokens: acc.tokens };
+    state.logHistory.push(record);
+    return { record, tokensPerS: acc.tokens / Math.max((performance.now() - started) / 1000, 1e-9) };
   }
 
   /** Evaluates, tracks the best loss and the patience, logs and calls back. */

@@ -97,6 +97,9 @@ export async function runMerge(config: MergeConfig): Promise<void> {
   const { loadModel } = await import('../../models/model');
   const { loadAdapter } = await import('../../peft/peft-model');
   const model = await loadModel(config.model);
+  // Other architectures store some weights in another layout on disk (GPT-2's Conv1D is [in, out]).
+  const architecture: string = model.config.architecture;
+  if (architecture !== 'llama') throw new PeftError(`merge saves Llama-family models; ${config.model} is ${architecture}`, 'E_UNSUPPORTED');
   const peft = await loadAdapter(model, config.adapter, { warn: (m) => process.stderr.write(`warning: ${m}\n`) });
   const type = peft.peftConfig[peft.activeAdapter].peft_type;
   if (['PROMPT_TUNING', 'PREFIX_TUNING', 'P_TUNING', 'BOTTLENECK'].includes(type)) {
