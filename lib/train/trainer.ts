@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { Dataset } from '../data/dataset';
-import { loadDatasets } from '../data/load';
 import { deriveSeed } from '../data/random';
 import type { Batch, DataPosition } from '../data/types';
 import { PeftError } from '../errors';
@@ -39,6 +38,7 @@ import {
 } from './checkpoint';
 import { evaluateLoss, type EvalResult } from './evaluate';
 import { copyInPlace } from './in-place';
+import { trainerData, type TrainerData } from './trainer-data';
 import { Optimizer } from './optimizer';
 import { TrainingProgress } from './progress';
 import { writeReport } from './report';
@@ -136,7 +136,7 @@ export class Trainer {
   private readonly options: TrainingArguments;
   private readonly callbacks: TrainerCallbacks[];
   private readonly warn: (message: string) => void;
-  private data?: { train: Dataset; eval?: Dataset };
+  private data?: TrainerData;
   private running = false;
 
   constructor(peft: PeftModel, options: TrainingArguments = {}) {
@@ -256,33 +256,9 @@ export class Trainer {
 
   // --- a run, piece by piece ---
 
-  /** The training and validation sets: given, or read from the files with the model's tokenizer. */
-  private async datasets(): Promise<{ train: Dataset; eval?: Dataset }> {
-    if (this.data) return this.data;
-    const o = this.options;
-    let train = o.train_dataset;
-    let valid = o.eval_dataset;
-    if (o.train_file !== undefined || o.valid_file !== undefined) {
-      const tokenizer = this.peft.base.tokenizer;
-      if (!tokenizer) throw new PeftError('The model has no tokenizer to read train_file / valid_file with; load it with one, or pass Datasets', 'E_CONFIG');
-      const context = this.peft.base.config.maxPositionEmbeddings;
-      const maxSeqLength = this.args.max_seq_length ?? Math.min(2048, context);
-      if (maxSeqLength > context) fail('max_seq_length', `at most ${context} (the model's context)`, maxSeqLength, 'E_CONFIG');
-      const options = { maxSeqLength, packing: this.args.packing };
-      if (o.train_file !== undefined) {
-        const sets = await loadDatasets({ train: o.train_file, valid: o.valid_file }, tokenizer, options);
-        train = sets.train;
-        valid = sets.valid ?? valid;
-      } else {
-        valid = (await loadDatasets({ train: o.valid_file! }, tokenizer, options)).train;
-      }
-    }
-    for (const [name, d] of [['training', train], ['validation', valid]] as const) {
-      if (d?.format === 'classification') {
-        throw new PeftError(`The ${name} data is classification data ({"text","label"}); the Trainer trains language models on text formats`, 'E_UNSUPPORTED');
-      }
-    }
-    this.data = { train: train!, eval: valid };
+  /** The training and validation sets (read once). */
+  private async datasets(): Promise<TrainerData> {
+    this.data ??= await trainerData(this.peft, this.options, this.args);
     return this.data;
   }
 

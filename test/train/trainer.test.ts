@@ -417,6 +417,12 @@ describe('bad input', () => {
     await running;
   });
 
+  it('refuses classification data (it trains language models)', async () => {
+    const d = tokenDataset(SEQS);
+    const classification = new Dataset(d.examples.map((e) => ({ ...e, label: 0 })), { ...d.stats(), format: 'classification' }, 0);
+    await expect(new Trainer(tinyPeft(), { train_dataset: classification }).train()).rejects.toThrow(error('E_UNSUPPORTED', 'classification data'));
+  });
+
   it('has nothing to train on an adapter loaded for inference', async () => {
     const out = outDir('frozen');
     const peft = tinyPeft();
