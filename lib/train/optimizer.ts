@@ -85,7 +85,10 @@ export class Optimizer {
     }
   }
 
-  /** One update of every parameter with `grads` (by name) at the scheduled learning rate `lr`. */
+  /**
+   * One update of every parameter at the scheduled learning rate `lr` (each group scales it).
+   * @param grads f32 by parameter name, each shaped like its parameter
+   */
   async step(grads: Record<string, Tensor>, lr: number): Promise<void> {
     const step = this.stepCount + 1;
     for (const g of this.groups) {
