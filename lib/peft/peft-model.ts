@@ -399,6 +399,16 @@ export class PeftModel {
     const { config, tensors } = combineLoraAdapters(this.base, this.peftConfig, adapters, weights, adapterName, options);
     this.attachLoaded(adapterName, config, tensors, false);
   }
+
+  /** @internal The dropout stream's position (training forwards so far): trainer checkpoints save and restore it. */
+  get dropoutCounter(): number {
+    return this.dropoutStep;
+  }
+
+  set dropoutCounter(value: number) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new PeftError(`Expected a non-negative integer for dropoutCounter but received ${value}`, 'E_ARGUMENT');
+    this.dropoutStep = value;
+  }
 }
 
 /** Wraps a model with a PEFT method: the base freezes and the adapter ('default') trains. */
