@@ -7,6 +7,7 @@
 
 #include "binding/args.h"
 #include "binding/model_adapters.h"
+#include "binding/model_quant.h"
 #include "binding/errors.h"
 #include "binding/op_runner.h"
 #include "model/llama.h"
@@ -121,7 +122,8 @@ class LossBackwardPlan : public OpPlan {
   double loss_ = 0;
 };
 
-// new NativeLlama(config, names: string[], tensors: NativeTensor[])
+// new NativeLlama(config, names: string[], tensors: NativeTensor[], quantized?: { name: 4-bit weight })
+// (4-bit weights: see model_quant.h)
 class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -149,6 +151,7 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<set_parameter_value>>("setParameterValue"),
                         InstanceMethod<&LlamaWrap::leased<grads>>("grads"),
                         InstanceMethod<&LlamaWrap::leased<linear_modules>>("linearModules"),
+                        InstanceMethod<&LlamaWrap::leased<quantized_weights>>("quantizedWeights"),
                         InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),
                         InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter")});
   }
@@ -163,8 +166,9 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       PEFT_CHECK(names.Length() == tensors.size(), ErrorCode::Argument, "Expected one name per weight tensor");
       model::TensorMap weights;
       for (uint32_t i = 0; i < names.Length(); ++i) weights[to_string(names.Get(i), "names[" + std::to_string(i) + "]")] = tensors[i];
+      nn::QuantWeightMap quantized = to_quant_weights(arg(info, 3), "quantized");
       state_ = std::make_shared<ModelState>();
-      state_->model = std::make_unique<model::LlamaModel>(std::move(config), std::move(weights));
+      state_->model = std::make_unique<model::LlamaModel>(std::move(config), std::move(weights), std::move(quantized));
       return info.Env().Undefined();
     });
   }
