@@ -90,6 +90,8 @@ describe('QuantLinear: a 4-bit base weight in nn::Linear', () => {
     expect(trainCode).toBe('E_DTYPE');
     expect(trainMessage).toMatch(/4-bit/);
     expect(code(() => pair.quantized.nativeModel.setParameterValue(name, handleOf(tensor(new Float32Array(128), [16, 8]), 'v')))[0]).toBe('E_DTYPE');
+    // PiSSA would rewrite the 4-bit weight with its residual.
+    expect(code(() => getPeftModel(pair.quantized, { peft_type: 'LORA', r: 2, target_modules: ['q_proj'], init_lora_weights: 'pissa' }))[0]).toBe('E_DTYPE');
     // modules_to_save on a 4-bit layer would train it.
     expect(code(() => getPeftModel(pair.quantized, { peft_type: 'LORA', r: 2, target_modules: ['k_proj'], modules_to_save: ['q_proj'] }))[0]).toBe('E_DTYPE');
 

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { getPeftModel, loadModel, ops, PeftError, saveQuantizedModel, zeros, type BitsAndBytesConfig, type Model } from '../../lib';
+import { getPeftModel, loadAdapter, loadModel, ops, PeftError, saveQuantizedModel, zeros, type BitsAndBytesConfig, type Model } from '../../lib';
 import { STORIES_GGUF, STORIES_HF_DIR } from '../helpers/models';
 import { parseSafetensors } from '../helpers/safetensors-js';
 import { dequantize4Ref, dequantizeNestedRef } from './bnb-reference';
@@ -169,10 +169,15 @@ describe('bitsandbytes 4-bit checkpoints', () => {
       }
       const ids = [model.tokenizer!.encode(STORY).slice(0, 40)];
       expect(maxAbsDiff((await again.forward(ids)).toFloat32Array(), (await model.forward(ids)).toFloat32Array())).toBe(0);
-      // A QLoRA adapter trains on the reloaded 4-bit base too.
-      const peft = getPeftModel(again, { peft_type: 'LORA', r: 4, target_modules: ['q_proj', 'v_proj'] });
+      // A QLoRA adapter trains on the reloaded 4-bit base too; saved, it loads onto another 4-bit base exactly.
+      const peft = getPeftModel(again, { peft_type: 'LORA', r: 4, target_modules: ['q_proj', 'v_proj'], init_lora_weights: false });
       const { grads } = await peft.loss(ids);
       expect(Object.keys(grads)).toHaveLength(5 * 2 * 2);
+      peft.eval();
+      const adapted = (await peft.forward(ids)).toFloat32Array();
+      await peft.saveAdapter(path.join(dir, 'adapter'));
+      const reloaded = await loadAdapter(await loadModel(dir), path.join(dir, 'adapter'));
+      expect(maxAbsDiff((await reloaded.forward(ids)).toFloat32Array(), adapted)).toBe(0);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
