@@ -23,7 +23,7 @@ export { resolveModel, parseHubReference, defaultCacheDir, type ResolveOptions, 
 export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeName } from './io/gguf';
 export { loadModel, Model, type TokenIds, type LossResult, type LossOptions, type GenerateOptions, type LoadModelOptions } from './models/model';
 export { Sampler, type SamplingOptions } from './models/sampling';
-export { getPeftModel, loadAdapter, PeftModel, type AdapterOptions, type AdapterRowOptions } from './peft/peft-model';
+export { getPeftModel, loadAdapter, PeftModel, type AdapterOptions, type AdapterRowOptions, type MergeOptions } from './peft/peft-model';
 export { type WeightedAdapterOptions, type CombinationType } from './peft/combine';
 export { exportMerged, exportGgufLora, type ExportMergedOptions, type ExportGgufLoraOptions } from './peft/export';
 export { writeGguf, type GgufMetadataValue, type GgufScalarType } from './io/gguf-writer';
@@ -93,4 +93,7 @@ export {
   type DequantizeOptions,
   type QuantMatmulOptions,
   type TensorLookup,
+  saveQuantizedModel,
+  type BitsAndBytesConfig,
+  type ComputeDType,
 } from './quant';

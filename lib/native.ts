@@ -228,6 +228,19 @@ export interface NativeLinearModule {
   inFeatures: number;
   outFeatures: number;
   bias: boolean;
+  /** The base weight is 4-bit (native/nn/quant_weight.h). */
+  quantized: boolean;
+}
+
+/** @internal A model's 4-bit weight (native/binding/model_quant.h): the parts plus what they stand for. */
+export interface NativeQuantWeight extends NativeQuant4 {
+  /** [out, in] */
+  shape: number[];
+  quantType: 'nf4' | 'fp4';
+  /** The dtype it was quantized from. */
+  dtype: 'f32' | 'bf16' | 'f16';
+  /** The dtype the products see the dequantized values in. */
+  computeDtype: 'f32' | 'bf16';
 }
 
 /** @internal The native Llama model (native/binding/model_llama.cpp). */
@@ -269,12 +282,16 @@ export interface NativeLlama {
   deleteAdapter(adapter: string, keepMerged?: boolean): void;
   setSelection(selection: NativeAdapterSelection): void;
   setTrainable(name: string, trainable: boolean): void;
-  parameters(): { name: string; tensor: NativeTensor; trainable: boolean }[];
+  /** A 4-bit weight's tensor is its packed codes; `numel` then counts the weight's own elements. */
+  parameters(): { name: string; tensor: NativeTensor; trainable: boolean; quantized?: boolean; numel?: number }[];
+  /** The parameters that are 4-bit now, by name. */
+  quantizedWeights(): Record<string, NativeQuantWeight>;
   setParameterValue(name: string, value: NativeTensor): void;
   grads(): Record<string, NativeTensor>;
   linearModules(): NativeLinearModule[];
   setCheckpointing(on: boolean): void;
-  mergeAdapter(adapter: string): number;
+  /** requantize (default true): a 4-bit weight stays 4-bit; false: it becomes dense in its compute dtype. */
+  mergeAdapter(adapter: string, options?: { requantize: boolean }): number;
   unmergeAdapter(adapter: string): number;
   resetCache(maxLength: number): void;
   step(ids: NativeTensor): NativeTensor;
@@ -311,7 +328,12 @@ export interface NativeAddon {
   writeSafetensors: Sync<WriteSafetensorsArgs, void>;
   writeSafetensorsAsync: Async<WriteSafetensorsArgs, void>;
   GgufReader: NativeGgufReaderClass;
-  NativeLlama: new (config: NativeLlamaConfig, names: string[], tensors: NativeTensor[]) => NativeLlama;
+  NativeLlama: new (
+    config: NativeLlamaConfig,
+    names: string[],
+    tensors: NativeTensor[],
+    quantized?: Record<string, NativeQuantWeight>,
+  ) => NativeLlama;
   init(errorClass: typeof PeftError): void;
   getIsa(): string;
   setIsa(isa: string): void;

@@ -11,6 +11,10 @@ import { readGguf } from '../io/gguf';
 import { readSafetensorsModel } from '../io/safetensors';
 import { native, type NativeLlama } from '../native';
 import { dtypeSize } from '../dtype';
+import { checkpointComputeDtype, computeDtypeOf, quantSettings, type BitsAndBytesConfig, type ComputeDType } from '../quant/bnb-config';
+import { nativeQuantWeight, quantizeBlockLinears, quantizedFromNative, readQuantizedWeights } from '../quant/model-weights';
+import { dequantize } from '../quant/quantize';
+import type { QuantizedTensor } from '../quant/quantized-tensor';
 import { handleOf, tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
@@ -90,6 +94,12 @@ function dropVirtualTokens(logits: Tensor, virtual: number): Tensor {
   return tensor(out, [batch, seq, vocab]);
 }
 
+/** 4-bit weights for the {@link Model} constructor. @internal */
+export interface ModelQuantizedWeights {
+  weights: Map<string, QuantizedTensor>;
+  computeDtype: ComputeDType;
+}
+
 /** A loaded Llama-family model. Create one with {@link loadModel}. */
 export class Model {
   readonly config: LlamaConfig;
@@ -99,14 +109,20 @@ export class Model {
   readonly nameOrPath: string | undefined;
   private readonly native: NativeLlama;
   private readonly weights: Map<string, Tensor>;
+  /** Names of the weights that were 4-bit at construction (they may turn dense when a merge asks). */
+  private readonly quantizedNames: ReadonlySet<string>;
 
-  /** @internal Use {@link loadModel}. */
-  constructor(config: LlamaConfig, weights: Map<string, Tensor>, tokenizer?: Tokenizer, nameOrPath?: string) {
+  /** @internal Use {@link loadModel}. `quantized`: 4-bit weights, by name (not also in `weights`). */
+  constructor(config: LlamaConfig, weights: Map<string, Tensor>, tokenizer?: Tokenizer, nameOrPath?: string, quantized?: ModelQuantizedWeights) {
     this.config = config;
     this.nameOrPath = nameOrPath;
     this.tokenizer = tokenizer;
     this.weights = weights;
+    this.quantizedNames = new Set(quantized?.weights.keys() ?? []);
     const names = [...weights.keys()];
+    const quantWeights = quantized
+      ? Object.fromEntries([...quantized.weights].map(([n, q]) => [n, nativeQuantWeight(q, quantized.computeDtype, n)]))
+      : undefined;
     this.native = new native.NativeLlama(
       {
         ...config,
@@ -114,6 +130,7 @@ export class Model {
       },
       names,
       names.map((n) => handleOf(weights.get(n), n)),
+      quantWeights,
     );
   }
 
@@ -127,9 +144,16 @@ export class Model {
     return this.native.parameterNames();
   }
 
-  /** A parameter tensor by Hugging Face name. */
+  /**
+   * A parameter tensor by Hugging Face name. A 4-bit weight comes back dequantized (a new f32
+   * tensor of its shape); {@link Model.quantizedWeight} gives its stored form.
+   */
   parameter(name: string): Tensor {
-    return this.weights.get(name) ?? fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
+    const dense = this.weights.get(name);
+    if (dense) return dense;
+    if (!this.quantizedNames.has(name)) return fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
+    const q = this.quantizedWeight(name);
+    return q ? dequantize(q) : this.parameterLive(name);  // dense again after a merge that kept it so
   }
 
   /**
@@ -140,18 +164,57 @@ export class Model {
     this.native.setCheckpointing(on);
   }
 
-  /** Parameter counts and the bytes the base weights occupy, by dtype. */
+  /**
+   * A 4-bit weight as the model holds it now (bitsandbytes' layout, sharing the model's memory),
+   * or undefined when `name` is not 4-bit. See {@link loadModel}'s `quantization` option.
+   */
+  quantizedWeight(name: string): QuantizedTensor | undefined {
+    if (!this.quantizedNames.has(name)) return undefined;
+    const n = this.native.quantizedWeights()[name];
+    return n ? quantizedFromNative(n) : undefined;
+  }
+
+  /** Every weight that is 4-bit now, by name (see {@link Model.quantizedWeight}). */
+  quantizedWeights(): Map<string, QuantizedTensor> {
+    if (!this.quantizedNames.size) return new Map();
+    return new Map(Object.entries(this.native.quantizedWeights()).map(([n, q]) => [n, quantizedFromNative(q)]));
+  }
+
+  /** The names of the weights that are 4-bit now. */
+  quantizedWeightNames(): string[] {
+    return this.quantizedNames.size ? Object.keys(this.native.quantizedWeights()) : [];
+  }
+
+  /** The dtype the 4-bit layers' products compute in, or undefined without 4-bit layers. */
+  quantizedComputeDtype(): ComputeDType | undefined {
+    if (!this.quantizedNames.size) return undefined;
+    return Object.values(this.native.quantizedWeights())[0]?.computeDtype;
+  }
+
+  /**
+   * Parameter counts and the bytes the base weights occupy, by dtype; 4-bit weights count under
+   * 'nf4' / 'fp4' with every stored part (codes, scales, nested scales, code tables).
+   */
   info(): ModelInfo {
     const byDtype: ModelInfo['byDtype'] = {};
     let parameters = 0, bytes = 0;
-    for (const name of this.parameterNames()) {
-      const t = this.parameter(name);
-      const b = t.size * dtypeSize(t.dtype);
-      parameters += t.size;
+    const add = (key: string, count: number, b: number) => {
+      parameters += count;
       bytes += b;
-      const entry = (byDtype[t.dtype] ??= { parameters: 0, bytes: 0 });
-      entry.parameters += t.size;
+      const entry = (byDtype[key] ??= { parameters: 0, bytes: 0 });
+      entry.parameters += count;
       entry.bytes += b;
+    };
+    const quantized = this.quantizedNames.size ? this.native.quantizedWeights() : {};
+    for (const name of this.parameterNames()) {
+      const n = quantized[name];
+      if (n) {
+        const q = quantizedFromNative(n);
+        add(q.quant_type, q.size, q.nbytes);
+        continue;
+      }
+      const t = this.weights.get(name) ?? this.parameterLive(name);
+      add(t.dtype, t.size, t.size * dtypeSize(t.dtype));
     }
     return { architecture: this.config.architecture, parameters, bytes, byDtype };
   }
@@ -301,6 +364,14 @@ export interface LoadModelOptions extends ResolveOptions {
    * norms and biases stay f32.
    */
   dtype?: 'f32' | 'bf16';
+  /**
+   * 4-bit loading (QLoRA's base), with transformers' BitsAndBytesConfig names: the linear layers of
+   * the blocks are quantized to NF4 / FP4 in bitsandbytes' layout and stay frozen; embeddings,
+   * norms and the output head keep `dtype`. A checkpoint saved in bitsandbytes' 4-bit format loads
+   * as it is stored, with or without this option (which then only sets the compute dtype).
+   * @example await loadModel(dir, { quantization: { load_in_4bit: true, bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: true, bnb_4bit_compute_dtype: 'bf16' } })
+   */
+  quantization?: BitsAndBytesConfig;
 }
 
 /** Weights in the dtypes the model computes with: see {@link LoadModelOptions.dtype}. */
@@ -329,15 +400,35 @@ function loadDtype(options: LoadModelOptions): 'f32' | 'bf16' {
   return d;
 }
 
+/**
+ * The 4-bit weights of a model being loaded: those stored so (`stored`), plus the block linears of
+ * `weights` quantized now when options.quantization asks; `weights` keeps the rest.
+ */
+async function quantizedOnLoad(
+  weights: Map<string, Tensor>,
+  options: LoadModelOptions,
+  stored: Map<string, QuantizedTensor>,
+  json?: Record<string, unknown>,
+): Promise<ModelQuantizedWeights | undefined> {
+  const settings = quantSettings(options.quantization);
+  if (!settings && !stored.size) return undefined;
+  const asked = (options.quantization as { bnb_4bit_compute_dtype?: unknown } | undefined)?.bnb_4bit_compute_dtype;
+  const computeDtype = asked !== undefined ? computeDtypeOf(asked, 'option quantization.bnb_4bit_compute_dtype') : checkpointComputeDtype(json) ?? 'f32';
+  const made = settings ? await quantizeBlockLinears(weights, settings) : new Map<string, QuantizedTensor>();
+  return { weights: new Map([...stored, ...made]), computeDtype };
+}
+
 /** Loads a Hugging Face model directory, a GGUF file, or an `hf:owner/name[/file]` reference. */
 export async function loadModel(location: string, options: LoadModelOptions = {}): Promise<Model> {
   const resolved = await resolveModel(location, options);
+  quantSettings(options.quantization);  // bad options fail before any file is read
   if (resolved.endsWith('.gguf')) {
     const file = readGguf(resolved);
     const hasOutput = file.tensorInfos.some((t) => t.name === 'output.weight');
     const config = configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved);
     const weights = castWeights(llamaWeightsFromGguf(file, config), loadDtype(options));
-    return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : tokenizerFromGguf(file.metadata as Record<string, unknown>), location);
+    const quantized = await quantizedOnLoad(weights, options, new Map());
+    return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : tokenizerFromGguf(file.metadata as Record<string, unknown>), location, quantized);
   }
   const configPath = path.join(resolved, 'config.json');
   if (!fs.existsSync(configPath)) throw new PeftError(`Expected a config.json in ${resolved} but found none`, 'E_IO');
@@ -349,9 +440,15 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   }
   const config = configFromHf(json, configPath);
   const source = readSafetensorsModel(resolved);
-  const raw = new Map(source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq')).map((k) => [k, source.tensor(k)]));
+  const stored = readQuantizedWeights(source);  // a checkpoint in bitsandbytes' 4-bit format
+  const keys = source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq') && !stored.keys.has(k));
+  const raw = new Map(keys.map((k) => [k, source.tensor(k)]));
   const arch = config.architecture === 'gpt2' ? gpt2Weights(raw) : config.architecture === 'bert' ? bertWeights(raw, config.hiddenSize, config.numLabels ?? 2) : raw;
   const weights = castWeights(arch, loadDtype(options));
+  if (config.architecture !== 'llama' && (options.quantization || stored.weights.size)) {
+    throw new PeftError(`4-bit weights are available for the Llama family only, not ${config.architecture}`, 'E_UNSUPPORTED');
+  }
+  const quantized = await quantizedOnLoad(weights, options, stored.weights, json);
   const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? loadTokenizer(resolved) : undefined;
-  return new Model(config, weights, tokenizer, location);
+  return new Model(config, weights, tokenizer, location, quantized);
 }

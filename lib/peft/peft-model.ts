@@ -22,6 +22,19 @@ export interface AdapterOptions {
   warn?: (message: string) => void;
 }
 
+/** Options of {@link PeftModel.merge}. */
+export interface MergeOptions {
+  /**
+   * For adapters on 4-bit layers: requantize the merged weights (default, as PEFT), or keep them
+   * dense in the compute dtype (false; more exact, and unmerging restores the 4-bit weights).
+   */
+  requantize?: boolean;
+  /** Receives the rounding warning of a requantizing merge; default process.emitWarning. */
+  warn?: (message: string) => void;
+}
+
+const emitWarning = (message: string): void => process.emitWarning(message);
+
 /** Options of {@link PeftModel.forward} and {@link PeftModel.loss}. */
 export interface AdapterRowOptions {
   /** A mixed batch: the adapter for each batch row, or '__base__' for none. */
@@ -36,6 +49,8 @@ export class PeftModel {
   private disabled = false;
   private training = true;
   private readonly merged: string[] = [];
+  /** Adapter → whether merging it requantizes 4-bit layers (the last choice, reused by re-merges). */
+  private readonly mergeRequantize = new Map<string, boolean>();
   private dropoutStep = 0;
   /** Base parameter name → the base's own value, while copies are swapped in. */
   private readonly originals = new Map<string, Tensor>();
@@ -211,7 +226,7 @@ export class PeftModel {
     let trainable = 0, all = 0;
     const encoded = this.activeEncoder()?.encoderOutput;
     for (const p of this.base.nativeModel.parameters()) {
-      const size = new Tensor(p.tensor).size;
+      const size = p.numel ?? new Tensor(p.tensor).size;  // a 4-bit weight counts its own elements, as PEFT does
       if (p.name === encoded) continue;  // an encoder's output; its weights count instead
       if (p.trainable) trainable += size;
       all += size;
@@ -238,22 +253,47 @@ export class PeftModel {
     log(`trainable params: ${fmt(trainable)} || all params: ${fmt(all)} || trainable%: ${((100 * trainable) / all).toFixed(4)}`);
   }
 
-  /** Folds adapters (default: the active one) into the base weights; forward passes then skip them. */
-  merge(adapterNames: string[] = [this.active]): void {
+  /**
+   * Folds adapters (default: the active one) into the base weights; forward passes then skip them.
+   * On a 4-bit base the weights are dequantized, summed and, by default, requantized as PEFT does
+   * (with a warning: rounding changes the outputs slightly); `requantize: false` keeps the merged
+   * weights dense in the compute dtype instead, and unmerging then restores the 4-bit ones exactly.
+   */
+  merge(adapterNames: string[] = [this.active], options: MergeOptions = {}): void {
     for (const name of adapterNames) {
       const s = this.state(name);
       if (this.merged.includes(name)) throw new PeftError(`Adapter ${name} is already merged`, 'E_CONFIG');
       if (s.config.peft_type !== 'LORA' && s.config.peft_type !== 'IA3') {
         throw new PeftError(`Expected a LoRA or IA3 adapter to merge but ${name} is ${s.config.peft_type}`, 'E_UNSUPPORTED');
       }
-      this.base.nativeModel.mergeAdapter(name);
+      const requantize = options.requantize ?? this.mergeRequantize.get(name) ?? true;
+      const quantized = this.quantizedModules(s.modules);
+      if (quantized.length && requantize) {
+        (options.warn ?? emitWarning)(`Merging adapter ${name} into ${quantized.length} 4-bit layer(s) (${quantized[0]}, ...) and requantizing them: the outputs may differ slightly from the unmerged model's because of rounding.`);
+      }
+      this.base.nativeModel.mergeAdapter(name, { requantize });
+      this.mergeRequantize.set(name, requantize);
       this.merged.push(name);
     }
   }
 
-  /** Takes merged adapters back out of the base weights (to float rounding), last merged first. */
-  unmerge(): void {
-    while (this.merged.length) this.base.nativeModel.unmergeAdapter(this.merged.pop()!);
+  /**
+   * Takes merged adapters back out of the base weights (to float rounding), last merged first.
+   * Layers that were requantized at merge are dequantized, unmerged and requantized (with a warning).
+   */
+  unmerge(options: { warn?: (message: string) => void } = {}): void {
+    while (this.merged.length) {
+      const name = this.merged.pop()!;
+      const quantized = this.mergeRequantize.get(name) ? this.quantizedModules(this.state(name).modules) : [];
+      if (quantized.length) (options.warn ?? emitWarning)(`Unmerging adapter ${name} from ${quantized.length} 4-bit layer(s) (${quantized[0]}, ...) requantizes them: the weights may differ slightly from the original ones because of rounding.`);
+      this.base.nativeModel.unmergeAdapter(name);
+    }
+  }
+
+  /** The modules among `modules` whose base weight is 4-bit now. */
+  private quantizedModules(modules: string[]): string[] {
+    const q = new Set(this.base.nativeModel.linearModules().filter((m) => m.quantized).map((m) => m.name));
+    return modules.filter((m) => q.has(m));
   }
 
   /** Names of the adapters merged into the base weights. */
@@ -281,7 +321,8 @@ export class PeftModel {
       this.adapters.delete(name);
     }
     for (const [param, value] of keep) this.base.replaceParameter(param, value);
-    for (const name of this.base.parameterNames()) if (this.base.parameter(name).dtype === 'f32') this.base.nativeModel.setTrainable(name, true);
+    const frozen4bit = new Set(this.base.quantizedWeightNames());
+    for (const name of this.base.parameterNames()) if (!frozen4bit.has(name) && this.base.parameter(name).dtype === 'f32') this.base.nativeModel.setTrainable(name, true);
     this.base.nativeModel.setSelection({ enabled: true, active: [], perRow: null, seed: 0 });
     return this.base;
   }

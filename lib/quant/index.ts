@@ -12,3 +12,5 @@ export {
   type QuantMatmulOptions,
 } from './quantize';
 export { bnbTensors, readBnbQuantized, bnbQuantizedNames, type TensorLookup } from './bnb-format';
+export { type BitsAndBytesConfig, type ComputeDType } from './bnb-config';
+export { saveQuantizedModel } from './save-model';

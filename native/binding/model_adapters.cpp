@@ -121,6 +121,8 @@ Napi::Value set_selection(model::AdapterHost& m, const Napi::CallbackInfo& info)
 Napi::Value set_trainable(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   nn::Param& p = m.parameter(to_string(arg(info, 0), "name"));
   const bool trainable = to_bool(arg(info, 1), "trainable");
+  PEFT_CHECK(!trainable || !p.quant, ErrorCode::DType,
+             "Cannot train " + p.name + ": it is a 4-bit weight, and 4-bit weights are frozen (train adapters on it instead)");
   PEFT_CHECK(!trainable || p.value->dtype() == DType::F32, ErrorCode::DType,
              "Expected an f32 parameter to train but " + p.name + " is " + dtype_name(p.value->dtype()));
   p.trainable = trainable;
@@ -130,6 +132,7 @@ Napi::Value set_trainable(model::AdapterHost& m, const Napi::CallbackInfo& info)
 
 Napi::Value set_parameter_value(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   nn::Param& p = m.parameter(to_string(arg(info, 0), "name"));
+  PEFT_CHECK(!p.quant, ErrorCode::DType, "Cannot replace " + p.name + ": it is a 4-bit weight, which stays frozen");
   auto value = to_tensor(arg(info, 1), "value");
   PEFT_CHECK(value->shape() == p.value->shape() && value->dtype() == p.value->dtype() && value->is_contiguous(),
              ErrorCode::Shape,
@@ -150,6 +153,10 @@ Napi::Value parameters(model::AdapterHost& m, const Napi::CallbackInfo& info) {
     entry.Set("name", name);
     entry.Set("tensor", wrap_tensor(env, p->value));
     entry.Set("trainable", p->trainable);
+    if (p->quant) {  // the tensor is the packed codes: say what it stands for
+      entry.Set("quantized", true);
+      entry.Set("numel", Napi::Number::New(env, static_cast<double>(p->quant->numel())));
+    }
     out.Set(i++, entry);
   }
   return out;
@@ -173,6 +180,7 @@ Napi::Value linear_modules(model::AdapterHost& m, const Napi::CallbackInfo& info
     entry.Set("inFeatures", Napi::Number::New(env, static_cast<double>(lin->in_features())));
     entry.Set("outFeatures", Napi::Number::New(env, static_cast<double>(lin->out_features())));
     entry.Set("bias", lin->bias() != nullptr);
+    entry.Set("quantized", lin->quant() != nullptr);
     out.Set(i++, entry);
   }
   return out;
@@ -180,10 +188,12 @@ Napi::Value linear_modules(model::AdapterHost& m, const Napi::CallbackInfo& info
 
 Napi::Value merge_adapter(model::AdapterHost& m, const Napi::CallbackInfo& info, bool merge) {
   const std::string adapter = to_string(arg(info, 0), "adapter");
+  const Napi::Value opts = arg(info, 1);
+  const bool requantize = opts.IsUndefined() || option_bool(to_object(opts, "options"), "requantize", true);
   int layers = m.merge_embedding_lora(adapter, merge) ? 1 : 0;
   for (const auto& [name, lin] : m.linears()) {
     if (!lin->lora().count(adapter) && !lin->ia3().count(adapter)) continue;
-    merge ? lin->merge(adapter) : lin->unmerge(adapter);
+    merge ? lin->merge(adapter, requantize) : lin->unmerge(adapter);
     ++layers;
   }
   PEFT_CHECK(layers > 0, ErrorCode::Argument, "No layer holds a LoRA or IA3 adapter named " + adapter);

@@ -30,15 +30,17 @@ Napi::Value set_selection(model::AdapterHost& m, const Napi::CallbackInfo& info)
 Napi::Value set_trainable(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // setParameterValue(name, tensor): the parameter's storage becomes `tensor` (same shape and dtype)
 Napi::Value set_parameter_value(model::AdapterHost& m, const Napi::CallbackInfo& info);
-// parameters() -> [{ name, tensor, trainable }]
+// parameters() -> [{ name, tensor, trainable, quantized?, numel? }] (a 4-bit weight's tensor is its packed
+// codes; numel is the weight's own element count)
 Napi::Value parameters(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // grads() -> { name: Tensor } for the trainable parameters (the buffers themselves, rewritten by each backward)
 Napi::Value grads(model::AdapterHost& m, const Napi::CallbackInfo& info);
-// linearModules() -> [{ name, inFeatures, outFeatures, bias }]
+// linearModules() -> [{ name, inFeatures, outFeatures, bias, quantized }]
 Napi::Value linear_modules(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // setCheckpointing(on): activation checkpointing for training
 Napi::Value set_checkpointing(model::AdapterHost& m, const Napi::CallbackInfo& info);
-// mergeAdapter(adapter) / unmergeAdapter(adapter): every layer holding it
+// mergeAdapter(adapter, { requantize }?) / unmergeAdapter(adapter): every layer holding it (requantize,
+// default true: a 4-bit weight stays 4-bit; false: it becomes dense, see nn::Linear::merge)
 Napi::Value merge_adapter(model::AdapterHost& m, const Napi::CallbackInfo& info, bool merge);
 
 }  // namespace peft::binding

@@ -7,6 +7,7 @@
 
 #include "binding/args.h"
 #include "binding/model_adapters.h"
+#include "binding/model_quant.h"
 #include "binding/errors.h"
 #include "binding/op_runner.h"
 #include "model/bert.h"
@@ -151,7 +152,8 @@ class LossBackwardPlan : public OpPlan {
   double loss_ = 0;
 };
 
-// new NativeLlama(config, names: string[], tensors: NativeTensor[])
+// new NativeLlama(config, names: string[], tensors: NativeTensor[], quantized?: { name: 4-bit weight })
+// (4-bit weights: see model_quant.h)
 class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -180,6 +182,7 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<grads>>("grads"),
                         InstanceMethod<&LlamaWrap::leased<linear_modules>>("linearModules"),
                         InstanceMethod<&LlamaWrap::leased<set_checkpointing>>("setCheckpointing"),
+                        InstanceMethod<&LlamaWrap::leased<quantized_weights>>("quantizedWeights"),
                         InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),
                         InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter")});
   }
@@ -197,13 +200,17 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       PEFT_CHECK(names.Length() == tensors.size(), ErrorCode::Argument, "Expected one name per weight tensor");
       model::TensorMap weights;
       for (uint32_t i = 0; i < names.Length(); ++i) weights[to_string(names.Get(i), "names[" + std::to_string(i) + "]")] = tensors[i];
+      nn::QuantWeightMap quantized = to_quant_weights(arg(info, 3), "quantized");
       state_ = std::make_shared<ModelState>();
+      PEFT_CHECK(quantized.empty() || architecture == "llama", ErrorCode::Unsupported,
+                 "4-bit weights are available for the Llama family only");
       if (architecture == "bert")
         state_->model = std::make_unique<model::BertClassifier>(read_bert_config(config_object), std::move(weights));
       else if (gpt2)
         state_->model = std::make_unique<model::Gpt2Model>(read_gpt2_config(config_object), std::move(weights));
       else
-        state_->model = std::make_unique<model::LlamaModel>(read_config(config_object), std::move(weights));
+        state_->model =
+            std::make_unique<model::LlamaModel>(read_config(config_object), std::move(weights), std::move(quantized));
       return info.Env().Undefined();
     });
   }

@@ -77,15 +77,21 @@ float quantize_absmax_nested(const float* absmax, int64_t n, int64_t nested_bloc
 // absmax: [n] f32, the scales that s describes.
 void dequantize_absmax_nested(const Quant4Scales& s, int64_t n, float* absmax);
 
+// v: [n] f32, rounded in place to the nearest bf16 value (ties to even): what a product in
+// bitsandbytes' bf16 compute dtype sees of a dequantized weight.
+void round_to_bf16(float* v, int64_t n);
+
 // Products with a 4-bit weight W: [N, K] (a linear layer's [out, in]) that dequantize W a panel of
-// rows at a time into `workspace`, never the whole matrix.
+// rows at a time into `workspace`, never the whole matrix. `compute` is the dtype the dequantized
+// values take before the product: F32 (as they are) or BF16 (rounded, see round_to_bf16); the
+// product always accumulates in f32.
 // Floats of workspace that quant4_matmul / quant4_matmul_dx need for W of shape [N, K].
 int64_t quant4_matmul_workspace(int64_t N, int64_t K);
 // y[M, N] = alpha · op(x)[M, K] · dequant(W)ᵀ (+ y when accumulate); y: row stride ldy.
 void quant4_matmul(int64_t M, int64_t N, int64_t K, const MatrixRef& x, const Quant4Tensor& w, float* y, int64_t ldy,
-                   float alpha, bool accumulate, float* workspace);
+                   float alpha, bool accumulate, float* workspace, DType compute = DType::F32);
 // dx[M, K] = alpha · dy[M, N] · dequant(W) (+ dx when accumulate); dy: [M, N] f32 row-major.
 void quant4_matmul_dx(int64_t M, int64_t N, int64_t K, const float* dy, const Quant4Tensor& w, float* dx,
-                      float alpha, bool accumulate, float* workspace);
+                      float alpha, bool accumulate, float* workspace, DType compute = DType::F32);
 
 }  // namespace peft::kernels

@@ -1,5 +1,6 @@
 #include "model/llama.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -48,14 +49,32 @@ HostDims llama_dims(const LlamaConfig& c) {
 
 }  // namespace
 
-LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : AdapterHost(llama_dims(config)), config_(std::move(config)) {
+LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, nn::QuantWeightMap quantized)
+    : AdapterHost(llama_dims(config)), config_(std::move(config)) {
   const LlamaConfig& c = config_;
   PEFT_CHECK(c.hidden > 0 && c.layers > 0 && c.heads > 0 && c.kv_heads > 0 && c.heads % c.kv_heads == 0 &&
                  c.head_dim > 0 && c.head_dim % 2 == 0 && c.vocab > 0 && c.intermediate > 0,
              ErrorCode::Config, "Expected positive sizes, heads a multiple of kv heads and an even head_dim in the model config");
   PEFT_CHECK(c.rope_freq_scale.empty() || static_cast<int64_t>(c.rope_freq_scale.size()) == c.head_dim / 2,
              ErrorCode::Config, "Expected head_dim / 2 RoPE frequency factors");
-  for (const std::string& name : parameter_names()) {
+  const std::vector<std::string> names = parameter_names();
+  for (const auto& [name, q] : quantized) {
+    const bool block_linear = name.compare(0, 13, "model.layers.") == 0 && name.size() > 12 &&
+                              name.compare(name.size() - 12, 12, "_proj.weight") == 0;
+    PEFT_CHECK(block_linear && std::find(names.begin(), names.end(), name) != names.end(), ErrorCode::Config,
+               "Expected 4-bit weights only for the linear layers of the blocks (q/k/v/o_proj, gate/up/down_proj) but "
+               "received one for " + name);
+    PEFT_CHECK(q != nullptr, ErrorCode::Argument, "No 4-bit weight given for " + name);
+    q->validate(name);
+  }
+  for (const std::string& name : names) {
+    auto qit = quantized.find(name);
+    if (qit != quantized.end()) {  // a 4-bit weight: frozen, its packed codes stand as the value
+      auto param = std::make_shared<nn::Param>(name, qit->second->packed);
+      param->quant = qit->second;
+      params_[name] = param;
+      continue;
+    }
     auto it = weights.find(name);
     PEFT_CHECK(it != weights.end(), ErrorCode::Config, "The weights have no tensor " + name + ", which the config needs");
     auto param = std::make_shared<nn::Param>(name, it->second);
@@ -63,6 +82,12 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights) : AdapterHost(llam
     params_[name] = param;
   }
   auto expect = [&](const std::string& name, const Shape& shape, bool linear_weight) {
+    if (const nn::QuantWeight* q = parameter(name).quant.get()) {
+      PEFT_CHECK(q->shape == shape, ErrorCode::Config,
+                 "Expected shape " + shape_to_string(shape) + " for " + name + " (from the config) but the 4-bit weight has " +
+                     shape_to_string(q->shape));
+      return;
+    }
     const Tensor& t = weight(name);
     PEFT_CHECK(t.shape() == shape, ErrorCode::Config,
                "Expected shape " + shape_to_string(shape) + " for " + name + " (from the config) but the weights have " +

@@ -37,7 +37,9 @@ class LlamaModel : public AdapterHost {
  public:
   // weights: Hugging Face names → tensors (f32; bf16 for the linear layers' weights). Every expected
   // tensor must be there with the right shape: E_CONFIG names the tensor and both shapes.
-  LlamaModel(LlamaConfig config, TensorMap weights);
+  // quantized: 4-bit weights by name, for the linear layers of the blocks (q/k/v/o, gate/up/down);
+  // a name given here needs no entry in `weights`. They stay frozen (QLoRA's base).
+  LlamaModel(LlamaConfig config, TensorMap weights, nn::QuantWeightMap quantized = {});
   ~LlamaModel();  // defined where LayerCache is complete
 
   const LlamaConfig& config() const { return config_; }

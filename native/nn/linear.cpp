@@ -42,11 +42,18 @@ void check_vector(const ParamPtr& p, int64_t n, const std::string& what) {
 
 Linear::Linear(std::string name, ParamPtr weight, ParamPtr bias)
     : name_(std::move(name)), weight_(std::move(weight)), bias_(std::move(bias)) {
-  const Tensor& w = *weight_->value;
-  PEFT_CHECK(w.ndim() == 2 && (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && w.is_contiguous(),
-             ErrorCode::Shape, "Expected a contiguous f32 or bf16 weight [out, in] for " + name_);
-  out_ = w.dim(0);
-  in_ = w.dim(1);
+  if (const QuantWeight* q = quant()) {
+    q->validate(weight_->name);
+    PEFT_CHECK(!weight_->trainable, ErrorCode::DType, "Cannot train the 4-bit weight " + weight_->name + ": 4-bit weights are frozen");
+    out_ = q->rows();
+    in_ = q->cols();
+  } else {
+    const Tensor& w = *weight_->value;
+    PEFT_CHECK(w.ndim() == 2 && (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && w.is_contiguous(),
+               ErrorCode::Shape, "Expected a contiguous f32 or bf16 weight [out, in] for " + name_);
+    out_ = w.dim(0);
+    in_ = w.dim(1);
+  }
   if (bias_) check_vector(bias_, out_, "bias for " + name_);
 }
 
@@ -66,7 +73,7 @@ void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, flo
   }
   if (scaled) input = scaled->data_as<float>();
 
-  kernels::gemm(m, out_, in_, matrix(input, in_, false), matrix(*weight_->value, true), y, out_, 1.0f, false);
+  base_product(m, input, y, false);
   if (bias_) {
     const float* b = bias_->data();
     parallel_for(m, 64, [&](int64_t i0, int64_t i1) {
@@ -125,8 +132,7 @@ void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, c
     if (cache.scaled_input) {
       // Input IA3: the product saw x ⊙ l, so d(x ⊙ l) = dy·W gives dl = Σ x ⊙ d(x ⊙ l) and dx = d(x ⊙ l) ⊙ l.
       std::vector<float> d_input(static_cast<size_t>(m * in_));
-      kernels::gemm(m, in_, out_, matrix(dy_base, out_, false), matrix(*weight_->value, false), d_input.data(), in_, 1.0f,
-                    false);
+      base_product_dx(m, dy_base, d_input.data(), false);
       for (const auto& [name, w] : ia3_) {
         if (w.merged || !w.feedforward) continue;
         const auto ranges = adapter_rows(sel, name, m);
@@ -135,8 +141,7 @@ void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, c
       }
       for (int64_t i = 0; i < m * in_; ++i) dx[i] = (accumulate_dx ? dx[i] : 0.0f) + d_input[static_cast<size_t>(i)];
     } else {
-      kernels::gemm(m, in_, out_, matrix(dy_base, out_, false), matrix(*weight_->value, false), dx, in_, 1.0f,
-                    accumulate_dx);
+      base_product_dx(m, dy_base, dx, accumulate_dx);
     }
   }
   for (const auto& [name, w] : lora_) {

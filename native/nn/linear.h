@@ -2,6 +2,8 @@
 // attach to: LoRA (and DoRA) branches and IA3 scaling vectors, several per layer, applied by name
 // according to an AdapterSelection. Forward keeps only what the backward needs; backward writes
 // the gradients of the parameters that train and nothing else.
+// W may also be a frozen 4-bit weight (QLoRA; the Param's `quant`, nn/quant_weight.h): its products
+// dequantize it a panel of rows at a time (kernels/nf4.h), and the adapters work on top unchanged.
 #pragma once
 #include <map>
 #include <memory>
@@ -11,6 +13,7 @@
 #include "core/tensor.h"
 #include "nn/adapter_selection.h"
 #include "nn/param.h"
+#include "nn/quant_weight.h"
 
 namespace peft::nn {
 
@@ -22,12 +25,14 @@ struct LoraWeights {
   float dropout = 0;   // probability in [0, 1)
   bool merged = false;
   std::vector<float> merged_norm;  // DoRA: ‖W + s·B·A‖ per row at merge time, for unmerge
+  QuantWeightPtr quant_before_merge;  // the 4-bit weight a dense merge replaced, restored on unmerge
 };
 
 struct Ia3Weights {
   ParamPtr scale;  // [in] for a feed-forward layer (scales the input), else [out] (scales the output)
   bool feedforward = false;
   bool merged = false;
+  QuantWeightPtr quant_before_merge;  // the 4-bit weight a dense merge replaced, restored on unmerge
 };
 
 // What a training forward keeps for the backward.
@@ -44,7 +49,7 @@ struct LinearCache {
 
 class Linear {
  public:
-  // weight: [out, in] f32 or bf16; bias: [out] f32, or null.
+  // weight: [out, in] f32 or bf16, or a 4-bit weight (weight->quant set, frozen); bias: [out] f32, or null.
   Linear(std::string name, ParamPtr weight, ParamPtr bias);
 
   const std::string& name() const { return name_; }
@@ -52,6 +57,8 @@ class Linear {
   int64_t out_features() const { return out_; }
   Param& weight() const { return *weight_; }
   Param* bias() const { return bias_.get(); }
+  // The 4-bit weight, or null when W is dense.
+  const QuantWeight* quant() const { return weight_->quant.get(); }
 
   // x: [m, in] f32 → y: [m, out] f32. cache: where a training forward keeps its activations, or null.
   void forward(const AdapterSelection& sel, int64_t m, const float* x, float* y, LinearCache* cache) const;
@@ -73,7 +80,10 @@ class Linear {
   std::vector<float> dora_norm(const LoraWeights& w) const;
 
   // Folds an adapter into W (and b) / takes it back out. Unmerge in the reverse order of merges.
-  void merge(const std::string& adapter);
+  // A 4-bit W is dequantized for the sum, then requantized (`requantize`, as PEFT does: rounding
+  // changes it slightly, and so does unmerging) or kept dense in its compute dtype (the 4-bit
+  // weight is kept aside and unmerging restores it exactly). Dense weights ignore `requantize`.
+  void merge(const std::string& adapter, bool requantize = true);
   void unmerge(const std::string& adapter);
 
  private:
@@ -82,6 +92,17 @@ class Linear {
   int64_t in_ = 0, out_ = 0;
   std::map<std::string, LoraWeights> lora_;
   std::map<std::string, Ia3Weights> ia3_;
+
+  // The base products: y[m, out] = x[m, in]·Wᵀ and dx[m, in] = dy[m, out]·W (+ the output when
+  // accumulate), for a dense or a 4-bit W (linear_base.cpp).
+  void base_product(int64_t m, const float* x, float* y, bool accumulate) const;
+  void base_product_dx(int64_t m, const float* dy, float* dx, bool accumulate) const;
+  // W [out, in] as f32 values (a 4-bit W dequantized whole: for merging only).
+  std::vector<float> weight_values() const;
+  // Makes `values` [out, in] the weight (see merge): returns the 4-bit weight that a dense store
+  // replaced, else null.
+  QuantWeightPtr store_weight_values(const std::vector<float>& values, bool requantize);
+  void restore_quant(QuantWeightPtr q);
 
   void lora_forward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
                     const float* x, float* y, LinearCache* cache) const;

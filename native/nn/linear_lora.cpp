@@ -2,6 +2,7 @@
 //   LoRA: y += s · dropout(x)·Aᵀ·Bᵀ
 //   DoRA: with n = ‖W + s·B·A‖ per output row (a constant for the gradient, as in the paper) and
 //         g = magnitude / n:  y += (g − 1) ⊙ dropout(x)·Wᵀ + g ⊙ s · dropout(x)·Aᵀ·Bᵀ
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -31,6 +32,24 @@ const float* dropped_rows(const AdapterSelection& sel, uint64_t stream, float p,
 
 std::vector<float> Linear::dora_norm(const LoraWeights& w) const {
   const int64_t r = w.a->value->dim(0);
+  if (const QuantWeight* q = quant()) {
+    // Rows of W + s·B·A a block at a time: a 4-bit W is never dequantized whole here.
+    std::vector<float> norm(static_cast<size_t>(out_));
+    const int64_t block = std::max<int64_t>(1, std::min<int64_t>(out_, (int64_t{1} << 18) / in_));
+    std::vector<float> rows(static_cast<size_t>(block * in_));  // [block, in]
+    for (int64_t o0 = 0; o0 < out_; o0 += block) {
+      const int64_t nb = std::min(block, out_ - o0);
+      q->dequantize_rows(o0, o0 + nb, rows.data());
+      kernels::gemm(nb, in_, r, matrix(w.b->data() + o0 * r, r, false), matrix(w.a->data(), in_, false), rows.data(),
+                    in_, w.scaling, true);
+      for (int64_t o = 0; o < nb; ++o) {
+        double sum = 0;
+        for (int64_t i = 0; i < in_; ++i) sum += static_cast<double>(rows[o * in_ + i]) * rows[o * in_ + i];
+        norm[static_cast<size_t>(o0 + o)] = static_cast<float>(std::sqrt(sum));
+      }
+    }
+    return norm;
+  }
   std::vector<float> full = weight_as_f32(*weight_->value);  // W + s·B·A, [out, in]
   kernels::gemm(out_, in_, r, matrix(w.b->data(), r, false), matrix(w.a->data(), in_, false), full.data(), in_,
                 w.scaling, true);
@@ -68,7 +87,7 @@ void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, 
       continue;
     }
     float* base = saved.base->data_as<float>() + row0 * out_;
-    kernels::gemm(rows, out_, in_, matrix(xd, in_, false), matrix(*weight_->value, true), base, out_, 1.0f, false);
+    base_product(rows, xd, base, false);
     lora_out.resize(static_cast<size_t>(rows * out_));
     kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
                   false);
@@ -133,22 +152,20 @@ void Linear::lora_backward(const AdapterSelection& sel, const std::string& name,
     dxd.resize(static_cast<size_t>(rows * in_));
     kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,
                   false);
-    if (dora)
-      kernels::gemm(rows, in_, out_, matrix(d_base.data(), out_, false), matrix(*weight_->value, false), dxd.data(), in_,
-                    1.0f, true);
+    if (dora) base_product_dx(rows, d_base.data(), dxd.data(), true);
     if (sel.train && w.dropout > 0) dropout_rows(sel.seed, stream, w.dropout, row0, rows, in_, dxd.data(), dxd.data());
     float* dxr = dx + row0 * in_;
     for (int64_t i = 0; i < rows * in_; ++i) dxr[i] += dxd[static_cast<size_t>(i)];
   }
 }
 
-void Linear::merge(const std::string& adapter) {
+void Linear::merge(const std::string& adapter, bool requantize) {
   auto found = lora_.find(adapter);
   if (found != lora_.end()) {
     LoraWeights& w = found->second;
     PEFT_CHECK(!w.merged, ErrorCode::Config, "Adapter " + adapter + " is already merged into " + name_);
     const int64_t r = w.a->value->dim(0);
-    std::vector<float> full = weight_as_f32(*weight_->value);
+    std::vector<float> full = weight_values();  // [out, in]
     if (w.magnitude) w.merged_norm = dora_norm(w);
     kernels::gemm(out_, in_, r, matrix(w.b->data(), r, false), matrix(w.a->data(), in_, false), full.data(), in_,
                   w.scaling, true);
@@ -157,7 +174,7 @@ void Linear::merge(const std::string& adapter) {
         const float g = w.magnitude->data()[o] / w.merged_norm[static_cast<size_t>(o)];
         for (int64_t i = 0; i < in_; ++i) full[o * in_ + i] *= g;
       }
-    store_weight(*weight_->value, full);
+    w.quant_before_merge = store_weight_values(full, requantize);
     w.merged = true;
     return;
   }
@@ -165,11 +182,11 @@ void Linear::merge(const std::string& adapter) {
   PEFT_CHECK(it != ia3_.end(), ErrorCode::Argument, name_ + " has no adapter named " + adapter);
   Ia3Weights& w = it->second;
   PEFT_CHECK(!w.merged, ErrorCode::Config, "Adapter " + adapter + " is already merged into " + name_);
-  std::vector<float> full = weight_as_f32(*weight_->value);
+  std::vector<float> full = weight_values();  // [out, in]
   const float* l = w.scale->data();
   for (int64_t o = 0; o < out_; ++o)
     for (int64_t i = 0; i < in_; ++i) full[o * in_ + i] *= w.feedforward ? l[i] : l[o];
-  store_weight(*weight_->value, full);
+  w.quant_before_merge = store_weight_values(full, requantize);
   if (bias_ && !w.feedforward)
     for (int64_t o = 0; o < out_; ++o) bias_->mutable_data()[o] *= l[o];
   w.merged = true;
@@ -180,8 +197,13 @@ void Linear::unmerge(const std::string& adapter) {
   if (found != lora_.end()) {
     LoraWeights& w = found->second;
     PEFT_CHECK(w.merged, ErrorCode::Config, "Adapter " + adapter + " is not merged into " + name_);
+    w.merged = false;
+    if (w.quant_before_merge) {  // the merge made a 4-bit W dense: the 4-bit weight it replaced comes back
+      restore_quant(std::move(w.quant_before_merge));
+      return;
+    }
     const int64_t r = w.a->value->dim(0);
-    std::vector<float> full = weight_as_f32(*weight_->value);
+    std::vector<float> full = weight_values();  // [out, in]
     if (w.magnitude)
       for (int64_t o = 0; o < out_; ++o) {
         const float g = w.magnitude->data()[o] / w.merged_norm[static_cast<size_t>(o)];
@@ -189,20 +211,23 @@ void Linear::unmerge(const std::string& adapter) {
       }
     kernels::gemm(out_, in_, r, matrix(w.b->data(), r, false), matrix(w.a->data(), in_, false), full.data(), in_,
                   -w.scaling, true);
-    store_weight(*weight_->value, full);
-    w.merged = false;
+    store_weight_values(full, true);
     return;
   }
   auto it = ia3_.find(adapter);
   PEFT_CHECK(it != ia3_.end(), ErrorCode::Argument, name_ + " has no adapter named " + adapter);
   Ia3Weights& w = it->second;
   PEFT_CHECK(w.merged, ErrorCode::Config, "Adapter " + adapter + " is not merged into " + name_);
-  std::vector<float> full = weight_as_f32(*weight_->value);
   const float* l = w.scale->data();
-  // As PEFT does, divide by l + 1e-8 so that a zero entry does not give infinities.
-  for (int64_t o = 0; o < out_; ++o)
-    for (int64_t i = 0; i < in_; ++i) full[o * in_ + i] /= (w.feedforward ? l[i] : l[o]) + 1e-8f;
-  store_weight(*weight_->value, full);
+  if (w.quant_before_merge) {
+    restore_quant(std::move(w.quant_before_merge));
+  } else {
+    std::vector<float> full = weight_values();  // [out, in]
+    // As PEFT does, divide by l + 1e-8 so that a zero entry does not give infinities.
+    for (int64_t o = 0; o < out_; ++o)
+      for (int64_t i = 0; i < in_; ++i) full[o * in_ + i] /= (w.feedforward ? l[i] : l[o]) + 1e-8f;
+    store_weight_values(full, true);
+  }
   if (bias_ && !w.feedforward)
     for (int64_t o = 0; o < out_; ++o) bias_->mutable_data()[o] /= l[o] + 1e-8f;
   w.merged = false;

@@ -8,6 +8,8 @@
 
 namespace peft::nn {
 
+struct QuantWeight;  // nn/quant_weight.h
+
 struct Param {
   Param(std::string name, std::shared_ptr<Tensor> value) : name(std::move(name)), value(std::move(value)) {}
 
@@ -15,6 +17,9 @@ struct Param {
   std::shared_ptr<Tensor> value;
   bool trainable = false;
   std::shared_ptr<Tensor> grad;  // f32, value's shape; allocated by grad_data() on first use
+  // A 4-bit weight (QLoRA's frozen base): `value` is then its packed codes, u8 [ceil(n/2)], and
+  // `quant` has the scales, code tables and the weight's own shape. Null for dense parameters.
+  std::shared_ptr<QuantWeight> quant;
 
   // The gradient buffer, allocated zero-filled the first time; null when the parameter is frozen,
   // so callers skip the work of a gradient nobody wants.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "kernels/gemm.h"
 #include "kernels/nf4.h"
 
@@ -24,28 +25,47 @@ void check_weight(const Quant4Tensor& w, int64_t N, int64_t K) {
                  std::to_string(K) + "]) but received " + std::to_string(w.numel));
 }
 
+// Rows [n0, n0 + nb) of W [N, K] into panel: [nb, K] f32, in the compute dtype's values.
+void dequantize_panel(const Quant4Tensor& w, int64_t K, int64_t n0, int64_t nb, DType compute, float* panel) {
+  dequantize4_rows(w, K, n0, n0 + nb, panel);
+  if (compute == DType::BF16) round_to_bf16(panel, nb * K);
+}
+
+void check_compute(DType compute) {
+  PEFT_CHECK(compute == DType::F32 || compute == DType::BF16, ErrorCode::DType,
+             std::string("Expected f32 or bf16 for a 4-bit product's compute dtype but received ") + dtype_name(compute));
+}
+
 }  // namespace
+
+void round_to_bf16(float* v, int64_t n) {
+  parallel_for(n, 1 << 15, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) v[i] = bf16_to_f32(f32_to_bf16(v[i]));
+  });
+}
 
 int64_t quant4_matmul_workspace(int64_t N, int64_t K) { return panel_rows(N, K) * K; }
 
 void quant4_matmul(int64_t M, int64_t N, int64_t K, const MatrixRef& x, const Quant4Tensor& w, float* y, int64_t ldy,
-                   float alpha, bool accumulate, float* workspace) {
+                   float alpha, bool accumulate, float* workspace, DType compute) {
   check_weight(w, N, K);
+  check_compute(compute);
   const int64_t rows = panel_rows(N, K);
   for (int64_t n0 = 0; n0 < N; n0 += rows) {
     const int64_t nb = std::min(rows, N - n0);
-    dequantize4_rows(w, K, n0, n0 + nb, workspace);  // [nb, K]
+    dequantize_panel(w, K, n0, nb, compute, workspace);  // [nb, K]
     gemm(M, nb, K, x, MatrixRef{workspace, DType::F32, K, true}, y + n0, ldy, alpha, accumulate);
   }
 }
 
 void quant4_matmul_dx(int64_t M, int64_t N, int64_t K, const float* dy, const Quant4Tensor& w, float* dx, float alpha,
-                      bool accumulate, float* workspace) {
+                      bool accumulate, float* workspace, DType compute) {
   check_weight(w, N, K);
+  check_compute(compute);
   const int64_t rows = panel_rows(N, K);
   for (int64_t n0 = 0; n0 < N; n0 += rows) {
     const int64_t nb = std::min(rows, N - n0);
-    dequantize4_rows(w, K, n0, n0 + nb, workspace);
+    dequantize_panel(w, K, n0, nb, compute, workspace);  // [nb, K]
     // dx += dy[:, n0 : n0 + nb] · W[n0 : n0 + nb, :]
     gemm(M, K, nb, MatrixRef{dy + n0, DType::F32, N, false}, MatrixRef{workspace, DType::F32, K, false}, dx, K, alpha,
          accumulate || n0 > 0);

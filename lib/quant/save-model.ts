@@ -1,0 +1,109 @@
+/**
+ * Saving a model with 4-bit weights as a Hugging Face checkpoint in bitsandbytes' format: what
+ * transformers writes for a model loaded with `load_in_4bit` (and what {@link loadModel} reads back).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { PeftError, withCallSite } from '../errors';
+import { writeFileAtomic } from '../io/atomic';
+import { writeSafetensors } from '../io/safetensors';
+import type { LlamaConfig } from '../models/config';
+import type { Model } from '../models/model';
+import type { Tensor } from '../tensor';
+import { fail } from '../validate';
+import { quantizationConfigJson } from './bnb-config';
+import { bnbTensors } from './bnb-format';
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
+const TORCH_DTYPE: Record<string, string> = { f32: 'float32', bf16: 'bfloat16', f16: 'float16' };
+
+/** config.json fields of a Llama-family model (for models that did not come with one). */
+function hfConfig(c: LlamaConfig): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: c.modelType,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    vocab_size: c.vocabSize,
+    max_position_embeddings: c.maxPositionEmbeddings,
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    hidden_act: 'silu',
+    tie_word_embeddings: c.tieWordEmbeddings,
+    attention_bias: c.attentionBias,
+    mlp_bias: c.mlpBias,
+    ...(c.bosTokenId === undefined ? {} : { bos_token_id: c.bosTokenId }),
+    ...(c.eosTokenId === undefined ? {} : { eos_token_id: c.eosTokenId }),
+    ...(c.ropeScaling?.type === 'linear' ? { rope_scaling: { rope_type: 'linear', factor: c.ropeScaling.factor } } : {}),
+    ...(c.ropeScaling?.type === 'llama3'
+      ? {
+          rope_scaling: {
+            rope_type: 'llama3',
+            factor: c.ropeScaling.factor,
+            low_freq_factor: c.ropeScaling.lowFreqFactor,
+            high_freq_factor: c.ropeScaling.highFreqFactor,
+            original_max_position_embeddings: c.ropeScaling.originalMaxPositionEmbeddings,
+          },
+        }
+      : {}),
+  };
+}
+
+/** The directory the model was loaded from, when it was a local Hugging Face directory. */
+function sourceDir(model: Model): string | undefined {
+  const where = model.nameOrPath;
+  return where && !where.startsWith('hf:') && fs.existsSync(where) && fs.statSync(where).isDirectory() ? where : undefined;
+}
+
+/**
+ * Writes a model whose linear layers are 4-bit (see {@link loadModel}'s `quantization`) to `dir` as
+ * bitsandbytes does: `model.safetensors` with every 4-bit weight as `weight` (packed u8),
+ * `weight.absmax`, `weight.quant_map`, `weight.nested_*` and `weight.quant_state.bitsandbytes__nf4`
+ * (or `__fp4`), the other weights as they are held; `config.json` with transformers'
+ * `quantization_config`; the tokenizer files of the source directory. Each file is written
+ * atomically, config.json last.
+ * @example await saveQuantizedModel(await loadModel(dir, { quantization: { load_in_4bit: true, bnb_4bit_quant_type: 'nf4' } }), 'out/nf4');
+ */
+export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
+  return withCallSite(async () => {
+    if (typeof dir !== 'string' || dir === '') fail('dir', 'a directory path', dir);
+    const quantized = model.quantizedWeights();
+    const first = quantized.values().next().value;
+    if (!first) throw new PeftError('The model has no 4-bit weights to save; load it with the quantization option', 'E_CONFIG');
+    fs.mkdirSync(dir, { recursive: true });
+    if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
+      throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the saved model.safetensors`, 'E_IO');
+    }
+    const tensors: Record<string, Tensor> = {};
+    for (const name of model.parameterNames()) {
+      const q = quantized.get(name);
+      if (q) Object.assign(tensors, bnbTensors(q, name));
+      else tensors[name] = model.parameter(name);
+    }
+    await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+
+    const source = sourceDir(model);
+    for (const file of TOKENIZER_FILES) {
+      const from = source && path.join(source, file);
+      if (from && fs.existsSync(from)) writeFileAtomic(path.join(dir, file), fs.readFileSync(from));
+    }
+    const sourceConfig = source && fs.existsSync(path.join(source, 'config.json')) ? JSON.parse(fs.readFileSync(path.join(source, 'config.json'), 'utf8')) : undefined;
+    const settings = {
+      quantType: first.quant_type,
+      doubleQuant: first.double_quant,
+      blocksize: first.blocksize,
+      computeDtype: model.quantizedComputeDtype() ?? 'f32',
+    };
+    const config = {
+      ...(sourceConfig ?? hfConfig(model.config)),
+      torch_dtype: TORCH_DTYPE[first.dtype],
+      quantization_config: quantizationConfigJson(settings),
+    };
+    writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  });
+}
