@@ -266,6 +266,9 @@ export class PeftModel {
       if (s.config.peft_type !== 'LORA' && s.config.peft_type !== 'IA3') {
         throw new PeftError(`Expected a LoRA or IA3 adapter to merge but ${name} is ${s.config.peft_type}`, 'E_UNSUPPORTED');
       }
+      if (this.base.config.tieWordEmbeddings && s.modules.includes('lm_head')) {
+        throw new PeftError(`Cannot merge adapter ${name}: it adapts lm_head, whose weight is the embedding table, so merging would change the embeddings too`, 'E_UNSUPPORTED');
+      }
       const requantize = options.requantize ?? this.mergeRequantize.get(name) ?? true;
       const quantized = this.quantizedModules(s.modules);
       if (quantized.length && requantize) {

@@ -167,9 +167,8 @@ export class Trainer {
     if (architecture === 'bert') {
       throw new PeftError('The Trainer trains causal language models; BERT sequence classification is not supported by it yet', 'E_UNSUPPORTED');
     }
-    if (this.args.gradient_checkpointing) {
-      this.warn('gradient_checkpointing is ignored: activation checkpointing is not available in peft-native yet, so training keeps every activation it needs');
-    }
+    // Activation checkpointing: layers keep only their inputs and the backward recomputes them.
+    if (this.args.gradient_checkpointing) peft.base.setGradientCheckpointing(true);
   }
 
   /**

@@ -391,10 +391,16 @@ describe('bad input', () => {
     expect(() => new Trainer(tinyLlama().model as unknown as PeftModel, { train_dataset: data() })).toThrow(error('E_ARGUMENT', 'a PeftModel'));
   });
 
-  it('warns that gradient_checkpointing is ignored', () => {
-    const warnings: string[] = [];
-    new Trainer(tinyPeft(), { train_dataset: data(), gradient_checkpointing: true, warn: (m) => void warnings.push(m) });
-    expect(warnings).toEqual([expect.stringContaining('gradient_checkpointing is ignored')]);
+  it('gradient_checkpointing turns on activation checkpointing and gives the same losses', async () => {
+    const losses = async (checkpoint: boolean) => {
+      const seen: number[] = [];
+      const trainer = new Trainer(tinyPeft(), { train_dataset: data(), max_steps: 3, gradient_checkpointing: checkpoint, seed: 1, callbacks: [{ onStep: (e: { loss: number }) => void seen.push(e.loss) }] } as never);
+      await trainer.train();
+      return seen;
+    };
+    const plain = await losses(false);
+    expect(plain.length).toBe(3);
+    expect(await losses(true)).toEqual(plain);
   });
 
   it('refuses a checkpoint of another run, a folder that is not one, and a second concurrent train()', async () => {
