@@ -52,13 +52,28 @@ describe('peft-native --help', () => {
     expect(b.stderr).toContain("unknown option '--bogus'");
   });
 
-  it.each([
-    ['export', ['--model', 'm', '--adapter', 'a', '--output', 'o']],
-  ])('%s is declared but waits for the export code: a one-line E_UNSUPPORTED error', (name, args) => {
-    const r = runCli([name, ...args]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`peft-native: The ${name} command is not built yet: ${r.stderr.split(': ').slice(2).join(': ')}`);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('[E_UNSUPPORTED]');
+  it('export writes a GGUF LoRA file and a merged Hugging Face directory; a missing adapter is a one-line error', async () => {
+    const { loadModel, getPeftModel, readGguf } = await import('../../lib');
+    const { MODELS_DIR } = await import('../helpers/models');
+    const os = await import('node:os');
+    const hf = path.join(MODELS_DIR, 'stories260K-hf');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-export-'));
+    try {
+      const peft = getPeftModel(await loadModel(hf), { peft_type: 'LORA', r: 2, target_modules: ['q_proj', 'v_proj'], init_lora_weights: false });
+      await peft.saveAdapter(path.join(dir, 'adapter'));
+      const lora = runCli(['export', '--model', hf, '--adapter', path.join(dir, 'adapter'), '--output', path.join(dir, 'lora.gguf')]);
+      expect(lora.code).toBe(0);
+      const gguf = readGguf(path.join(dir, 'lora.gguf'));
+      expect(gguf.metadata['general.type']).toBe('adapter');
+      expect(gguf.tensorInfos.some((t) => t.name === 'blk.0.attn_q.weight.lora_a')).toBe(true);
+      const merged = runCli(['export', '--model', hf, '--adapter', path.join(dir, 'adapter'), '--format', 'safetensors', '--output', path.join(dir, 'merged')]);
+      expect(merged.code).toBe(0);
+      expect(fs.existsSync(path.join(dir, 'merged', 'model.safetensors'))).toBe(true);
+      const bad = runCli(['export', '--model', hf, '--adapter', path.join(dir, 'nope'), '--output', path.join(dir, 'x.gguf')]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
