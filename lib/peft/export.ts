@@ -152,6 +152,9 @@ export function exportMerged(source: PeftModel | Model, dir: string, options: Ex
     if (typeof dir !== 'string' || !dir) fail('dir', 'a directory path', dir);
     const dtype = dtypeOption(options.dtype, ['f32', 'bf16', 'f16']) as keyof typeof TORCH_DTYPES;
     const model = source instanceof PeftModel ? source.base : source;
+    if (model.quantizedWeightNames().length) {
+      throw new PeftError('exportMerged does not write 4-bit models yet; use saveQuantizedModel, or load the base without quantization', 'E_UNSUPPORTED');
+    }
     fs.mkdirSync(dir, { recursive: true });
     if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
       throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the exported model.safetensors`, 'E_IO');
