@@ -5,7 +5,8 @@
 // quantization, bf16 compute) r=16 on all linear layers; AdamW; batch 4 x 256 tokens. Each case runs
 // in its own process, so its peak RSS is its own. Reports the resident bytes of the base weights
 // (model.info()), RSS after building the model, peak RSS, the training-step time, and each one's
-// ratio to LoRA on the f32 base. Writes .bench-out/qlora.json.
+// ratio to LoRA on the f32 base; then one layer's frozen-weight products (forward and dx over 2048
+// tokens) with an NF4 weight against a bf16 one. Writes .bench-out/qlora.json.
 //
 //   npm run bench:qlora -- [--steps=N] [--cases=lora-f32,lora-bf16,qlora] [--json=PATH]
 const { execFileSync } = require('node:child_process');
@@ -101,6 +102,36 @@ async function runCase(id, steps) {
   }) + '\n');
 }
 
+/**
+ * One linear layer's frozen-weight products, forward y = x·Wᵀ and dx = dy·W, over 2048 tokens:
+ * a 4-bit W (quantMatmul, dequantized panel by panel) against a bf16 W (ops.matmul).
+ */
+function layerTimes() {
+  const { tensor, ops, quantize, quantMatmul } = require(path.join(root, 'dist'));
+  const { timeMedian, NORMAL } = require('./timing');
+  const M = 2048;
+  const rows = [];
+  for (const [name, n, k] of [['q_proj', 576, 576], ['gate_proj', 1536, 576], ['down_proj', 576, 1536]]) {
+    const w = tensor(randomData(n * k, 3, 0.04), [n, k]);
+    const wb = w.to('bf16');
+    const q = quantize(w, { quant_type: 'nf4', blocksize: 64, double_quant: true });
+    const x = tensor(randomData(M * k, 4, 1), [M, k]);
+    const dy = tensor(randomData(M * n, 5, 1), [M, n]);
+    const bf16 = timeMedian(() => {
+      ops.matmul(x, wb, { transB: true }).dispose();
+      ops.matmul(dy, wb).dispose();
+    }, NORMAL).median;
+    const nf4 = timeMedian(() => {
+      quantMatmul(x, q, { transB: true }).dispose();
+      quantMatmul(dy, q).dispose();
+    }, NORMAL).median;
+    rows.push([`${name} [${n}, ${k}]`, num(bf16 * 1e3, 1), num(nf4 * 1e3, 1), ratio(nf4 / bf16)]);
+    for (const t of [w, wb, x, dy]) t.dispose();
+    q.dispose();
+  }
+  return rows;
+}
+
 function parseArgs(argv) {
   const opts = { steps: 3, cases: Object.keys(CASES), json: path.join(root, '.bench-out', 'qlora.json') };
   for (const a of argv) {
@@ -144,8 +175,13 @@ async function main() {
     console.log(`\nQLoRA base: ${q.bitsPerParameter.toFixed(3)} stored bits per 4-bit parameter (code tables aside); ` +
       `4-bit weights ${num(quantBytes / MB)} MiB + full-precision layers ${num(rest / MB)} MiB`);
   }
+  process.stderr.write('  layer products ...\n');
+  const layers = layerTimes();
+  console.log(`\nFrozen-weight products of one layer (y = x·Wᵀ and dx = dy·W), ${2048} tokens, median ms\n`);
+  const layerColumns = ['layer', 'bf16 W', 'NF4 W', 'ratio'].map((title, i) => ({ title, right: i > 0 }));
+  for (const line of renderTable(layerColumns, layers)) console.log(line);
   fs.mkdirSync(path.dirname(opts.json), { recursive: true });
-  fs.writeFileSync(opts.json, JSON.stringify({ shape: SHAPE, batch: BATCH, seq: SEQ, rank: RANK, steps: opts.steps, results }, null, 2));
+  fs.writeFileSync(opts.json, JSON.stringify({ shape: SHAPE, batch: BATCH, seq: SEQ, rank: RANK, steps: opts.steps, results, layers }, null, 2));
 }
 
 main().catch((err) => {
