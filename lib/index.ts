@@ -24,6 +24,9 @@ export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeN
 export { loadModel, Model, type TokenIds, type LossResult, type LossOptions, type GenerateOptions, type LoadModelOptions } from './models/model';
 export { Sampler, type SamplingOptions } from './models/sampling';
 export { getPeftModel, loadAdapter, PeftModel, type AdapterOptions, type AdapterRowOptions, type MergeOptions } from './peft/peft-model';
+export { type WeightedAdapterOptions, type CombinationType } from './peft/combine';
+export { exportMerged, exportGgufLora, type ExportMergedOptions, type ExportGgufLoraOptions } from './peft/export';
+export { writeGguf, type GgufMetadataValue, type GgufScalarType } from './io/gguf-writer';
 export {
   normalizeConfig,
   type PeftConfig,
@@ -66,6 +69,12 @@ export { RunLog, readRunLog, type RunEvent, type RunRecord, type StartEvent, typ
 export { summarizeRun, type RunSummary } from './train/run-summary';
 export { renderReport, writeReport, type ReportOptions } from './train/report';
 export { TrainingProgress, printSummary, type ProgressOptions, type ProgressUpdate, type ProgressStream } from './train/progress';
+export { Trainer, type TrainOptions, type TrainResult, type StopReason } from './train/trainer';
+export { type TrainingArguments, type ResolvedArguments } from './train/training-args';
+export { type TrainerCallbacks, type StepInfo, type EvalInfo, type SaveInfo } from './train/callbacks';
+export { type EvalResult } from './train/evaluate';
+export { type OptimizerName } from './train/optimizer';
+export { type StepRecord, type EvalRecord } from './train/checkpoint';
 export {
   quantize,
   quantizeAsync,

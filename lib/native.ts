@@ -208,7 +208,9 @@ export type NativeLlamaConfig = Pick<
   | 'ropeTheta'
   | 'tieWordEmbeddings'
   | 'attentionBias'
-> & { ropeFreqScale?: Float32Array };
+  | 'architecture'
+  | 'maxPositionEmbeddings'
+> & { ropeFreqScale?: Float32Array; layerNormEps?: number; typeVocabSize?: number; numLabels?: number };
 
 /** @internal Which adapters a forward applies (native/nn/adapter_selection.h). */
 export interface NativeAdapterSelection {
@@ -287,6 +289,7 @@ export interface NativeLlama {
   setParameterValue(name: string, value: NativeTensor): void;
   grads(): Record<string, NativeTensor>;
   linearModules(): NativeLinearModule[];
+  setCheckpointing(on: boolean): void;
   /** requantize (default true): a 4-bit weight stays 4-bit; false: it becomes dense in its compute dtype. */
   mergeAdapter(adapter: string, options?: { requantize: boolean }): number;
   unmergeAdapter(adapter: string): number;

@@ -10,9 +10,12 @@ export type RopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 
-/** A Llama-family decoder. */
+/**
+ * A decoder's configuration: the Llama family, or GPT-2 (learned positions, LayerNorm with
+ * `layerNormEps`, GELU; `numKvHeads` = `numHeads`, the RoPE fields unused, the head tied).
+ */
 export interface LlamaConfig {
-  architecture: 'llama';
+  architecture: 'llama' | 'gpt2' | 'bert';
   /** config.json's model_type: 'llama', 'mistral', 'qwen2', ... */
   modelType: string;
   hiddenSize: number;
@@ -32,6 +35,80 @@ export interface LlamaConfig {
   mlpBias: boolean;
   bosTokenId?: number;
   eosTokenId?: number | number[];
+  /** GPT-2, BERT: LayerNorm epsilon. */
+  layerNormEps?: number;
+  /** BERT: token types (segments). */
+  typeVocabSize?: number;
+  /** BERT sequence classification: classes (1 = regression). */
+  numLabels?: number;
+  /** BERT: class names by id, from id2label. */
+  id2label?: Record<number, string>;
+}
+
+/** A BERT encoder with a sequence-classification head (BertForSequenceClassification). */
+function bertConfigFromHf(json: Record<string, unknown>, source: string): LlamaConfig {
+  const act = json.hidden_act ?? 'gelu';
+  if (act !== 'gelu') bad(source, 'hidden_act', '"gelu"', act);
+  const hiddenSize = positiveInt(source, json, 'hidden_size', undefined, LIMITS.width);
+  const numHeads = positiveInt(source, json, 'num_attention_heads', undefined, LIMITS.heads);
+  if (hiddenSize % numHeads !== 0) bad(source, 'num_attention_heads', `a divisor of hidden_size (${hiddenSize})`, numHeads);
+  const id2label = typeof json.id2label === 'object' && json.id2label !== null && !Array.isArray(json.id2label)
+    ? (json.id2label as Record<number, string>) : undefined;
+  const numLabels = json.num_labels !== undefined ? positiveInt(source, json, 'num_labels', undefined, 1 << 20)
+    : id2label ? Object.keys(id2label).length : 2;
+  return {
+    architecture: 'bert',
+    modelType: 'bert',
+    hiddenSize,
+    intermediateSize: positiveInt(source, json, 'intermediate_size', undefined, LIMITS.width),
+    numLayers: positiveInt(source, json, 'num_hidden_layers', undefined, LIMITS.layers),
+    numHeads,
+    numKvHeads: numHeads,
+    headDim: hiddenSize / numHeads,
+    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
+    rmsNormEps: 0,
+    layerNormEps: positiveNumber(source, json, 'layer_norm_eps', 1e-12),
+    ropeTheta: 0,
+    maxPositionEmbeddings: positiveInt(source, json, 'max_position_embeddings', 512, 1 << 20),
+    typeVocabSize: positiveInt(source, json, 'type_vocab_size', 2, 1 << 16),
+    numLabels,
+    id2label,
+    tieWordEmbeddings: false,
+    attentionBias: true,
+    mlpBias: true,
+  };
+}
+
+/** Any decoder configuration this library runs. */
+export type ModelConfig = LlamaConfig;
+
+/** GPT-2 from config.json (n_embd, n_layer, n_head, n_inner, n_positions, layer_norm_epsilon). */
+function gpt2ConfigFromHf(json: Record<string, unknown>, source: string): LlamaConfig {
+  const act = json.activation_function ?? 'gelu_new';
+  if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') bad(source, 'activation_function', '"gelu_new" (GELU, tanh approximation)', act);
+  const hiddenSize = positiveInt(source, json, 'n_embd', undefined, LIMITS.width);
+  const numHeads = positiveInt(source, json, 'n_head', undefined, LIMITS.heads);
+  if (hiddenSize % numHeads !== 0) bad(source, 'n_head', `a divisor of n_embd (${hiddenSize})`, numHeads);
+  return {
+    architecture: 'gpt2',
+    modelType: 'gpt2',
+    hiddenSize,
+    intermediateSize: json.n_inner === null || json.n_inner === undefined ? 4 * hiddenSize : positiveInt(source, json, 'n_inner', undefined, LIMITS.width),
+    numLayers: positiveInt(source, json, 'n_layer', undefined, LIMITS.layers),
+    numHeads,
+    numKvHeads: numHeads,
+    headDim: hiddenSize / numHeads,
+    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
+    rmsNormEps: 0,
+    layerNormEps: positiveNumber(source, json, 'layer_norm_epsilon', 1e-5),
+    ropeTheta: 0,
+    maxPositionEmbeddings: positiveInt(source, json, 'n_positions', 1024, 1 << 20),
+    tieWordEmbeddings: true,
+    attentionBias: true,
+    mlpBias: true,
+    bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
+    eosTokenId: typeof json.eos_token_id === 'number' ? json.eos_token_id : undefined,
+  };
 }
 
 const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'smollm'];
@@ -92,9 +169,11 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
     throw new PeftError(`Expected a JSON object in ${source} but received ${JSON.stringify(json)}`, 'E_FORMAT');
   }
   const modelType = json.model_type;
+  if (modelType === 'gpt2') return gpt2ConfigFromHf(json, source);
+  if (modelType === 'bert') return bertConfigFromHf(json, source);
   if (typeof modelType !== 'string' || !LLAMA_TYPES.includes(modelType)) {
     throw new PeftError(
-      `Expected a model_type of ${LLAMA_TYPES.join(', ')} in ${source} but received ${JSON.stringify(modelType)}`,
+      `Expected a model_type of ${[...LLAMA_TYPES, 'gpt2', 'bert'].join(', ')} in ${source} but received ${JSON.stringify(modelType)}`,
       'E_UNSUPPORTED',
     );
   }

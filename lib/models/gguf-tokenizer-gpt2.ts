@@ -90,6 +90,12 @@ function mergePairs(merges: string[]): [string, string][] {
 
 /** The tokenizer of a GGUF file whose `tokenizer.ggml.model` is `gpt2`. */
 export function gpt2TokenizerFromGguf(metadata: Record<string, unknown>): Tokenizer {
+  const { tokenizer, tokenizerConfig } = gpt2TokenizerFiles(metadata);
+  return Tokenizer.fromJSON(tokenizer, tokenizerConfig);
+}
+
+/** The `tokenizer.json` and `tokenizer_config.json` objects of a `gpt2` GGUF vocabulary. */
+export function gpt2TokenizerFiles(metadata: Record<string, unknown>): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
   const pre = preType(metadata);
   const tokens = list<string>(metadata, 'tokenizer.ggml.tokens', 'string');
   const types = metadata['tokenizer.ggml.token_type'] === undefined
@@ -148,5 +154,5 @@ export function gpt2TokenizerFromGguf(metadata: Record<string, unknown>): Tokeni
       merges,
     },
   };
-  return Tokenizer.fromJSON(json, { bos_token: bos, eos_token: eos, unk_token: unk, pad_token: pad, clean_up_tokenization_spaces: pre.cleanSpaces });
+  return { tokenizer: json, tokenizerConfig: { bos_token: bos, eos_token: eos, unk_token: unk, pad_token: pad, clean_up_tokenization_spaces: pre.cleanSpaces } };
 }

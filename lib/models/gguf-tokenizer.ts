@@ -5,7 +5,7 @@
  * (byte-level BPE, see gguf-tokenizer-gpt2.ts).
  */
 import { PeftError } from '../errors';
-import { gpt2TokenizerFromGguf } from './gguf-tokenizer-gpt2';
+import { gpt2TokenizerFiles } from './gguf-tokenizer-gpt2';
 import { list, tokenAt, TOKEN_TYPE } from './gguf-vocab';
 import { Tokenizer } from './tokenizer';
 
@@ -33,8 +33,14 @@ function mergesFromScores(tokens: string[], scores: number[], vocab: Map<string,
 
 /** The tokenizer of a GGUF file's metadata. */
 export function tokenizerFromGguf(metadata: Record<string, unknown>): Tokenizer {
+  const { tokenizer, tokenizerConfig } = ggufTokenizerFiles(metadata);
+  return Tokenizer.fromJSON(tokenizer, tokenizerConfig);
+}
+
+/** The `tokenizer.json` and `tokenizer_config.json` objects of a GGUF file's vocabulary. */
+export function ggufTokenizerFiles(metadata: Record<string, unknown>): { tokenizer: Record<string, unknown>; tokenizerConfig: Record<string, unknown> } {
   const model = metadata['tokenizer.ggml.model'];
-  if (model === 'gpt2') return gpt2TokenizerFromGguf(metadata);
+  if (model === 'gpt2') return gpt2TokenizerFiles(metadata);
   if (model !== 'llama') {
     throw new PeftError(`The GGUF vocabulary type ${JSON.stringify(model)} is not supported (llama and gpt2 are); pass { tokenizer: dir } instead`, 'E_UNSUPPORTED');
   }
@@ -97,5 +103,5 @@ export function tokenizerFromGguf(metadata: Record<string, unknown>): Tokenizer 
     },
   };
   // SentencePiece text keeps its spaces as they are (no clean-up before punctuation).
-  return Tokenizer.fromJSON(json, { bos_token: bos, eos_token: eos, unk_token: unk, clean_up_tokenization_spaces: false });
+  return { tokenizer: json, tokenizerConfig: { bos_token: bos, eos_token: eos, unk_token: unk, clean_up_tokenization_spaces: false } };
 }

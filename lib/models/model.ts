@@ -20,6 +20,7 @@ import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
 import { tokenizerFromGguf } from './gguf-tokenizer';
 import { llamaWeightsFromGguf } from './gguf-weights';
+import { bertWeights, gpt2Weights } from './gpt2-weights';
 import { resolveModel, type ResolveOptions } from './hub';
 import { Sampler, type SamplingOptions } from './sampling';
 import { loadTokenizer, type Tokenizer } from './tokenizer';
@@ -62,6 +63,14 @@ function idsTensor(ids: TokenIds, argument: string): Tensor {
     if (!Array.isArray(r) || r.length !== width) fail(`${argument}[${i}]`, `a sequence of ${width} ids (sequences in a batch have equal lengths)`, r, 'E_SHAPE');
   });
   return tensor(rows, undefined, 'i32');
+}
+
+/** A sequence classifier's labels: class ids (i32), or targets (f32) for regression (one label). */
+function classLabels(labels: TokenIds | undefined, numLabels: number): Tensor {
+  if (labels instanceof Tensor) return labels;
+  const flat = Array.isArray(labels) ? (labels as (number | number[])[]).flat() : labels;
+  if (!Array.isArray(flat) || !flat.length || flat.some((v) => typeof v !== 'number')) fail('labels', 'one class id (or regression target) per sequence', labels);
+  return numLabels === 1 ? tensor(Float32Array.from(flat), [flat.length]) : tensor(Int32Array.from(flat), [flat.length], 'i32');
 }
 
 /** Labels [B, T] → [B, P + T] with -100 for the P virtual tokens of a prompt adapter. */
@@ -148,6 +157,14 @@ export class Model {
   }
 
   /**
+   * Activation checkpointing for training: each layer keeps only its input and the backward pass
+   * recomputes it (an extra forward's compute for most of the activations' memory). Llama family.
+   */
+  setGradientCheckpointing(on = true): void {
+    this.native.setCheckpointing(on);
+  }
+
+  /**
    * A 4-bit weight as the model holds it now (bitsandbytes' layout, sharing the model's memory),
    * or undefined when `name` is not 4-bit. See {@link loadModel}'s `quantization` option.
    */
@@ -199,7 +216,7 @@ export class Model {
       const t = this.weights.get(name) ?? this.parameterLive(name);
       add(t.dtype, t.size, t.size * dtypeSize(t.dtype));
     }
-    return { architecture: 'llama', parameters, bytes, byDtype };
+    return { architecture: this.config.architecture, parameters, bytes, byDtype };
   }
 
   /** @internal The native model's current storage of a base parameter. */
@@ -232,7 +249,7 @@ export class Model {
   loss(ids: TokenIds, labels?: TokenIds, options: LossOptions = {}): Promise<LossResult> {
     return withCallSite(async () => {
       const idTensor = this.checkedIds(ids);
-      let labelTensor = labels === undefined ? idTensor : idsTensor(labels, 'labels');
+      let labelTensor = this.config.architecture === 'bert' ? classLabels(labels, this.config.numLabels ?? 2) : labels === undefined ? idTensor : idsTensor(labels, 'labels');
       const virtual = this.native.promptLength();
       if (virtual > 0) labelTensor = prefixIgnored(labelTensor, virtual);
       const mask = options.attentionMask ? handleOf(options.attentionMask, 'options.attentionMask') : null;
@@ -262,6 +279,7 @@ export class Model {
   }
 
   private async *pieces(prompt: string | number[], options: GenerateOptions, tokens: number[]): AsyncIterableIterator<string> {
+    if (this.config.architecture === 'bert') throw new PeftError('A sequence classifier (BERT) does not generate text; use forward() for its logits', 'E_UNSUPPORTED');
     const ids = typeof prompt === 'string' ? this.requireTokenizer().encode(prompt) : [...prompt];
     if (!ids.length) fail('prompt', 'at least one token', prompt);
     ids.forEach((id, i) => {
@@ -368,7 +386,7 @@ function castWeights(weights: Map<string, Tensor>, dtype: 'f32' | 'bf16'): Map<s
 
 /** What {@link Model.info} reports. */
 export interface ModelInfo {
-  architecture: 'llama';
+  architecture: 'llama' | 'gpt2' | 'bert';
   /** Parameters of the base model (a tied head counted once). */
   parameters: number;
   /** Bytes the base weights occupy. */
@@ -424,7 +442,12 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   const source = readSafetensorsModel(resolved);
   const stored = readQuantizedWeights(source);  // a checkpoint in bitsandbytes' 4-bit format
   const keys = source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq') && !stored.keys.has(k));
-  const weights = castWeights(new Map(keys.map((k) => [k, source.tensor(k)])), loadDtype(options));
+  const raw = new Map(keys.map((k) => [k, source.tensor(k)]));
+  const arch = config.architecture === 'gpt2' ? gpt2Weights(raw) : config.architecture === 'bert' ? bertWeights(raw, config.hiddenSize, config.numLabels ?? 2) : raw;
+  const weights = castWeights(arch, loadDtype(options));
+  if (config.architecture !== 'llama' && (options.quantization || stored.weights.size)) {
+    throw new PeftError(`4-bit weights are available for the Llama family only, not ${config.architecture}`, 'E_UNSUPPORTED');
+  }
   const quantized = await quantizedOnLoad(weights, options, stored.weights, json);
   const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? loadTokenizer(resolved) : undefined;
   return new Model(config, weights, tokenizer, location, quantized);

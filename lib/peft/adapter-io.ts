@@ -50,7 +50,7 @@ export function adapterFileTensors(model: Model, state: AdapterState): Record<st
     if (l) out[`${FILE_PREFIX}${module}.ia3_l`] = reshaped(l, state.feedforward.has(module) ? [1, l.size] : [l.size, 1]);
   }
   for (const [param, value] of state.weights) {
-    const m = /^(model\.layers\.\d+\.(?:attn|mlp)_adapter\.adapter_(?:down|up))\.[^.]+\.(weight|bias)$/.exec(param);
+    const m = /^((?:model\.layers|transformer\.h|bert\.encoder\.layer)\.\d+\.(?:attn|mlp)_adapter\.adapter_(?:down|up))\.[^.]+\.(weight|bias)$/.exec(param);
     if (m) out[`${FILE_PREFIX}${m[1]}.${m[2]}`] = value;
   }
   const prompt = state.weights.get(promptEmbeddings(name)) ?? state.weights.get(`prefix_kv.${name}`);
@@ -117,7 +117,7 @@ export function readAdapter(dir: string, warn?: (message: string) => void): { co
     else if ((m = /^(.+)\.lora_B\.weight$/.exec(k))) lora(m[1]).b = t;
     else if ((m = /^(.+)\.lora_magnitude_vector(\.weight)?$/.exec(k))) lora(m[1]).magnitude = t;
     else if ((m = /^(.+)\.ia3_l$/.exec(k))) tensors.ia3.set(m[1], t);
-    else if ((m = /^(model\.layers\.\d+\.(?:attn|mlp)_adapter)\.adapter_(down|up)\.(weight|bias)$/.exec(k))) {
+    else if ((m = /^((?:model\.layers|transformer\.h|bert\.encoder\.layer)\.\d+\.(?:attn|mlp)_adapter)\.adapter_(down|up)\.(weight|bias)$/.exec(k))) {
       const site = tensors.bottleneck.get(m[1]) ?? {};
       site[`${m[2]}${m[3] === 'weight' ? 'Weight' : 'Bias'}` as 'downWeight'] = t;
       tensors.bottleneck.set(m[1], site);

@@ -42,11 +42,16 @@ export interface AdapterState {
   trainable: boolean;
 }
 
-// Hugging Face PEFT's default targets for Llama-family models.
-const LORA_DEFAULT_TARGETS = ['q_proj', 'v_proj'];
-const IA3_DEFAULT_TARGETS = ['k_proj', 'v_proj', 'down_proj'];
-const IA3_DEFAULT_FEEDFORWARD = ['down_proj'];
-const LN_DEFAULT_TARGETS = ['input_layernorm', 'post_attention_layernorm', 'norm'];
+// Hugging Face PEFT's default targets per architecture.
+const DEFAULTS = {
+  llama: { lora: ['q_proj', 'v_proj'], ia3: ['k_proj', 'v_proj', 'down_proj'], ia3Ff: ['down_proj'], ln: ['input_layernorm', 'post_attention_layernorm', 'norm'] },
+  gpt2: { lora: ['c_attn'], ia3: ['c_attn', 'mlp.c_proj'], ia3Ff: ['mlp.c_proj'], ln: ['ln_1', 'ln_2', 'ln_f'] },
+  bert: { lora: ['query', 'value'], ia3: ['key', 'value', 'output.dense'], ia3Ff: ['output.dense'], ln: ['LayerNorm'] },
+};
+const defaultsOf = (model: Model) => DEFAULTS[model.config.architecture];
+const EMBED_MODULES = { llama: 'model.embed_tokens', gpt2: 'transformer.wte', bert: 'bert.embeddings.word_embeddings' };
+const embedModule = (model: Model) => EMBED_MODULES[model.config.architecture];
+const LAYER_PREFIXES = { llama: 'model.layers', gpt2: 'transformer.h', bert: 'bert.encoder.layer' };
 
 function copyOf(t: Tensor): Tensor {
   return tensor(t.toFloat32Array(), t.shape);
@@ -72,9 +77,12 @@ function makeCopies(model: Model, params: string[], loaded: AdapterTensors | und
 }
 
 export function modulesToSave(model: Model, config: PeftConfig): string[] {
-  if (!config.modules_to_save?.length) return [];
   const modules = [...new Set(model.parameterNames().map(moduleOf))];
-  const chosen = selectModules(modules, { targets: config.modules_to_save }, 'modules_to_save');
+  // As PEFT does for SEQ_CLS, the classification head trains (and is saved) with every adapter.
+  const head = config.task_type === 'SEQ_CLS' ? ['classifier', 'score'].filter((h) => modules.includes(h)) : [];
+  const wanted = [...(config.modules_to_save ?? []), ...head];
+  if (!wanted.length) return [];
+  const chosen = selectModules(modules, { targets: wanted }, 'modules_to_save');
   if (chosen.includes('lm_head') && model.config.tieWordEmbeddings) {
     throw new PeftError('Cannot put lm_head in modules_to_save: its weight is tied to model.embed_tokens (list model.embed_tokens instead)', 'E_CONFIG');
   }
@@ -83,8 +91,8 @@ export function modulesToSave(model: Model, config: PeftConfig): string[] {
 
 function attachLora(model: Model, name: string, config: LoraConfig, rng: SeededRandom, loaded?: AdapterTensors): string[] {
   const nativeModel = model.nativeModel;
-  const targets = config.target_modules ?? LORA_DEFAULT_TARGETS;
-  const EMBED = 'model.embed_tokens';
+  const targets = config.target_modules ?? defaultsOf(model).lora;
+  const EMBED = embedModule(model);
   const available = [...linearNames(model), EMBED];
   if (loaded) {
     const unknown = [...loaded.lora.keys()].filter((m) => !available.includes(m));
@@ -150,7 +158,7 @@ function attachLora(model: Model, name: string, config: LoraConfig, rng: SeededR
 
 /** LoRA on the token embeddings: A [r, vocab] starts at zero and B [hidden, r] normal, as PEFT does. */
 function attachEmbeddingLora(model: Model, name: string, config: LoraConfig, rng: SeededRandom, given?: { a: Tensor; b: Tensor }): void {
-  const module = 'model.embed_tokens';
+  const module = embedModule(model);
   const r = patternValue(module, config.rank_pattern ?? {}, config.r!);
   const alpha = patternValue(module, config.alpha_pattern ?? {}, config.lora_alpha!);
   const scaling = config.use_rslora ? alpha / Math.sqrt(r) : alpha / r;
@@ -172,8 +180,8 @@ function attachEmbeddingLora(model: Model, name: string, config: LoraConfig, rng
 }
 
 function attachIa3(model: Model, name: string, config: IA3Config, rng: SeededRandom, feedforwardOut: Set<string>, loaded?: AdapterTensors): string[] {
-  const targets = config.target_modules ?? IA3_DEFAULT_TARGETS;
-  const feedforward = config.feedforward_modules ?? (config.target_modules ? [] : IA3_DEFAULT_FEEDFORWARD);
+  const targets = config.target_modules ?? defaultsOf(model).ia3;
+  const feedforward = config.feedforward_modules ?? (config.target_modules ? [] : defaultsOf(model).ia3Ff);
   const modules = loaded ? [...loaded.ia3.keys()] : selectModules(linearNames(model), { targets, exclude: config.exclude_modules });
   const shapes = new Map(model.nativeModel.linearModules().map((m) => [m.name, m]));
   for (const module of modules) {
@@ -194,7 +202,7 @@ function attachIa3(model: Model, name: string, config: IA3Config, rng: SeededRan
 
 function initialPrompt(model: Model, config: PromptTuningConfig, rng: SeededRandom): Tensor {
   const P = config.num_virtual_tokens, H = model.config.hiddenSize;
-  const table = model.parameter('model.embed_tokens.weight');
+  const table = model.parameter(`${embedModule(model)}.weight`);
   const rows = (ids: number[]) => {
     const all = table.toFloat32Array();
     const out = new Float32Array(P * H);
@@ -226,7 +234,7 @@ function attachBottleneck(model: Model, name: string, config: BottleneckConfig, 
   for (const layer of layers) {
     if (layer >= model.config.numLayers) throw new PeftError(`Expected layer indices below ${model.config.numLayers} in layers_to_transform but received ${layer}`, 'E_CONFIG');
     for (const site of sites) {
-      const key = `model.layers.${layer}.${site}_adapter`;
+      const key = `${LAYER_PREFIXES[model.config.architecture]}.${layer}.${site}_adapter`;
       expected.add(key);
       const given = loaded?.bottleneck.get(key);
       if (loaded && !given) throw new PeftError(`The adapter file has no tensors for ${key}, which its config needs`, 'E_FORMAT');
@@ -331,8 +339,8 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
       encoderOutput = promptEmbeddings(name);
       break;
     case 'LN_TUNING': {
-      const norms = [...new Set(baseNames.filter((p) => /norm\.(weight|bias)$/.test(p)).map(moduleOf))];
-      const chosen = selectModules(norms, { targets: config.target_modules ?? LN_DEFAULT_TARGETS, exclude: config.exclude_modules });
+      const norms = [...new Set(baseNames.filter((p) => /(norm|LayerNorm|\bln_\w+)\.(weight|bias)$/.test(p)).map(moduleOf))];
+      const chosen = selectModules(norms, { targets: config.target_modules ?? defaultsOf(model).ln, exclude: config.exclude_modules });
       copyParams.push(...baseNames.filter((p) => chosen.includes(moduleOf(p))));
       break;
     }
@@ -348,11 +356,13 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
   const copies = makeCopies(model, copyParams, loaded, config.peft_type);
   const mine = new Set<string>();
   for (const m of modules) for (const n of [loraA(m, name), loraB(m, name), loraMagnitude(m, name), ia3Vector(m, name)]) mine.add(n);
-  mine.add(`model.embed_tokens.lora_embedding_A.${name}`);
-  mine.add(`model.embed_tokens.lora_embedding_B.${name}`);
+  for (const embed of Object.values(EMBED_MODULES)) {
+    mine.add(`${embed}.lora_embedding_A.${name}`);
+    mine.add(`${embed}.lora_embedding_B.${name}`);
+  }
   mine.add(promptEmbeddings(name));
   mine.add(`prefix_kv.${name}`);
-  const bottleneck = new RegExp(`^model\\.layers\\.\\d+\\.(attn|mlp)_adapter\\.adapter_(down|up)\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(weight|bias)$`);
+  const bottleneck = new RegExp(`^(?:model\\.layers|transformer\\.h|bert\\.encoder\\.layer)\\.\\d+\\.(attn|mlp)_adapter\\.adapter_(down|up)\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(weight|bias)$`);
   const weights = new Map<string, Tensor>();
   for (const p of model.nativeModel.parameters()) if (mine.has(p.name) || bottleneck.test(p.name)) weights.set(p.name, new Tensor(p.tensor));
   return { name, config, modules, weights, copies, feedforward, encoder, encoderOutput, trainable: !config.inference_mode };

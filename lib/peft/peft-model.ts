@@ -10,6 +10,7 @@ import type { GenerateOptions, LossOptions, LossResult, Model, TokenIds } from '
 import { handleOf, tensor, Tensor } from '../tensor';
 import { attachAdapter, type AdapterState, type AdapterTensors } from './attach';
 import { readAdapter, writeAdapter } from './adapter-io';
+import { combineLoraAdapters, type WeightedAdapterOptions } from './combine';
 import { normalizeConfig, type PeftConfig } from './config';
 import { BASE_ROWS, checkAdapterName, DEFAULT_ADAPTER } from './names';
 
@@ -265,6 +266,9 @@ export class PeftModel {
       if (s.config.peft_type !== 'LORA' && s.config.peft_type !== 'IA3') {
         throw new PeftError(`Expected a LoRA or IA3 adapter to merge but ${name} is ${s.config.peft_type}`, 'E_UNSUPPORTED');
       }
+      if (this.base.config.tieWordEmbeddings && s.modules.includes('lm_head')) {
+        throw new PeftError(`Cannot merge adapter ${name}: it adapts lm_head, whose weight is the embedding table, so merging would change the embeddings too`, 'E_UNSUPPORTED');
+      }
       const requantize = options.requantize ?? this.mergeRequantize.get(name) ?? true;
       const quantized = this.quantizedModules(s.modules);
       if (quantized.length && requantize) {
@@ -426,6 +430,28 @@ export class PeftModel {
       if (p.trainable !== trains(p.name)) nativeModel.setTrainable(p.name, trains(p.name));
     }
     nativeModel.setSelection({ enabled: !this.disabled, active: [this.active], perRow: null, seed: 0 });
+  }
+
+  /**
+   * Adds a LoRA adapter combining existing ones, as Hugging Face PEFT's add_weighted_adapter
+   * (combination types linear, cat, svd, ties, dare_linear, dare_ties, magnitude_prune and their
+   * `_svd` variants; see the README). The new adapter has r = lora_alpha and does not train or
+   * become active.
+   * @example peft.addWeightedAdapter(['a', 'b'], [0.7, 0.3], 'ab', { combination_type: 'cat' });
+   */
+  addWeightedAdapter(adapters: string[], weights: number[], adapterName: string, options: WeightedAdapterOptions = {}): void {
+    const { config, tensors } = combineLoraAdapters(this.base, this.peftConfig, adapters, weights, adapterName, options);
+    this.attachLoaded(adapterName, config, tensors, false);
+  }
+
+  /** @internal The dropout stream's position (training forwards so far): trainer checkpoints save and restore it. */
+  get dropoutCounter(): number {
+    return this.dropoutStep;
+  }
+
+  set dropoutCounter(value: number) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new PeftError(`Expected a non-negative integer for dropoutCounter but received ${value}`, 'E_ARGUMENT');
+    this.dropoutStep = value;
   }
 }
 

@@ -201,3 +201,12 @@ Napi::Value merge_adapter(model::AdapterHost& m, const Napi::CallbackInfo& info,
 }
 
 }  // namespace peft::binding
+
+namespace peft::binding {
+
+Napi::Value set_checkpointing(model::AdapterHost& m, const Napi::CallbackInfo& info) {
+  m.set_checkpointing(to_bool(arg(info, 0), "on"));
+  return info.Env().Undefined();
+}
+
+}  // namespace peft::binding

@@ -37,6 +37,8 @@ Napi::Value parameters(model::AdapterHost& m, const Napi::CallbackInfo& info);
 Napi::Value grads(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // linearModules() -> [{ name, inFeatures, outFeatures, bias, quantized }]
 Napi::Value linear_modules(model::AdapterHost& m, const Napi::CallbackInfo& info);
+// setCheckpointing(on): activation checkpointing for training
+Napi::Value set_checkpointing(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // mergeAdapter(adapter, { requantize }?) / unmergeAdapter(adapter): every layer holding it (requantize,
 // default true: a 4-bit weight stays 4-bit; false: it becomes dense, see nn::Linear::merge)
 Napi::Value merge_adapter(model::AdapterHost& m, const Napi::CallbackInfo& info, bool merge);

@@ -10,6 +10,8 @@
 #include "binding/model_quant.h"
 #include "binding/errors.h"
 #include "binding/op_runner.h"
+#include "model/bert.h"
+#include "model/gpt2.h"
 #include "model/llama.h"
 
 namespace peft::binding {
@@ -57,6 +59,34 @@ model::LlamaConfig read_config(const Napi::Object& o) {
     Napi::Float32Array a = scale.As<Napi::Float32Array>();
     c.rope_freq_scale.assign(a.Data(), a.Data() + a.ElementLength());
   }
+  return c;
+}
+
+model::Gpt2Config read_gpt2_config(const Napi::Object& o) {
+  auto integer = [&](const char* key) { return to_int(o.Get(key), std::string("config.") + key); };
+  model::Gpt2Config c;
+  c.hidden = integer("hiddenSize");
+  c.layers = integer("numLayers");
+  c.heads = integer("numHeads");
+  c.inner = integer("intermediateSize");
+  c.vocab = integer("vocabSize");
+  c.positions = integer("maxPositionEmbeddings");
+  c.ln_eps = static_cast<float>(to_number(o.Get("layerNormEps"), "config.layerNormEps"));
+  return c;
+}
+
+model::BertConfig read_bert_config(const Napi::Object& o) {
+  auto integer = [&](const char* key) { return to_int(o.Get(key), std::string("config.") + key); };
+  model::BertConfig c;
+  c.hidden = integer("hiddenSize");
+  c.layers = integer("numLayers");
+  c.heads = integer("numHeads");
+  c.intermediate = integer("intermediateSize");
+  c.vocab = integer("vocabSize");
+  c.positions = integer("maxPositionEmbeddings");
+  c.type_vocab = integer("typeVocabSize");
+  c.num_labels = integer("numLabels");
+  c.ln_eps = static_cast<float>(to_number(o.Get("layerNormEps"), "config.layerNormEps"));
   return c;
 }
 
@@ -151,6 +181,7 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<set_parameter_value>>("setParameterValue"),
                         InstanceMethod<&LlamaWrap::leased<grads>>("grads"),
                         InstanceMethod<&LlamaWrap::leased<linear_modules>>("linearModules"),
+                        InstanceMethod<&LlamaWrap::leased<set_checkpointing>>("setCheckpointing"),
                         InstanceMethod<&LlamaWrap::leased<quantized_weights>>("quantizedWeights"),
                         InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),
                         InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter")});
@@ -158,7 +189,10 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
 
   explicit LlamaWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LlamaWrap>(info) {
     guarded(info, [&] {
-      model::LlamaConfig config = read_config(to_object(arg(info, 0), "config"));
+      Napi::Object config_object = to_object(arg(info, 0), "config");
+      const Napi::Value arch = config_object.Get("architecture");
+      const std::string architecture = arch.IsString() ? arch.As<Napi::String>().Utf8Value() : "llama";
+      const bool gpt2 = architecture == "gpt2";
       Napi::Value names_value = arg(info, 1);
       if (!names_value.IsArray()) fail_argument("Expected an array of tensor names for names but received " + describe(names_value));
       Napi::Array names = names_value.As<Napi::Array>();
@@ -168,7 +202,15 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       for (uint32_t i = 0; i < names.Length(); ++i) weights[to_string(names.Get(i), "names[" + std::to_string(i) + "]")] = tensors[i];
       nn::QuantWeightMap quantized = to_quant_weights(arg(info, 3), "quantized");
       state_ = std::make_shared<ModelState>();
-      state_->model = std::make_unique<model::LlamaModel>(std::move(config), std::move(weights), std::move(quantized));
+      PEFT_CHECK(quantized.empty() || architecture == "llama", ErrorCode::Unsupported,
+                 "4-bit weights are available for the Llama family only");
+      if (architecture == "bert")
+        state_->model = std::make_unique<model::BertClassifier>(read_bert_config(config_object), std::move(weights));
+      else if (gpt2)
+        state_->model = std::make_unique<model::Gpt2Model>(read_gpt2_config(config_object), std::move(weights));
+      else
+        state_->model =
+            std::make_unique<model::LlamaModel>(read_config(config_object), std::move(weights), std::move(quantized));
       return info.Env().Undefined();
     });
   }

@@ -15,6 +15,10 @@ AdapterHost::AdapterHost(HostDims dims) : dims_(std::move(dims)) {
 
 AdapterHost::~AdapterHost() = default;
 
+void AdapterHost::set_checkpointing(bool on) {
+  PEFT_CHECK(!on, ErrorCode::Unsupported, "Activation checkpointing is not available for this architecture yet");
+}
+
 nn::Param& AdapterHost::parameter(const std::string& name) const {
   auto it = params_.find(name);
   PEFT_CHECK(it != params_.end(), ErrorCode::Argument, "The model has no parameter named " + name);

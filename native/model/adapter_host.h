@@ -50,6 +50,9 @@ class AdapterHost {
   // (-100 ignored); adds the gradient of every trainable parameter into its grad (zeroed first
   // unless `accumulate`). Returns the loss.
   virtual double loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) = 0;
+  // Activation checkpointing (recompute each layer in the backward instead of keeping its
+  // activations). Architectures without it refuse with E_UNSUPPORTED.
+  virtual void set_checkpointing(bool on);
 
   // --- parameters and modules ---
   const HostDims& dims() const { return dims_; }

@@ -12,6 +12,7 @@
 #include "kernels/loss.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
+#include "model/decoder_parts.h"
 #include "model/param_depth.h"
 
 namespace peft::model {
@@ -190,6 +191,79 @@ Tensor LlamaModel::step(const Tensor& ids) {
   return run(ids, nullptr, false, true);
 }
 
+TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, LayerCache& lc) const {
+  const LlamaConfig& c = config_;
+  const int64_t B = s.B, T = s.T, V = s.V, M = B * T, H = c.hidden, D = c.head_dim;
+  const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D, F = c.intermediate;
+  const std::string pre = "model.layers." + std::to_string(l) + ".";
+  auto lin = [&](const char* name) -> const nn::Linear& { return *linears_.at(pre + name); };
+  auto kept = [&](nn::LinearCache& cache) { return s.train ? &cache : nullptr; };
+  lc.x = x;
+  lc.rstd1 = f32({M});
+  lc.n1 = f32({M, H});
+  kernels::rmsnorm_forward(M, H, p(x), weight_f32(pre + "input_layernorm.weight"), c.rms_eps, p(lc.n1), p(lc.rstd1));
+  lc.q = f32({M, q_dim});
+  lc.k = f32({M, kv_dim});
+  lc.v = f32({M, kv_dim});
+  lin("self_attn.q_proj").forward(s.sel, M, p(lc.n1), p(lc.q), kept(lc.q_proj));
+  lin("self_attn.k_proj").forward(s.sel, M, p(lc.n1), p(lc.k), kept(lc.k_proj));
+  lin("self_attn.v_proj").forward(s.sel, M, p(lc.n1), p(lc.v), kept(lc.v_proj));
+  kernels::rope_apply(s.q_shape, p(lc.q), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.q));
+  kernels::rope_apply(s.k_shape, p(lc.k), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.k));
+  lc.attn = f32({M, q_dim});
+  lc.lse = f32({B, c.heads, T});
+  const float* keys = p(lc.k);
+  const float* values = p(lc.v);
+  if (V) {  // keys and values: the prefix's, then the tokens', per batch row
+    lc.k_all = f32({B, V + T, c.kv_heads, D});
+    lc.v_all = f32({B, V + T, c.kv_heads, D});
+    join_prefix(*s.prefix, l, 0, c.layers, kv_dim, B, T, p(lc.k), p(lc.k_all));
+    join_prefix(*s.prefix, l, 1, c.layers, kv_dim, B, T, p(lc.v), p(lc.v_all));
+    keys = p(lc.k_all);
+    values = p(lc.v_all);
+  }
+  if (s.use_cache) {
+    float* kc = p(k_cache_[static_cast<size_t>(l)]);
+    float* vc = p(v_cache_[static_cast<size_t>(l)]);
+    std::memcpy(kc + s.start * kv_dim, p(lc.k), sizeof(float) * T * kv_dim);
+    std::memcpy(vc + s.start * kv_dim, p(lc.v), sizeof(float) * T * kv_dim);
+    keys = kc;
+    values = vc;
+  }
+  kernels::attention_forward(s.as, s.mask, s.scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
+  lc.x2 = f32({M, H});
+  lin("self_attn.o_proj").forward(s.sel, M, p(lc.attn), p(lc.x2), kept(lc.o_proj));
+  const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
+  if (!attn_site.empty()) {  // o += adapter(o) (sequential) + adapter(n1) (parallel)
+    lc.attn_out = f32({M, H});
+    std::memcpy(p(lc.attn_out), p(lc.x2), sizeof(float) * M * H);
+    attn_site.forward(s.sel, false, M, p(lc.attn_out), p(lc.x2), s.train ? &lc.attn_adapters : nullptr);
+    attn_site.forward(s.sel, true, M, p(lc.n1), p(lc.x2), s.train ? &lc.attn_adapters : nullptr);
+  }
+  add_into(M * H, p(x), p(lc.x2));
+  lc.rstd2 = f32({M});
+  lc.n2 = f32({M, H});
+  kernels::rmsnorm_forward(M, H, p(lc.x2), weight_f32(pre + "post_attention_layernorm.weight"), c.rms_eps, p(lc.n2),
+                           p(lc.rstd2));
+  lc.gate = f32({M, F});
+  lc.up = f32({M, F});
+  lc.act = f32({M, F});
+  lin("mlp.gate_proj").forward(s.sel, M, p(lc.n2), p(lc.gate), kept(lc.gate_proj));
+  lin("mlp.up_proj").forward(s.sel, M, p(lc.n2), p(lc.up), kept(lc.up_proj));
+  kernels::swiglu_forward(M * F, p(lc.gate), p(lc.up), p(lc.act));
+  TensorPtr next = f32({M, H});
+  lin("mlp.down_proj").forward(s.sel, M, p(lc.act), p(next), kept(lc.down_proj));
+  const nn::BottleneckSite& mlp_site = *mlp_sites_[static_cast<size_t>(l)];
+  if (!mlp_site.empty()) {  // m += adapter(m) (sequential) + adapter(n2) (parallel)
+    lc.mlp_out = f32({M, H});
+    std::memcpy(p(lc.mlp_out), p(next), sizeof(float) * M * H);
+    mlp_site.forward(s.sel, false, M, p(lc.mlp_out), p(next), s.train ? &lc.mlp_adapters : nullptr);
+    mlp_site.forward(s.sel, true, M, p(lc.n2), p(next), s.train ? &lc.mlp_adapters : nullptr);
+  }
+  add_into(M * H, p(lc.x2), p(next));
+  return next;
+}
+
 Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache) {
   const LlamaConfig& c = config_;
   PEFT_CHECK(ids.ndim() == 2 && ids.dtype() == DType::I32, ErrorCode::Shape,
@@ -232,112 +306,27 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   }
 
   TensorPtr x = f32({M, H});
-  for (int64_t b = 0; b < B; ++b) {
-    if (P) std::memcpy(p(x) + b * T * H, prompt->data(), sizeof(float) * P * H);
-    const Tensor& table = weight("model.embed_tokens.weight");
-    const int32_t* row_ids = ids.data_as<int32_t>() + b * (T - P);
-    float* rows = p(x) + (b * T + P) * H;
-    if (table.dtype() == DType::F32) {
-      kernels::embedding_forward(T - P, c.vocab, H, row_ids, table.data_as<float>(), rows);
-    } else {  // a bf16 table: check the ids, then convert the rows looked up
-      for (int64_t t = 0; t < T - P; ++t)
-        PEFT_CHECK(row_ids[t] >= 0 && row_ids[t] < c.vocab, ErrorCode::Range,
-                   "Expected token ids in [0, " + std::to_string(c.vocab) + ") but ids[" + std::to_string(b) + "][" +
-                       std::to_string(t) + "] is " + std::to_string(row_ids[t]));
-      for (int64_t t = 0; t < T - P; ++t)
-        kernels::convert(rows + t * H, DType::F32, table.data_as<uint16_t>() + row_ids[t] * H, DType::BF16, H);
-    }
-  }
-  // LoRA on the embeddings, for the rows (batch items) each adapter applies to.
-  for (const auto& [name, w] : embedding_lora_)
-    for (const nn::RowRange& r : w.merged ? std::vector<nn::RowRange>() : nn::adapter_rows(sel, name, M))
-      for (int64_t row = r.first; row < r.second; ++row) {
-        const int64_t b = row / T, t = row % T;
-        if (t < P) continue;  // a virtual token
-        nn::embedding_lora_forward(w, 1, ids.data_as<int32_t>() + b * (T - P) + (t - P), p(x) + row * H);
-      }
+  embed_tokens(weight("model.embed_tokens.weight"), prompt.get(), embedding_lora_, sel, ids, B, T, H, p(x));
   cache_.clear();
   // With the cache (batch 1) the queries attend to every cached key plus the new ones.
-  const kernels::AttentionShape as{B, T, use_cache ? start + T : V + T, c.heads, c.kv_heads, D};
-  const kernels::AttentionMask mask{true, valid ? valid->data_as<uint8_t>() : nullptr};
-  const kernels::RopeShape q_shape{B, T, c.heads, D}, k_shape{B, T, c.kv_heads, D};
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  Step step{sel, B, T, V, start, use_cache, train, positions, valid, prefix,
+            kernels::AttentionShape{B, T, use_cache ? start + T : V + T, c.heads, c.kv_heads, D},
+            kernels::AttentionMask{true, valid ? valid->data_as<uint8_t>() : nullptr},
+            kernels::RopeShape{B, T, c.heads, D}, kernels::RopeShape{B, T, c.kv_heads, D},
+            static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)))};
   for (int64_t l = 0; l < c.layers; ++l) {
-    const std::string pre = "model.layers." + std::to_string(l) + ".";
-    auto lin = [&](const char* name) -> const nn::Linear& { return *linears_.at(pre + name); };
     LayerCache lc;
-    auto kept = [&](nn::LinearCache& cache) { return train ? &cache : nullptr; };
-    lc.x = x;
-    lc.rstd1 = f32({M});
-    lc.n1 = f32({M, H});
-    kernels::rmsnorm_forward(M, H, p(x), weight_f32(pre + "input_layernorm.weight"), c.rms_eps, p(lc.n1), p(lc.rstd1));
-    lc.q = f32({M, q_dim});
-    lc.k = f32({M, kv_dim});
-    lc.v = f32({M, kv_dim});
-    lin("self_attn.q_proj").forward(sel, M, p(lc.n1), p(lc.q), kept(lc.q_proj));
-    lin("self_attn.k_proj").forward(sel, M, p(lc.n1), p(lc.k), kept(lc.k_proj));
-    lin("self_attn.v_proj").forward(sel, M, p(lc.n1), p(lc.v), kept(lc.v_proj));
-    kernels::rope_apply(q_shape, p(lc.q), positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.q));
-    kernels::rope_apply(k_shape, p(lc.k), positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.k));
-    lc.attn = f32({M, q_dim});
-    lc.lse = f32({B, c.heads, T});
-    const float* keys = p(lc.k);
-    const float* values = p(lc.v);
-    if (V) {  // keys and values: the prefix's, then the tokens', per batch row
-      lc.k_all = f32({B, V + T, c.kv_heads, D});
-      lc.v_all = f32({B, V + T, c.kv_heads, D});
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t t = 0; t < V; ++t) {
-          const float* row = prefix->data() + t * c.layers * 2 * kv_dim;
-          std::memcpy(p(lc.k_all) + (b * (V + T) + t) * kv_dim, row + (2 * l) * kv_dim, sizeof(float) * kv_dim);
-          std::memcpy(p(lc.v_all) + (b * (V + T) + t) * kv_dim, row + (2 * l + 1) * kv_dim, sizeof(float) * kv_dim);
-        }
-        std::memcpy(p(lc.k_all) + (b * (V + T) + V) * kv_dim, p(lc.k) + b * T * kv_dim, sizeof(float) * T * kv_dim);
-        std::memcpy(p(lc.v_all) + (b * (V + T) + V) * kv_dim, p(lc.v) + b * T * kv_dim, sizeof(float) * T * kv_dim);
+    TensorPtr next = layer_forward(l, step, x, lc);
+    if (train) {
+      // With activation checkpointing a layer keeps only its input; the backward recomputes the rest.
+      if (checkpointing_) {
+        LayerCache input_only;
+        input_only.x = lc.x;
+        cache_.push_back(std::move(input_only));
+      } else {
+        cache_.push_back(std::move(lc));
       }
-      keys = p(lc.k_all);
-      values = p(lc.v_all);
     }
-    if (use_cache) {
-      float* kc = p(k_cache_[static_cast<size_t>(l)]);
-      float* vc = p(v_cache_[static_cast<size_t>(l)]);
-      std::memcpy(kc + start * kv_dim, p(lc.k), sizeof(float) * T * kv_dim);
-      std::memcpy(vc + start * kv_dim, p(lc.v), sizeof(float) * T * kv_dim);
-      keys = kc;
-      values = vc;
-    }
-    kernels::attention_forward(as, mask, scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
-    lc.x2 = f32({M, H});
-    lin("self_attn.o_proj").forward(sel, M, p(lc.attn), p(lc.x2), kept(lc.o_proj));
-    const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
-    if (!attn_site.empty()) {  // o += adapter(o) (sequential) + adapter(n1) (parallel)
-      lc.attn_out = f32({M, H});
-      std::memcpy(p(lc.attn_out), p(lc.x2), sizeof(float) * M * H);
-      attn_site.forward(sel, false, M, p(lc.attn_out), p(lc.x2), train ? &lc.attn_adapters : nullptr);
-      attn_site.forward(sel, true, M, p(lc.n1), p(lc.x2), train ? &lc.attn_adapters : nullptr);
-    }
-    add_into(M * H, p(x), p(lc.x2));
-    lc.rstd2 = f32({M});
-    lc.n2 = f32({M, H});
-    kernels::rmsnorm_forward(M, H, p(lc.x2), weight_f32(pre + "post_attention_layernorm.weight"), c.rms_eps, p(lc.n2),
-                             p(lc.rstd2));
-    lc.gate = f32({M, F});
-    lc.up = f32({M, F});
-    lc.act = f32({M, F});
-    lin("mlp.gate_proj").forward(sel, M, p(lc.n2), p(lc.gate), kept(lc.gate_proj));
-    lin("mlp.up_proj").forward(sel, M, p(lc.n2), p(lc.up), kept(lc.up_proj));
-    kernels::swiglu_forward(M * F, p(lc.gate), p(lc.up), p(lc.act));
-    TensorPtr next = f32({M, H});
-    lin("mlp.down_proj").forward(sel, M, p(lc.act), p(next), kept(lc.down_proj));
-    const nn::BottleneckSite& mlp_site = *mlp_sites_[static_cast<size_t>(l)];
-    if (!mlp_site.empty()) {  // m += adapter(m) (sequential) + adapter(n2) (parallel)
-      lc.mlp_out = f32({M, H});
-      std::memcpy(p(lc.mlp_out), p(next), sizeof(float) * M * H);
-      mlp_site.forward(sel, false, M, p(lc.mlp_out), p(next), train ? &lc.mlp_adapters : nullptr);
-      mlp_site.forward(sel, true, M, p(lc.n2), p(next), train ? &lc.mlp_adapters : nullptr);
-    }
-    add_into(M * H, p(lc.x2), p(next));
-    if (train) cache_.push_back(std::move(lc));
     x = next;
   }
   TensorPtr rstd = f32({M}), normed = f32({M, H});
@@ -354,6 +343,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   Tensor logits = Tensor::uninitialized(DType::F32, {B, T, c.vocab});
   head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
   if (train) {
+    train_step_ = step;
     train_selection_ = sel;
     ids_ = std::make_shared<Tensor>(ids);
     key_valid_ = valid;
@@ -373,7 +363,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
 double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
   const LlamaConfig& c = config_;
   PEFT_CHECK(final_input_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
-  const int64_t B = batch_, T = seq_, P = prompt_len_, M = B * T, H = c.hidden, D = c.head_dim, F = c.intermediate;
+  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = c.head_dim, F = c.intermediate;
   const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D;
   PEFT_CHECK(labels.dtype() == DType::I32 && labels.shape() == Shape({B, T}), ErrorCode::Shape,
              "Expected i32 labels of shape " + shape_to_string({B, T}) + " but received " +
@@ -415,14 +405,16 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
   const int64_t V = train_prefix_ ? train_prefix_->value->dim(0) : 0, S = V + T;
   const kernels::AttentionShape as{B, T, S, c.heads, c.kv_heads, D};
   TensorPtr dk_all = V ? f32({B * S, kv_dim}) : nullptr, dv_all = V ? f32({B * S, kv_dim}) : nullptr;
-  float* prefix_grad = train_prefix_ ? train_prefix_->grad_data() : nullptr;
   const kernels::AttentionMask mask{true, key_valid_ ? key_valid_->data_as<uint8_t>() : nullptr};
   const kernels::RopeShape q_shape{B, T, c.heads, D}, k_shape{B, T, c.kv_heads, D};
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   TensorPtr d_act = f32({M, F}), d_gate = f32({M, F}), d_up = f32({M, F}), d_n = f32({M, H}), d_attn = f32({M, q_dim});
   TensorPtr dq = f32({M, q_dim}), dk = f32({M, kv_dim}), dv = f32({M, kv_dim}), dx2 = f32({M, H});
   for (int64_t l = c.layers - 1; l >= 0; --l) {
-    const LayerCache& lc = cache_[static_cast<size_t>(l)];
+    LayerCache recomputed;
+    if (!cache_[static_cast<size_t>(l)].n1)  // checkpointed: run the layer again from its input
+      layer_forward(l, train_step_, cache_[static_cast<size_t>(l)].x, recomputed);
+    const LayerCache& lc = cache_[static_cast<size_t>(l)].n1 ? cache_[static_cast<size_t>(l)] : recomputed;
     const std::string pre = "model.layers." + std::to_string(l) + ".";
     auto lin = [&](const char* name) -> const nn::Linear& { return *linears_.at(pre + name); };
     const int base = layer_depth(l);
@@ -472,16 +464,8 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
     if (V) {
       kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k_all), p(lc.v_all), p(lc.attn), p(d_attn), p(lc.lse),
                                   p(dq), p(dk_all), p(dv_all));
-      for (int64_t b = 0; b < B; ++b) {
-        std::memcpy(p(dk) + b * T * kv_dim, p(dk_all) + (b * S + V) * kv_dim, sizeof(float) * T * kv_dim);
-        std::memcpy(p(dv) + b * T * kv_dim, p(dv_all) + (b * S + V) * kv_dim, sizeof(float) * T * kv_dim);
-        if (!prefix_grad) continue;
-        for (int64_t t = 0; t < V; ++t) {
-          float* row = prefix_grad + t * c.layers * 2 * kv_dim;
-          add_into(kv_dim, p(dk_all) + (b * S + t) * kv_dim, row + (2 * l) * kv_dim);
-          add_into(kv_dim, p(dv_all) + (b * S + t) * kv_dim, row + (2 * l + 1) * kv_dim);
-        }
-      }
+      split_prefix_grad(*train_prefix_, l, 0, c.layers, kv_dim, B, T, p(dk_all), p(dk));
+      split_prefix_grad(*train_prefix_, l, 1, c.layers, kv_dim, B, T, p(dv_all), p(dv));
     } else {
       kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(d_attn), p(lc.lse), p(dq),
                                   p(dk), p(dv));
@@ -501,20 +485,8 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
     add_into(M * H, p(dx2), p(dx));
   }
   // dx holds d(embeddings): virtual tokens first, then the looked-up rows.
-  if (train_prompt_)
-    if (float* g = train_prompt_->grad_data())
-      for (int64_t b = 0; b < B; ++b) add_into(P * H, p(dx) + b * T * H, g);
-  for (const auto& [name, w] : embedding_lora_)
-    for (const nn::RowRange& r : w.merged ? std::vector<nn::RowRange>() : nn::adapter_rows(sel, name, M))
-      for (int64_t row = r.first; row < r.second; ++row) {
-        const int64_t b = row / T, t = row % T;
-        if (t >= P) nn::embedding_lora_backward(w, 1, ids_->data_as<int32_t>() + b * (T - P) + (t - P), p(dx) + row * H);
-      }
-  nn::Param& embed = parameter("model.embed_tokens.weight");
-  if (float* g = embed.grad_data())
-    for (int64_t b = 0; b < B; ++b)
-      kernels::embedding_backward(T - P, c.vocab, H, p(dx) + (b * T + P) * H, ids_->data_as<int32_t>() + b * (T - P), g,
-                                  true);
+  embed_tokens_backward(parameter("model.embed_tokens.weight"), train_prompt_.get(), embedding_lora_, sel, *ids_, B, T, H,
+                        p(dx));
   return loss;
 }
 

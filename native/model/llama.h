@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/attention.h"
+#include "kernels/rope.h"
 #include "model/adapter_host.h"
 
 namespace peft::model {
@@ -54,6 +56,9 @@ class LlamaModel : public AdapterHost {
   void reset_cache(int64_t max_len) override;
   Tensor step(const Tensor& ids) override;
   int64_t cache_length() const { return cache_len_; }
+  // Activation checkpointing: a training forward keeps only each layer's input and the backward
+  // recomputes the layer (same dropout masks), trading one more forward for the activations' memory.
+  void set_checkpointing(bool on) override { checkpointing_ = on; }
 
   // Mean cross-entropy of the next-token predictions (logits at t against labels at t + 1, labels
   // of -100 ignored; labels: [B, P + T] i32) for the logits of the last forward(train = true); adds
@@ -63,7 +68,24 @@ class LlamaModel : public AdapterHost {
 
  private:
   struct LayerCache;
+  // What one forward pass's layers share.
+  struct Step {
+    nn::AdapterSelection sel;
+    int64_t B = 0, T = 0, V = 0, start = 0;
+    bool use_cache = false, train = false;
+    std::shared_ptr<Tensor> positions, valid;  // [B, T] i32; [B, V + T] u8 or null
+    nn::ParamPtr prefix;
+    kernels::AttentionShape as;
+    kernels::AttentionMask mask;
+    kernels::RopeShape q_shape, k_shape;
+    float scale = 1;
+  };
+  // One decoder layer: x [B · T, hidden] → the next layer's input; fills lc (kept when s.train).
+  std::shared_ptr<Tensor> layer_forward(int64_t layer, const Step& s, std::shared_ptr<Tensor> x, LayerCache& lc) const;
+
   LlamaConfig config_;
+  bool checkpointing_ = false;
+  Step train_step_;
   std::vector<double> inv_freq_;
   // Activations of the last training forward.
   std::vector<LayerCache> cache_;

@@ -4,8 +4,9 @@ import type { Model } from '../../models/model';
 import { defineCommand, type CommandSpec } from '../command';
 import type { ConfigOf } from '../config';
 import { ADAPTER_FIELD, JSON_FIELD, MODEL_FIELD, TOKENIZER_FIELD } from '../fields';
+import type { Forwarder } from '../../train/forward-loss';
 import { readTextJsonl } from '../text-jsonl';
-import { notBuiltYet } from './not-built';
+import { loadAdapterFor } from './generate';
 
 export const EVAL_SCHEMA = {
   model: MODEL_FIELD,
@@ -36,9 +37,10 @@ export interface EvalResult {
  * windows of `window` tokens that overlap by one, so that every token after the first is predicted
  * exactly once; a window's loss counts once per token it predicts.
  */
-export async function evaluateTexts(model: Model, texts: readonly string[], window: number): Promise<EvalResult> {
+export async function evaluateTexts(model: Model, texts: readonly string[], window: number, scorer: Forwarder = model): Promise<EvalResult> {
   const tokenizer = model.tokenizer;
   if (!tokenizer) throw new PeftError('This model has no tokenizer; give --tokenizer <dir with tokenizer.json>', 'E_CONFIG');
+  const { forwardLoss } = await import('../../train/forward-loss');
   let sum = 0;
   let tokens = 0;
   let windows = 0;
@@ -46,8 +48,8 @@ export async function evaluateTexts(model: Model, texts: readonly string[], wind
     const ids = tokenizer.encode(text);
     for (let start = 0; start + 1 < ids.length; start += window - 1) {
       const piece = ids.slice(start, start + window);
-      const { loss, grads } = await model.loss([piece]);
-      for (const g of Object.values(grads)) g.dispose();
+      // An inference forward: an adapter's dropout stays off (see lib/train/forward-loss.ts).
+      const { loss } = await forwardLoss(scorer, [piece], [piece]);
       sum += loss * (piece.length - 1);
       tokens += piece.length - 1;
       windows++;
@@ -60,7 +62,6 @@ export async function evaluateTexts(model: Model, texts: readonly string[], wind
 
 /** Loads the model, evaluates the data file and prints the loss and perplexity. */
 export async function runEval(config: EvalConfig): Promise<void> {
-  if (config.adapter !== undefined) notBuiltYet('eval --adapter', 'loadAdapter from lib/peft');
   const texts = readTextJsonl(config.data_file, config.max_samples);
   // Loaded here, not at the top: --help should not need the native addon.
   const { loadModel } = await import('../../models/model');
@@ -68,9 +69,10 @@ export async function runEval(config: EvalConfig): Promise<void> {
   const context = model.config.maxPositionEmbeddings;
   const window = config.max_seq_length ?? context;
   if (window > context) throw new PeftError(`Expected --max-seq-length at most ${context} (the model's context) but received ${window}`, 'E_RANGE');
-  const result = await evaluateTexts(model, texts, window);
+  const peft = config.adapter === undefined ? undefined : await loadAdapterFor(model, config.adapter);
+  const result = await evaluateTexts(model, texts, window, peft ?? model);
   if (config.json) {
-    process.stdout.write(`${JSON.stringify({ data_file: config.data_file, window, ...result })}\n`);
+    process.stdout.write(`${JSON.stringify({ data_file: config.data_file, ...(config.adapter ? { adapter: config.adapter } : {}), window, ...result })}\n`);
     return;
   }
   process.stdout.write(

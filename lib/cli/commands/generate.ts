@@ -1,10 +1,10 @@
 /** `peft-native generate`: continue a prompt with a model, streaming the text to stdout. */
 import { PeftError } from '../../errors';
-import type { GenerateOptions } from '../../models/model';
+import type { GenerateOptions, Model } from '../../models/model';
+import type { PeftModel } from '../../peft/peft-model';
 import { defineCommand, type CommandSpec } from '../command';
 import type { ConfigOf } from '../config';
 import { ADAPTER_FIELD, MODEL_FIELD, TOKENIZER_FIELD } from '../fields';
-import { notBuiltYet } from './not-built';
 
 export const GENERATE_SCHEMA = {
   model: MODEL_FIELD,
@@ -24,12 +24,19 @@ export const GENERATE_SCHEMA = {
 /** The resolved configuration of `peft-native generate`. */
 export type GenerateConfig = ConfigOf<typeof GENERATE_SCHEMA>;
 
+/** Loads an adapter onto `model` for inference (dropout off). */
+export async function loadAdapterFor(model: Model, dir: string): Promise<PeftModel> {
+  const { loadAdapter } = await import('../../peft/peft-model');
+  const peft = await loadAdapter(model, dir, { warn: (m) => process.stderr.write(`warning: ${m}\n`) });
+  return peft.eval();
+}
+
 /** Loads the model and streams the continuation of the prompt to stdout. */
 export async function runGenerate(config: GenerateConfig): Promise<void> {
-  if (config.adapter !== undefined) notBuiltYet('generate --adapter', 'loadAdapter from lib/peft');
   // Loaded here, not at the top: --help should not need the native addon.
   const { loadModel } = await import('../../models/model');
   const model = await loadModel(config.model, { tokenizer: config.tokenizer });
+  const peft = config.adapter === undefined ? undefined : await loadAdapterFor(model, config.adapter);
   const tokenizer = model.tokenizer;
   if (!tokenizer) throw new PeftError(`${config.model} has no tokenizer; give --tokenizer <dir with tokenizer.json>`, 'E_CONFIG');
   const options: GenerateOptions = {
@@ -43,7 +50,7 @@ export async function runGenerate(config: GenerateConfig): Promise<void> {
   };
   // The prompt as the model reads it back (what model.generate's text starts with).
   if (config.echo) process.stdout.write(tokenizer.decode(tokenizer.encode(config.prompt)));
-  for await (const piece of model.stream(config.prompt, options)) process.stdout.write(piece);
+  for await (const piece of (peft ?? model).stream(config.prompt, options)) process.stdout.write(piece);
   process.stdout.write('\n');
 }
 

@@ -1,9 +1,14 @@
 /** `peft-native train`: fine-tune a model with a PEFT method on JSONL data. */
+import * as path from 'node:path';
+
+import { PeftError } from '../../errors';
+import { printSummary } from '../../train/progress';
+import { readRunLog } from '../../train/run-log';
+import { summarizeRun } from '../../train/run-summary';
 import { SCHEDULE_TYPES } from '../../train/schedule';
 import { defineCommand, type CommandSpec } from '../command';
 import type { ConfigOf } from '../config';
 import { MODEL_FIELD, TOKENIZER_FIELD } from '../fields';
-import { notBuiltYet } from './not-built';
 
 export const TRAIN_SCHEMA = {
   model: MODEL_FIELD,
@@ -34,7 +39,9 @@ export const TRAIN_SCHEMA = {
   save_steps: { type: 'integer', description: 'write a checkpoint every this many steps', default: 100, min: 1 },
   logging_steps: { type: 'integer', description: 'log the loss every this many steps', default: 1, min: 1 },
   early_stopping_patience: { type: 'integer', description: 'stop after this many evaluations without improvement; the best checkpoint is kept', min: 1 },
-  resume_from_checkpoint: { type: 'string', description: 'continue a run from its checkpoint directory', placeholder: 'dir' },
+  save_total_limit: { type: 'integer', description: 'keep at most this many checkpoints (the best one is always kept)', min: 1 },
+  resume_from_checkpoint: { type: 'string', description: "continue a run from its checkpoint directory ('latest': the newest in output_dir)", placeholder: 'dir' },
+  overwrite_output_dir: { type: 'boolean', description: "start afresh in an output_dir that holds another run's checkpoints (they are deleted)", default: false },
   gradient_checkpointing: { type: 'boolean', description: 'recompute block activations in the backward pass to save memory', default: false },
   seed: { type: 'integer', description: 'seed for initialization, data order and dropout', default: 42 },
   progress: { type: 'boolean', description: 'show a live progress bar (plain lines when not a terminal)', default: true, offDescription: 'no progress display' },
@@ -56,10 +63,102 @@ export const TRAIN_SCHEMA = {
 /** The resolved configuration of `peft-native train`. */
 export type TrainConfig = ConfigOf<typeof TRAIN_SCHEMA>;
 
+/** The PEFT config of the chosen method, from the peft group (fields of other methods left out). */
+export function peftConfigOf(p: TrainConfig['peft']): Record<string, unknown> {
+  switch (p.peft_type) {
+    case 'LORA':
+      return { peft_type: 'LORA', r: p.r, lora_alpha: p.lora_alpha, lora_dropout: p.lora_dropout, target_modules: p.target_modules, use_rslora: p.use_rslora, use_dora: p.use_dora };
+    case 'IA3':
+      return { peft_type: 'IA3', target_modules: p.target_modules, feedforward_modules: p.target_modules.filter((m) => /(down|up|gate)_proj|mlp/.test(m)) };
+    default:
+      return { peft_type: p.peft_type, num_virtual_tokens: p.num_virtual_tokens };
+  }
+}
+
 /** Runs a training run from a resolved configuration. */
 export async function runTrain(config: TrainConfig): Promise<void> {
-  void config;
-  notBuiltYet('train', 'the Trainer (lib/train) and getPeftModel (lib/peft)');
+  const out = process.stdout;
+  // Loaded here, not at the top: --help should not need the native addon.
+  const { loadModel } = await import('../../models/model');
+  const { getPeftModel } = await import('../../peft/peft-model');
+  const { loadDatasets } = await import('../../data/load');
+  const { Trainer } = await import('../../train/trainer');
+  const model = await loadModel(config.model, { tokenizer: config.tokenizer });
+  const tokenizer = model.tokenizer;
+  if (!tokenizer) throw new PeftError(`${config.model} has no tokenizer; give --tokenizer <dir with tokenizer.json>`, 'E_CONFIG');
+  const context = model.config.maxPositionEmbeddings;
+  const maxSeqLength = Math.min(config.max_seq_length, context);
+  if (maxSeqLength < config.max_seq_length) out.write(`max_seq_length ${config.max_seq_length} is beyond the model's context: using ${context}\n`);
+  const dataOptions = { maxSeqLength, packing: config.packing };
+  const sets =
+    config.valid_file === undefined && config.valid_split > 0
+      ? await loadDatasets({ data: config.train_file, validFraction: config.valid_split, seed: config.seed }, tokenizer, dataOptions)
+      : await loadDatasets({ train: config.train_file, valid: config.valid_file, test: config.test_file }, tokenizer, dataOptions);
+  const test = config.valid_file === undefined && config.valid_split > 0 && config.test_file !== undefined
+    ? (await loadDatasets({ train: config.test_file }, tokenizer, dataOptions)).train
+    : sets.test;
+  const peft = getPeftModel(model, peftConfigOf(config.peft), { seed: config.seed, warn: (m) => process.stderr.write(`warning: ${m}\n`) });
+  out.write(`model: ${config.model}\n`);
+  peft.printTrainableParameters((line) => out.write(`${line}\n`));
+  const t = sets.train.stats();
+  out.write(`training data: ${t.examples} sequences, ${t.tokens} tokens (${t.format}${t.truncated ? `, ${t.truncated} truncated` : ''}${t.dropped ? `, ${t.dropped} dropped` : ''})\n`);
+  if (sets.valid) out.write(`validation data: ${sets.valid.length} sequences, ${sets.valid.stats().tokens} tokens\n`);
+
+  // Ctrl-C stops after the current step (the adapter is still saved); a second one exits at once.
+  const controller = new AbortController();
+  const onSigint = () => {
+    process.stderr.write('\nstopping after this step (Ctrl-C again to quit now)\n');
+    controller.abort();
+    process.removeListener('SIGINT', onSigint);
+  };
+  process.on('SIGINT', onSigint);
+  const trainer = new Trainer(peft, {
+    train_dataset: sets.train,
+    eval_dataset: sets.valid,
+    output_dir: config.output_dir,
+    overwrite_output_dir: config.overwrite_output_dir,
+    optimizer: config.optimizer as 'adamw' | 'sgd',
+    learning_rate: config.learning_rate,
+    weight_decay: config.weight_decay,
+    adam_beta1: config.adam_beta1,
+    adam_beta2: config.adam_beta2,
+    adam_epsilon: config.adam_epsilon,
+    loraplus_lr_ratio: config.loraplus_lr_ratio,
+    lr_scheduler_type: config.lr_scheduler_type as 'constant' | 'linear' | 'cosine',
+    warmup_steps: config.warmup_steps,
+    warmup_ratio: config.warmup_ratio,
+    per_device_train_batch_size: config.batch_size,
+    gradient_accumulation_steps: config.gradient_accumulation_steps,
+    max_grad_norm: config.max_grad_norm,
+    max_steps: config.max_steps,
+    num_train_epochs: config.num_train_epochs,
+    eval_steps: sets.valid ? config.eval_steps : undefined,
+    early_stopping_patience: config.early_stopping_patience,
+    save_steps: config.save_steps,
+    save_total_limit: config.save_total_limit,
+    logging_steps: config.logging_steps,
+    gradient_checkpointing: config.gradient_checkpointing,
+    seed: config.seed,
+    progress: config.progress ? process.stdout : false,
+    signal: controller.signal,
+    warn: (m) => process.stderr.write(`warning: ${m}\n`),
+  });
+  let result;
+  try {
+    const resume = config.resume_from_checkpoint;
+    result = await trainer.train({ resumeFrom: resume === 'latest' ? true : resume });
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+  const adapterDir = path.join(config.output_dir, 'adapter');
+  await peft.saveAdapter(adapterDir);
+  const outputs: Record<string, string> = { adapter: adapterDir, 'run log': result.run_log!, report: result.report! };
+  if (result.best?.checkpoint) outputs['best checkpoint'] = result.best.checkpoint;
+  printSummary(summarizeRun(readRunLog(result.run_log!)), out, outputs);
+  if (test) {
+    const r = await trainer.evaluate(test);
+    out.write(`test loss ${r.eval_loss.toFixed(4)} (perplexity ${r.perplexity.toFixed(3)}) on ${test.length} sequences\n`);
+  }
 }
 
 export const trainCommand: CommandSpec<typeof TRAIN_SCHEMA> = defineCommand({

@@ -127,5 +127,15 @@ const Quant4Spans& active_quant4_spans() {
   return quant4_spans_scalar();
 }
 
+const GemvSpans& active_gemv_spans() {
+  switch (active_isa()) {
+    case Isa::Scalar: return gemv_spans_scalar();
+    case Isa::Avx2: return gemv_spans_avx2();
+    case Isa::Avx512:
+    case Isa::Avx512Bf16: return gemv_spans_avx512();
+  }
+  return gemv_spans_scalar();
+}
+
 }  // namespace cpu
 }  // namespace peft::kernels

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/gemm_pack.h"
+#include "kernels/cpu/gemv.h"
 #include "kernels/cpu/variants.h"
 #include "kernels/gemm.h"
 
@@ -156,6 +157,10 @@ void gemm_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c
     flops += 2.0 * M * N * terms[t].k;
   }
   if (M == 0 || N == 0) return;
+  if (cpu::gemv_applies(M, terms, n_terms)) {  // a few rows: stream B once instead of packing it (gemv.h)
+    cpu::gemv_sum(M, N, terms, n_terms, c, ldc, accumulate);
+    return;
+  }
 
   const cpu::GemmMicroKernel* bf16_kernel = cpu::active_gemm_kernel_bf16();
   const GemmMicroKernel& kern = (all_bf16 && bf16_kernel) ? *bf16_kernel : cpu::active_gemm_kernel_f32();

@@ -72,6 +72,26 @@ struct Quant4Spans {
   void (*quantize_fp4)(const float* x, int64_t npairs, float inv, uint8_t* packed);
 };
 
+// Matrix-vector loops of the small-M GEMM path (gemv_driver.cpp): a few rows of x against a
+// weight streamed once from memory, with no packing. x: [m, ldx] f32 with m <= kGemvMaxRows;
+// y: [m, ldy] f32. Every loop computes y[i, j] = alpha · Σ_p x[i, p] · op(W)[p, j]
+// (+ y[i, j] when accumulate; y is not read otherwise) for j in [0, n), p in [0, k).
+constexpr int kGemvMaxRows = 8;
+struct GemvSpans {
+  const char* name;
+  // op(W)[p, j] = w[j · ldw + p]: each output is a dot product along a row of w (y = x·Wᵀ).
+  void (*dot_rows_f32)(int m, int64_t n, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                       float* y, int64_t ldy, float alpha, bool accumulate);
+  void (*dot_rows_bf16)(int m, int64_t n, int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                        float* y, int64_t ldy, float alpha, bool accumulate);
+  // op(W)[p, j] = w[p · ldw + j]: the outputs are sums of rows of w scaled by x (dx = dy·W).
+  // Each output is one chain of multiply-adds in p order, so any split of j gives the same bits.
+  void (*axpy_rows_f32)(int m, int64_t n, int64_t k, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                        float* y, int64_t ldy, float alpha, bool accumulate);
+  void (*axpy_rows_bf16)(int m, int64_t n, int64_t k, const float* x, int64_t ldx, const uint16_t* w, int64_t ldw,
+                         float* y, int64_t ldy, float alpha, bool accumulate);
+};
+
 const GemmMicroKernel& gemm_kernel_scalar();
 const GemmMicroKernel& gemm_kernel_avx2();
 const GemmMicroKernel& gemm_kernel_avx512();
@@ -88,11 +108,16 @@ const Quant4Spans& quant4_spans_scalar();
 const Quant4Spans& quant4_spans_avx2();
 const Quant4Spans& quant4_spans_avx512();
 
+const GemvSpans& gemv_spans_scalar();
+const GemvSpans& gemv_spans_avx2();
+const GemvSpans& gemv_spans_avx512();
+
 // The pieces for the active instruction set (kernels/isa.h).
 const GemmMicroKernel& active_gemm_kernel_f32();
 const GemmMicroKernel* active_gemm_kernel_bf16();  // null when the active ISA has no bf16 dot product
 const OptimSpans& active_optim_spans();
 const LayerSpans& active_layer_spans();  // AVX-512 CPUs use the AVX2 loops
 const Quant4Spans& active_quant4_spans();
+const GemvSpans& active_gemv_spans();
 
 }  // namespace peft::kernels::cpu

@@ -1,0 +1,38 @@
+// Pieces every decoder architecture shares: next-token targets, the token embedding lookup with
+// prompt-tuning virtual tokens and LoRA on the embeddings, and prefix-tuning keys and values
+// joined to a layer's own.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "nn/adapter_selection.h"
+#include "nn/embedding_lora.h"
+#include "nn/param.h"
+
+namespace peft::model {
+
+// labels: [B, T] i32 → targets [B · T]: position t predicts labels[t + 1]; the last predicts nothing (-100).
+std::vector<int32_t> next_token_targets(const Tensor& labels, int64_t B, int64_t T);
+
+// x: [B · T, H] (T = P + tokens): the P virtual tokens (prompt [P, H] or null), then the table's rows
+// for ids [B, T - P] (table [vocab, H] f32 or bf16), plus each selected embedding-LoRA adapter.
+void embed_tokens(const Tensor& table, const nn::Param* prompt, const std::map<std::string, nn::EmbeddingLora>& lora,
+                  const nn::AdapterSelection& sel, const Tensor& ids, int64_t B, int64_t T, int64_t H, float* x);
+// dx: [B · T, H] gradient of x; adds into the prompt's, the LoRA adapters' and (when it trains) the table's gradients.
+void embed_tokens_backward(nn::Param& table, nn::Param* prompt, const std::map<std::string, nn::EmbeddingLora>& lora,
+                           const nn::AdapterSelection& sel, const Tensor& ids, int64_t B, int64_t T, int64_t H,
+                           const float* dx);
+
+// Prefix tuning: all: [B, V + T, kv_dim] ← the prefix's keys (or values, `which` 0 / 1) of `layer`
+// for V virtual positions, then the tokens' [B · T, kv_dim].
+void join_prefix(const nn::Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B,
+                 int64_t T, const float* tokens, float* all);
+// The reverse: d_all [B, V + T, kv_dim] → d_tokens [B · T, kv_dim] and the prefix gradient (added).
+void split_prefix_grad(nn::Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B, int64_t T,
+                       const float* d_all, float* d_tokens);
+
+}  // namespace peft::model
