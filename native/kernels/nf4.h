@@ -67,6 +67,8 @@ void dequantize4(const Quant4Tensor& q, int64_t begin, int64_t end, float* out);
 
 // out: [r1 - r0, cols] f32 = rows [r0, r1) of a 4-bit [rows, cols] matrix (a tile for a product).
 void dequantize4_rows(const Quant4Tensor& q, int64_t cols, int64_t r0, int64_t r1, float* out);
+// out: [rows, c1 - c0] f32 = columns [c0, c1) of a 4-bit [rows, cols] matrix. Multithreaded over rows.
+void dequantize4_cols(const Quant4Tensor& q, int64_t rows, int64_t cols, int64_t c0, int64_t c1, float* out);
 
 // Double quantization (bitsandbytes' compress_statistics): offset = mean(absmax) (returned);
 // absmax − offset is quantized in blocks of nested_blocksize with the sorted 256-value map
@@ -82,7 +84,8 @@ void dequantize_absmax_nested(const Quant4Scales& s, int64_t n, float* absmax);
 void round_to_bf16(float* v, int64_t n);
 
 // Products with a 4-bit weight W: [N, K] (a linear layer's [out, in]) that dequantize W a panel of
-// rows at a time into `workspace`, never the whole matrix. `compute` is the dtype the dequantized
+// rows at a time into `workspace` (a panel of columns for the forward of a wide W, K > N, so that x
+// is packed once), never the whole matrix. `compute` is the dtype the dequantized
 // values take before the product: F32 (as they are) or BF16 (rounded, see round_to_bf16); the
 // product always accumulates in f32.
 // Floats of workspace that quant4_matmul / quant4_matmul_dx need for W of shape [N, K].

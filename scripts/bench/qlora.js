@@ -3,9 +3,11 @@
 // (hidden 576, 9 heads / 3 KV heads of 64, FFN 1536, vocabulary 49152, tied embeddings) cut to 4
 // layers: LoRA r=16 on all linear layers over an f32 and a bf16 base, and QLoRA (NF4, double
 // quantization, bf16 compute) r=16 on all linear layers; AdamW; batch 4 x 256 tokens. Each case runs
-// in its own process, so its peak RSS is its own. Reports the resident bytes of the base weights
+// in its own process for its memory, so its peak RSS is its own; the step times come from one process
+// running the cases in interleaved rounds. Reports the resident bytes of the base weights
 // (model.info()), RSS after building the model, peak RSS, the training-step time, and each one's
-// ratio to LoRA on the f32 base. Writes .bench-out/qlora.json.
+// ratio to LoRA on the f32 base; then one layer's frozen-weight products (forward and dx over 2048
+// tokens) with an NF4 weight against a bf16 one. Writes .bench-out/qlora.json.
 //
 //   npm run bench:qlora -- [--steps=N] [--cases=lora-f32,lora-bf16,qlora] [--json=PATH]
 const { execFileSync } = require('node:child_process');
@@ -35,8 +37,8 @@ function randomData(size, seed, scale) {
   return out;
 }
 
-/** One case, in this (child) process: prints a JSON line. */
-async function runCase(id, steps) {
+/** A case's model with its LoRA adapter and AdamW state; step() runs one training step. */
+async function buildCase(id) {
   const { tensor, zeros, ops, getPeftModel, quantizeAsync, Model, configFromHf } = require(path.join(root, 'dist'));
   const spec = CASES[id];
   const { hidden: H, ffn: F, vocab: V, heads, kvHeads, headDim: D } = SHAPE;
@@ -76,29 +78,74 @@ async function runCase(id, steps) {
     await add(p + 'mlp.down_proj.weight', [H, F], 0.025);
   }
   const model = new Model(config, dense, undefined, 'random SmolLM-135M (4 layers)', quantized.size ? { weights: quantized, computeDtype: 'bf16' } : undefined);
-  global.gc?.();
-  const info = model.info();
-  const rssAfterLoad = process.memoryUsage().rss;
-
   const peft = getPeftModel(model, { peft_type: 'LORA', r: RANK, lora_alpha: 32, target_modules: 'all-linear' }, { seed: 1 });
   const params = peft.trainableParameters();
   const names = Object.keys(params);
   const state = { expAvg: names.map((n) => zeros(params[n].shape)), expAvgSq: names.map((n) => zeros(params[n].shape)) };
   const ids = Array.from({ length: BATCH }, (_, b) => Array.from({ length: SEQ }, (_, t) => (b * 7919 + t * 104729) % V));
-  const times = [];
-  for (let step = 0; step <= steps; step++) {  // step 0 warms up
+  let count = 0;
+  const step = async () => {
     const t0 = process.hrtime.bigint();
     const { grads, loss } = await peft.loss(ids);
-    await ops.adamwAsync(names.map((n) => params[n]), names.map((n) => grads[n]), state, { lr: 1e-4, weightDecay: 0, step: step + 1 });
+    await ops.adamwAsync(names.map((n) => params[n]), names.map((n) => grads[n]), state, { lr: 1e-4, weightDecay: 0, step: ++count });
     if (!Number.isFinite(loss)) throw new Error(`loss ${loss}`);
-    if (step > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  };
   const q = [...quantized.values()];
-  const bits = q.length ? q.reduce((s, t) => s + t.bitsPerParameter * t.size, 0) / q.reduce((s, t) => s + t.size, 0) : null;
+  const bits = q.length ? q.reduce((sum, t) => sum + t.bitsPerParameter * t.size, 0) / q.reduce((sum, t) => sum + t.size, 0) : null;
+  return { id, model, step, bits };
+}
+
+/** A case's memory, in this (child) process of its own: prints a JSON line. */
+async function measureMemory(id) {
+  const c = await buildCase(id);
+  global.gc?.();
+  const info = c.model.info();
+  const rssAfterLoad = process.memoryUsage().rss;
+  await c.step();
   process.stdout.write(JSON.stringify({
-    id, weightBytes: info.bytes, byDtype: info.byDtype, bitsPerParameter: bits, rssAfterLoad,
-    peakRss: process.resourceUsage().maxRSS * 1024, stepSeconds: median(times), times,
+    id, weightBytes: info.bytes, byDtype: info.byDtype, bitsPerParameter: c.bits, rssAfterLoad, peakRss: process.resourceUsage().maxRSS * 1024,
   }) + '\n');
+}
+
+/** Step times of every case in one process, in rounds (one step of each per round): a slow spell on a shared machine hits all alike. */
+async function timeSteps(ids, steps) {
+  const cases = [];
+  for (const id of ids) cases.push(await buildCase(id));
+  for (const c of cases) await c.step();  // warm-up
+  const times = cases.map(() => []);
+  for (let r = 0; r < steps; r++) for (let i = 0; i < cases.length; i++) times[i].push(await cases[i].step());
+  return times;
+}
+
+/**
+ * One linear layer's frozen-weight products, forward y = x·Wᵀ and dx = dy·W, over 2048 tokens:
+ * a 4-bit W (quantMatmul, dequantized panel by panel) against a bf16 W (ops.matmul).
+ */
+function layerTimes() {
+  const { tensor, ops, quantize, quantMatmul } = require(path.join(root, 'dist'));
+  const { timeMedian, NORMAL } = require('./timing');
+  const M = 2048;
+  const rows = [];
+  for (const [name, n, k] of [['q_proj', 576, 576], ['gate_proj', 1536, 576], ['down_proj', 576, 1536]]) {
+    const w = tensor(randomData(n * k, 3, 0.04), [n, k]);
+    const wb = w.to('bf16');
+    const q = quantize(w, { quant_type: 'nf4', blocksize: 64, double_quant: true });
+    const x = tensor(randomData(M * k, 4, 1), [M, k]);
+    const dy = tensor(randomData(M * n, 5, 1), [M, n]);
+    const bf16 = timeMedian(() => {
+      ops.matmul(x, wb, { transB: true }).dispose();
+      ops.matmul(dy, wb).dispose();
+    }, NORMAL).median;
+    const nf4 = timeMedian(() => {
+      quantMatmul(x, q, { transB: true }).dispose();
+      quantMatmul(dy, q).dispose();
+    }, NORMAL).median;
+    rows.push([`${name} [${n}, ${k}]`, num(bf16 * 1e3, 1), num(nf4 * 1e3, 1), ratio(nf4 / bf16)]);
+    for (const t of [w, wb, x, dy]) t.dispose();
+    q.dispose();
+  }
+  return rows;
 }
 
 function parseArgs(argv) {
@@ -122,20 +169,29 @@ async function main() {
     console.log('usage: npm run bench:qlora -- [--steps=N (default 3)] [--cases=lora-f32,lora-bf16,qlora] [--json=PATH]');
     return;
   }
-  if (opts.child) return runCase(opts.child, opts.steps);
+  if (opts.child) return measureMemory(opts.child);
   const results = [];
   for (const id of opts.cases) {
-    process.stderr.write(`  ${CASES[id].title} ...\n`);
-    const out = execFileSync(process.execPath, ['--expose-gc', __filename, `--case=${id}`, `--steps=${opts.steps}`], { encoding: 'utf8', maxBuffer: 1 << 20 });
+    process.stderr.write(`  memory: ${CASES[id].title} ...\n`);
+    const out = execFileSync(process.execPath, ['--expose-gc', __filename, `--case=${id}`], { encoding: 'utf8', maxBuffer: 1 << 20 });
     results.push(JSON.parse(out.trim().split('\n').pop()));
   }
-  const base = results.find((r) => r.id === 'lora-f32') ?? results[0];
+  process.stderr.write(`  step times: ${opts.steps} rounds ...\n`);
+  const times = await timeSteps(opts.cases, opts.steps);
+  const baseIndex = Math.max(0, opts.cases.indexOf('lora-f32'));
+  results.forEach((r, i) => {
+    r.times = times[i];
+    r.stepSeconds = median(times[i]);
+    r.stepRatio = median(times[i].map((t, k) => t / times[baseIndex][k]));  // per round
+  });
+  const base = results[baseIndex];
   const MB = 2 ** 20;
   const rows = results.map((r) => [
     CASES[r.id].title, num(r.weightBytes / MB), ratio(r.weightBytes / base.weightBytes), num(r.rssAfterLoad / MB), num(r.peakRss / MB),
-    ratio(r.peakRss / base.peakRss), num(r.stepSeconds, 2), ratio(r.stepSeconds / base.stepSeconds), num((BATCH * SEQ) / r.stepSeconds, 0),
+    ratio(r.peakRss / base.peakRss), num(r.stepSeconds, 2), ratio(r.stepRatio), num((BATCH * SEQ) / r.stepSeconds, 0),
   ]);
-  console.log(`\nSmolLM-135M shapes, ${SHAPE.layers} layers, batch ${BATCH} x ${SEQ}, AdamW, median of ${opts.steps} steps; ratios to ${CASES[base.id].title}\n`);
+  console.log(`\nSmolLM-135M shapes, ${SHAPE.layers} layers, batch ${BATCH} x ${SEQ}, AdamW; ratios to ${CASES[base.id].title}` +
+    ` (memory: one process per case; step time: median of ${opts.steps} interleaved rounds, ratio per round)\n`);
   const columns = ['case', 'weights MiB', 'ratio', 'RSS loaded MiB', 'peak RSS MiB', 'ratio', 'step s', 'ratio', 'tokens/s'].map((title, i) => ({ title, right: i > 0 }));
   for (const line of renderTable(columns, rows)) console.log(line);
   const q = results.find((r) => r.id === 'qlora');
@@ -144,8 +200,13 @@ async function main() {
     console.log(`\nQLoRA base: ${q.bitsPerParameter.toFixed(3)} stored bits per 4-bit parameter (code tables aside); ` +
       `4-bit weights ${num(quantBytes / MB)} MiB + full-precision layers ${num(rest / MB)} MiB`);
   }
+  process.stderr.write('  layer products ...\n');
+  const layers = layerTimes();
+  console.log(`\nFrozen-weight products of one layer (y = x·Wᵀ and dx = dy·W), ${2048} tokens, median ms\n`);
+  const layerColumns = ['layer', 'bf16 W', 'NF4 W', 'ratio'].map((title, i) => ({ title, right: i > 0 }));
+  for (const line of renderTable(layerColumns, layers)) console.log(line);
   fs.mkdirSync(path.dirname(opts.json), { recursive: true });
-  fs.writeFileSync(opts.json, JSON.stringify({ shape: SHAPE, batch: BATCH, seq: SEQ, rank: RANK, steps: opts.steps, results }, null, 2));
+  fs.writeFileSync(opts.json, JSON.stringify({ shape: SHAPE, batch: BATCH, seq: SEQ, rank: RANK, steps: opts.steps, results, layers }, null, 2));
 }
 
 main().catch((err) => {

@@ -176,4 +176,22 @@ void dequantize4_rows(const Quant4Tensor& q, int64_t cols, int64_t r0, int64_t r
   dequantize4(q, r0 * cols, r1 * cols, out);
 }
 
+void dequantize4_cols(const Quant4Tensor& q, int64_t rows, int64_t cols, int64_t c0, int64_t c1, float* out) {
+  PEFT_CHECK(rows >= 0 && cols >= 0 && 0 <= c0 && c0 <= c1 && c1 <= cols && rows * cols == q.numel, ErrorCode::Internal,
+             "dequantize4_cols: columns [" + std::to_string(c0) + ", " + std::to_string(c1) + ") outside a [" +
+                 std::to_string(rows) + ", " + std::to_string(cols) + "] tensor of " + std::to_string(q.numel) + " elements");
+  const int64_t width = c1 - c0;
+  if (width == 0 || rows == 0) return;
+  const cpu::Quant4Spans& fast = cpu::active_quant4_spans();
+  parallel_for(rows, std::max<int64_t>(1, kChunkElements / width), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t begin = r * cols + c0, end = r * cols + c1;  // one row's segment, across its blocks
+      for (int64_t b = begin / q.blocksize; b * q.blocksize < end; ++b) {
+        const int64_t lo = std::max(begin, b * q.blocksize), hi = std::min(end, (b + 1) * q.blocksize);
+        dequantize_segment(fast, q, b, lo, hi, out + r * width + (lo - begin));
+      }
+    }
+  });
+}
+
 }  // namespace peft::kernels

@@ -19,6 +19,9 @@ int64_t panel_rows(int64_t N, int64_t K) {
   return std::max<int64_t>(1, std::min(N, rows));
 }
 
+// Columns per column panel of W [N, K] (the same panel size as panel_rows gives).
+int64_t panel_cols(int64_t N, int64_t K) { return panel_rows(K, N); }
+
 void check_weight(const Quant4Tensor& w, int64_t N, int64_t K) {
   PEFT_CHECK(w.numel == N * K, ErrorCode::Shape,
              "Expected a 4-bit weight of " + std::to_string(N * K) + " elements ([" + std::to_string(N) + ", " +
@@ -44,12 +47,28 @@ void round_to_bf16(float* v, int64_t n) {
   });
 }
 
-int64_t quant4_matmul_workspace(int64_t N, int64_t K) { return panel_rows(N, K) * K; }
+int64_t quant4_matmul_workspace(int64_t N, int64_t K) {
+  return std::max(panel_rows(N, K) * K, panel_cols(N, K) * N);
+}
 
 void quant4_matmul(int64_t M, int64_t N, int64_t K, const MatrixRef& x, const Quant4Tensor& w, float* y, int64_t ldy,
                    float alpha, bool accumulate, float* workspace, DType compute) {
   check_weight(w, N, K);
   check_compute(compute);
+  if (K > N && M > 1 && !x.trans) {
+    // Wide W (down_proj): panels of columns, so each column block of x is packed once (panels of
+    // rows would repack all of x per panel); y takes one accumulating pass per panel.
+    const int64_t cols = panel_cols(N, K);
+    for (int64_t k0 = 0; k0 < K; k0 += cols) {
+      const int64_t kb = std::min(cols, K - k0);
+      dequantize4_cols(w, N, K, k0, k0 + kb, workspace);  // [N, kb]
+      if (compute == DType::BF16) round_to_bf16(workspace, N * kb);
+      const MatrixRef xk{static_cast<const char*>(x.data) + k0 * static_cast<int64_t>(dtype_size(x.dtype)), x.dtype, x.ld,
+                         false};  // x[:, k0 : k0 + kb]
+      gemm(M, N, kb, xk, MatrixRef{workspace, DType::F32, kb, true}, y, ldy, alpha, accumulate || k0 > 0);
+    }
+    return;
+  }
   const int64_t rows = panel_rows(N, K);
   for (int64_t n0 = 0; n0 < N; n0 += rows) {
     const int64_t nb = std::min(rows, N - n0);
