@@ -20,9 +20,10 @@ namespace {
 // store their partial sums every row of B and lose past M = 8.
 constexpr int64_t kMaxRowsDot = 32;
 constexpr int64_t kMaxRowsAxpy = 8;
-// Weight elements per pool task: below about this much streaming, waking a thread costs more than
-// it saves.
+// Weight elements per pool task (128 KiB of f32): below about this much streaming, waking a thread
+// costs more than it saves.
 constexpr int64_t kGrain = 32 * 1024;
+constexpr int64_t kMaxTasks = 1024;
 // Column split unit: whole 64-byte lines of each output row per task.
 constexpr int64_t kUnit = 16;
 // Bytes of B per column block when rows of A come in several chunks (well inside a 1 MiB L2).
@@ -141,8 +142,10 @@ void gemv_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c
   }
 
   const int64_t units = (N + kUnit - 1) / kUnit;
-  const int64_t by_work = std::max<int64_t>(1, work / kGrain);
-  const int tasks = static_cast<int>(std::min<int64_t>({ThreadPool::instance().size(), by_work, units}));
+  // Many small tasks rather than one per thread: the pool hands them out as threads come free, so
+  // a worker that wakes late or is preempted (a shared machine) holds up at most one small task.
+  const int64_t by_work = ThreadPool::instance().size() > 1 ? std::max<int64_t>(1, work / kGrain) : 1;
+  const int tasks = static_cast<int>(std::min<int64_t>({by_work, units, kMaxTasks}));
   const int64_t block = block_columns(live, M);
   ThreadPool::instance().run(tasks, [&](int t) {
     const int64_t n0 = std::min(N, units * t / tasks * kUnit);
