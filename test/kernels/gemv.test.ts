@@ -9,8 +9,9 @@ import { randomArray, rng } from '../helpers/random';
 import { maxRelativeError, referenceMatmul } from '../helpers/reference';
 
 // (N, K): single elements, K below, at and past one vector (8 and 16 lanes) and the unrolled step
-// (32 and 64), N below and past the 16-column split unit and the 256-column pass of dx = dy·W,
-// and sizes with enough work (N·K >= 64K) to be split over two threads.
+// (32 and 64), N below and past the 16-column split unit and the passes of dx = dy·W (512 to 4096
+// columns), and sizes with enough work (N·K >= 64K) to be split over two threads (dx = dy·W: also
+// N >= 2048).
 const SHAPES: [number, number][] = [
   [1, 1],
   [5, 7],
@@ -20,6 +21,7 @@ const SHAPES: [number, number][] = [
   [33, 70],
   [300, 257],
   [1100, 61],
+  [2100, 40],
 ];
 const ROWS = [1, 2, 3, 4, 5, 6, 7, 8];
 // Rows past 8 on the transposed path: whole and partial chunks of 8.
@@ -167,7 +169,8 @@ describe('small-M path: alpha, accumulate and threads', () => {
       for (const m of [1, 2, 3, 4, 13]) {
         for (const transB of m <= 8 ? [true, false] : [true]) {
           for (const db of ['f32', 'bf16'] as const) {
-            const c = makeCase(90 + m, m, 1100, 61, false, transB, ['f32', db]);
+            const [n, k] = transB ? [1100, 61] : [2100, 40];
+            const c = makeCase(90 + m, m, n, k, false, transB, ['f32', db]);
             runtime.setNumThreads(1);
             const one = ops.matmul(c.a, c.b, { transB }).toFloat32Array();
             runtime.setNumThreads(Math.max(2, threads));

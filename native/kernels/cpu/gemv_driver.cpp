@@ -20,11 +20,16 @@ namespace {
 // store their partial sums every row of B and lose past M = 8.
 constexpr int64_t kMaxRowsDot = 32;
 constexpr int64_t kMaxRowsAxpy = 8;
-// Weight elements per pool task: below about this much streaming, waking a thread costs more than
-// it saves.
+// Weight elements per pool task (128 KiB of f32): below about this much streaming, waking a thread
+// costs more than it saves.
 constexpr int64_t kGrain = 32 * 1024;
+constexpr int64_t kMaxTasks = 1024;
 // Column split unit: whole 64-byte lines of each output row per task.
 constexpr int64_t kUnit = 16;
+// Column sums (B not transposed) read a piece of every row of B per task, so they split only into
+// one range per thread, each at least this many columns (4 KiB of an f32 row): shorter pieces, or
+// a thread preempted while it holds half the work, made two threads slower than one.
+constexpr int64_t kAxpyMinColumns = 1024;
 // Bytes of B per column block when rows of A come in several chunks (well inside a 1 MiB L2).
 constexpr int64_t kL2Slice = 256 * 1024;
 // PEFT_GEMV_MAX_ROWS is clamped to this (rows come in chunks of kGemvMaxRows).
@@ -140,9 +145,15 @@ void gemv_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c
     if (needs_staging(term->a)) offset += static_cast<size_t>(M * term->k);
   }
 
+  bool all_dot = true;
+  for (const GemmTerm* term : live) all_dot = all_dot && term->b.trans;
   const int64_t units = (N + kUnit - 1) / kUnit;
-  const int64_t by_work = std::max<int64_t>(1, work / kGrain);
-  const int tasks = static_cast<int>(std::min<int64_t>({ThreadPool::instance().size(), by_work, units}));
+  const int threads = ThreadPool::instance().size();
+  // Dot products: many small tasks rather than one per thread; the pool hands them out as threads
+  // come free, so a worker that wakes late or is preempted (a shared machine) holds up little.
+  const int64_t by_work = threads > 1 ? std::max<int64_t>(1, work / kGrain) : 1;
+  const int64_t cap = all_dot ? kMaxTasks : std::min<int64_t>(threads, std::max<int64_t>(1, N / kAxpyMinColumns));
+  const int tasks = static_cast<int>(std::min<int64_t>({by_work, units, cap}));
   const int64_t block = block_columns(live, M);
   ThreadPool::instance().run(tasks, [&](int t) {
     const int64_t n0 = std::min(N, units * t / tasks * kUnit);
