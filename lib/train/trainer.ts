@@ -167,9 +167,6 @@ export class Trainer {
     if (architecture === 'bert') {
       throw new PeftError('The Trainer trains causal language models; BERT sequence classification is not supported by it yet', 'E_UNSUPPORTED');
     }
-    if (this.args.gradient_checkpointing) {
-      this.warn('gradient_checkpointing is ignored: activation checkpointing is not available in peft-native yet, so training keeps every activation it needs');
-    }
   }
 
   /**
@@ -265,6 +262,9 @@ export class Trainer {
   private async startSession(options: TrainOptions): Promise<Session> {
     const a = this.args;
     const { train, eval: evalData } = await this.datasets();
+    // Activation checkpointing (Llama family): each layer keeps its input only and the backward
+    // recomputes the rest, with the same dropout masks, so the numbers do not change.
+    if (a.gradient_checkpointing) this.peft.base.setGradientCheckpointing(true);
     this.peft.train();
     const params = this.peft.trainableParameters();
     if (Object.keys(params).length === 0) {

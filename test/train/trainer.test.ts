@@ -391,10 +391,17 @@ describe('bad input', () => {
     expect(() => new Trainer(tinyLlama().model as unknown as PeftModel, { train_dataset: data() })).toThrow(error('E_ARGUMENT', 'a PeftModel'));
   });
 
-  it('warns that gradient_checkpointing is ignored', () => {
-    const warnings: string[] = [];
-    new Trainer(tinyPeft(), { train_dataset: data(), gradient_checkpointing: true, warn: (m) => void warnings.push(m) });
-    expect(warnings).toEqual([expect.stringContaining('gradient_checkpointing is ignored')]);
+  it('gradient_checkpointing (activation checkpointing) leaves every loss unchanged', async () => {
+    const switchedOn: boolean[] = [];
+    const run = async (gradient_checkpointing: boolean) => {
+      const peft = tinyPeft({ ...LORA, lora_dropout: 0.3 });
+      const spy = jest.spyOn(peft.base, 'setGradientCheckpointing');
+      const r = await new Trainer(peft, { train_dataset: data(), per_device_train_batch_size: 3, max_steps: 5, learning_rate: 0.05, gradient_checkpointing }).train();
+      switchedOn.push(spy.mock.calls.some(([on]) => on !== false));
+      return r.losses;
+    };
+    expect(await run(true)).toEqual(await run(false));
+    expect(switchedOn).toEqual([true, false]);
   });
 
   it('refuses a checkpoint of another run, a folder that is not one, and a second concurrent train()', async () => {
