@@ -92,7 +92,11 @@ export interface TrainingArguments {
   seed?: number;
   /** Write the mean loss of the last steps to the run log and progress every this many steps. Default 1. */
   logging_steps?: number;
-  /** Accepted for compatibility; activation checkpointing is not available yet, so it is ignored (with a warning). */
+  /**
+   * Activation checkpointing: each layer keeps only its input and the backward pass recomputes the
+   * rest (about one more forward pass of compute for most of the activation memory); the losses and
+   * gradients stay exactly the same. Llama family; E_UNSUPPORTED for other architectures. Default false.
+   */
   gradient_checkpointing?: boolean;
 
   /** Functions called after each step, evaluation and checkpoint. */

@@ -76,4 +76,12 @@ describe('peft-native --help', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('export --format gguf (a merged model as GGUF) is refused with a one-line E_UNSUPPORTED error that names the way round', () => {
+    const r = runCli(['export', '--model', 'm', '--adapter', 'a', '--output', 'o', '--format', 'gguf']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('convert_hf_to_gguf.py');
+    expect(r.stderr).toContain('[E_UNSUPPORTED]');
+  });
 });

@@ -1,12 +1,12 @@
 // `peft-native train` end to end on stories260K: a YAML config with flag overrides, the adapter,
 // run log and report it writes, and a run stopped with Ctrl-C (SIGINT) then resumed, whose per-step
-// losses equal an uninterrupted run's. Also merge, and generate / eval with --adapter.
+// losses equal an uninterrupted run's. Also merge, export, and generate / eval with --adapter.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { getPeftModel, loadAdapter, loadModel, readRunLog, type RunRecord, type StepEvent } from '../../lib';
+import { exportGgufLora, getPeftModel, loadAdapter, loadModel, readRunLog, type RunRecord, type StepEvent } from '../../lib';
 import { ensureBuilt } from '../helpers/built';
 import { CLI, cliOk, runCli } from '../helpers/cli';
 import { STORIES_HF_DIR } from '../helpers/models';
@@ -192,6 +192,21 @@ describe('adapters on the command line', () => {
     expect(r.loss).toBeCloseTo(sum / count, 6);
     const plain = JSON.parse(cliOk(['eval', '-m', STORIES_HF_DIR, '-d', data, '--json']));
     expect(Math.abs(plain.loss - r.loss)).toBeGreaterThan(0.01);
+  });
+
+  it('export writes the GGUF LoRA file exportGgufLora writes, or the merged model', async () => {
+    const gguf = path.join(dir, 'adapter.gguf');
+    expect(cliOk(['export', '-m', STORIES_HF_DIR, '--adapter', adapter, '-o', gguf])).toContain('gguf-lora');
+    fs.mkdirSync(path.join(dir, 'reference'));
+    const reference = path.join(dir, 'reference', 'adapter.gguf'); // the same name: general.name is the file's
+    await exportGgufLora(await loadAdapter(await loadModel(STORIES_HF_DIR), adapter), reference);
+    expect(fs.readFileSync(gguf)).toEqual(fs.readFileSync(reference));
+    const merged = path.join(dir, 'exported');
+    cliOk(['export', '-m', STORIES_HF_DIR, '--adapter', adapter, '--format', 'safetensors', '-o', merged]);
+    const ids = [[1, 403, 407, 300]];
+    const want = (await (await loadAdapter(await loadModel(STORIES_HF_DIR), adapter)).eval().forward(ids)).toFloat32Array();
+    const got = (await (await loadModel(merged)).forward(ids)).toFloat32Array();
+    expect(Math.max(...got.map((v, i) => Math.abs(v - want[i]))) / Math.max(...want.map(Math.abs))).toBeLessThan(1e-5);
   });
 
   it('merge writes a Hugging Face model that gives the adapted logits', async () => {
