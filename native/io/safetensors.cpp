@@ -55,9 +55,12 @@ const char* safetensors_dtype_name(DType dtype) {
   return "?";
 }
 
-std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) { return parse(MappedFile::open(path)); }
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFile> file) {
   auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
-  st->file_ = MappedFile::open(path);
+  st->file_ = std::move(file);
+  const std::string& path = st->file_->path();
   ByteReader reader(st->file_->data(), st->file_->size(), path);
   const uint64_t header_len = reader.read<uint64_t>("the header length");
   if (header_len > kMaxHeaderBytes || header_len > reader.remaining()) {
