@@ -210,7 +210,8 @@ export function normalizeConfig(config: unknown, warn: (message: string) => void
   if (typeof config !== 'object' || config === null || Array.isArray(config)) bad('config', 'a PEFT config object', config);
   const c = config as Record<string, unknown>;
   const type = c.peft_type;
-  if (typeof type !== 'string' || !(type in KEYS)) bad('peft_type', `one of ${Object.keys(KEYS).join(', ')}`, type);
+  // An own key only: 'constructor' or 'toString' are in every object.
+  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(KEYS, type)) bad('peft_type', `one of ${Object.keys(KEYS).join(', ')}`, type);
   const peftType = type as PeftType;
   const known = new Set([...COMMON_KEYS, ...INERT_KEYS, ...KEYS[peftType]]);
   for (const key of Object.keys(c)) if (!known.has(key)) warn(`Unknown key ${key} in the ${peftType} config is ignored`);
