@@ -1,7 +1,7 @@
 /** Detects the format of JSONL records and checks each record's fields, naming the file and line of a bad one. */
 import type { ChatMessage } from '../models/tokenizer';
 import { PeftError } from '../errors';
-import { fail } from '../validate';
+import { fail, preview } from '../validate';
 import type { ClassLabel, DataFormat, RecordSource } from './types';
 
 /** A record whose fields have the types its format needs. */
@@ -36,7 +36,7 @@ export function detectFormat(value: unknown, source: RecordSource): DataFormat {
   if (has('text') && has('label')) return 'classification';
   if (has('text')) return 'text';
   const keys = Object.keys(record);
-  const received = keys.length ? `the keys ${keys.map((k) => JSON.stringify(k)).join(', ')}` : 'an empty object';
+  const received = keys.length ? `the keys ${keys.slice(0, 20).map((k) => preview(k, 40)).join(', ')}` : 'an empty object';
   throw new PeftError(`Expected a record with the keys ${KEY_SETS} on ${where(source)} but received ${received}`, 'E_FORMAT');
 }
 
