@@ -17,6 +17,8 @@ export const CHAT_ROLES: readonly string[] = ['system', 'user', 'assistant'];
 
 const KEY_SETS = '{"text"}, {"prompt","completion"}, {"messages"}, {"instruction","input","output"} or {"text","label"}';
 
+const MAX_CLASS_ID = 2 ** 31;
+
 const where = (source: RecordSource) => `${source.file} line ${source.line}`;
 
 function expectRecordObject(value: unknown, source: RecordSource): Record<string, unknown> {
@@ -66,8 +68,9 @@ function chatMessages(record: Record<string, unknown>, source: RecordSource): Ch
 
 function classLabel(record: Record<string, unknown>, source: RecordSource): ClassLabel {
   const label = record.label;
-  const ok = (typeof label === 'string' && label !== '') || (typeof label === 'number' && Number.isInteger(label) && label >= 0);
-  if (!ok) fail(`"label" on ${where(source)}`, 'a non-empty string or a non-negative integer', label, 'E_FORMAT');
+  // Integer labels are class ids as they are, and class ids are int32 on their way to the model.
+  const ok = (typeof label === 'string' && label !== '') || (typeof label === 'number' && Number.isInteger(label) && label >= 0 && label < MAX_CLASS_ID);
+  if (!ok) fail(`"label" on ${where(source)}`, 'a non-empty string or an integer in [0, 2^31)', label, 'E_FORMAT');
   return label as ClassLabel;
 }
 

@@ -14,7 +14,8 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   let fd: number | undefined;
   try {
     fs.mkdirSync(dir, { recursive: true });
-    fd = fs.openSync(part, 'w');
+    // 'wx': never through a file or symlink already at the temporary name.
+    fd = fs.openSync(part, 'wx');
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     for (let written = 0; written < bytes.length; ) written += fs.writeSync(fd, bytes, written, bytes.length - written);
     fs.fsyncSync(fd);

@@ -70,6 +70,9 @@ function classLabels(labels: TokenIds | undefined, numLabels: number): Tensor {
   if (labels instanceof Tensor) return labels;
   const flat = Array.isArray(labels) ? (labels as (number | number[])[]).flat() : labels;
   if (!Array.isArray(flat) || !flat.length || flat.some((v) => typeof v !== 'number')) fail('labels', 'one class id (or regression target) per sequence', labels);
+  // Int32Array.from would wrap 2^32 to class 0 without a word.
+  const bad = numLabels === 1 ? undefined : (flat as number[]).find((v) => !Number.isInteger(v) || v < 0 || v >= numLabels);
+  if (bad !== undefined) fail('labels', `class ids in [0, ${numLabels})`, bad, 'E_RANGE');
   return numLabels === 1 ? tensor(Float32Array.from(flat), [flat.length]) : tensor(Int32Array.from(flat), [flat.length], 'i32');
 }
 

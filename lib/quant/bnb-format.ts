@@ -212,11 +212,12 @@ export function readBnbQuantized(source: TensorLookup | Record<string, Tensor>, 
       offset,
     };
   }
+  const data = part(lookup, prefix, 'u8', [[half, 1], [half]], ' (only uint8 quant_storage is supported)');
   const absmax = part(lookup, `${prefix}.absmax`, nested ? 'u8' : 'f32', [[blocks]]);
   const quantMap = finiteTable(part(lookup, `${prefix}.quant_map`, 'f32', [[16]]), `${prefix}.quant_map`);
   checkScales(prefix, absmax, quantMap, nested);
   return new QuantizedTensor({
-    data: part(lookup, prefix, 'u8', [[half, 1], [half]], ' (only uint8 quant_storage is supported)'),
+    data,
     absmax,
     quant_map: quantMap,
     nested,

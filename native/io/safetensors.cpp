@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "core/error.h"
 #include "io/json.h"
@@ -73,12 +74,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFi
 
   const JsonValue header = parse_json(text, header_len, path + " header");
   if (header.kind != JsonValue::Kind::Object) bad(path, "the header is not a JSON object");
+  // A name given twice would be read as whichever entry a reader happens to take.
+  std::set<std::string> names;
   for (const auto& [name, value] : header.members) {
+    if (!names.insert(name).second) bad(path, (name == "__metadata__" ? "__metadata__" : "tensor \"" + name + "\"") + " appears twice in the header");
     if (name == "__metadata__") {
       if (value.kind != JsonValue::Kind::Object) bad(path, "__metadata__ is not an object");
       for (const auto& [k, v] : value.members) {
         if (v.kind != JsonValue::Kind::String) bad(path, "__metadata__ value \"" + k + "\" is not a string");
-        st->metadata_[k] = v.string;
+        if (!st->metadata_.emplace(k, v.string).second) bad(path, "__metadata__ key \"" + k + "\" appears twice");
       }
       continue;
     }
@@ -181,7 +185,11 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
   header.append((8 - header.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
 
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // O_EXCL: a file or symlink planted at the temporary name is never written through (a stale one
+  // of ours, left by a crash, is removed first: unlink removes a symlink, not its target).
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::open(tmp.c_str(), flags, 0644);
+  if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0) fd = ::open(tmp.c_str(), flags, 0644);
   if (fd < 0) throw Error(ErrorCode::IO, "Could not create " + tmp + ": " + std::strerror(errno));
   auto write_all = [&](const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { PeftError } from '../../lib';
+import { PeftError } from '../../lib/errors';
 import { rng } from './random';
 import type { Random } from './mutate';
 

@@ -76,13 +76,16 @@ export function jsonText(value: unknown): string {
   return JSON.stringify(value).split(JSON.stringify(DEEP)).join(deep);
 }
 
+/** Length of the long strings strangeJsonValue makes (a test whose reader tokenizes them lowers it). */
+export const LIMITS = { longString: 1 << 16 };
+
 /** An extreme or wrongly typed JSON value. */
 export function strangeJsonValue(random: Random): Json {
   const r = random();
   if (r < 0.4) return pick(random, INTERESTING_NUMBERS) * (random() < 0.1 ? -1 : 1);
   if (r < 0.5) return pick(random, ['', 'x', 'llama', 'gpt2', 'F32', 'F16', 'BF16', 'I64', 'silu', 'linear', 'llama3', 'BPE', 'Unigram', '<unk>', 'a'.repeat(1000)]);
   if (r < 0.58) return pick(random, STRANGE_STRINGS);
-  if (r < 0.6) return pick(random, ['x'.repeat(1 << 20), nested(64, 1, random() < 0.5), nested(1000, 1, random() < 0.5), DEEP]);
+  if (r < 0.6) return pick(random, ['x'.repeat(LIMITS.longString), nested(64, 1, random() < 0.5), nested(1000, 1, random() < 0.5), DEEP]);
   if (r < 0.7) return pick(random, [null, true, false]);
   if (r < 0.8) return pick(random, [[], [0], [1, 2], [-1, 5], [1e20, 1e20], [[]], ['a', 'b'], [0, 0, 0, 0, 0, 0, 0, 0, 0]]);
   return pick<Json>(random, [{}, { type: 'linear', factor: 0 }, { rope_type: 'llama3', factor: 8 }, { a: 1 }]);
@@ -109,8 +112,14 @@ function paths(root: Json, limit: number): (string | number)[][] {
  */
 export function mutateJsonValue(root: Json, random: Random, focus: (p: (string | number)[]) => boolean = () => false,
   extraKeys: readonly string[] = []): Json {
-  const copy = JSON.parse(JSON.stringify(root)) as Json;
-  const all = paths(copy, 200000);
+  let copy: Json;
+  let all: (string | number)[][];
+  try {
+    copy = JSON.parse(JSON.stringify(root)) as Json;
+    all = paths(copy, 200000);
+  } catch {
+    return strangeJsonValue(random); // nested too deep to walk (an earlier mutation's DEEP)
+  }
   const focused = all.filter(focus);
   for (let k = 1 + below(random, 3); k > 0; k--) {
     const p = focused.length && random() < 0.6 ? pick(random, focused) : pick(random, all);
