@@ -58,7 +58,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
  * them), numbers and non-finite values spelled as text, path tricks, control and non-BMP characters.
  */
 export const STRANGE_STRINGS = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'prototype', 'NaN', 'Infinity', '-Infinity', '1e999', '0x10',
-  '-1', '../x', '/etc/passwd', 'a/b', '.', '\u0000', 'x\u0000y', '\ud800', '\u{1F600}', ' ', '\n'];
+  '-1', '../x', '/etc/passwd', 'a/b', '.', '\u0000', 'x\u0000y', '\ud800', '\u{1F600}', ' ', '\n', '(', '(.*)*X', '[a-', '\\'];
 
 /** Arrays (or objects) nested `depth` deep around `leaf`. */
 export function nested(depth: number, leaf: Json = 0, object = false): Json {
