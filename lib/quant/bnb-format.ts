@@ -164,6 +164,7 @@ function jsonShape(state: Record<string, unknown>, key: string): number[] {
   if (!Array.isArray(v) || !v.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     formatError(key, `expected a list of non-negative integers for shape but found ${preview(v)}`);
   }
+  if (!Number.isSafeInteger((v as number[]).reduce((a, b) => a * b, 1))) formatError(key, `expected a shape of at most 2^53 elements but found ${preview(v)}`);
   return v as number[];
 }
 
