@@ -9,7 +9,8 @@
 //   npm run fuzz -- --seconds 600 gguf        one target, 10 minutes
 //   npm run fuzz -- --replay                  only replay the regression cases
 // Options: --seconds N (or PEFT_FUZZ_SECONDS), --fork N (libFuzzer worker processes), --models DIR
-// (or PEFT_TEST_MODELS; default ../shared/models). CXX_FUZZ names the compiler.
+// (or PEFT_TEST_MODELS; default ../shared/models). CXX_FUZZ names the compiler, PEFT_FUZZ_OUT the
+// output folder (default build-fuzz/).
 const { spawnSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -19,7 +20,7 @@ const { TARGETS } = require('./targets');
 const { writeSeeds } = require('./seeds');
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const OUT = path.join(ROOT, 'build-fuzz');
+const OUT = process.env.PEFT_FUZZ_OUT ? path.resolve(process.env.PEFT_FUZZ_OUT) : path.join(ROOT, 'build-fuzz');
 const REGRESSIONS = path.join(ROOT, 'test', 'fixtures', 'fuzz-regressions');
 const COMPILE = ['-std=c++17', '-g', '-O1', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
   '-I', path.join(ROOT, 'native'), '-I', path.join(ROOT, 'fuzz')];
