@@ -127,8 +127,10 @@ async function withActiveMerged<T>(peft: PeftModel, fn: () => Promise<T>): Promi
     }
     for (const param of [`${module}.weight`, `${module}.bias`]) if (baseNames.has(param) && !trainedCopies.has(param)) changed.push(param);
   }
-  const saved = new Map(changed.map((p) => [p, snapshot(model.parameterLive(p))]));
-  model.nativeModel.mergeAdapter(name);
+  // A 4-bit weight is merged dense (requantize: false) and unmerging restores its codes exactly.
+  const quantized = new Set(model.quantizedWeightNames());
+  const saved = new Map(changed.filter((p) => !quantized.has(p)).map((p) => [p, snapshot(model.parameterLive(p))]));
+  model.nativeModel.mergeAdapter(name, { requantize: false });
   try {
     return await fn();
   } finally {
@@ -152,18 +154,18 @@ export function exportMerged(source: PeftModel | Model, dir: string, options: Ex
     if (typeof dir !== 'string' || !dir) fail('dir', 'a directory path', dir);
     const dtype = dtypeOption(options.dtype, ['f32', 'bf16', 'f16']) as keyof typeof TORCH_DTYPES;
     const model = source instanceof PeftModel ? source.base : source;
-    if (model.quantizedWeightNames().length) {
-      throw new PeftError('exportMerged does not write 4-bit models yet; use saveQuantizedModel, or load the base without quantization', 'E_UNSUPPORTED');
-    }
     fs.mkdirSync(dir, { recursive: true });
     if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
       throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the exported model.safetensors`, 'E_IO');
     }
     const write = async () => {
       const live = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
+      // A weight that is 4-bit now (the adapter did not touch it) is written dequantized;
+      // saveQuantizedModel keeps the 4-bit form.
+      const quantizedNow = new Set(model.quantizedWeightNames());
       const tensors: Record<string, Tensor> = {};
       for (const name of model.parameterNames()) {
-        let t = new Tensor(live.get(name)!);
+        let t = quantizedNow.has(name) ? model.parameter(name) : new Tensor(live.get(name)!);
         // GPT-2 checkpoints keep Conv1D weights as [in, out]; the model holds them as [out, in].
         if (model.config.architecture === 'gpt2' && GPT2_CONV1D.test(name)) t = transposed(t);
         tensors[name] = t.dtype === dtype ? t : t.to(dtype);
