@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/variants.h"
 #include "kernels/gemm.h"
 
 namespace peft::kernels {
@@ -72,6 +73,7 @@ void attention_forward(const AttentionShape& s, const AttentionMask& mask, float
   check(s);
   const int64_t D = s.head_dim, q_row = s.q_heads * D, kv_row = s.kv_heads * D;
   const int64_t blocks = (s.q_len + kQueryBlock - 1) / kQueryBlock;
+  const cpu::LayerSpans& sp = cpu::active_layer_spans();  // vector max / exp loops
   parallel_for(s.batch * s.q_heads * blocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(std::min(kQueryBlock, s.q_len) * s.kv_len));
     for (int64_t task = begin; task < end; ++task) {
@@ -82,21 +84,15 @@ void attention_forward(const AttentionShape& s, const AttentionMask& mask, float
       // Softmax of each row in place; a row that sees no key gets lse = -inf and zero weights.
       for (int64_t i = 0; i < blk.rows; ++i) {
         float* row = p + i * blk.keys;
-        float max = kNegInf;
-        for (int64_t j = 0; j < blk.keys; ++j) max = std::max(max, row[j]);
+        const float max = sp.max(row, blk.keys);
         float* lse_i = lse + (b * s.q_heads + h) * s.q_len + blk.t0 + i;
         if (max == kNegInf) {
           std::memset(row, 0, sizeof(float) * blk.keys);
           *lse_i = kNegInf;
           continue;
         }
-        double sum = 0;
-        for (int64_t j = 0; j < blk.keys; ++j) {
-          row[j] = std::exp(row[j] - max);  // exp(-inf) = 0 for hidden keys
-          sum += row[j];
-        }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t j = 0; j < blk.keys; ++j) row[j] *= inv;
+        const double sum = sp.sum_exp(row, max, blk.keys);  // exp(-inf) = 0 for hidden keys
+        sp.scaled_exp(row, max, static_cast<float>(1.0 / sum), row, blk.keys);
         *lse_i = max + static_cast<float>(std::log(sum));
       }
       // out rows = P · v[0:keys]
@@ -114,6 +110,7 @@ void attention_backward(const AttentionShape& s, const AttentionMask& mask, floa
   const int64_t D = s.head_dim, group = s.q_heads / s.kv_heads;
   const int64_t q_row = s.q_heads * D, kv_row = s.kv_heads * D;
   const int64_t blocks = (s.q_len + kQueryBlock - 1) / kQueryBlock;
+  const cpu::LayerSpans& sp = cpu::active_layer_spans();
   parallel_for(s.batch * s.kv_heads, 1, [&](int64_t begin, int64_t end) {
     const size_t block_floats = static_cast<size_t>(std::min(kQueryBlock, s.q_len) * s.kv_len);
     std::vector<float> probs(block_floats), dscores(block_floats), row_term(static_cast<size_t>(kQueryBlock));
@@ -142,7 +139,7 @@ void attention_backward(const AttentionShape& s, const AttentionMask& mask, floa
               std::memset(row, 0, sizeof(float) * blk.keys);
               continue;
             }
-            for (int64_t j = 0; j < blk.keys; ++j) row[j] = std::exp(row[j] - l);
+            sp.scaled_exp(row, l, 1.0f, row, blk.keys);
           }
           // dP = dout · vᵀ; dS = P ∘ (dP − rowsum(dout ∘ out)) · scale
           const MatrixRef do_a{dout + first, DType::F32, q_row, false};
