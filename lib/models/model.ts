@@ -60,7 +60,7 @@ function idsTensor(ids: TokenIds, argument: string): Tensor {
   const rows = Array.isArray(ids) && ids.length > 0 && Array.isArray(ids[0]) ? (ids as number[][]) : [ids as number[]];
   if (!rows.length || !rows[0].length) fail(argument, 'a non-empty array of token ids', ids);
   const width = rows[0].length;
-  const nested = rows !== ids;
+  const nested = rows === ids;
   rows.forEach((r, i) => {
     if (!Array.isArray(r) || r.length !== width) fail(`${argument}[${i}]`, `a sequence of ${width} ids (sequences in a batch have equal lengths)`, r, 'E_SHAPE');
     // Name the row and position of a bad id (NaN or a fraction would otherwise surface as a flat index).
