@@ -388,7 +388,7 @@ export interface LoadModelOptions extends ResolveOptions {
   /**
    * Refuse weights that hold NaN or infinities (`E_NONFINITE`, naming the tensor), as a file saved from
    * a diverged run or a damaged download does. One multi-threaded scan of the weights, memory-bandwidth
-   * bound (about 40 ms for a 135M-parameter model). Default true.
+   * bound (0.2 s for 135M f32 parameters on two busy cores). Default true.
    */
   checkFinite?: boolean;
 }
