@@ -1,7 +1,8 @@
 /**
  * Numerical health of a training run: the policies, the clipping coefficient of a step, the
- * loss-spike detector, and the wording for steps whose loss or gradient is NaN or infinite. No
- * native code here: the command line's --help reads the policy names.
+ * loss-spike detector, the wording for steps whose loss or gradient is NaN or infinite, and the
+ * run's totals (clipped, skipped, spiking steps) from its step history. No native code here: the
+ * command line's --help reads the policy names.
  * @internal
  */
 import type { StepRecord } from './checkpoint';
@@ -80,4 +81,47 @@ export function nonFiniteWhat(loss: number, gradNorm: number): string {
   if (!Number.isFinite(loss)) parts.push(`the loss is ${loss}`);
   if (!Number.isFinite(gradNorm)) parts.push(`the gradient norm is ${gradNorm}`);
   return parts.join(' and ');
+}
+
+/**
+ * Gradient clipping and numerical health over the whole run (steps before a resume included),
+ * from the step history.
+ */
+export interface TrainingHealth {
+  /** Steps whose gradient norm exceeded max_grad_norm and was scaled down to it. */
+  clipped_steps: number;
+  /** Steps that updated the weights (not skipped). */
+  trained_steps: number;
+  /** The largest gradient norm before clipping, and its step. */
+  largest_grad_norm?: { step: number; grad_norm: number };
+  /** Steps skipped for a NaN or infinite loss or gradient norm (nan_policy 'skip'). */
+  skipped_steps: number[];
+  /** Steps whose loss was flagged as a spike. */
+  loss_spikes: number[];
+}
+
+/** Clipping counts, skipped steps and loss spikes of a step history. */
+export function trainingHealth(history: readonly StepRecord[]): TrainingHealth {
+  const trained = history.filter((r) => !r.skipped);
+  let largest: TrainingHealth['largest_grad_norm'];
+  for (const r of trained) if (largest === undefined || r.grad_norm > largest.grad_norm) largest = { step: r.step, grad_norm: r.grad_norm };
+  return {
+    clipped_steps: trained.filter((r) => (r.clip_coef ?? 1) < 1).length,
+    trained_steps: trained.length,
+    ...(largest ? { largest_grad_norm: largest } : {}),
+    skipped_steps: history.filter((r) => r.skipped).map((r) => r.step),
+    loss_spikes: history.filter((r) => r.loss_spike).map((r) => r.step),
+  };
+}
+
+/** The same as end-of-run metrics for the run log (see run-summary's HEALTH_METRICS). */
+export function healthMetrics(history: readonly StepRecord[]): Record<string, number> {
+  const h = trainingHealth(history);
+  return {
+    clipped_steps: h.clipped_steps,
+    trained_steps: h.trained_steps,
+    skipped_steps: h.skipped_steps.length,
+    loss_spikes: h.loss_spikes.length,
+    ...(h.largest_grad_norm ? { largest_grad_norm: h.largest_grad_norm.grad_norm, largest_grad_norm_step: h.largest_grad_norm.step } : {}),
+  };
 }

@@ -39,7 +39,7 @@ import {
 } from './checkpoint';
 import { checkTokenData } from './check-data';
 import { evaluateLoss, type EvalResult } from './evaluate';
-import { clipCoefficient, LossSpikeDetector, nonFiniteWhat } from './health';
+import { clipCoefficient, healthMetrics, LossSpikeDetector, nonFiniteWhat, trainingHealth, type TrainingHealth } from './health';
 import { firstNonFiniteGradient } from './nonfinite-grad';
 import { copyInPlace } from './in-place';
 import { LogWindow } from './log-window';
@@ -60,22 +60,7 @@ export interface TrainOptions {
 /** Why a run ended. 'loss_spike': loss_spike_policy 'stop' stopped it before the spiking step's update. */
 export type StopReason = 'completed' | 'early_stopping' | 'loss_spike' | 'aborted';
 
-/**
- * Gradient clipping and numerical health over the whole run (steps before a resume included),
- * from the step history.
- */
-export interface TrainingHealth {
-  /** Steps whose gradient norm exceeded max_grad_norm and was scaled down to it. */
-  clipped_steps: number;
-  /** Steps that updated the weights (not skipped). */
-  trained_steps: number;
-  /** The largest gradient norm before clipping, and its step. */
-  largest_grad_norm?: { step: number; grad_norm: number };
-  /** Steps skipped for a NaN or infinite loss or gradient norm (nan_policy 'skip'). */
-  skipped_steps: number[];
-  /** Steps whose loss was flagged as a spike. */
-  loss_spikes: number[];
-}
+export type { TrainingHealth };
 
 /** What {@link Trainer.train} resolves to. Histories cover the whole run, steps before a resume included. */
 export interface TrainResult {
@@ -121,8 +106,9 @@ interface RunState {
   /** The step the last checkpoint holds. */
   savedStep: number;
   evaluatedStep: number;
-  /** Steps skipped in a row just now (nan_policy 'skip'). */
+  /** Steps skipped in a row just now, and in the whole run (nan_policy 'skip'). */
   consecutiveSkips: number;
+  skippedSteps: number;
 }
 
 /** Everything one call of train() works with. */
@@ -249,8 +235,7 @@ export class Trainer {
           const line: StepEvent = { event: 'step', step: state.step, ...w, lr: record.lr, grad_norm: record.grad_norm, tokens_per_s: tokensPerS, memory: process.memoryUsage.rss() };
           if (record.clip_coef !== undefined) line.clip_coef = record.clip_coef;
           session.log?.write(line);
-          const skipped = state.logHistory.reduce((n, r) => n + (r.skipped ? 1 : 0), 0);
-          session.progress?.update({ step: state.step, loss: w.loss, lr: record.lr, tokens_per_s: tokensPerS, grad_norm: record.grad_norm, clipped: (record.clip_coef ?? 1) < 1, skipped });
+          session.progress?.update({ step: state.step, loss: w.loss, lr: record.lr, tokens_per_s: tokensPerS, grad_norm: record.grad_norm, clipped: (record.clip_coef ?? 1) < 1, skipped: state.skippedSteps });
           window.reset();
         }
         await notify(this.callbacks, 'onStep', { ...record, tokens_per_s: tokensPerS, epoch: this.epochOf(session) });
@@ -356,6 +341,7 @@ export class Trainer {
       savedStep: -1,
       evaluatedStep: -1,
       consecutiveSkips: 0,
+      skippedSteps: 0,
     };
     const session: Session = { train, eval: evalData, params, optimizer, schedule, totalSteps, batchesPerEpoch, fingerprint, state };
 
@@ -436,6 +422,7 @@ export class Trainer {
     s.evalsWithoutImprovement = saved.evals_without_improvement;
     // JSON has no NaN: a skipped step's loss or norm comes back as null.
     s.logHistory = saved.log_history.map((r) => ({ ...r, loss: r.loss ?? NaN, grad_norm: r.grad_norm ?? NaN }));
+    s.skippedSteps = s.logHistory.filter((r) => r.skipped).length;
     s.evalHistory = saved.eval_history;
     s.savedStep = saved.global_step;
     s.evaluatedStep = saved.eval_history.length ? saved.eval_history[saved.eval_history.length - 1].step : -1;
@@ -544,9 +531,14 @@ export class Trainer {
         (this.args.nan_policy === 'skip'
           ? `The ${state.consecutiveSkips} steps before it were skipped already (max_consecutive_nan_steps ${this.args.max_consecutive_nan_steps}): the weights have likely diverged.`
           : 'A lower learning_rate or max_grad_norm usually helps; nan_policy: \'skip\' skips such steps instead.');
-    this.warnRun(session, { event: 'warning', step, kind: 'non_finite', message, loss, grad_norm: gradNorm, ...(bad ? { parameter: bad.name } : {}) });
-    if (!skip) throw new PeftError(message, 'E_NONFINITE');
+    const event: WarningEvent = { event: 'warning', step, kind: 'non_finite', message, loss, grad_norm: gradNorm, ...(bad ? { parameter: bad.name } : {}) };
+    if (!skip) {
+      session.log?.write(event); // the error says the rest
+      throw new PeftError(message, 'E_NONFINITE');
+    }
+    this.warnRun(session, event);
     state.consecutiveSkips++;
+    state.skippedSteps++;
     // The step counts (max_steps, the schedule, the data position); only its update is left out.
     session.schedule.step();
     state.step = step;
@@ -693,30 +685,4 @@ export class Trainer {
       report,
     };
   }
-}
-
-/** Clipping counts, skipped steps and loss spikes of a step history. */
-function trainingHealth(history: readonly StepRecord[]): TrainingHealth {
-  const trained = history.filter((r) => !r.skipped);
-  let largest: TrainingHealth['largest_grad_norm'];
-  for (const r of trained) if (largest === undefined || r.grad_norm > largest.grad_norm) largest = { step: r.step, grad_norm: r.grad_norm };
-  return {
-    clipped_steps: trained.filter((r) => (r.clip_coef ?? 1) < 1).length,
-    trained_steps: trained.length,
-    ...(largest ? { largest_grad_norm: largest } : {}),
-    skipped_steps: history.filter((r) => r.skipped).map((r) => r.step),
-    loss_spikes: history.filter((r) => r.loss_spike).map((r) => r.step),
-  };
-}
-
-/** The same as end-of-run metrics for the run log (see run-summary's HEALTH_METRICS). */
-function healthMetrics(history: readonly StepRecord[]): Record<string, number> {
-  const h = trainingHealth(history);
-  return {
-    clipped_steps: h.clipped_steps,
-    trained_steps: h.trained_steps,
-    skipped_steps: h.skipped_steps.length,
-    loss_spikes: h.loss_spikes.length,
-    ...(h.largest_grad_norm ? { largest_grad_norm: h.largest_grad_norm.grad_norm, largest_grad_norm_step: h.largest_grad_norm.step } : {}),
-  };
 }
