@@ -137,7 +137,10 @@ interface StepOutcome {
 }
 
 /**
- * Fine-tunes the trainable parameters of a PEFT model.
+ * Fine-tunes the trainable parameters of a PEFT model. It refuses weights or data holding NaN or
+ * infinities before the first step, stops (or skips, with nan_policy) a step whose loss or gradient
+ * is not finite, flags loss spikes (loss_spike_policy), and records the gradient norm and clipping
+ * of every step; {@link TrainResult.health} sums them up.
  *
  * @example
  * ```ts

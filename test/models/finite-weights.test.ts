@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { loadModel, ops, tensor } from '../../lib';
+import { bnbTensors, loadModel, ops, quantize, readSafetensors, tensor, writeSafetensors, type Tensor } from '../../lib';
 import { f16ToNumber, parseGguf } from '../helpers/gguf';
 import { STORIES_GGUF, STORIES_HF_DIR } from '../helpers/models';
 import { rng } from '../helpers/random';
@@ -122,6 +122,26 @@ describe('loadModel refuses weights with NaN or infinity', () => {
     await expect(loadModel(dir)).rejects.toMatchObject({ code: 'E_NONFINITE', message: expect.stringContaining(`${DOWN} holds 1 NaN or infinite value of ${64 * 172} (the first, NaN, at [2, 1])`) });
     await expect(loadModel(dir, { dtype: 'bf16' })).rejects.toMatchObject({ code: 'E_NONFINITE' });
     expect((await loadModel(STORIES_HF_DIR, { dtype: 'bf16' })).config.numLayers).toBeGreaterThan(0); // a clean file loads
+  });
+
+  it('checks before quantizing on load, and checks the scales of a stored 4-bit weight', async () => {
+    const dir = storiesCopy((name, v) => {
+      if (name === UP) v[64 * 3] = NaN;
+    });
+    // Named as a weight (not the quantizer's complaint about its input).
+    await expect(loadModel(dir, { quantization: { load_in_4bit: true } })).rejects.toMatchObject({ code: 'E_NONFINITE', message: expect.stringContaining(`${UP} holds 1 NaN or infinite value`) });
+    // A bitsandbytes checkpoint whose up_proj scales hold an infinity.
+    const clean = readSafetensors(path.join(STORIES_HF_DIR, 'model.safetensors'));
+    const tensors: Record<string, Tensor> = {};
+    for (const k of clean.keys()) if (k !== UP) tensors[k] = clean.tensor(k);
+    const parts = bnbTensors(quantize(clean.tensor(UP), { quant_type: 'nf4', blocksize: 64, double_quant: false }), UP);
+    const absmax = parts[`${UP}.absmax`].toFloat32Array();
+    absmax[5] = Infinity;
+    parts[`${UP}.absmax`] = tensor(absmax, [absmax.length]);
+    const qdir = tmpDir('nan-bnb-');
+    for (const f of fs.readdirSync(STORIES_HF_DIR)) if (f !== 'model.safetensors') fs.copyFileSync(path.join(STORIES_HF_DIR, f), path.join(qdir, f));
+    await writeSafetensors(path.join(qdir, 'model.safetensors'), { ...tensors, ...parts });
+    await expect(loadModel(qdir)).rejects.toMatchObject({ code: 'E_NONFINITE', message: expect.stringContaining(`${UP} (absmax) holds 1 NaN or infinite value of ${absmax.length} (the first, Infinity, at [5])`) });
   });
 
   it('finds them in a GGUF file (named by the Hugging Face name)', async () => {
