@@ -255,6 +255,14 @@ export interface NativeLlama {
     labels: NativeTensor,
     accumulate?: boolean,
   ): Promise<{ loss: number; grads: Record<string, NativeTensor> }>;
+  /** forward(train) + lossBackward in one call, without handing the logits over (the head and the loss run in row blocks). */
+  trainLoss(ids: NativeTensor, mask: NativeTensor | null, labels: NativeTensor, accumulate?: boolean): { loss: number; grads: Record<string, NativeTensor> };
+  trainLossAsync(
+    ids: NativeTensor,
+    mask: NativeTensor | null,
+    labels: NativeTensor,
+    accumulate?: boolean,
+  ): Promise<{ loss: number; grads: Record<string, NativeTensor> }>;
   parameterNames(): string[];
   promptLength(): number;
   addLora(

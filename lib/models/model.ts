@@ -266,9 +266,8 @@ export class Model {
       const virtual = this.native.promptLength();
       if (virtual > 0) labelTensor = prefixIgnored(labelTensor, virtual);
       const mask = options.attentionMask ? handleOf(options.attentionMask, 'options.attentionMask') : null;
-      const logits = await this.native.forwardAsync(handleOf(idTensor, 'ids'), mask, true);
-      const r = await this.native.lossBackwardAsync(logits, handleOf(labelTensor, 'labels'), options.accumulate ?? false);
-      logits.dispose();
+      // One native call: the forward, the loss and the backward, without the whole logits in between.
+      const r = await this.native.trainLossAsync(handleOf(idTensor, 'ids'), mask, handleOf(labelTensor, 'labels'), options.accumulate ?? false);
       return { loss: r.loss, grads: Object.fromEntries(Object.entries(r.grads).map(([k, v]) => [k, new Tensor(v)])) };
     });
   }

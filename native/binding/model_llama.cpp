@@ -124,6 +124,18 @@ class StepPlan : public OpPlan {
   std::shared_ptr<Tensor> ids_, logits_;
 };
 
+// { loss, grads: { name: Tensor } }: the gradients of the trainable parameters (the model's own
+// buffers, rewritten by the next backward).
+Napi::Object loss_result(Napi::Env env, model::AdapterHost& model, double loss) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", Napi::Number::New(env, loss));
+  Napi::Object grads = Napi::Object::New(env);
+  for (const auto& [name, p] : model.parameters())
+    if (p->trainable && p->grad) grads.Set(name, wrap_tensor(env, p->grad));
+  out.Set("grads", grads);
+  return out;
+}
+
 // lossBackward(logits, labels [B, P + T] i32, accumulate) -> { loss, grads: { name: Tensor } } with the
 // gradients of the trainable parameters (the model's own buffers, rewritten by the next backward).
 class LossBackwardPlan : public OpPlan {
@@ -135,19 +147,34 @@ class LossBackwardPlan : public OpPlan {
     accumulate_ = !acc.IsUndefined() && to_bool(acc, "accumulate");
   }
   void execute() override { loss_ = lease_.model().loss_backward(*logits_, *labels_, accumulate_); }
-  Napi::Value result(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("loss", Napi::Number::New(env, loss_));
-    Napi::Object grads = Napi::Object::New(env);
-    for (const auto& [name, p] : lease_.model().parameters())
-      if (p->trainable && p->grad) grads.Set(name, wrap_tensor(env, p->grad));
-    out.Set("grads", grads);
-    return out;
-  }
+  Napi::Value result(Napi::Env env) override { return loss_result(env, lease_.model(), loss_); }
 
  private:
   ModelLease lease_;
   std::shared_ptr<Tensor> logits_, labels_;
+  bool accumulate_ = false;
+  double loss_ = 0;
+};
+
+// trainLoss(ids [B, T] i32, mask [B, T] u8 | null, labels [B, P + T] i32, accumulate) -> { loss, grads }:
+// the training forward and lossBackward in one call, without handing the logits to JavaScript (the
+// model may never hold them whole: see AdapterHost::train_loss).
+class TrainLossPlan : public OpPlan {
+ public:
+  TrainLossPlan(std::shared_ptr<ModelState> state, const Napi::CallbackInfo& info) : lease_(std::move(state)) {
+    ids_ = reads(to_tensor(arg(info, 0), "ids"));
+    mask_ = to_tensor_or_null(arg(info, 1), "mask");
+    reads(mask_);
+    labels_ = reads(to_tensor(arg(info, 2), "labels"));
+    const Napi::Value acc = info.Length() > 3 ? info[3] : info.Env().Undefined();
+    accumulate_ = !acc.IsUndefined() && to_bool(acc, "accumulate");
+  }
+  void execute() override { loss_ = lease_.model().train_loss(*ids_, mask_.get(), *labels_, accumulate_); }
+  Napi::Value result(Napi::Env env) override { return loss_result(env, lease_.model(), loss_); }
+
+ private:
+  ModelLease lease_;
+  std::shared_ptr<Tensor> ids_, mask_, labels_;
   bool accumulate_ = false;
   double loss_ = 0;
 };
@@ -162,6 +189,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::forward_async>("forwardAsync"),
                         InstanceMethod<&LlamaWrap::loss_backward>("lossBackward"),
                         InstanceMethod<&LlamaWrap::loss_backward_async>("lossBackwardAsync"),
+                        InstanceMethod<&LlamaWrap::train_loss>("trainLoss"),
+                        InstanceMethod<&LlamaWrap::train_loss_async>("trainLossAsync"),
                         InstanceMethod<&LlamaWrap::reset_cache>("resetCache"),
                         InstanceMethod<&LlamaWrap::step>("step"),
                         InstanceMethod<&LlamaWrap::step_async>("stepAsync"),
@@ -227,6 +256,12 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
   }
   Napi::Value loss_backward_async(const Napi::CallbackInfo& info) {
     return guarded(info, [&] { return run_async(info.Env(), std::make_unique<LossBackwardPlan>(state_, info)); });
+  }
+  Napi::Value train_loss(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_sync(info.Env(), std::make_unique<TrainLossPlan>(state_, info)); });
+  }
+  Napi::Value train_loss_async(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_async(info.Env(), std::make_unique<TrainLossPlan>(state_, info)); });
   }
   Napi::Value reset_cache(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
