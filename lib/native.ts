@@ -220,6 +220,8 @@ export interface NativeAdapterSelection {
   perRow: string[] | null;
   /** Dropout stream of the next training forward. */
   seed: number;
+  /** Training mode: a training forward applies LoRA dropout. Default true; false in evaluation mode. */
+  dropout?: boolean;
 }
 
 /** @internal A linear layer adapters can attach to. */
@@ -396,6 +398,16 @@ export interface NativeAddon {
   dequantize4Async: Async<Dequantize4Args, NativeTensor>;
   quant4Matmul: Sync<Quant4MatmulArgs, NativeTensor>;
   quant4MatmulAsync: Async<Quant4MatmulArgs, NativeTensor>;
+  /** Per tensor: the count of NaN / ±infinity elements, the flat index of the first (-1: none) and its value. */
+  findNonFinite: Sync<[tensors: NativeTensor[]], NonFiniteResult>;
+  findNonFiniteAsync: Async<[tensors: NativeTensor[]], NonFiniteResult>;
+}
+
+/** @internal */
+export interface NonFiniteResult {
+  counts: number[];
+  firsts: number[];
+  values: number[];
 }
 
 /** The package root (holds binding.gyp, build/ and prebuilds/), from lib/ or dist/. */

@@ -18,6 +18,7 @@ import type { QuantizedTensor } from '../quant/quantized-tensor';
 import { handleOf, tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
+import { assertFiniteTensors, quantizedScales } from './finite-weights';
 import { tokenizerFromGguf } from './gguf-tokenizer';
 import { llamaWeightsFromGguf } from './gguf-weights';
 import { bertWeights, gpt2Weights } from './gpt2-weights';
@@ -59,8 +60,15 @@ function idsTensor(ids: TokenIds, argument: string): Tensor {
   const rows = Array.isArray(ids) && ids.length > 0 && Array.isArray(ids[0]) ? (ids as number[][]) : [ids as number[]];
   if (!rows.length || !rows[0].length) fail(argument, 'a non-empty array of token ids', ids);
   const width = rows[0].length;
+  const nested = rows === ids;
   rows.forEach((r, i) => {
     if (!Array.isArray(r) || r.length !== width) fail(`${argument}[${i}]`, `a sequence of ${width} ids (sequences in a batch have equal lengths)`, r, 'E_SHAPE');
+    // Name the row and position of a bad id (NaN or a fraction would otherwise surface as a flat index).
+    r.forEach((v, j) => {
+      if (typeof v === 'number' && !Number.isInteger(v)) {
+        fail(nested ? `${argument}[${i}][${j}]` : `${argument}[${j}]`, 'an integer token id', v, Number.isFinite(v) ? 'E_RANGE' : 'E_NONFINITE');
+      }
+    });
   });
   return tensor(rows, undefined, 'i32');
 }
@@ -70,6 +78,11 @@ function classLabels(labels: TokenIds | undefined, numLabels: number): Tensor {
   if (labels instanceof Tensor) return labels;
   const flat = Array.isArray(labels) ? (labels as (number | number[])[]).flat() : labels;
   if (!Array.isArray(flat) || !flat.length || flat.some((v) => typeof v !== 'number')) fail('labels', 'one class id (or regression target) per sequence', labels);
+  // Int32Array.from would turn NaN into class 0 and 1.5 into 1 without a word: name the row instead.
+  (flat as number[]).forEach((v, i) => {
+    if (!Number.isFinite(v)) fail(`labels[${i}]`, numLabels === 1 ? 'a finite regression target' : 'a class id', v, 'E_NONFINITE');
+    if (numLabels !== 1 && !(Number.isInteger(v) && v >= 0 && v < numLabels)) fail(`labels[${i}]`, `a class id in [0, ${numLabels})`, v, 'E_RANGE');
+  });
   return numLabels === 1 ? tensor(Float32Array.from(flat), [flat.length]) : tensor(Int32Array.from(flat), [flat.length], 'i32');
 }
 
@@ -371,6 +384,12 @@ export interface LoadModelOptions extends ResolveOptions {
    * @example await loadModel(dir, { quantization: { load_in_4bit: true, bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: true, bnb_4bit_compute_dtype: 'bf16' } })
    */
   quantization?: BitsAndBytesConfig;
+  /**
+   * Refuse weights that hold NaN or infinities (`E_NONFINITE`, naming the tensor), as a file saved from
+   * a diverged run or a damaged download does. One multi-threaded scan of the weights, memory-bandwidth
+   * bound (0.2 s for 135M f32 parameters on two busy cores). Default true.
+   */
+  checkFinite?: boolean;
 }
 
 /** Weights in the dtypes the model computes with: see {@link LoadModelOptions.dtype}. */
@@ -417,6 +436,18 @@ async function quantizedOnLoad(
   return { weights: new Map([...stored, ...made]), computeDtype };
 }
 
+/** With options.checkFinite (default), refuses weights holding NaN or infinities, naming the first. */
+async function checkFiniteWeights(location: string, weights: ReadonlyMap<string, Tensor>, options: LoadModelOptions, quantized = new Map<string, QuantizedTensor>()): Promise<void> {
+  const check = options.checkFinite ?? true;
+  if (typeof check !== 'boolean') fail('option checkFinite', 'a boolean', check, 'E_ARGUMENT');
+  if (!check) return;
+  await assertFiniteTensors(
+    [...weights, ...quantizedScales(quantized)],
+    `loadModel(${location})`,
+    'The file is damaged or was saved from a diverged run; loadModel(path, { checkFinite: false }) loads it anyway.',
+  );
+}
+
 /** Loads a Hugging Face model directory, a GGUF file, or an `hf:owner/name[/file]` reference. */
 export async function loadModel(location: string, options: LoadModelOptions = {}): Promise<Model> {
   const resolved = await resolveModel(location, options);
@@ -425,7 +456,9 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
     const file = readGguf(resolved);
     const hasOutput = file.tensorInfos.some((t) => t.name === 'output.weight');
     const config = configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved);
-    const weights = castWeights(llamaWeightsFromGguf(file, config), loadDtype(options));
+    const raw = llamaWeightsFromGguf(file, config);
+    await checkFiniteWeights(location, raw, options);
+    const weights = castWeights(raw, loadDtype(options));
     const quantized = await quantizedOnLoad(weights, options, new Map());
     return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : tokenizerFromGguf(file.metadata as Record<string, unknown>), location, quantized);
   }
@@ -443,6 +476,7 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   const keys = source.keys().filter((k) => !k.endsWith('rotary_emb.inv_freq') && !stored.keys.has(k));
   const raw = new Map(keys.map((k) => [k, source.tensor(k)]));
   const arch = config.architecture === 'gpt2' ? gpt2Weights(raw) : config.architecture === 'bert' ? bertWeights(raw, config.hiddenSize, config.numLabels ?? 2) : raw;
+  await checkFiniteWeights(location, arch, options, stored.weights);
   const weights = castWeights(arch, loadDtype(options));
   if (config.architecture !== 'llama' && (options.quantization || stored.weights.size)) {
     throw new PeftError(`4-bit weights are available for the Llama family only, not ${config.architecture}`, 'E_UNSUPPORTED');

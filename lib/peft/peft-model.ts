@@ -169,7 +169,11 @@ export class PeftModel {
     });
   }
 
-  /** The language-model loss and the gradients of the trainable parameters (by native name). */
+  /**
+   * The language-model loss and the gradients of the trainable parameters (by native name). In
+   * training mode LoRA dropout applies; after {@link PeftModel.eval} it does not (and nothing trains,
+   * so no gradients come back): the loss is that of the adapter's weights as they are.
+   */
   loss(ids: TokenIds, labels?: TokenIds, options: LossOptions & AdapterRowOptions = {}): Promise<LossResult> {
     return withCallSite(async () => {
       this.select(options.adapterNames, this.training);
@@ -405,6 +409,8 @@ export class PeftModel {
       active: [this.active],
       perRow,
       seed: training ? ++this.dropoutStep : 0,
+      // Evaluation mode: loss() runs the training forward (for its gradients) without dropout.
+      dropout: training,
     });
   }
 
@@ -429,7 +435,7 @@ export class PeftModel {
     for (const p of nativeModel.parameters()) {
       if (p.trainable !== trains(p.name)) nativeModel.setTrainable(p.name, trains(p.name));
     }
-    nativeModel.setSelection({ enabled: !this.disabled, active: [this.active], perRow: null, seed: 0 });
+    nativeModel.setSelection({ enabled: !this.disabled, active: [this.active], perRow: null, seed: 0, dropout: this.training });
   }
 
   /**

@@ -29,10 +29,18 @@ const PART = /^\.checkpoint-\d+\.part-(\d+)-\d+(\.old)?$/;
 /** One optimizer step in the history. */
 export interface StepRecord {
   step: number;
+  /** NaN or infinite (null in JSON) on a skipped step. */
   loss: number;
   lr: number;
+  /** Before clipping. */
   grad_norm: number;
   tokens: number;
+  /** The clipping factor applied (1: not clipped); absent on a skipped step. */
+  clip_coef?: number;
+  /** No update: the loss or gradient was NaN or infinite (nan_policy 'skip'). */
+  skipped?: boolean;
+  /** The loss was flagged as a spike (it still trained, with loss_spike_policy 'warn'). */
+  loss_spike?: boolean;
 }
 
 /** One evaluation in the history. */

@@ -288,7 +288,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D, F = c.intermediate;
   nn::AdapterSelection sel = selection_;
   sel.rows_per_item = T;
-  sel.train = train;
+  sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
 
   auto positions = std::make_shared<Tensor>(DType::I32, Shape{B, T});
   const int64_t start = use_cache ? cache_len_ : V;  // position of the first new token (after any prefix)
