@@ -170,8 +170,8 @@ export function exportMerged(source: PeftModel | Model, dir: string, options: Ex
       }
       await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
     };
-    if (source instanceof PeftModel) await withActiveMerged(source, write);
-    else await write();
+    // The weights change while the adapter is folded in: no other call on the model meanwhile.
+    await model.lock.run('exportMerged()', () => (source instanceof PeftModel ? withActiveMerged(source, write) : write()));
     const sourceConfig = await writeModelFiles(model, dir);
     const config = sourceConfig ? { ...sourceConfig, torch_dtype: TORCH_DTYPES[dtype] } : hfConfigJson(model.config, dtype);
     writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');

@@ -179,6 +179,11 @@ export class Trainer {
    */
   async train(options: TrainOptions = {}): Promise<TrainResult> {
     if (this.running) throw new PeftError('This Trainer is already training; await the running train() first', 'E_BUSY');
+    // The model is busy for the whole run: other calls on it meanwhile get E_BUSY (callbacks may use it).
+    return this.peft.base.lock.run('Trainer.train()', () => this.run(options));
+  }
+
+  private async run(options: TrainOptions): Promise<TrainResult> {
     this.running = true;
     const started = performance.now();
     let session: Session | undefined;
