@@ -1,5 +1,5 @@
 // Run by leak.test.ts in its own process (node --expose-gc): loads stories260K, wraps it with LoRA,
-// trains a few steps with the Trainer, generates, saves the adapter and disposes everything,
+// (or its GGUF file, every other round) trains a few steps with the Trainer, generates, saves the adapter and disposes everything,
 // ITERATIONS times; prints one JSON line per iteration with the process's memory after a full GC.
 // LEAK_DISPOSE=0 drops the objects without dispose() so that only the garbage collector frees them.
 'use strict';
@@ -8,7 +8,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const lib = require(process.env.LEAK_DIST);
-const modelDir = process.env.LEAK_MODEL;
+// Rounds alternate between the Hugging Face folder (safetensors) and the GGUF file: both are mapped.
+const models = process.env.LEAK_MODELS.split(path.delimiter);
 const iterations = Number(process.env.LEAK_ITERATIONS);
 const dispose = process.env.LEAK_DISPOSE !== '0';
 
@@ -23,7 +24,7 @@ async function collect() {
 }
 
 async function once(tmp, i) {
-  const model = await lib.loadModel(modelDir);
+  const model = await lib.loadModel(models[i % models.length]);
   const peft = lib.getPeftModel(model, { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: 'all-linear' }, { seed: 1 });
   const trainer = new lib.Trainer(peft, {
     train_file: path.join(tmp, 'train.jsonl'),
