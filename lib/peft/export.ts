@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError, withCallSite } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { removeFileDurably, writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { readGguf } from '../io/gguf';
 import { writeGguf, type GgufMetadataValue } from '../io/gguf-writer';
 import { writeSafetensors } from '../io/safetensors';
@@ -155,10 +156,13 @@ export function exportMerged(source: PeftModel | Model, dir: string, options: Ex
     if (model.quantizedWeightNames().length) {
       throw new PeftError('exportMerged does not write 4-bit models yet; use saveQuantizedModel, or load the base without quantization', 'E_UNSUPPORTED');
     }
+    for (const file of ['model.safetensors', 'config.json', ...TOKENIZER_FILES]) checkInsideOutput(dir, path.join(dir, file));
     fs.mkdirSync(dir, { recursive: true });
     if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
       throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the exported model.safetensors`, 'E_IO');
     }
+    // config.json goes last and an old one first: a save cut short leaves a folder loadModel refuses.
+    removeFileDurably(path.join(dir, 'config.json'));
     const write = async () => {
       const live = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
       const tensors: Record<string, Tensor> = {};

@@ -9,6 +9,7 @@ import { PeftError, withCallSite } from '../errors';
 import type { GenerateOptions, LossOptions, LossResult, Model, TokenIds } from '../models/model';
 import { handleOf, tensor, Tensor } from '../tensor';
 import { attachAdapter, type AdapterState, type AdapterTensors } from './attach';
+import { checkInsideOutput } from '../io/output-path';
 import { readAdapter, writeAdapter } from './adapter-io';
 import { combineLoraAdapters, type WeightedAdapterOptions } from './combine';
 import { normalizeConfig, type PeftConfig } from './config';
@@ -387,6 +388,7 @@ export class PeftModel {
         if (name === this.active && !this.disabled) this.syncCopies(s);
         if (s.encoder) this.refreshEncoderOutput(s);
         const target = name === DEFAULT_ADAPTER ? dir : path.join(dir, name);
+        checkInsideOutput(dir, target);  // dir/<name> must not be a link out of dir
         await writeAdapter(this.base, s, target);
       }
     }));

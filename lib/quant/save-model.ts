@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError, withCallSite } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { removeFileDurably, writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { writeSafetensors } from '../io/safetensors';
 import type { LlamaConfig } from '../models/config';
 import type { Model } from '../models/model';
@@ -70,15 +71,18 @@ function sourceDir(model: Model): string | undefined {
  * @example await saveQuantizedModel(await loadModel(dir, { quantization: { load_in_4bit: true, bnb_4bit_quant_type: 'nf4' } }), 'out/nf4');
  */
 export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
-  return withCallSite(async () => {
+  return withCallSite(() => model.lock.run('saveQuantizedModel()', async () => {
     if (typeof dir !== 'string' || dir === '') fail('dir', 'a directory path', dir);
     const quantized = model.quantizedWeights();
     const first = quantized.values().next().value;
     if (!first) throw new PeftError('The model has no 4-bit weights to save; load it with the quantization option', 'E_CONFIG');
+    for (const file of ['model.safetensors', 'config.json', ...TOKENIZER_FILES]) checkInsideOutput(dir, path.join(dir, file));
     fs.mkdirSync(dir, { recursive: true });
     if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
       throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the saved model.safetensors`, 'E_IO');
     }
+    // config.json goes last and an old one first: a save cut short leaves a folder loadModel refuses.
+    removeFileDurably(path.join(dir, 'config.json'));
     const tensors: Record<string, Tensor> = {};
     for (const name of model.parameterNames()) {
       const q = quantized.get(name);
@@ -105,5 +109,5 @@ export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
       quantization_config: quantizationConfigJson(settings),
     };
     writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  });
+  }));
 }

@@ -13,6 +13,7 @@ import type { Batch, DataPosition } from '../data/types';
 import { PeftError } from '../errors';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { clipGradNormAsync } from '../ops/optim';
 import { PeftModel } from '../peft/peft-model';
 import { tensor, type Tensor } from '../tensor';
@@ -22,11 +23,13 @@ import { notify, type EvalInfo, type TrainerCallbacks } from './callbacks';
 import {
   checkpointName,
   fingerprintMismatch,
+  latestCheckpoint,
   listCheckpoints,
   OPTIMIZER_FILE,
   PARAMETERS_FILE,
   pruneCheckpoints,
   readTrainerState,
+  removeCheckpoint,
   removeUnfinishedSaves,
   STATE_FILE,
   trainerState,
@@ -42,7 +45,7 @@ import { trainerData, type TrainerData } from './trainer-data';
 import { Optimizer } from './optimizer';
 import { TrainingProgress } from './progress';
 import { writeReport } from './report';
-import { RunLog } from './run-log';
+import { RunLog, trimRunLog } from './run-log';
 import { LrSchedule } from './schedule';
 import { argumentsJson, resolveArguments, type ResolvedArguments, type TrainingArguments } from './training-args';
 
@@ -318,6 +321,7 @@ export class Trainer {
     if (a.run_log) {
       const file = path.join(a.output_dir!, 'run.jsonl');
       if (resumeDir === undefined) fs.rmSync(file, { force: true });
+      else trimRunLog(file, state.step); // steps after the checkpoint are trained (and logged) again
       session.log = RunLog.open(file);
       const config = { ...argumentsJson(this.options), ...(resumeDir ? { resumed_from: resumeDir } : {}) };
       session.log.write({ event: 'start', config, total_steps: totalSteps });
@@ -335,9 +339,9 @@ export class Trainer {
     if (resumeFrom === true) {
       const dir = this.args.output_dir;
       if (dir === undefined) throw new PeftError('resumeFrom: true needs output_dir, where the checkpoints are', 'E_CONFIG');
-      const all = listCheckpoints(dir);
-      if (!all.length) throw new PeftError(`No checkpoint-<step> folder in ${dir} to resume from`, 'E_IO');
-      return all[all.length - 1].path;
+      const latest = latestCheckpoint(dir);
+      if (!latest) throw new PeftError(`No checkpoint-<step> folder in ${dir} to resume from`, 'E_IO');
+      return latest.path;
     }
     if (typeof resumeFrom !== 'string' || resumeFrom === '') fail('resumeFrom', 'a checkpoint folder or true', resumeFrom, 'E_CONFIG');
     return resumeFrom;
@@ -347,6 +351,7 @@ export class Trainer {
   private prepareOutputDir(dir: string, resuming: boolean): void {
     fs.mkdirSync(dir, { recursive: true });
     removeUnfinishedSaves(dir);
+    for (const file of ['run.jsonl', 'report.html']) checkInsideOutput(dir, path.join(dir, file));
     const old = listCheckpoints(dir);
     if (resuming || old.length === 0) return;
     if (!this.args.overwrite_output_dir) {
@@ -356,7 +361,7 @@ export class Trainer {
         'E_CONFIG',
       );
     }
-    for (const c of old) fs.rmSync(c.path, { recursive: true, force: true });
+    for (const c of old) removeCheckpoint(c.path);
   }
 
   /** Puts a checkpoint's parameters, optimizer, schedule, dropout stream and data position back. */

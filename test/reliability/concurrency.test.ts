@@ -61,7 +61,7 @@ const values = (peft: PeftModel) => Object.fromEntries(Object.entries(peft.train
 
 describe('two models in one process', () => {
   it('train in parallel (two Trainer.train() at once) and each gets the losses and weights it gets alone, bit for bit', async () => {
-    const alone = [];
+    const alone: { losses: number[]; values: Record<string, number[]>; text: number[] }[] = [];
     for (const job of JOBS) {
       const { peft, trainer } = await prepare(job);
       const r = await trainer.train();
