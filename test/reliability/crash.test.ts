@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { getPeftModel, loadAdapter, loadModel, PeftError, readRunLog, readSafetensors, Trainer } from '../../lib';
 import { Dataset } from '../../lib/data/dataset';
 import type { Example } from '../../lib/data/types';
-import { readTrainerState } from '../../lib/train/checkpoint';
+import { isCompleteCheckpoint, readTrainerState, removeUnfinishedSaves } from '../../lib/train/checkpoint';
 import { ensureBuilt } from '../helpers/built';
 import { STORIES_HF_DIR } from '../helpers/models';
 import { repoRoot } from '../helpers/workspace';
@@ -232,5 +232,24 @@ describe('symbolic links out of the output folder', () => {
     expect(fs.readdirSync(outside)).toEqual(['precious.txt']);
     expect(fs.readFileSync(path.join(outside, 'precious.txt'), 'utf8')).toBe('keep me\n');
     peft.dispose();
+  });
+});
+
+describe('cleaning up after a process that died while saving', () => {
+  it('removes its temporary folders and puts back a checkpoint it had moved aside to replace', () => {
+    const out = path.join(tmp, 'leftovers');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!; // exited: its pid names a dead process
+    const complete = (dir: string) => {
+      fs.mkdirSync(dir, { recursive: true });
+      for (const f of ['trainer_state.json', 'optimizer.safetensors', 'trainable_parameters.safetensors']) fs.writeFileSync(path.join(dir, f), f);
+    };
+    complete(path.join(out, `.checkpoint-4.part-${dead}-1.old`)); // killed between the two renames of a replacement
+    complete(path.join(out, `.checkpoint-4.part-${dead}-1`));
+    complete(path.join(out, `.checkpoint-2.trash-${dead}-1`)); // killed while deleting
+    fs.mkdirSync(path.join(out, `.checkpoint-6.part-${dead}-2`)); // killed while writing
+    fs.mkdirSync(path.join(out, `.checkpoint-8.part-${process.pid}-3`)); // a save of a live process: not ours to touch
+    removeUnfinishedSaves(out);
+    expect(fs.readdirSync(out).sort()).toEqual([`.checkpoint-8.part-${process.pid}-3`, 'checkpoint-4']);
+    expect(isCompleteCheckpoint(path.join(out, 'checkpoint-4'))).toBe(true);
   });
 });
