@@ -258,7 +258,7 @@ export class Trainer {
     if (dataset !== undefined && !(dataset instanceof Dataset)) fail('dataset', 'a Dataset (loadDataset)', dataset, 'E_ARGUMENT');
     const data = dataset ?? (await this.datasets()).eval;
     if (!data) throw new PeftError('No validation data: give eval_dataset or valid_file to the Trainer, or a Dataset to evaluate()', 'E_CONFIG');
-    return evaluateLoss(this.peft, data, this.args.per_device_eval_batch_size);
+    return this.peft.base.lock.run('Trainer.evaluate()', () => evaluateLoss(this.peft, data, this.args.per_device_eval_batch_size));
   }
 
   // --- a run, piece by piece ---
