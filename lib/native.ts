@@ -306,6 +306,8 @@ export interface NativeLlama {
   resetCache(maxLength: number): void;
   step(ids: NativeTensor): NativeTensor;
   stepAsync(ids: NativeTensor): Promise<NativeTensor>;
+  /** Frees the native model (E_BUSY while a call runs); later calls throw E_DISPOSED. */
+  dispose(): void;
 }
 
 /** @internal A 4-bit tensor's parts as the native quantization ops take and return them (native/binding/ops_quant.cpp). */
@@ -351,6 +353,7 @@ export interface NativeAddon {
   cpuFeatures(): Record<string, boolean | number>;
   numThreads(): number;
   externalMemory(): number;
+  liveStorages(): { storages: number; bytes: number; views: number };
   setNumThreads(n: number): void;
   matmul: Sync<MatmulArgs, NativeTensor>;
   matmulAsync: Async<MatmulArgs, NativeTensor>;

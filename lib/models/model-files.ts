@@ -13,7 +13,8 @@ import { ggufTokenizerFiles } from './gguf-tokenizer';
 import { resolveModel } from './hub';
 import type { Model } from './model';
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'added_tokens.json', 'generation_config.json'];
+/** The tokenizer and generation files a model directory may hold besides its weights and config.json. */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'added_tokens.json', 'generation_config.json'];
 
 /** The local file or directory a model was loaded from, when there is one (hf: references from the cache only). */
 async function sourceLocation(model: Model): Promise<string | undefined> {

@@ -25,6 +25,7 @@ import { bertWeights, gpt2Weights } from './gpt2-weights';
 import { resolveModel, type ResolveOptions } from './hub';
 import { Sampler, type SamplingOptions } from './sampling';
 import { loadTokenizer, type Tokenizer } from './tokenizer';
+import { ModelLock } from './model-lock';
 
 /** Token ids: one sequence, a batch of equal-length sequences, or an i32 Tensor [batch, seq]. */
 export type TokenIds = number[] | number[][] | Tensor;
@@ -113,7 +114,12 @@ export interface ModelQuantizedWeights {
   computeDtype: ComputeDType;
 }
 
-/** A loaded Llama-family model. Create one with {@link loadModel}. */
+const disposeSymbol: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose');
+
+/**
+ * A loaded Llama-family model. Create one with {@link loadModel}. Its native memory is freed when
+ * the garbage collector takes it, or at once by {@link Model.dispose}.
+ */
 export class Model {
   readonly config: LlamaConfig;
   /** The model's tokenizer, when its files came with one. */
@@ -122,6 +128,8 @@ export class Model {
   readonly nameOrPath: string | undefined;
   private readonly native: NativeLlama;
   private readonly weights: Map<string, Tensor>;
+  /** @internal One call at a time (see model-lock.ts). */
+  readonly lock = new ModelLock();
   /** Names of the weights that were 4-bit at construction (they may turn dense when a merge asks). */
   private readonly quantizedNames: ReadonlySet<string>;
 
@@ -152,6 +160,22 @@ export class Model {
     return this.native;
   }
 
+  /**
+   * Frees the model's native memory now: its weights (a mapped file is unmapped once no tensor views
+   * it), activations, gradients and KV cache. Later calls throw `E_DISPOSED`; `E_BUSY` while an
+   * asynchronous call (forward, loss, generate) runs. Safe to call twice.
+   */
+  dispose(): void {
+    this.lock.check('dispose()');
+    this.native.dispose();
+    for (const t of this.weights.values()) t.dispose();
+    this.weights.clear();
+  }
+
+  [disposeSymbol](): void {
+    this.dispose();
+  }
+
   /** Parameter names, in a fixed order. */
   parameterNames(): string[] {
     return this.native.parameterNames();
@@ -174,6 +198,7 @@ export class Model {
    * recomputes it (an extra forward's compute for most of the activations' memory). Llama family.
    */
   setGradientCheckpointing(on = true): void {
+    this.lock.check('setGradientCheckpointing()');
     this.native.setCheckpointing(on);
   }
 
@@ -241,18 +266,19 @@ export class Model {
 
   /** @internal Makes `value` (same shape and dtype) the storage of a base parameter. */
   replaceParameter(name: string, value: Tensor): void {
+    this.lock.check('replaceParameter()');
     this.native.setParameterValue(name, handleOf(value, 'value'));
     this.weights.set(name, value);
   }
 
   /** Logits [batch, seq, vocab] for token ids, on a worker thread. */
   forward(ids: TokenIds, options: { attentionMask?: Tensor } = {}): Promise<Tensor> {
-    return withCallSite(async () => {
+    return withCallSite(() => this.lock.run('forward()', async () => {
       const mask = options.attentionMask ? handleOf(options.attentionMask, 'options.attentionMask') : null;
       const idTensor = this.checkedIds(ids);
       const logits = new Tensor(await this.native.forwardAsync(handleOf(idTensor, 'ids'), mask, false));
       return dropVirtualTokens(logits, this.native.promptLength());
-    });
+    }));
   }
 
   /**
@@ -260,7 +286,7 @@ export class Model {
    * gradient of every parameter. `labels` default to the ids.
    */
   loss(ids: TokenIds, labels?: TokenIds, options: LossOptions = {}): Promise<LossResult> {
-    return withCallSite(async () => {
+    return withCallSite(() => this.lock.run('loss()', async () => {
       const idTensor = this.checkedIds(ids);
       let labelTensor = this.config.architecture === 'bert' ? classLabels(labels, this.config.numLabels ?? 2) : labels === undefined ? idTensor : idsTensor(labels, 'labels');
       const virtual = this.native.promptLength();
@@ -269,7 +295,7 @@ export class Model {
       // One native call: the forward, the loss and the backward, without the whole logits in between.
       const r = await this.native.trainLossAsync(handleOf(idTensor, 'ids'), mask, handleOf(labelTensor, 'labels'), options.accumulate ?? false);
       return { loss: r.loss, grads: Object.fromEntries(Object.entries(r.grads).map(([k, v]) => [k, new Tensor(v)])) };
-    });
+    }));
   }
 
   /**
@@ -277,16 +303,27 @@ export class Model {
    * thread: greedy by default, sampled with `temperature` / `topK` / `topP` / `repetitionPenalty` /
    * `seed`. Returns the whole text (prompt included) and the new tokens.
    */
-  async generate(prompt: string | number[], options: GenerateOptions = {}): Promise<{ text: string; tokens: number[] }> {
-    let text = '';
-    const tokens: number[] = [];
-    for await (const piece of this.pieces(prompt, options, tokens)) text += piece;
-    const ids = typeof prompt === 'string' ? this.requireTokenizer().encode(prompt) : prompt;
-    return { text: this.tokenizer ? this.tokenizer.decode(ids) + text : '', tokens };
+  generate(prompt: string | number[], options: GenerateOptions = {}): Promise<{ text: string; tokens: number[] }> {
+    return this.lock.run('generate()', async () => {
+      let text = '';
+      const tokens: number[] = [];
+      for await (const piece of this.pieces(prompt, options, tokens)) text += piece;
+      const ids = typeof prompt === 'string' ? this.requireTokenizer().encode(prompt) : prompt;
+      return { text: this.tokenizer ? this.tokenizer.decode(ids) + text : '', tokens };
+    });
   }
 
-  /** Like {@link Model.generate}, as an async iterator of the new text, piece by piece. */
+  /**
+   * Like {@link Model.generate}, as an async iterator of the new text, piece by piece. The model is
+   * busy from the first next() until the iteration ends: finish it, or leave the loop (`break`
+   * returns the iterator), before the next call on the model.
+   */
   stream(prompt: string | number[], options: GenerateOptions = {}): AsyncIterableIterator<string> {
+    return this.lock.iterate('stream()', () => this.pieces(prompt, options, []));
+  }
+
+  /** @internal {@link Model.stream} without taking the lock (PeftModel.stream holds it). */
+  streamHeld(prompt: string | number[], options: GenerateOptions = {}): AsyncIterableIterator<string> {
     return this.pieces(prompt, options, []);
   }
 

@@ -9,12 +9,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError, withCallSite } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { removeFileDurably, writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { writeGguf, type GgufMetadataValue } from '../io/gguf-writer';
 import { writeSafetensors } from '../io/safetensors';
 import { hfConfigJson, TORCH_DTYPES } from '../models/hf-config';
 import { Model } from '../models/model';
-import { writeModelFiles } from '../models/model-files';
+import { TOKENIZER_FILES, writeModelFiles } from '../models/model-files';
 import { tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { modulesToSave } from './attach';
@@ -112,10 +113,13 @@ export function exportMerged(source: PeftModel | Model, dir: string, options: Ex
     if (typeof dir !== 'string' || !dir) fail('dir', 'a directory path', dir);
     const dtype = dtypeOption(options.dtype, ['f32', 'bf16', 'f16']) as keyof typeof TORCH_DTYPES;
     const model = source instanceof PeftModel ? source.base : source;
+    for (const file of ['model.safetensors', 'config.json', ...TOKENIZER_FILES]) checkInsideOutput(dir, path.join(dir, file));
     fs.mkdirSync(dir, { recursive: true });
     if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
       throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the exported model.safetensors`, 'E_IO');
     }
+    // config.json goes last and an old one first: a save cut short leaves a folder loadModel refuses.
+    removeFileDurably(path.join(dir, 'config.json'));
     const write = async () => {
       const live = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
       // A weight that is 4-bit now (the adapter did not touch it) is written dequantized;
@@ -130,8 +134,8 @@ export function exportMerged(source: PeftModel | Model, dir: string, options: Ex
       }
       await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
     };
-    if (source instanceof PeftModel) await withActiveMerged(source, write);
-    else await write();
+    // The weights change while the adapter is folded in: no other call on the model meanwhile.
+    await model.lock.run('exportMerged()', () => (source instanceof PeftModel ? withActiveMerged(source, write) : write()));
     const sourceConfig = await writeModelFiles(model, dir);
     const config = sourceConfig ? { ...sourceConfig, torch_dtype: TORCH_DTYPES[dtype] } : hfConfigJson(model.config, dtype);
     writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');

@@ -6,11 +6,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError, withCallSite } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { removeFileDurably, writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { writeSafetensors } from '../io/safetensors';
 import { hfConfigJson, TORCH_DTYPES } from '../models/hf-config';
 import type { Model } from '../models/model';
-import { writeModelFiles } from '../models/model-files';
+import { TOKENIZER_FILES, writeModelFiles } from '../models/model-files';
 import type { Tensor } from '../tensor';
 import { fail } from '../validate';
 import { quantizationConfigJson } from './bnb-config';
@@ -26,15 +27,18 @@ import { bnbTensors } from './bnb-format';
  * @example await saveQuantizedModel(await loadModel(dir, { quantization: { load_in_4bit: true, bnb_4bit_quant_type: 'nf4' } }), 'out/nf4');
  */
 export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
-  return withCallSite(async () => {
+  return withCallSite(() => model.lock.run('saveQuantizedModel()', async () => {
     if (typeof dir !== 'string' || dir === '') fail('dir', 'a directory path', dir);
     const quantized = model.quantizedWeights();
     const first = quantized.values().next().value;
     if (!first) throw new PeftError('The model has no 4-bit weights to save; load it with the quantization option', 'E_CONFIG');
+    for (const file of ['model.safetensors', 'config.json', ...TOKENIZER_FILES]) checkInsideOutput(dir, path.join(dir, file));
     fs.mkdirSync(dir, { recursive: true });
     if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
       throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the saved model.safetensors`, 'E_IO');
     }
+    // config.json goes last and an old one first: a save cut short leaves a folder loadModel refuses.
+    removeFileDurably(path.join(dir, 'config.json'));
     const tensors: Record<string, Tensor> = {};
     for (const name of model.parameterNames()) {
       const q = quantized.get(name);
@@ -56,5 +60,5 @@ export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
       quantization_config: quantizationConfigJson(settings),
     };
     writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  });
+  }));
 }

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 
 import { PeftError } from '../errors';
+import { writeFileAtomic } from '../io/atomic';
 import { fail } from '../validate';
 
 const EVENTS = ['start', 'step', 'eval', 'save', 'warning', 'end'];
@@ -165,4 +166,27 @@ export function readRunLog(file: string): RunRecord[] {
     }
     return [value as RunRecord];
   });
+}
+
+/**
+ * Cuts a run log back to the events up to `step`, for a run resumed from that step's checkpoint: the
+ * steps after it are trained (and logged) again, so the log keeps one record per step. Lines that
+ * are not records (an unfinished last line of a killed process) go too. Rewritten atomically.
+ */
+export function trimRunLog(file: string, step: number): void {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return; // no log yet
+  }
+  const kept = text.split('\n').slice(0, -1).filter((line) => {
+    try {
+      const r = JSON.parse(line) as { event?: unknown; step?: unknown };
+      return typeof r === 'object' && r !== null && typeof r.event === 'string' && (typeof r.step !== 'number' || r.step <= step);
+    } catch {
+      return false;
+    }
+  });
+  writeFileAtomic(file, kept.map((line) => line + '\n').join(''));
 }

@@ -14,6 +14,7 @@ import { PeftError } from '../errors';
 import { assertFiniteTensors, type NamedTensor } from '../models/finite-weights';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { clipGradNormAsync } from '../ops/optim';
 import { PeftModel } from '../peft/peft-model';
 import { Tensor, tensor } from '../tensor';
@@ -23,11 +24,13 @@ import { notify, type EvalInfo, type TrainerCallbacks } from './callbacks';
 import {
   checkpointName,
   fingerprintMismatch,
+  latestCheckpoint,
   listCheckpoints,
   OPTIMIZER_FILE,
   PARAMETERS_FILE,
   pruneCheckpoints,
   readTrainerState,
+  removeCheckpoint,
   removeUnfinishedSaves,
   STATE_FILE,
   trainerState,
@@ -47,7 +50,7 @@ import { trainerData, type TrainerData } from './trainer-data';
 import { Optimizer } from './optimizer';
 import { TrainingProgress } from './progress';
 import { writeReport } from './report';
-import { RunLog, type StepEvent, type WarningEvent } from './run-log';
+import { RunLog, trimRunLog, type StepEvent, type WarningEvent } from './run-log';
 import { LrSchedule } from './schedule';
 import { argumentsJson, resolveArguments, type ResolvedArguments, type TrainingArguments } from './training-args';
 
@@ -204,6 +207,11 @@ export class Trainer {
    */
   async train(options: TrainOptions = {}): Promise<TrainResult> {
     if (this.running) throw new PeftError('This Trainer is already training; await the running train() first', 'E_BUSY');
+    // The model is busy for the whole run: other calls on it meanwhile get E_BUSY (callbacks may use it).
+    return this.peft.base.lock.run('Trainer.train()', () => this.run(options));
+  }
+
+  private async run(options: TrainOptions): Promise<TrainResult> {
     this.running = true;
     const started = performance.now();
     let session: Session | undefined;
@@ -285,7 +293,7 @@ export class Trainer {
     if (dataset !== undefined && !(dataset instanceof Dataset)) fail('dataset', 'a Dataset (loadDataset)', dataset, 'E_ARGUMENT');
     const data = dataset ?? (await this.datasets()).eval;
     if (!data) throw new PeftError('No validation data: give eval_dataset or valid_file to the Trainer, or a Dataset to evaluate()', 'E_CONFIG');
-    return evaluateLoss(this.peft, data, this.args.per_device_eval_batch_size);
+    return this.peft.base.lock.run('Trainer.evaluate()', () => evaluateLoss(this.peft, data, this.args.per_device_eval_batch_size));
   }
 
   // --- a run, piece by piece ---
@@ -359,6 +367,7 @@ export class Trainer {
     if (a.run_log) {
       const file = path.join(a.output_dir!, 'run.jsonl');
       if (resumeDir === undefined) fs.rmSync(file, { force: true });
+      else trimRunLog(file, state.step); // steps after the checkpoint are trained (and logged) again
       session.log = RunLog.open(file);
       const config = { ...argumentsJson(this.options), ...(resumeDir ? { resumed_from: resumeDir } : {}) };
       session.log.write({ event: 'start', config, total_steps: totalSteps });
@@ -376,9 +385,9 @@ export class Trainer {
     if (resumeFrom === true) {
       const dir = this.args.output_dir;
       if (dir === undefined) throw new PeftError('resumeFrom: true needs output_dir, where the checkpoints are', 'E_CONFIG');
-      const all = listCheckpoints(dir);
-      if (!all.length) throw new PeftError(`No checkpoint-<step> folder in ${dir} to resume from`, 'E_IO');
-      return all[all.length - 1].path;
+      const latest = latestCheckpoint(dir);
+      if (!latest) throw new PeftError(`No checkpoint-<step> folder in ${dir} to resume from`, 'E_IO');
+      return latest.path;
     }
     if (typeof resumeFrom !== 'string' || resumeFrom === '') fail('resumeFrom', 'a checkpoint folder or true', resumeFrom, 'E_CONFIG');
     return resumeFrom;
@@ -388,6 +397,7 @@ export class Trainer {
   private prepareOutputDir(dir: string, resuming: boolean): void {
     fs.mkdirSync(dir, { recursive: true });
     removeUnfinishedSaves(dir);
+    for (const file of ['run.jsonl', 'report.html']) checkInsideOutput(dir, path.join(dir, file));
     const old = listCheckpoints(dir);
     if (resuming || old.length === 0) return;
     if (!this.args.overwrite_output_dir) {
@@ -397,7 +407,7 @@ export class Trainer {
         'E_CONFIG',
       );
     }
-    for (const c of old) fs.rmSync(c.path, { recursive: true, force: true });
+    for (const c of old) removeCheckpoint(c.path);
   }
 
   /** Puts a checkpoint's parameters, optimizer, schedule, dropout stream and data position back. */

@@ -1,6 +1,6 @@
 // The native Llama model object: built from a config and named weight tensors; forward (logits) and
 // loss + backward (all parameter gradients), sync and async. One call at a time per model: a second
-// call while one runs is refused with E_BUSY.
+// call while one runs is refused with E_BUSY; dispose() frees the weights at once (later calls: E_DISPOSED).
 #include <napi.h>
 
 #include <atomic>
@@ -30,6 +30,10 @@ class ModelLease {
     bool expected = false;
     PEFT_CHECK(state_->busy.compare_exchange_strong(expected, true), ErrorCode::Busy,
                "The model is running another call; await it before starting a new one");
+    if (!state_->model) {
+      state_->busy.store(false);
+      throw Error(ErrorCode::Disposed, "The model was disposed and cannot be used");
+    }
   }
   ~ModelLease() { state_->busy.store(false); }
   model::AdapterHost& model() const { return *state_->model; }
@@ -213,7 +217,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<set_checkpointing>>("setCheckpointing"),
                         InstanceMethod<&LlamaWrap::leased<quantized_weights>>("quantizedWeights"),
                         InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),
-                        InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter")});
+                        InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter"),
+                        InstanceMethod<&LlamaWrap::dispose>("dispose")});
   }
 
   explicit LlamaWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LlamaWrap>(info) {
@@ -278,7 +283,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
   }
   Napi::Value parameter_names(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      auto names = state_->model->parameter_names();
+      ModelLease lease(state_);
+      auto names = lease.model().parameter_names();
       Napi::Array out = Napi::Array::New(info.Env(), names.size());
       for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), names[i]);
       return out;
@@ -289,6 +295,19 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
     return guarded(info, [&]() -> Napi::Value {
       ModelLease lease(state_);
       return Napi::Number::New(info.Env(), static_cast<double>(lease.model().prompt_length()));
+    });
+  }
+  // Frees the model's native memory now (its own buffers, and its references to the weight tensors).
+  // E_BUSY while a call runs; a second dispose does nothing.
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (!state_->model) return info.Env().Undefined();
+      std::unique_ptr<model::AdapterHost> freed;
+      {
+        ModelLease lease(state_);
+        freed = std::move(state_->model);
+      }
+      return info.Env().Undefined();  // `freed` goes here, outside the lease
     });
   }
   // A synchronous call that needs the model to itself.
