@@ -113,21 +113,16 @@ function finiteTable(t: Tensor, key: string): Tensor {
 }
 
 const F32_MAX = 3.4028234663852886e38;
-const maxAbs = (t: Tensor) => t.toFloat32Array().reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+/** The largest magnitude among the finite values (NaN and infinities are loadModel's E_NONFINITE check). */
+const maxAbs = (t: Tensor) => t.toFloat32Array().reduce((m, v) => (Number.isFinite(v) ? Math.max(m, Math.abs(v)) : m), 0);
 
 /**
- * The block scales must be finite, and a code times its block's scale must stay finite in f32: a NaN
- * or an overflow there would silently make the weights NaN or Inf.
+ * A code times its block's scale must stay finite in f32: finite parts whose product overflows would
+ * silently make weights infinite. (NaN or infinite scales themselves are refused by loadModel's
+ * weight check, E_NONFINITE.)
  */
 function checkScales(prefix: string, absmax: Tensor, quantMap: Tensor, nested: NestedQuantState | null): void {
-  let largest: number;
-  if (nested) {
-    finiteTable(nested.absmax, `${prefix}.nested_absmax`);
-    largest = maxAbs(nested.quant_map) * maxAbs(nested.absmax) + Math.abs(nested.offset);
-  } else {
-    finiteTable(absmax, `${prefix}.absmax`);
-    largest = maxAbs(absmax);
-  }
+  const largest = nested ? maxAbs(nested.quant_map) * maxAbs(nested.absmax) + Math.abs(nested.offset) : maxAbs(absmax);
   const code = maxAbs(quantMap);
   if (largest * code > F32_MAX) {
     formatError(`${prefix}.quant_map`, `codes up to ${code} times block scales up to ${largest} overflow float32`);

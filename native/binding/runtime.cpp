@@ -5,6 +5,7 @@
 #include "binding/errors.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/isa.h"
 
@@ -74,6 +75,18 @@ Napi::Value external_memory(const Napi::CallbackInfo& info) {
   });
 }
 
+// Live native tensor storages of the whole process (every worker thread's too), for leak checks.
+Napi::Value live_storages(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Storage::LiveCounts c = Storage::live();
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("storages", Napi::Number::New(info.Env(), static_cast<double>(c.storages)));
+    out.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(c.bytes)));
+    out.Set("views", Napi::Number::New(info.Env(), static_cast<double>(c.views)));
+    return out;
+  });
+}
+
 // init(PeftError): registers the error class, then applies PEFT_ISA (which may throw E_UNSUPPORTED).
 Napi::Value init(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -94,6 +107,7 @@ void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("supportedIsas", Napi::Function::New(env, supported_isas));
   exports.Set("cpuFeatures", Napi::Function::New(env, cpu_features_js));
   exports.Set("externalMemory", Napi::Function::New(env, external_memory));
+  exports.Set("liveStorages", Napi::Function::New(env, live_storages));
   exports.Set("numThreads", Napi::Function::New(env, num_threads));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads));
 }

@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -10,7 +11,12 @@ namespace peft {
 
 namespace {
 constexpr size_t kAlignment = 64;
-}
+std::atomic<int64_t> g_live_storages{0};
+std::atomic<int64_t> g_live_bytes{0};
+std::atomic<int64_t> g_live_views{0};
+}  // namespace
+
+Storage::LiveCounts Storage::live() { return {g_live_storages.load(), g_live_bytes.load(), g_live_views.load()}; }
 
 Storage::Storage(size_t nbytes, bool zero_fill) : data_(nullptr), nbytes_(nbytes) {
   size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
@@ -19,13 +25,23 @@ Storage::Storage(size_t nbytes, bool zero_fill) : data_(nullptr), nbytes_(nbytes
   PEFT_CHECK(data_ != nullptr, ErrorCode::Memory,
              "Could not allocate " + std::to_string(nbytes) + " bytes for a tensor");
   if (zero_fill) std::memset(data_, 0, rounded);
+  g_live_storages.fetch_add(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_add(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
 }
 
 Storage::Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner)
-    : data_(data), nbytes_(nbytes), owner_(std::move(owner)) {}
+    : data_(data), nbytes_(nbytes), owner_(std::move(owner)) {
+  g_live_views.fetch_add(1, std::memory_order_relaxed);
+}
 
 Storage::~Storage() {
-  if (!owner_) std::free(data_);
+  if (owner_) {
+    g_live_views.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  std::free(data_);
+  g_live_storages.fetch_sub(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_sub(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
 }
 
 void Storage::acquire(bool write, const char* what) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -184,12 +185,14 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
   header += "}";
   header.append((8 - header.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  // O_EXCL: a file or symlink planted at the temporary name is never written through (a stale one
-  // of ours, left by a crash, is removed first: unlink removes a symlink, not its target).
-  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-  int fd = ::open(tmp.c_str(), flags, 0644);
-  if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0) fd = ::open(tmp.c_str(), flags, 0644);
+  // A fresh hidden name beside the file (two writes of one path at once do not share it), created
+  // exclusively: a link planted at that name is never followed.
+  static std::atomic<uint64_t> counter{0};
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  const std::string tmp = dir + "/." + base + ".part-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(ErrorCode::IO, "Could not create " + tmp + ": " + std::strerror(errno));
   auto write_all = [&](const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);
@@ -212,6 +215,12 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
     const int rename_err = errno;
     std::remove(tmp.c_str());
     throw Error(ErrorCode::IO, "Could not write " + path + ": " + std::strerror(ok ? rename_err : err));
+  }
+  // The rename itself reaches the disk only with the folder's entries.
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
 }
 

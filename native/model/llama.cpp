@@ -264,7 +264,7 @@ TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, Layer
   return next;
 }
 
-Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache) {
+Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache, bool with_logits) {
   const LlamaConfig& c = config_;
   PEFT_CHECK(ids.ndim() == 2 && ids.dtype() == DType::I32, ErrorCode::Shape,
              "Expected i32 ids of shape [batch, seq] but received " + std::string(dtype_name(ids.dtype())) + " " +
@@ -288,7 +288,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D, F = c.intermediate;
   nn::AdapterSelection sel = selection_;
   sel.rows_per_item = T;
-  sel.train = train;
+  sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
 
   auto positions = std::make_shared<Tensor>(DType::I32, Shape{B, T});
   const int64_t start = use_cache ? cache_len_ : V;  // position of the first new token (after any prefix)
@@ -340,8 +340,8 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     head.forward(one, 1, p(normed) + (M - 1) * H, last.data_as<float>(), nullptr);
     return last;
   }
-  Tensor logits = Tensor::uninitialized(DType::F32, {B, T, c.vocab});
-  head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
+  Tensor logits = with_logits ? Tensor::uninitialized(DType::F32, {B, T, c.vocab}) : Tensor::uninitialized(DType::F32, {0});
+  if (with_logits) head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
   if (train) {
     train_step_ = step;
     train_selection_ = sel;
@@ -360,47 +360,93 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   return logits;
 }
 
-double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
-  const LlamaConfig& c = config_;
-  PEFT_CHECK(final_input_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
-  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = c.head_dim, F = c.intermediate;
-  const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D;
-  PEFT_CHECK(labels.dtype() == DType::I32 && labels.shape() == Shape({B, T}), ErrorCode::Shape,
-             "Expected i32 labels of shape " + shape_to_string({B, T}) + " but received " +
-                 dtype_name(labels.dtype()) + " " + shape_to_string(labels.shape()));
-  PEFT_CHECK(logits.shape() == Shape({B, T, c.vocab}), ErrorCode::Shape, "logits do not match the last forward");
+int LlamaModel::begin_backward(bool accumulate) {
   if (!accumulate)
     for (auto& [name, param] : params_) param->zero_grad();
-  const nn::AdapterSelection& sel = train_selection_;
   // The lowest point of the network that trains: gradients stop flowing below it.
   int lowest = kNoTrainable;
   for (auto& [name, param] : params_)
-    if (param->trainable) lowest = std::min(lowest, param_depth(name, c.layers));
-  auto need = [&](int depth) { return lowest < depth; };   // does anything below this point train?
-  auto reach = [&](int depth) { return lowest <= depth; };  // does this point or anything below train?
+    if (param->trainable) lowest = std::min(lowest, param_depth(name, config_.layers));
+  return lowest;
+}
 
-  // Next-token targets: position t predicts labels[t + 1]; the last position predicts nothing.
-  std::vector<int32_t> targets(static_cast<size_t>(M), -100);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t + 1 < T; ++t) targets[b * T + t] = labels.data_as<int32_t>()[b * T + t + 1];
+void LlamaModel::check_labels(const Tensor& labels) const {
+  PEFT_CHECK(final_input_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
+  PEFT_CHECK(labels.dtype() == DType::I32 && labels.shape() == Shape({batch_, seq_}), ErrorCode::Shape,
+             "Expected i32 labels of shape " + shape_to_string({batch_, seq_}) + " but received " +
+                 dtype_name(labels.dtype()) + " " + shape_to_string(labels.shape()));
+}
+
+double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
+  const LlamaConfig& c = config_;
+  check_labels(labels);
+  const int64_t M = batch_ * seq_, H = c.hidden;
+  PEFT_CHECK(logits.shape() == Shape({batch_, seq_, c.vocab}), ErrorCode::Shape, "logits do not match the last forward");
+  const int lowest = begin_backward(accumulate);
+  const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
   TensorPtr dlogits = f32({M, c.vocab});
   std::vector<float> row_loss(static_cast<size_t>(M));
   const kernels::CrossEntropyResult ce = kernels::cross_entropy(M, c.vocab, logits.data_as<float>(), targets.data(),
                                                                 -100, 0.0, row_loss.data(), p(dlogits));
   const double loss = ce.count ? ce.loss_sum / static_cast<double>(ce.count) : 0.0;
   if (lowest == kNoTrainable) return loss;
-
-  // Output head and final norm.
-  TensorPtr d_normed = f32({M, H});
-  linears_.at("lm_head")->backward(sel, M, p(dlogits), p(final_normed_), head_cache_,
-                                   need(head_depth(c.layers)) ? p(d_normed) : nullptr, false);
+  TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
+  linears_.at("lm_head")->backward(train_selection_, M, p(dlogits), p(final_normed_), head_cache_,
+                                   d_normed ? p(d_normed) : nullptr, false);
   dlogits.reset();
-  if (!reach(final_norm_depth(c.layers))) return loss;
+  backward_trunk(d_normed, lowest);
+  return loss;
+}
+
+double LlamaModel::train_loss(const Tensor& ids, const Tensor* key_valid, const Tensor& labels, bool accumulate) {
+  const LlamaConfig& c = config_;
+  const nn::Linear& head = *linears_.at("lm_head");
+  // Adapters on the head keep per-row state (dropout masks by row, DoRA norms): the whole-batch path.
+  if (!head.lora().empty() || !head.ia3().empty()) return AdapterHost::train_loss(ids, key_valid, labels, accumulate);
+  run(ids, key_valid, true, false, false);
+  check_labels(labels);
+  const int64_t M = batch_ * seq_, H = c.hidden, vocab = c.vocab;
+  const int lowest = begin_backward(accumulate);
+  const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
+  int64_t count = 0;
+  for (int32_t t : targets) count += t != -100;
+  TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
+  // The head and the cross-entropy a block of rows at a time: the block's logits become its dlogits
+  // in place and go straight into the head's backward, so the [M, vocab] logits never exist whole.
+  const int64_t rows = std::clamp<int64_t>((int64_t{1} << 24) / std::max<int64_t>(vocab, 1), 16, std::max<int64_t>(M, 1));
+  TensorPtr block = f32({std::min(rows, M), vocab});
+  std::vector<float> row_loss(static_cast<size_t>(std::min(rows, M)));
+  const nn::LinearCache no_cache;
+  double loss_sum = 0;
+  for (int64_t r0 = 0; r0 < M; r0 += rows) {
+    const int64_t n = std::min(rows, M - r0);
+    const float* x = p(final_normed_) + r0 * H;
+    head.forward(train_selection_, n, x, p(block), nullptr);
+    const kernels::CrossEntropyResult ce =
+        kernels::cross_entropy(n, vocab, p(block), targets.data() + r0, -100, static_cast<double>(count), row_loss.data(),
+                               lowest == kNoTrainable ? nullptr : p(block));
+    loss_sum += ce.loss_sum;
+    if (lowest != kNoTrainable)
+      head.backward(train_selection_, n, p(block), x, no_cache, d_normed ? p(d_normed) + r0 * H : nullptr, false);
+  }
+  block.reset();
+  if (lowest != kNoTrainable) backward_trunk(d_normed, lowest);
+  return count ? loss_sum / static_cast<double>(count) : 0.0;
+}
+
+void LlamaModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int lowest) {
+  const LlamaConfig& c = config_;
+  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = c.head_dim, F = c.intermediate;
+  const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D;
+  const nn::AdapterSelection& sel = train_selection_;
+  auto need = [&](int depth) { return lowest < depth; };   // does anything below this point train?
+  auto reach = [&](int depth) { return lowest <= depth; };  // does this point or anything below train?
+  if (!reach(final_norm_depth(c.layers))) return;
   TensorPtr dx = f32({M, H});
   nn::Param& final_norm = parameter("model.norm.weight");
   kernels::rmsnorm_backward(M, H, p(d_normed), p(final_input_), final_norm.data(), p(final_rstd_),
                             need(final_norm_depth(c.layers)) ? p(dx) : nullptr, final_norm.grad_data(), true);
-  if (!need(final_norm_depth(c.layers))) return loss;
+  if (!need(final_norm_depth(c.layers))) return;
 
   const int64_t V = train_prefix_ ? train_prefix_->value->dim(0) : 0, S = V + T;
   const kernels::AttentionShape as{B, T, S, c.heads, c.kv_heads, D};
@@ -446,7 +492,7 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
         if (need(base + kPostNorm)) add_into(M * H, d_x2.data(), p(dx2));
       }
     }
-    if (!reach(base + kOutProj)) return loss;
+    if (!reach(base + kOutProj)) return;
     // Attention: x2 = x + o_proj(attn(rope(q), rope(k), v)), q/k/v from n1 = norm(x). dx2 holds d x2.
     const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
     std::vector<float> d_n1_parallel, d_attn_out;
@@ -460,7 +506,7 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
     }
     lin("self_attn.o_proj").backward(sel, M, d_o, p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
                                      false);
-    if (!need(base + kOutProj)) return loss;
+    if (!need(base + kOutProj)) return;
     if (V) {
       kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k_all), p(lc.v_all), p(lc.attn), p(d_attn), p(lc.lse),
                                   p(dq), p(dk_all), p(dv_all));
@@ -476,18 +522,17 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
     lin("self_attn.q_proj").backward(sel, M, p(dq), p(lc.n1), lc.q_proj, want_dn ? p(d_n) : nullptr, false);
     lin("self_attn.k_proj").backward(sel, M, p(dk), p(lc.n1), lc.k_proj, want_dn ? p(d_n) : nullptr, true);
     lin("self_attn.v_proj").backward(sel, M, p(dv), p(lc.n1), lc.v_proj, want_dn ? p(d_n) : nullptr, true);
-    if (!want_dn) return loss;
+    if (!want_dn) return;
     if (!d_n1_parallel.empty()) add_into(M * H, d_n1_parallel.data(), p(d_n));
     nn::Param& norm = parameter(pre + "input_layernorm.weight");
     kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x), norm.data(), p(lc.rstd1), need(base + kInputNorm) ? p(dx) : nullptr,
                               norm.grad_data(), true);
-    if (!need(base + kInputNorm)) return loss;
+    if (!need(base + kInputNorm)) return;
     add_into(M * H, p(dx2), p(dx));
   }
   // dx holds d(embeddings): virtual tokens first, then the looked-up rows.
   embed_tokens_backward(parameter("model.embed_tokens.weight"), train_prompt_.get(), embedding_lora_, sel, *ids_, B, T, H,
                         p(dx));
-  return loss;
 }
 
 }  // namespace peft::model
