@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { loadAdapter, loadDataset, loadModel, loadTokenizer, PeftError, readGguf, readSafetensors, type Model } from '../../lib';
 import { resolveConfig } from '../../lib/cli/config';
 import { TRAIN_SCHEMA } from '../../lib/cli/commands/train';
+import { assertFiniteTensors, quantizedScales } from '../../lib/models/finite-weights';
 import { readQuantizedWeights } from '../../lib/quant/model-weights';
 import { STORIES_HF_DIR } from '../helpers/models';
 
@@ -67,9 +68,12 @@ async function read(c: Regression, file: string): Promise<void> {
       }
       return;
     }
-    case 'bnb':
-      readQuantizedWeights(readSafetensors(file));
+    case 'bnb': {
+      // As loadModel reads a 4-bit checkpoint: the parts, then the finite check of the scales.
+      const { weights } = readQuantizedWeights(readSafetensors(file));
+      await assertFiniteTensors(quantizedScales(weights), 'loadModel', '');
       return;
+    }
     case 'jsonl':
       await loadDataset(file, loadTokenizer(STORIES_HF_DIR));
       return;

@@ -1,7 +1,7 @@
 /**
  * Hostile inputs, built by hand from the published formats: file headers claiming huge sizes, tensor
  * offsets past the end of the file, negative or overflowing shapes, NaN and Inf in weights, adapter
- * names with ".." or "/", symlinks planted where files are written, deep nesting, prototype names.
+ * names with ".." or "/", a symlink planted where an adapter is saved, deep nesting, prototype names.
  * Each is refused with the PeftError code and message listed here. docs/hostile-inputs.md is this
  * table; PEFT_HOSTILE_TABLE=1 prints its rows from the messages actually raised.
  */
@@ -9,9 +9,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { getPeftModel, loadAdapter, loadDataset, loadModel, loadTokenizer, PeftError, readGguf, readSafetensors, tensor, writeSafetensors, type Model } from '../../lib';
+import { getPeftModel, loadAdapter, loadDataset, loadModel, loadTokenizer, PeftError, readGguf, readSafetensors, tensor, type Model } from '../../lib';
 import { resolveConfig } from '../../lib/cli/config';
 import { TRAIN_SCHEMA } from '../../lib/cli/commands/train';
+import { assertFiniteTensors, quantizedScales } from '../../lib/models/finite-weights';
 import { readBnbQuantized } from '../../lib/quant/bnb-format';
 import { bytesOf, GGML, writeGguf } from '../helpers/gguf';
 import { STORIES_HF_DIR } from '../helpers/models';
@@ -141,8 +142,8 @@ const CASES: Hostile[] = [
   { area: 'adapter', input: 'lora_alpha 1e999 (Infinity after JSON.parse)', code: 'E_CONFIG', message: 'a positive number for lora_alpha', run: () => loadOnModel(adapter(lora.config.replace(/"lora_alpha": [0-9.]+/, '"lora_alpha": 1e999'))) },
   { area: 'adapter', input: 'target_modules "(.*)*X" (exponential matching)', code: 'E_CONFIG', message: 'repeated group', run: () => loadOnModel(adapter({ target_modules: '(.*)*X' })) },
   { area: 'adapter', input: 'adapter_config.json nested 100000 deep', code: 'E_CONFIG', message: 'a PEFT config object', run: () => loadOnModel(adapter(`${'['.repeat(100000)}${']'.repeat(100000)}`)) },
-  { area: 'adapter', input: 'a NaN in lora_A', code: 'E_FORMAT', message: 'holds NaN at element 0', run: () => loadOnModel(adapter({}, poisonedLora(NaN))) },
-  { area: 'adapter', input: 'an Inf in lora_A', code: 'E_FORMAT', message: 'holds Infinity at element 0', run: () => loadOnModel(adapter({}, poisonedLora(Infinity))) },
+  { area: 'adapter', input: 'a NaN in lora_A', code: 'E_NONFINITE', message: 'holds NaN at element 0', run: () => loadOnModel(adapter({}, poisonedLora(NaN))) },
+  { area: 'adapter', input: 'an Inf in lora_A', code: 'E_NONFINITE', message: 'holds Infinity at element 0', run: () => loadOnModel(adapter({}, poisonedLora(Infinity))) },
   { area: 'adapter', input: 'lora_A of the wrong rank', code: 'E_SHAPE', message: 'Expected shape [4,64]', run: () => loadOnModel(adapter({ r: 4 })) },
   { area: 'adapter', input: 'only adapter_model.bin (a pickle)', code: 'E_UNSUPPORTED', message: 'not read for safety', run: () => loadOnModel(dirWith({ 'adapter_config.json': lora.config, 'adapter_model.bin': 'x' })) },
   // bitsandbytes
@@ -160,7 +161,23 @@ const CASES: Hostile[] = [
   { area: 'YAML config', input: 'learning_rate .nan', code: 'E_CONFIG', message: 'a finite number for learning_rate', run: async () => resolveConfig(TRAIN_SCHEMA, { file: file('c.yaml', 'model: m\ntrain_file: t\nlearning_rate: .nan\n') }) },
   { area: 'YAML config', input: 'the same key twice', code: 'E_FORMAT', message: 'Map keys must be unique', run: async () => resolveConfig(TRAIN_SCHEMA, { file: file('c.yaml', 'model: a\nmodel: b\n') }) },
   { area: 'YAML config', input: 'invalid UTF-8', code: 'E_FORMAT', message: 'not UTF-8 text', run: async () => resolveConfig(TRAIN_SCHEMA, { file: file('c.yaml', Buffer.from([0x6d, 0x3a, 0x20, 0xff, 0x0a])) }) },
+  // writing
+  { area: 'writing', input: 'adapter_config.json in the output folder a symlink to a file outside it', code: 'E_IO', message: 'Refusing to write through', run: () => saveOverPlantedLink() },
 ];
+
+/** Saves an adapter into a folder whose adapter_config.json links outside it; the linked file must stay as it was. */
+async function saveOverPlantedLink(): Promise<void> {
+  const dir = dirWith({});
+  fs.mkdirSync(path.join(dir, 'sym'));
+  const victim = plant(path.join(dir, 'sym', 'adapter_config.json'));
+  const peft = getPeftModel(model, { peft_type: 'LORA', r: 2, target_modules: ['q_proj'] }, { adapterName: 'sym' });
+  try {
+    await peft.saveAdapter(dir, { adapterNames: ['sym'] });
+  } finally {
+    peft.deleteAdapter('sym');
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious');
+  }
+}
 
 function nestedArrays(depth: number): { elem: 'array' | 'u8'; value: unknown[] } {
   return depth === 0 ? { elem: 'u8', value: [1] } : { elem: 'array', value: [nestedArrays(depth - 1)] };
@@ -206,42 +223,18 @@ function bnbCases(): Hostile[] {
   };
   const state = (json: string) => ({ ...weight(), 'w.quant_state.bitsandbytes__nf4': tensor(Buffer.from(json), [Buffer.byteLength(json)], 'u8') });
   const good = '{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [8, 8]}';
-  const read = (record: Record<string, ReturnType<typeof tensor>>) => async () => readBnbQuantized(record, 'w');
+  // As loadModel reads a 4-bit weight: its parts, then the finite check of its scales.
+  const read = (record: Record<string, ReturnType<typeof tensor>>) => async () => assertFiniteTensors(quantizedScales(new Map([['w', readBnbQuantized(record, 'w')]])), 'loadModel', '');
   return [
     { area: 'bitsandbytes', input: 'quant_state shape [-1, 8]', code: 'E_FORMAT', message: 'non-negative integers for shape', run: read(state('{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [-1, 8]}')) },
     { area: 'bitsandbytes', input: 'quant_state shape [2^40, 2^40] (absmax would need 2^74 blocks)', code: 'E_FORMAT', message: 'at most 2^53 elements', run: read(state('{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [1099511627776, 1099511627776]}')) },
     { area: 'bitsandbytes', input: 'blocksize 3', code: 'E_FORMAT', message: 'power of two in [32, 4096] for blocksize', run: read(state('{"quant_type": "nf4", "blocksize": 3, "dtype": "float32", "shape": [8, 8]}')) },
     { area: 'bitsandbytes', input: 'quant_state key "__proto__"', code: 'E_FORMAT', message: 'unknown entry "__proto__"', run: read(state('{"quant_type": "nf4", "blocksize": 64, "dtype": "float32", "shape": [8, 8], "__proto__": 1}')) },
     { area: 'bitsandbytes', input: 'quant_state that is not UTF-8', code: 'E_FORMAT', message: 'does not hold UTF-8 JSON', run: read({ ...weight(), 'w.quant_state.bitsandbytes__nf4': tensor(new Uint8Array([0x7b, 0xff, 0x7d]), [3], 'u8') }) },
-    { area: 'bitsandbytes', input: 'absmax NaN', code: 'E_FORMAT', message: 'absmax: holds a NaN or Inf', run: read({ ...state(good), 'w.absmax': tensor(new Float32Array([NaN]), [1]) }) },
+    { area: 'bitsandbytes', input: 'absmax NaN', code: 'E_NONFINITE', message: 'w (absmax) holds 1 NaN or infinite value', run: read({ ...state(good), 'w.absmax': tensor(new Float32Array([NaN]), [1]) }) },
     { area: 'bitsandbytes', input: 'quant_map code 3e38 with block scale 2', code: 'E_FORMAT', message: 'overflow float32', run: read({ ...state(good), 'w.absmax': tensor(new Float32Array([2]), [1]), 'w.quant_map': tensor(new Float32Array(16).fill(3e38), [16]) }) },
   ];
 }
-
-describe('symlinks where files are written', () => {
-  it('a symlink planted at the temporary name of a safetensors write is replaced, not written through', async () => {
-    const target = path.join(tmp, `out-${counter++}.safetensors`);
-    const victim = plant(`${target}.tmp-${process.pid}`);
-    await writeSafetensors(target, { w: tensor(new Float32Array([1, 2]), [2]) });
-    expect(fs.readFileSync(victim, 'utf8')).toBe('precious');
-    expect(fs.lstatSync(target).isFile()).toBe(true);
-    expect(readSafetensors(target).tensor('w').toFloat32Array()).toEqual(new Float32Array([1, 2]));
-  });
-
-  it('a symlink at the target name of an adapter save is replaced by the file, its target untouched', async () => {
-    const dir = dirWith({});
-    fs.mkdirSync(path.join(dir, 'sym'));
-    const victim = plant(path.join(dir, 'sym', 'adapter_config.json'));
-    const peft = getPeftModel(model, { peft_type: 'LORA', r: 2, target_modules: ['q_proj'] }, { adapterName: 'sym' });
-    try {
-      await peft.saveAdapter(dir, { adapterNames: ['sym'] });
-    } finally {
-      peft.deleteAdapter('sym');
-    }
-    expect(fs.readFileSync(victim, 'utf8')).toBe('precious');
-    expect(fs.lstatSync(path.join(dir, 'sym', 'adapter_config.json')).isFile()).toBe(true);
-  });
-});
 
 describe('hostile inputs', () => {
   const rows: string[] = [];

@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { dequantize, loadModel, readSafetensors, saveQuantizedModel, type BitsAndBytesConfig } from '../../lib';
+import { assertFiniteTensors, quantizedScales } from '../../lib/models/finite-weights';
 import { readQuantizedWeights } from '../../lib/quant/model-weights';
 import { countOf, fuzzLoop, peftOutcome, type FuzzCase } from '../helpers/fuzz-loop';
 import { STORIES_HF_DIR } from '../helpers/models';
@@ -133,6 +134,8 @@ async function exercise(c: BnbCase): Promise<string> {
       return 'model loaded';
     }
     const { weights } = readQuantizedWeights(readSafetensors(path.join(c.dir, 'model.safetensors')));
+    // NaN or infinite scales pass the format checks and are loadModel's weight check's to refuse.
+    await assertFiniteTensors(quantizedScales(weights), 'loadModel', '');
     for (const [name, q] of weights) expectFinite(dequantize(q).toFloat32Array(), name);
     return 'weights read';
   } catch (e) {
@@ -148,5 +151,6 @@ describe('reading mutated bitsandbytes checkpoints', () => {
     expect(countOf(run, 'weights read')).toBeGreaterThan(0);
     expect(countOf(run, 'model loaded')).toBeGreaterThan(0);
     expect(countOf(run, 'weights E_FORMAT')).toBeGreaterThan(0);
+    expect(countOf(run, 'weights E_NONFINITE')).toBeGreaterThan(0);
   }, Number(process.env.PEFT_FUZZ_MS ?? 15000) + 60000);
 });
