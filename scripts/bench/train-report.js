@@ -21,7 +21,7 @@ function timesOf(runs) {
 }
 
 /**
- * @param c the case; ours: our runs; torch: { fp32: runs, bf16: runs }; peaks: peak.js's measurement
+ * @param c the case; ours: our runs; torch: { fp32: runs, bf16: runs }; peaks: { f32, bf16 } GFLOP/s yardsticks
  * @returns the case's summary (also the JSON's)
  */
 function summarize(c, ours, torch, peaks) {
@@ -40,8 +40,8 @@ function summarize(c, ours, torch, peaks) {
   }
   if (!o.error) {
     s.ours.gflops = flops.total / o.median / 1e9;
-    s.ours.ofF32Peak = peaks.f32 ? s.ours.gflops / peaks.f32.all : null;
-    s.ours.ofBf16Peak = peaks.bf16 ? s.ours.gflops / peaks.bf16.all : null;
+    s.ours.ofF32Peak = peaks.f32 ? s.ours.gflops / peaks.f32 : null;
+    s.ours.ofBf16Peak = peaks.bf16 ? s.ours.gflops / peaks.bf16 : null;
     // Phase shares over every profiled (timed) step of every round.
     const ok = ours.filter((r) => r && !r.error);
     const total = ok.reduce((sum, r) => sum + r.times.reduce((a, b) => a + b, 0), 0);
@@ -82,6 +82,12 @@ function markdownTables(summaries, modes) {
     s.title, ...PHASES.map(([key]) => pct1(s.ours.phaseShares[key])), pct1(s.ours.phaseShares.other),
   ]);
   lines.push('Share of our step time per phase:', '', ...renderMarkdown(phaseCols, phaseRows), '');
+  const rateCols = ['case', 'GEMM (blocks)', 'GEMM (head)', 'attention', 'whole step'].map((title, i) => ({ title, right: i > 0 }));
+  const rateRows = summaries.filter((s) => s.ours.phaseSeconds).map((s) => {
+    const t = s.ours.phaseSeconds;
+    return [s.title, num((s.flops.linear + s.flops.adapter) / t.gemm / 1e9, 1), num(s.flops.head / t.head / 1e9, 1), num(s.flops.attention / t.attention / 1e9, 1), num(s.ours.gflops, 1)];
+  });
+  lines.push('Our GFLOP/s by phase (the phase\'s counted FLOPs over its median time):', '', ...renderMarkdown(rateCols, rateRows), '');
   const G = 1e9;
   const flopCols = ['case', 'linear', 'LoRA/DoRA', 'attention', 'head', 'total'].map((title, i) => ({ title, right: i > 0 }));
   const flopRows = summaries.map((s) => [s.title, ...['linear', 'adapter', 'attention', 'head', 'total'].map((k) => num(s.flops[k] / G, 1))]);
