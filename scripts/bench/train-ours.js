@@ -5,7 +5,7 @@
 // parameters. The timed steps run with the native phase profiler on (a few clock reads per call).
 //
 //   node scripts/bench/train-ours.js '{"case": "lora-qv", "model": DIR, "warmup": 1, "steps": 3}'
-// prints one JSON line: { times, losses, loss0, trainable, threads, rssBase, rssLoaded, peakRss, phases }.
+// prints one JSON line: { times, losses, loss0, trainable, threads, rssBase, rssLoaded, peakAfterWarmup, peakRss, phases }.
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
@@ -46,6 +46,7 @@ async function child(job) {
   };
   const losses = [];
   for (let i = 0; i < job.warmup; i++) losses.push((await step()).loss);
+  const peakAfterWarmup = memoryStatus().peak;
   native.resetProfile();
   native.setProfiling(true);
   const times = [];
@@ -59,7 +60,7 @@ async function child(job) {
   const mem = memoryStatus();
   process.stdout.write(JSON.stringify({
     times, losses, loss0: losses[0], trainable: list.reduce((n, p) => n + p.size, 0), threads: runtime.numThreads(),
-    rssBase, rssLoaded, peakRss: mem.peak, phases,
+    rssBase, rssLoaded, peakAfterWarmup, peakRss: mem.peak, phases,
   }) + '\n');
 }
 

@@ -17,7 +17,11 @@ function timesOf(runs) {
   const ok = runs.filter((r) => r && !r.error);
   if (!ok.length) return { error: runs.find((r) => r && r.error)?.error ?? 'not run' };
   const times = ok.flatMap((r) => r.times);
-  return { median: median(times), best: Math.min(...times), steps: times.length, peakRss: Math.max(...ok.map((r) => r.peakRss)), loss0: ok[0].loss0 };
+  const warm = ok.map((r) => r.peakAfterWarmup).filter((x) => x !== undefined);
+  return {
+    median: median(times), best: Math.min(...times), steps: times.length, peakRss: Math.max(...ok.map((r) => r.peakRss)),
+    peakAfterWarmup: warm.length ? Math.max(...warm) : null, loss0: ok[0].loss0,
+  };
 }
 
 /**
@@ -77,6 +81,12 @@ function markdownTables(summaries, modes) {
     cell(s.ours, (o) => num(o.gflops, 1)), cell(s.ours, (o) => pct(o.ofF32Peak)), cell(s.ours, (o) => pct(o.ofBf16Peak)),
   ]);
   lines.push(...renderMarkdown(cols, rows), '');
+  if (summaries.some((s) => s.ours.peakAfterWarmup)) {
+    const growth = (t) => cell(t, (x) => (x.peakAfterWarmup ? `${num(x.peakAfterWarmup / MiB, 0)} → ${num(x.peakRss / MiB, 0)}` : num(x.peakRss / MiB, 0)));
+    const memCols = [{ title: 'case' }, { title: 'ours', right: true }, ...modes.map((m) => ({ title: `torch ${m}`, right: true }))];
+    const memRows = summaries.map((s) => [s.title, growth(s.ours), ...modes.map((m) => growth(s.torch[m]))]);
+    lines.push('Peak RSS in MiB after the warm-up step → after the timed steps:', '', ...renderMarkdown(memCols, memRows), '');
+  }
   const phaseCols = [{ title: 'case' }, ...PHASES.map(([, title]) => ({ title, right: true })), { title: 'other', right: true }];
   const phaseRows = summaries.filter((s) => s.ours.phaseShares).map((s) => [
     s.title, ...PHASES.map(([key]) => pct1(s.ours.phaseShares[key])), pct1(s.ours.phaseShares.other),

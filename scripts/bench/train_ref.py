@@ -15,7 +15,7 @@ Reads one JSON job on stdin:
    "mode": "fp32"|"bf16", "threads", "weights": path, "shape": {...}, "ids": [[...]],
    "warmup", "steps", "lr"}
 and prints one JSON line: {"version", "threads", "times": [s], "loss0", "rssBase", "rssLoaded",
-"peakRss", "attention"}. Run one (case, mode) per process: the peak RSS is the process's own.
+"peakAfterWarmup", "peakRss", "attention"}. Run one (case, mode) per process: the peak RSS is the process's own.
 """
 import json
 import math
@@ -280,8 +280,11 @@ def main():
         return time.perf_counter() - t0, loss.item()
 
     times, losses = [], []
+    peak_after_warmup = proc_status_kib("VmHWM") * 1024
     for i in range(job["warmup"] + job["steps"]):
         t, loss = step()
+        if i + 1 == job["warmup"]:
+            peak_after_warmup = proc_status_kib("VmHWM") * 1024
         losses.append(loss)
         if not math.isfinite(loss):
             raise RuntimeError(f"loss {loss} at step {i}")
@@ -297,6 +300,7 @@ def main():
         "losses": losses,
         "rssBase": rss_base,
         "rssLoaded": rss_loaded,
+        "peakAfterWarmup": peak_after_warmup,
         "peakRss": proc_status_kib("VmHWM") * 1024,
     }))
 
