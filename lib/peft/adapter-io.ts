@@ -89,6 +89,17 @@ export async function writeAdapter(model: Model, state: AdapterState, dir: strin
   writeFileAtomic(path.join(dir, CONFIG_FILE), configJson(config, model.nameOrPath));
 }
 
+/** An adapter's weights must be finite: a NaN or an infinity would silently turn every output into NaN. */
+function checkFinite(t: Tensor, key: string, file: string): void {
+  if (t.dtype !== 'f32' && t.dtype !== 'bf16' && t.dtype !== 'f16') return;
+  const values = t.toFloat32Array();
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new PeftError(`Expected finite weights in ${file} but tensor ${key} holds ${values[i]} at element ${i}`, 'E_NONFINITE');
+    }
+  }
+}
+
 /** Reads an adapter directory: its config (unknown keys warn) and its weights by role. */
 export function readAdapter(dir: string, warn?: (message: string) => void): { config: PeftConfig; tensors: AdapterTensors } {
   const configPath = path.join(dir, CONFIG_FILE);
@@ -113,6 +124,7 @@ export function readAdapter(dir: string, warn?: (message: string) => void): { co
   };
   for (const key of file.keys()) {
     const t = file.tensor(key);
+    checkFinite(t, key, weightsPath);
     if (key === 'prompt_embeddings') {
       tensors.prompt = t;
       continue;

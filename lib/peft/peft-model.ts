@@ -13,7 +13,7 @@ import { checkInsideOutput } from '../io/output-path';
 import { readAdapter, writeAdapter } from './adapter-io';
 import { combineLoraAdapters, type WeightedAdapterOptions } from './combine';
 import { normalizeConfig, type PeftConfig } from './config';
-import { BASE_ROWS, checkAdapterName, DEFAULT_ADAPTER } from './names';
+import { BASE_ROWS, checkAdapterName, DEFAULT_ADAPTER, isAdapterParameter } from './names';
 
 /** Options of {@link getPeftModel} and {@link PeftModel.addAdapter}. */
 export interface AdapterOptions {
@@ -99,7 +99,7 @@ export class PeftModel {
     }
     this.restoreOriginals();
     try {
-      this.adapters.set(name, attachAdapter(this.base, name, normalized, options.seed ?? 0));
+      this.adapters.set(name, this.attach(name, normalized, options.seed ?? 0));
     } finally {
       this.applyState();
     }
@@ -112,7 +112,7 @@ export class PeftModel {
     if (this.adapters.has(name)) throw new PeftError(`The model already has an adapter named ${name}`, 'E_CONFIG');
     this.restoreOriginals();
     try {
-      const state = attachAdapter(this.base, name, config, 0, tensors);
+      const state = this.attach(name, config, 0, tensors);
       state.trainable = trainable;
       this.adapters.set(name, state);
     } finally {
@@ -132,10 +132,11 @@ export class PeftModel {
   /** Removes an adapter and its weights. The active adapter cannot be deleted while others exist unless another is set first. */
   deleteAdapter(name: string): void {
     this.idle('deleteAdapter()');
-    this.state(name);
+    const s = this.state(name);
     if (this.merged.includes(name)) throw new PeftError(`Unmerge adapter ${name} before deleting it`, 'E_CONFIG');
     this.restoreOriginals();
-    this.base.nativeModel.deleteAdapter(name);
+    // LayerNorm tuning and BitFit hold only copies of base parameters: nothing native to delete.
+    if (s.weights.size > 0) this.base.nativeModel.deleteAdapter(name);
     this.adapters.delete(name);
     if (this.active === name) this.active = this.adapters.keys().next().value ?? DEFAULT_ADAPTER;
     this.applyState();
@@ -405,6 +406,23 @@ export class PeftModel {
   }
 
   // --- internals ---
+
+  /**
+   * attachAdapter, all or nothing: an adapter refused halfway (a bad tensor in layer 3 of a file)
+   * leaves no part of itself on the layers it had reached, so the model is as it was and the name free.
+   */
+  private attach(name: string, config: PeftConfig, seed: number, tensors?: AdapterTensors): AdapterState {
+    const native = this.base.nativeModel;
+    const holds = () => native.parameters().some((p) => isAdapterParameter(p.name, name));
+    // Another PeftModel of this base may hold the name: refused here, so the cleanup below never removes its weights.
+    if (holds()) throw new PeftError(`The model already has an adapter named ${name} (held by another PeftModel of this base model)`, 'E_CONFIG');
+    try {
+      return attachAdapter(this.base, name, config, seed, tensors);
+    } catch (err) {
+      if (holds()) native.deleteAdapter(name);
+      throw err;
+    }
+  }
 
   /** E_BUSY naming `what` while another flow's call runs on this model (see models/model-lock.ts). */
   private idle(what: string): void {

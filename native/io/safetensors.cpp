@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "core/error.h"
 #include "io/json.h"
@@ -56,9 +57,12 @@ const char* safetensors_dtype_name(DType dtype) {
   return "?";
 }
 
-std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) { return parse(MappedFile::open(path)); }
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFile> file) {
   auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
-  st->file_ = MappedFile::open(path);
+  st->file_ = std::move(file);
+  const std::string& path = st->file_->path();
   ByteReader reader(st->file_->data(), st->file_->size(), path);
   const uint64_t header_len = reader.read<uint64_t>("the header length");
   if (header_len > kMaxHeaderBytes || header_len > reader.remaining()) {
@@ -71,12 +75,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
 
   const JsonValue header = parse_json(text, header_len, path + " header");
   if (header.kind != JsonValue::Kind::Object) bad(path, "the header is not a JSON object");
+  // A name given twice would be read as whichever entry a reader happens to take.
+  std::set<std::string> names;
   for (const auto& [name, value] : header.members) {
+    if (!names.insert(name).second) bad(path, (name == "__metadata__" ? "__metadata__" : "tensor \"" + name + "\"") + " appears twice in the header");
     if (name == "__metadata__") {
       if (value.kind != JsonValue::Kind::Object) bad(path, "__metadata__ is not an object");
       for (const auto& [k, v] : value.members) {
         if (v.kind != JsonValue::Kind::String) bad(path, "__metadata__ value \"" + k + "\" is not a string");
-        st->metadata_[k] = v.string;
+        if (!st->metadata_.emplace(k, v.string).second) bad(path, "__metadata__ key \"" + k + "\" appears twice");
       }
       continue;
     }
