@@ -27,6 +27,13 @@ const SANITIZE = [
   '-g',
 ];
 
+/**
+ * libstdc++ checks on top: bounds-checked operator[] on vector / string / array (a failed check aborts,
+ * which ASan reports with handle_abort=1), and ASan annotations that make a vector's spare capacity
+ * unreadable. Compile-only: they change no ABI the rest of the process sees.
+ */
+const LIBSTDCXX_CHECKS = ['-D_GLIBCXX_ASSERTIONS', '-D_GLIBCXX_SANITIZE_VECTOR'];
+
 /** node_api.h: beside the node binary (most installs), else node-gyp's header cache. */
 function nodeIncludeDir() {
   const candidates = [
@@ -50,7 +57,7 @@ function makefile() {
     fs.realpathSync(path.dirname(require.resolve('node-addon-api/package.json'))),
     nodeIncludeDir(),
   ].map((d) => `-I${path.resolve(root, d)}`);
-  const cxxflags = [...common, `-std=${spec.cxx_std}`, '-O1', ...SANITIZE, ...spec.defines.map((d) => `-D${d}`), ...includes];
+  const cxxflags = [...common, `-std=${spec.cxx_std}`, '-O1', ...SANITIZE, ...LIBSTDCXX_CHECKS, ...spec.defines.map((d) => `-D${d}`), ...includes];
 
   const units = [
     ...spec.common.map((src) => ({ src, flags: [] })),
@@ -75,11 +82,16 @@ function makefile() {
   for (const u of units) {
     lines.push(`${obj(u.src)}: ${path.join(root, u.src)} flags.stamp`);
     lines.push(`\t@mkdir -p $(dir $@)`);
-    lines.push(`\t$(CXX) $(CXXFLAGS) ${u.flags.join(' ')} -MMD -MP -c $< -o $@`);
+    lines.push(`\t@echo "  CXX (asan) ${u.src}"`);
+    lines.push(`\t@$(CXX) $(CXXFLAGS) ${u.flags.join(' ')} -MMD -MP -c $< -o $@`);
   }
   lines.push('', '-include $(OBJS:.o=.d)', '');
   const flags = JSON.stringify({ cxxflags, isa: spec.isa }, null, 1);
   return { text: lines.join('\n'), flags };
+}
+
+function cxxflagsSummary() {
+  return [...SANITIZE, ...LIBSTDCXX_CHECKS, '-O1'].join(' ');
 }
 
 /** Writes file only when its text changed (temp file + rename), so make sees an unchanged mtime. */
@@ -97,7 +109,8 @@ function main() {
   writeIfChanged(path.join(outDir, 'Makefile'), text);
   // Every object depends on this stamp: new compiler flags rebuild everything, a new source only itself.
   writeIfChanged(path.join(outDir, 'flags.stamp'), flags);
-  execFileSync('make', ['-C', outDir, `-j${jobs}`, 'CXX=' + (process.env.CXX || 'g++')], { stdio: 'inherit' });
+  console.log(`build-asan: ${cxxflagsSummary()}`);
+  execFileSync('make', ['-C', outDir, `-j${jobs}`, '--no-print-directory', 'CXX=' + (process.env.CXX || 'g++')], { stdio: 'inherit' });
 }
 
 main();

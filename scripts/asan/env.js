@@ -41,6 +41,8 @@ function asanEnv(reportDir) {
       // A distinct exit code tells a sanitizer abort apart from an ordinary failure.
       'exitcode=86',
       'halt_on_error=1',
+      // abort() (a failed _GLIBCXX_ASSERTIONS check, std::terminate) becomes a report with a stack.
+      'handle_abort=1',
       // V8 installs its own SIGSEGV handler (WebAssembly out-of-bounds traps); let it keep it.
       'allow_user_segv_handler=1',
       'detect_stack_use_after_return=0',
