@@ -71,8 +71,13 @@ function makefile() {
     '',
     'all: peft_native.node libubsan_report.so',
     '',
-    'peft_native.node: $(OBJS)',
-    `\t$(CXX) -shared ${SANITIZE.join(' ')} -pthread -o $@.tmp $(OBJS) -lpthread && mv $@.tmp $@`,
+    // Linking is cheap: any change to this file relinks.
+    'peft_native.node: $(OBJS) Makefile',
+    // -Bsymbolic-functions: node exports its own (uninstrumented) copies of common templates such as
+    // std::vector<std::string>::emplace_back, and without it the dynamic linker would bind the addon's calls
+    // to those, which skip the vector annotations and report container-overflow on correct code.
+    '\t@echo "  LINK (asan) $@"',
+    `\t@$(CXX) -shared ${SANITIZE.join(' ')} -Wl,-Bsymbolic-functions -pthread -o $@.tmp $(OBJS) -lpthread && mv $@.tmp $@`,
     '',
     // The hook that copies UBSan reports into files (see scripts/asan/ubsan_report.cpp).
     `libubsan_report.so: ${path.join(__dirname, 'ubsan_report.cpp')}`,
