@@ -5,7 +5,7 @@
 // parameters. The timed steps run with the native phase profiler on (a few clock reads per call).
 //
 //   node scripts/bench/train-ours.js '{"case": "lora-qv", "model": DIR, "warmup": 1, "steps": 3}'
-// prints one JSON line: { times, losses, loss0, trainable, threads, rssBase, rssLoaded, peakAfterWarmup, peakRss, phases }.
+// prints one JSON line: { times, cpuTimes, losses, loss0, trainable, threads, rssBase, rssLoaded, peakAfterWarmup, peakRss, phases }.
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
@@ -36,11 +36,15 @@ async function child(job) {
   const ids = tokenIds();
   const rssLoaded = memoryStatus().rss;
   let count = 0;
+  const cpuTimes = [];  // CPU seconds of the process per step: on a shared machine, how much of it we got
   const step = async () => {
     const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     const { grads, loss } = await peft.loss(ids);
     await ops.adamwAsync(list, names.map((n) => grads[n]), state, { lr: LR, weightDecay: 0, step: ++count });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    cpuTimes.push((cpu.user + cpu.system) / 1e6);
     if (!Number.isFinite(loss)) throw new Error(`loss ${loss} at step ${count}`);
     return { seconds, loss };
   };
@@ -59,7 +63,7 @@ async function child(job) {
   const phases = Object.fromEntries(Object.entries(native.profile()).map(([k, v]) => [k, v.ns / 1e9]));
   const mem = memoryStatus();
   process.stdout.write(JSON.stringify({
-    times, losses, loss0: losses[0], trainable: list.reduce((n, p) => n + p.size, 0), threads: runtime.numThreads(),
+    times, cpuTimes: cpuTimes.slice(job.warmup), losses, loss0: losses[0], trainable: list.reduce((n, p) => n + p.size, 0), threads: runtime.numThreads(),
     rssBase, rssLoaded, peakAfterWarmup, peakRss: mem.peak, phases,
   }) + '\n');
 }

@@ -18,9 +18,12 @@ function timesOf(runs) {
   if (!ok.length) return { error: runs.find((r) => r && r.error)?.error ?? 'not run' };
   const times = ok.flatMap((r) => r.times);
   const warm = ok.map((r) => r.peakAfterWarmup).filter((x) => x !== undefined);
+  // CPU seconds over wall seconds: the cores the process kept busy (spinning waits count too).
+  const cpu = ok.flatMap((r) => r.cpuTimes ?? []);
+  const busyCores = cpu.length === times.length ? median(cpu.map((c, i) => c / times[i])) : null;
   return {
     median: median(times), best: Math.min(...times), steps: times.length, peakRss: Math.max(...ok.map((r) => r.peakRss)),
-    peakAfterWarmup: warm.length ? Math.max(...warm) : null, loss0: ok[0].loss0,
+    peakAfterWarmup: warm.length ? Math.max(...warm) : null, busyCores, loss0: ok[0].loss0,
   };
 }
 
@@ -98,6 +101,13 @@ function markdownTables(summaries, modes) {
     return [s.title, num((s.flops.linear + s.flops.adapter) / t.gemm / 1e9, 1), num(s.flops.head / t.head / 1e9, 1), num(s.flops.attention / t.attention / 1e9, 1), num(s.ours.gflops, 1)];
   });
   lines.push('Our GFLOP/s by phase (the phase\'s counted FLOPs over its median time):', '', ...renderMarkdown(rateCols, rateRows), '');
+  if (summaries.some((s) => s.ours.busyCores)) {
+    const busy = (t) => cell(t, (x) => num(x.busyCores, 2));
+    lines.push(`Cores kept busy during a step (CPU time / wall time, median; ours never spins, torch's OpenMP and OpenBLAS threads do): ${
+      summaries.map((s) => `${s.id} ours ${busy(s.ours)}${modes.map((m) => `, ${m} ${busy(s.torch[m])}`).join('')}`).join('; ')}.`,
+    `Ours per CPU-second (the step's GFLOP over its CPU time, which a loaded machine inflates less than wall time): ${
+      summaries.map((s) => `${s.id} ${cell(s.ours, (o) => (o.busyCores ? num(o.gflops / o.busyCores, 1) : '-'))}`).join('; ')} GFLOP/s per busy core.`, '');
+  }
   const G = 1e9;
   const flopCols = ['case', 'linear', 'LoRA/DoRA', 'attention', 'head', 'total'].map((title, i) => ({ title, right: i > 0 }));
   const flopRows = summaries.map((s) => [s.title, ...['linear', 'adapter', 'attention', 'head', 'total'].map((k) => num(s.flops[k] / G, 1))]);

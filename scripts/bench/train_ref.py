@@ -14,7 +14,7 @@ Reads one JSON job on stdin:
             "virtualTokens"},
    "mode": "fp32"|"bf16", "threads", "weights": path, "shape": {...}, "ids": [[...]],
    "warmup", "steps", "lr"}
-and prints one JSON line: {"version", "threads", "times": [s], "loss0", "rssBase", "rssLoaded",
+and prints one JSON line: {"version", "threads", "times": [s], "cpuTimes": [s], "loss0", "rssBase", "rssLoaded",
 "peakAfterWarmup", "peakRss", "attention"}. Run one (case, mode) per process: the peak RSS is the process's own.
 """
 import json
@@ -271,18 +271,19 @@ def main():
     rss_loaded = proc_status_kib("VmRSS") * 1024
 
     def step():
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(ids)
         loss.backward()
         opt.step()
-        return time.perf_counter() - t0, loss.item()
+        loss = loss.item()
+        return time.perf_counter() - t0, time.process_time() - cpu0, loss
 
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
     peak_after_warmup = proc_status_kib("VmHWM") * 1024
     for i in range(job["warmup"] + job["steps"]):
-        t, loss = step()
+        t, cpu, loss = step()
         if i + 1 == job["warmup"]:
             peak_after_warmup = proc_status_kib("VmHWM") * 1024
         losses.append(loss)
@@ -290,12 +291,14 @@ def main():
             raise RuntimeError(f"loss {loss} at step {i}")
         if i >= job["warmup"]:
             times.append(t)
+            cpu_times.append(cpu)
     print(json.dumps({
         "version": torch.__version__,
         "threads": torch.get_num_threads(),
         "attention": "scaled_dot_product_attention" if hasattr(F, "scaled_dot_product_attention") else "matmul + masked softmax",
         "trainable": sum(p.numel() for p in params),
         "times": times,
+        "cpuTimes": cpu_times,
         "loss0": losses[0],
         "losses": losses,
         "rssBase": rss_base,
