@@ -333,6 +333,9 @@ type Quantize4Args = [x: NativeTensor, options: NativeQuantize4Options];
 type Dequantize4Args = [q: NativeQuant4, shape: number[], out: NativeTensor | null];
 type Quant4MatmulArgs = [a: NativeTensor, q: NativeQuant4, weightShape: number[], options: { transB: boolean }];
 
+/** @internal The phases of a training step that native/core/profile.h times. */
+export type NativeProfilePhase = 'gemm' | 'head' | 'attention' | 'normAct' | 'loss' | 'embedding' | 'optimizer';
+
 /** @internal The addon's exports (native/binding/addon.cpp). */
 export interface NativeAddon {
   NativeTensor: NativeTensorClass;
@@ -355,6 +358,11 @@ export interface NativeAddon {
   externalMemory(): number;
   liveStorages(): { storages: number; bytes: number; views: number };
   setNumThreads(n: number): void;
+  /** Turns the per-phase timers (native/core/profile.h) on or off; PEFT_PROFILE=1 turns them on at start-up. */
+  setProfiling(on: boolean): void;
+  /** Wall time and calls per phase since the last resetProfile(), summed over the process. */
+  profile(): Record<NativeProfilePhase, { ns: number; calls: number }>;
+  resetProfile(): void;
   matmul: Sync<MatmulArgs, NativeTensor>;
   matmulAsync: Async<MatmulArgs, NativeTensor>;
   lowrankForward: Sync<LowRankForwardArgs, LowRankForwardResult>;

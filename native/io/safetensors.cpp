@@ -153,6 +153,13 @@ Tensor SafetensorsFile::tensor(const SafetensorsEntry& e) const {
   else throw Error(ErrorCode::Unsupported, path() + ": tensor \"" + e.name + "\" has dtype " + e.dtype +
                                                ", which is not supported (F32, BF16, F16, I32, U8 are)");
   uint8_t* data = file_->mutable_data() + data_start_ + e.begin;
+  // The format does not align the data section (the header length is free), and reading a float
+  // through a misaligned pointer is undefined behaviour: such tensors are copied, not viewed.
+  if (reinterpret_cast<uintptr_t>(data) % dtype_size(dtype) != 0) {
+    Tensor out = Tensor::uninitialized(dtype, e.shape);
+    std::memcpy(out.data(), data, e.end - e.begin);
+    return out;
+  }
   auto storage = std::make_shared<Storage>(data, e.end - e.begin, file_);
   return Tensor(dtype, e.shape, std::move(storage));
 }

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/convert.h"
@@ -201,15 +202,24 @@ TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, Layer
   lc.x = x;
   lc.rstd1 = f32({M});
   lc.n1 = f32({M, H});
-  kernels::rmsnorm_forward(M, H, p(x), weight_f32(pre + "input_layernorm.weight"), c.rms_eps, p(lc.n1), p(lc.rstd1));
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rmsnorm_forward(M, H, p(x), weight_f32(pre + "input_layernorm.weight"), c.rms_eps, p(lc.n1), p(lc.rstd1));
+  }
   lc.q = f32({M, q_dim});
   lc.k = f32({M, kv_dim});
   lc.v = f32({M, kv_dim});
-  lin("self_attn.q_proj").forward(s.sel, M, p(lc.n1), p(lc.q), kept(lc.q_proj));
-  lin("self_attn.k_proj").forward(s.sel, M, p(lc.n1), p(lc.k), kept(lc.k_proj));
-  lin("self_attn.v_proj").forward(s.sel, M, p(lc.n1), p(lc.v), kept(lc.v_proj));
-  kernels::rope_apply(s.q_shape, p(lc.q), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.q));
-  kernels::rope_apply(s.k_shape, p(lc.k), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.k));
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    lin("self_attn.q_proj").forward(s.sel, M, p(lc.n1), p(lc.q), kept(lc.q_proj));
+    lin("self_attn.k_proj").forward(s.sel, M, p(lc.n1), p(lc.k), kept(lc.k_proj));
+    lin("self_attn.v_proj").forward(s.sel, M, p(lc.n1), p(lc.v), kept(lc.v_proj));
+  }
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rope_apply(s.q_shape, p(lc.q), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.q));
+    kernels::rope_apply(s.k_shape, p(lc.k), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.k));
+  }
   lc.attn = f32({M, q_dim});
   lc.lse = f32({B, c.heads, T});
   const float* keys = p(lc.k);
@@ -230,9 +240,15 @@ TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, Layer
     keys = kc;
     values = vc;
   }
-  kernels::attention_forward(s.as, s.mask, s.scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
+  {
+    PEFT_PROFILE_SCOPE(Attention);
+    kernels::attention_forward(s.as, s.mask, s.scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
+  }
   lc.x2 = f32({M, H});
-  lin("self_attn.o_proj").forward(s.sel, M, p(lc.attn), p(lc.x2), kept(lc.o_proj));
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    lin("self_attn.o_proj").forward(s.sel, M, p(lc.attn), p(lc.x2), kept(lc.o_proj));
+  }
   const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
   if (!attn_site.empty()) {  // o += adapter(o) (sequential) + adapter(n1) (parallel)
     lc.attn_out = f32({M, H});
@@ -243,16 +259,28 @@ TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, Layer
   add_into(M * H, p(x), p(lc.x2));
   lc.rstd2 = f32({M});
   lc.n2 = f32({M, H});
-  kernels::rmsnorm_forward(M, H, p(lc.x2), weight_f32(pre + "post_attention_layernorm.weight"), c.rms_eps, p(lc.n2),
-                           p(lc.rstd2));
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rmsnorm_forward(M, H, p(lc.x2), weight_f32(pre + "post_attention_layernorm.weight"), c.rms_eps, p(lc.n2),
+                             p(lc.rstd2));
+  }
   lc.gate = f32({M, F});
   lc.up = f32({M, F});
   lc.act = f32({M, F});
-  lin("mlp.gate_proj").forward(s.sel, M, p(lc.n2), p(lc.gate), kept(lc.gate_proj));
-  lin("mlp.up_proj").forward(s.sel, M, p(lc.n2), p(lc.up), kept(lc.up_proj));
-  kernels::swiglu_forward(M * F, p(lc.gate), p(lc.up), p(lc.act));
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    lin("mlp.gate_proj").forward(s.sel, M, p(lc.n2), p(lc.gate), kept(lc.gate_proj));
+    lin("mlp.up_proj").forward(s.sel, M, p(lc.n2), p(lc.up), kept(lc.up_proj));
+  }
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::swiglu_forward(M * F, p(lc.gate), p(lc.up), p(lc.act));
+  }
   TensorPtr next = f32({M, H});
-  lin("mlp.down_proj").forward(s.sel, M, p(lc.act), p(next), kept(lc.down_proj));
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    lin("mlp.down_proj").forward(s.sel, M, p(lc.act), p(next), kept(lc.down_proj));
+  }
   const nn::BottleneckSite& mlp_site = *mlp_sites_[static_cast<size_t>(l)];
   if (!mlp_site.empty()) {  // m += adapter(m) (sequential) + adapter(n2) (parallel)
     lc.mlp_out = f32({M, H});
@@ -306,7 +334,10 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   }
 
   TensorPtr x = f32({M, H});
-  embed_tokens(weight("model.embed_tokens.weight"), prompt.get(), embedding_lora_, sel, ids, B, T, H, p(x));
+  {
+    PEFT_PROFILE_SCOPE(Embedding);
+    embed_tokens(weight("model.embed_tokens.weight"), prompt.get(), embedding_lora_, sel, ids, B, T, H, p(x));
+  }
   cache_.clear();
   // With the cache (batch 1) the queries attend to every cached key plus the new ones.
   Step step{sel, B, T, V, start, use_cache, train, positions, valid, prefix,
@@ -330,7 +361,10 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     x = next;
   }
   TensorPtr rstd = f32({M}), normed = f32({M, H});
-  kernels::rmsnorm_forward(M, H, p(x), weight_f32("model.norm.weight"), c.rms_eps, p(normed), p(rstd));
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rmsnorm_forward(M, H, p(x), weight_f32("model.norm.weight"), c.rms_eps, p(normed), p(rstd));
+  }
   const nn::Linear& head = *linears_.at("lm_head");
   if (use_cache) {  // only the last position's logits: the next token's distribution
     cache_len_ += T;
@@ -341,7 +375,10 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     return last;
   }
   Tensor logits = with_logits ? Tensor::uninitialized(DType::F32, {B, T, c.vocab}) : Tensor::uninitialized(DType::F32, {0});
-  if (with_logits) head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
+  if (with_logits) {
+    PEFT_PROFILE_SCOPE(Head);
+    head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
+  }
   if (train) {
     train_step_ = step;
     train_selection_ = sel;
@@ -386,13 +423,19 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
   const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
   TensorPtr dlogits = f32({M, c.vocab});
   std::vector<float> row_loss(static_cast<size_t>(M));
-  const kernels::CrossEntropyResult ce = kernels::cross_entropy(M, c.vocab, logits.data_as<float>(), targets.data(),
-                                                                -100, 0.0, row_loss.data(), p(dlogits));
+  const kernels::CrossEntropyResult ce = [&] {
+    PEFT_PROFILE_SCOPE(Loss);
+    return kernels::cross_entropy(M, c.vocab, logits.data_as<float>(), targets.data(), -100, 0.0, row_loss.data(),
+                                  p(dlogits));
+  }();
   const double loss = ce.count ? ce.loss_sum / static_cast<double>(ce.count) : 0.0;
   if (lowest == kNoTrainable) return loss;
   TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
-  linears_.at("lm_head")->backward(train_selection_, M, p(dlogits), p(final_normed_), head_cache_,
-                                   d_normed ? p(d_normed) : nullptr, false);
+  {
+    PEFT_PROFILE_SCOPE(Head);
+    linears_.at("lm_head")->backward(train_selection_, M, p(dlogits), p(final_normed_), head_cache_,
+                                     d_normed ? p(d_normed) : nullptr, false);
+  }
   dlogits.reset();
   backward_trunk(d_normed, lowest);
   return loss;
@@ -421,13 +464,20 @@ double LlamaModel::train_loss(const Tensor& ids, const Tensor* key_valid, const 
   for (int64_t r0 = 0; r0 < M; r0 += rows) {
     const int64_t n = std::min(rows, M - r0);
     const float* x = p(final_normed_) + r0 * H;
-    head.forward(train_selection_, n, x, p(block), nullptr);
-    const kernels::CrossEntropyResult ce =
-        kernels::cross_entropy(n, vocab, p(block), targets.data() + r0, -100, static_cast<double>(count), row_loss.data(),
-                               lowest == kNoTrainable ? nullptr : p(block));
-    loss_sum += ce.loss_sum;
-    if (lowest != kNoTrainable)
+    {
+      PEFT_PROFILE_SCOPE(Head);
+      head.forward(train_selection_, n, x, p(block), nullptr);
+    }
+    {
+      PEFT_PROFILE_SCOPE(Loss);
+      loss_sum += kernels::cross_entropy(n, vocab, p(block), targets.data() + r0, -100, static_cast<double>(count),
+                                         row_loss.data(), lowest == kNoTrainable ? nullptr : p(block))
+                      .loss_sum;
+    }
+    if (lowest != kNoTrainable) {
+      PEFT_PROFILE_SCOPE(Head);
       head.backward(train_selection_, n, p(block), x, no_cache, d_normed ? p(d_normed) + r0 * H : nullptr, false);
+    }
   }
   block.reset();
   if (lowest != kNoTrainable) backward_trunk(d_normed, lowest);
@@ -444,8 +494,11 @@ void LlamaModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int low
   if (!reach(final_norm_depth(c.layers))) return;
   TensorPtr dx = f32({M, H});
   nn::Param& final_norm = parameter("model.norm.weight");
-  kernels::rmsnorm_backward(M, H, p(d_normed), p(final_input_), final_norm.data(), p(final_rstd_),
-                            need(final_norm_depth(c.layers)) ? p(dx) : nullptr, final_norm.grad_data(), true);
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rmsnorm_backward(M, H, p(d_normed), p(final_input_), final_norm.data(), p(final_rstd_),
+                              need(final_norm_depth(c.layers)) ? p(dx) : nullptr, final_norm.grad_data(), true);
+  }
   if (!need(final_norm_depth(c.layers))) return;
 
   const int64_t V = train_prefix_ ? train_prefix_->value->dim(0) : 0, S = V + T;
@@ -477,18 +530,30 @@ void LlamaModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int low
       mlp_site.backward(sel, true, M, p(dx), p(lc.n2), lc.mlp_adapters, d_n_parallel.data());
       d_mlp = d_mlp_out.data();
     }
-    lin("mlp.down_proj").backward(sel, M, d_mlp, p(lc.act), lc.down_proj, need(base + kDown) ? p(d_act) : nullptr, false);
+    {
+      PEFT_PROFILE_SCOPE(Gemm);
+      lin("mlp.down_proj").backward(sel, M, d_mlp, p(lc.act), lc.down_proj, need(base + kDown) ? p(d_act) : nullptr, false);
+    }
     if (need(base + kDown)) {
-      kernels::swiglu_backward(M * F, p(d_act), p(lc.gate), p(lc.up), p(d_gate), p(d_up));
+      {
+        PEFT_PROFILE_SCOPE(NormAct);
+        kernels::swiglu_backward(M * F, p(d_act), p(lc.gate), p(lc.up), p(d_gate), p(d_up));
+      }
       const bool want_dn = need(base + kGateUp);
-      lin("mlp.gate_proj").backward(sel, M, p(d_gate), p(lc.n2), lc.gate_proj, want_dn ? p(d_n) : nullptr, false);
-      lin("mlp.up_proj").backward(sel, M, p(d_up), p(lc.n2), lc.up_proj, want_dn ? p(d_n) : nullptr, true);
+      {
+        PEFT_PROFILE_SCOPE(Gemm);
+        lin("mlp.gate_proj").backward(sel, M, p(d_gate), p(lc.n2), lc.gate_proj, want_dn ? p(d_n) : nullptr, false);
+        lin("mlp.up_proj").backward(sel, M, p(d_up), p(lc.n2), lc.up_proj, want_dn ? p(d_n) : nullptr, true);
+      }
       if (want_dn) {
         if (!d_n_parallel.empty()) add_into(M * H, d_n_parallel.data(), p(d_n));
         nn::Param& norm = parameter(pre + "post_attention_layernorm.weight");
         std::vector<float> d_x2(static_cast<size_t>(M * H));
-        kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x2), norm.data(), p(lc.rstd2),
-                                  need(base + kPostNorm) ? d_x2.data() : nullptr, norm.grad_data(), true);
+        {
+          PEFT_PROFILE_SCOPE(NormAct);
+          kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x2), norm.data(), p(lc.rstd2),
+                                    need(base + kPostNorm) ? d_x2.data() : nullptr, norm.grad_data(), true);
+        }
         if (need(base + kPostNorm)) add_into(M * H, d_x2.data(), p(dx2));
       }
     }
@@ -504,33 +569,48 @@ void LlamaModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int low
       attn_site.backward(sel, true, M, p(dx2), p(lc.n1), lc.attn_adapters, d_n1_parallel.data());
       d_o = d_attn_out.data();
     }
-    lin("self_attn.o_proj").backward(sel, M, d_o, p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
-                                     false);
+    {
+      PEFT_PROFILE_SCOPE(Gemm);
+      lin("self_attn.o_proj").backward(sel, M, d_o, p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
+                                       false);
+    }
     if (!need(base + kOutProj)) return;
     if (V) {
+      PEFT_PROFILE_SCOPE(Attention);
       kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k_all), p(lc.v_all), p(lc.attn), p(d_attn), p(lc.lse),
                                   p(dq), p(dk_all), p(dv_all));
       split_prefix_grad(*train_prefix_, l, 0, c.layers, kv_dim, B, T, p(dk_all), p(dk));
       split_prefix_grad(*train_prefix_, l, 1, c.layers, kv_dim, B, T, p(dv_all), p(dv));
     } else {
+      PEFT_PROFILE_SCOPE(Attention);
       kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(d_attn), p(lc.lse), p(dq),
                                   p(dk), p(dv));
     }
-    kernels::rope_apply(q_shape, p(dq), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dq));
-    kernels::rope_apply(k_shape, p(dk), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dk));
+    {
+      PEFT_PROFILE_SCOPE(NormAct);
+      kernels::rope_apply(q_shape, p(dq), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dq));
+      kernels::rope_apply(k_shape, p(dk), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dk));
+    }
     const bool want_dn = need(base + kQkv);
-    lin("self_attn.q_proj").backward(sel, M, p(dq), p(lc.n1), lc.q_proj, want_dn ? p(d_n) : nullptr, false);
-    lin("self_attn.k_proj").backward(sel, M, p(dk), p(lc.n1), lc.k_proj, want_dn ? p(d_n) : nullptr, true);
-    lin("self_attn.v_proj").backward(sel, M, p(dv), p(lc.n1), lc.v_proj, want_dn ? p(d_n) : nullptr, true);
+    {
+      PEFT_PROFILE_SCOPE(Gemm);
+      lin("self_attn.q_proj").backward(sel, M, p(dq), p(lc.n1), lc.q_proj, want_dn ? p(d_n) : nullptr, false);
+      lin("self_attn.k_proj").backward(sel, M, p(dk), p(lc.n1), lc.k_proj, want_dn ? p(d_n) : nullptr, true);
+      lin("self_attn.v_proj").backward(sel, M, p(dv), p(lc.n1), lc.v_proj, want_dn ? p(d_n) : nullptr, true);
+    }
     if (!want_dn) return;
     if (!d_n1_parallel.empty()) add_into(M * H, d_n1_parallel.data(), p(d_n));
     nn::Param& norm = parameter(pre + "input_layernorm.weight");
-    kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x), norm.data(), p(lc.rstd1), need(base + kInputNorm) ? p(dx) : nullptr,
-                              norm.grad_data(), true);
+    {
+      PEFT_PROFILE_SCOPE(NormAct);
+      kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x), norm.data(), p(lc.rstd1), need(base + kInputNorm) ? p(dx) : nullptr,
+                                norm.grad_data(), true);
+    }
     if (!need(base + kInputNorm)) return;
     add_into(M * H, p(dx2), p(dx));
   }
   // dx holds d(embeddings): virtual tokens first, then the looked-up rows.
+  PEFT_PROFILE_SCOPE(Embedding);
   embed_tokens_backward(parameter("model.embed_tokens.weight"), train_prompt_.get(), embedding_lora_, sel, *ids_, B, T, H,
                         p(dx));
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// `npm run test:asan`: builds the addon with AddressSanitizer + UndefinedBehaviorSanitizer (if it is out of
+// date) and runs the jest suites that reach native code against it, in one process (--runInBand).
+//
+// Any sanitizer report fails the run, wherever it happened: in the jest process (which the sanitizer
+// aborts) or in a child process a test spawned (the CLI tests expect some children to fail, so their exit
+// code alone proves nothing). Every process writes its reports to build-asan/reports/, and this script
+// prints them and exits 1 when that folder is not empty afterwards.
+//
+// Usage: node scripts/asan/test.js [--ci] [--no-build] [jest arguments or test paths]
+//   --ci        only the fixed subset CI runs (scripts/asan/ci-subset.js), about 15 minutes on 2 cores
+//   --no-build  use build-asan/peft_native.node as it is
+'use strict';
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const { binary, asanEnv, readReports } = require('./env');
+const ciSubset = require('./ci-subset');
+
+const root = path.resolve(__dirname, '..', '..');
+const reportDir = path.join(root, 'build-asan', 'reports');
+
+/**
+ * Suites that never reach the addon in-process, or that rebuild the project with other compilers and
+ * would only get slower with the ASan runtime preloaded into g++ and npm.
+ */
+const NOT_NATIVE = ['test/build.test.ts', 'test/package.test.ts', 'test/docs.test.ts'];
+
+function main() {
+  const args = process.argv.slice(2);
+  const ci = args.includes('--ci');
+  const build = !args.includes('--no-build');
+  const jestArgs = args.filter((a) => a !== '--ci' && a !== '--no-build');
+
+  if (build) {
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'build.js')], { stdio: 'inherit' });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  } else if (!fs.existsSync(binary)) {
+    console.error(`${path.relative(root, binary)} is missing; run node scripts/asan/build.js`);
+    process.exit(1);
+  }
+
+  fs.rmSync(reportDir, { recursive: true, force: true });
+  fs.mkdirSync(reportDir, { recursive: true });
+
+  const selection = ci ? ciSubset : [];
+  // One pattern, and last: jest's array options swallow the positional arguments that follow them.
+  const ignore = ['--testPathIgnorePatterns', `(${NOT_NATIVE.map((f) => f.replace(/\./g, '\\.')).join('|')})$`];
+  const jest = require.resolve('jest/bin/jest');
+  const started = Date.now();
+  const r = spawnSync(process.execPath, [jest, '--runInBand', ...selection, ...jestArgs, ...ignore], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, ...asanEnv(reportDir) },
+  });
+  const minutes = ((Date.now() - started) / 60000).toFixed(1);
+
+  const reports = readReports(reportDir);
+  for (const { file, text } of reports) console.error(`\n===== ${path.relative(root, file)} =====\n${text}`);
+  if (reports.length > 0) {
+    console.error(`\ntest:asan: ${reports.length} sanitizer report(s) (above, and in ${path.relative(root, reportDir)}/); failing.`);
+    process.exit(1);
+  }
+  if (r.signal) console.error(`test:asan: jest was killed by ${r.signal}`);
+  console.error(`test:asan: ${r.status === 0 ? 'clean' : `jest exited with ${r.status}`} after ${minutes} min`);
+  process.exit(r.status ?? 1);
+}
+
+main();
