@@ -1,6 +1,6 @@
 // The environment a node process needs to run the sanitized addon (build-asan/peft_native.node).
 'use strict';
-const { execFileSync } = require('child_process');
+const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
@@ -62,4 +62,34 @@ function readReports(reportDir) {
     .map((name) => ({ file: path.join(reportDir, name), text: fs.readFileSync(path.join(reportDir, name), 'utf8') }));
 }
 
-module.exports = { binary, asanEnv, readReports };
+/** Where sanitized processes write their reports (scripts/asan/test.js and run.js clear it first). */
+const reportDir = path.join(root, 'build-asan', 'reports');
+
+/**
+ * Runs command with the sanitized addon and returns the exit code to use: 1 when any process wrote a
+ * sanitizer report (printed here), else the command's own.
+ */
+function runSanitized(label, command, args) {
+  if (!fs.existsSync(binary)) {
+    console.error(`${path.relative(root, binary)} is missing; run npm run build:asan`);
+    return 1;
+  }
+  fs.rmSync(reportDir, { recursive: true, force: true });
+  fs.mkdirSync(reportDir, { recursive: true });
+  const started = Date.now();
+  const r = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, ...asanEnv(reportDir) } });
+  const minutes = ((Date.now() - started) / 60000).toFixed(1);
+
+  const reports = readReports(reportDir);
+  for (const { file, text } of reports) console.error(`\n===== ${path.relative(root, file)} =====\n${text}`);
+  if (reports.length > 0) {
+    console.error(`\n${label}: ${reports.length} sanitizer report(s) (above, and in ${path.relative(root, reportDir)}/); failing.`);
+    return 1;
+  }
+  if (r.error) console.error(`${label}: ${r.error.message}`);
+  if (r.signal) console.error(`${label}: killed by ${r.signal}`);
+  console.error(`${label}: ${r.status === 0 ? 'clean' : `exited with ${r.status}`} after ${minutes} min`);
+  return r.status ?? 1;
+}
+
+module.exports = { binary, asanEnv, readReports, runSanitized };
