@@ -23,21 +23,21 @@ function asanRuntime() {
 
 /**
  * Variables for a node process (and every child it spawns, which inherits them) that loads the
- * sanitized addon. Reports go to files under reportDir (one per process, suffixed with its pid), so a
+ * sanitized addon. Reports go to files under dir (one per process, suffixed with its pid), so a
  * report from a child process that a test expected to fail for another reason is still seen.
  */
-function asanEnv(reportDir) {
+function asanEnv(dir) {
   return {
     // node itself is not instrumented, so the ASan runtime must be the first library loaded; it cannot
     // come in later with the addon's dlopen. The UBSan hook must be global too for libubsan to find it.
     LD_PRELOAD: `${asanRuntime()} ${ubsanHook}`,
-    PEFT_SANITIZER_REPORTS: reportDir,
+    PEFT_SANITIZER_REPORTS: dir,
     ASAN_OPTIONS: [
       // node and V8 keep allocations alive until exit on purpose (isolates, code space, caches) and
       // skip freeing them at shutdown, so LeakSanitizer would report thousands of non-bugs at every
       // exit. Leaks of our own are checked by the resident-memory test instead.
       'detect_leaks=0',
-      `log_path=${path.join(reportDir, 'asan')}`,
+      `log_path=${path.join(dir, 'asan')}`,
       // A distinct exit code tells a sanitizer abort apart from an ordinary failure.
       'exitcode=86',
       'halt_on_error=1',
@@ -45,7 +45,6 @@ function asanEnv(reportDir) {
       'handle_abort=1',
       // V8 installs its own SIGSEGV handler (WebAssembly out-of-bounds traps); let it keep it.
       'allow_user_segv_handler=1',
-      'detect_stack_use_after_return=0',
     ].join(':'),
     // (log_path would be ignored here: see scripts/asan/ubsan_report.cpp.)
     UBSAN_OPTIONS: ['print_stacktrace=1', 'halt_on_error=1', 'exitcode=87'].join(':'),
@@ -53,13 +52,13 @@ function asanEnv(reportDir) {
   };
 }
 
-/** The sanitizer reports written under reportDir: [{ file, text }]. */
-function readReports(reportDir) {
-  if (!fs.existsSync(reportDir)) return [];
+/** The sanitizer reports written under dir: [{ file, text }]. */
+function readReports(dir) {
+  if (!fs.existsSync(dir)) return [];
   return fs
-    .readdirSync(reportDir)
+    .readdirSync(dir)
     .sort()
-    .map((name) => ({ file: path.join(reportDir, name), text: fs.readFileSync(path.join(reportDir, name), 'utf8') }));
+    .map((name) => ({ file: path.join(dir, name), text: fs.readFileSync(path.join(dir, name), 'utf8') }));
 }
 
 /** Where sanitized processes write their reports (scripts/asan/test.js and run.js clear it first). */
