@@ -16,6 +16,7 @@ export type PeftErrorCode =
   | 'E_UNSUPPORTED'
   | 'E_MEMORY'
   | 'E_LOAD'
+  | 'E_NONFINITE'
   | 'E_INTERNAL';
 
 /** An error raised by peft-native, with a machine-readable {@link PeftError.code}. */

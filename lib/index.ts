@@ -65,11 +65,12 @@ export {
   type RecordSource,
 } from './data';
 export { LrSchedule, lrMultiplier, resolveWarmupSteps, SCHEDULE_TYPES, type ScheduleType, type ScheduleOptions, type ScheduleState } from './train/schedule';
-export { RunLog, readRunLog, type RunEvent, type RunRecord, type StartEvent, type StepEvent, type EvalEvent, type SaveEvent, type EndEvent } from './train/run-log';
-export { summarizeRun, type RunSummary } from './train/run-summary';
+export { RunLog, readRunLog, type RunEvent, type RunRecord, type StartEvent, type StepEvent, type EvalEvent, type SaveEvent, type WarningEvent, type EndEvent } from './train/run-log';
+export { summarizeRun, type RunSummary, type RunHealth } from './train/run-summary';
 export { renderReport, writeReport, type ReportOptions } from './train/report';
 export { TrainingProgress, printSummary, type ProgressOptions, type ProgressUpdate, type ProgressStream } from './train/progress';
-export { Trainer, type TrainOptions, type TrainResult, type StopReason } from './train/trainer';
+export { Trainer, type TrainOptions, type TrainResult, type StopReason, type TrainingHealth } from './train/trainer';
+export { type NanPolicy, type LossSpikePolicy } from './train/health';
 export { type TrainingArguments, type ResolvedArguments } from './train/training-args';
 export { type TrainerCallbacks, type StepInfo, type EvalInfo, type SaveInfo } from './train/callbacks';
 export { type EvalResult } from './train/evaluate';

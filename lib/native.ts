@@ -220,6 +220,8 @@ export interface NativeAdapterSelection {
   perRow: string[] | null;
   /** Dropout stream of the next training forward. */
   seed: number;
+  /** Training mode: a training forward applies LoRA dropout. Default true; false in evaluation mode. */
+  dropout?: boolean;
 }
 
 /** @internal A linear layer adapters can attach to. */
@@ -250,6 +252,14 @@ export interface NativeLlama {
   lossBackward(logits: NativeTensor, labels: NativeTensor, accumulate?: boolean): { loss: number; grads: Record<string, NativeTensor> };
   lossBackwardAsync(
     logits: NativeTensor,
+    labels: NativeTensor,
+    accumulate?: boolean,
+  ): Promise<{ loss: number; grads: Record<string, NativeTensor> }>;
+  /** forward(train) + lossBackward in one call, without handing the logits over (the head and the loss run in row blocks). */
+  trainLoss(ids: NativeTensor, mask: NativeTensor | null, labels: NativeTensor, accumulate?: boolean): { loss: number; grads: Record<string, NativeTensor> };
+  trainLossAsync(
+    ids: NativeTensor,
+    mask: NativeTensor | null,
     labels: NativeTensor,
     accumulate?: boolean,
   ): Promise<{ loss: number; grads: Record<string, NativeTensor> }>;
@@ -296,6 +306,8 @@ export interface NativeLlama {
   resetCache(maxLength: number): void;
   step(ids: NativeTensor): NativeTensor;
   stepAsync(ids: NativeTensor): Promise<NativeTensor>;
+  /** Frees the native model (E_BUSY while a call runs); later calls throw E_DISPOSED. */
+  dispose(): void;
 }
 
 /** @internal A 4-bit tensor's parts as the native quantization ops take and return them (native/binding/ops_quant.cpp). */
@@ -321,6 +333,9 @@ type Quantize4Args = [x: NativeTensor, options: NativeQuantize4Options];
 type Dequantize4Args = [q: NativeQuant4, shape: number[], out: NativeTensor | null];
 type Quant4MatmulArgs = [a: NativeTensor, q: NativeQuant4, weightShape: number[], options: { transB: boolean }];
 
+/** @internal The phases of a training step that native/core/profile.h times. */
+export type NativeProfilePhase = 'gemm' | 'head' | 'attention' | 'normAct' | 'loss' | 'embedding' | 'optimizer';
+
 /** @internal The addon's exports (native/binding/addon.cpp). */
 export interface NativeAddon {
   NativeTensor: NativeTensorClass;
@@ -341,7 +356,13 @@ export interface NativeAddon {
   cpuFeatures(): Record<string, boolean | number>;
   numThreads(): number;
   externalMemory(): number;
+  liveStorages(): { storages: number; bytes: number; views: number };
   setNumThreads(n: number): void;
+  /** Turns the per-phase timers (native/core/profile.h) on or off; PEFT_PROFILE=1 turns them on at start-up. */
+  setProfiling(on: boolean): void;
+  /** Wall time and calls per phase since the last resetProfile(), summed over the process. */
+  profile(): Record<NativeProfilePhase, { ns: number; calls: number }>;
+  resetProfile(): void;
   matmul: Sync<MatmulArgs, NativeTensor>;
   matmulAsync: Async<MatmulArgs, NativeTensor>;
   lowrankForward: Sync<LowRankForwardArgs, LowRankForwardResult>;
@@ -388,6 +409,16 @@ export interface NativeAddon {
   dequantize4Async: Async<Dequantize4Args, NativeTensor>;
   quant4Matmul: Sync<Quant4MatmulArgs, NativeTensor>;
   quant4MatmulAsync: Async<Quant4MatmulArgs, NativeTensor>;
+  /** Per tensor: the count of NaN / ±infinity elements, the flat index of the first (-1: none) and its value. */
+  findNonFinite: Sync<[tensors: NativeTensor[]], NonFiniteResult>;
+  findNonFiniteAsync: Async<[tensors: NativeTensor[]], NonFiniteResult>;
+}
+
+/** @internal */
+export interface NonFiniteResult {
+  counts: number[];
+  firsts: number[];
+  values: number[];
 }
 
 /** The package root (holds binding.gyp, build/ and prebuilds/), from lib/ or dist/. */

@@ -46,6 +46,16 @@ export function externalMemory(): number {
   return native.externalMemory();
 }
 
+/**
+ * Native tensor memory alive now in this process (all worker threads included): `storages` owned
+ * allocations holding `bytes`, and `views` of memory owned elsewhere (memory-mapped files). After
+ * `Model.dispose()` / `Tensor.dispose()` (or a garbage collection) these fall back: a number
+ * that keeps growing over repeated work is a leak.
+ */
+export function liveStorages(): { storages: number; bytes: number; views: number } {
+  return native.liveStorages();
+}
+
 /** Threads used by one kernel call (physical cores, or PEFT_NUM_THREADS). */
 export function numThreads(): number {
   return native.numThreads();

@@ -19,6 +19,21 @@ export function describe(value: unknown): string {
   return typeof value;
 }
 
+/**
+ * A value read from a file, as JSON text for a message: at most `max` characters, and never a throw
+ * (a value nested thousands deep overflows JSON.stringify's stack).
+ */
+export function preview(value: unknown, max = 120): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return describe(value);
+  }
+  if (text === undefined) return describe(value);
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 export function fail(argument: string, expectation: string, received: unknown, code: PeftErrorCode = 'E_ARGUMENT'): never {
   throw new PeftError(`Expected ${expectation} for ${argument} but received ${describe(received)}`, code);
 }

@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 
 import { PeftError } from '../errors';
 import { fail } from '../validate';
+import { lineExceedingNesting, MAX_YAML_NESTING } from './yaml-nesting';
 
 /** The value types a field can have. */
 export type FieldType = 'string' | 'number' | 'integer' | 'boolean' | 'string[]';
@@ -95,6 +96,11 @@ export function leafFields(schema: ConfigSchema, prefix = ''): Array<[string, Fi
   );
 }
 
+/** The field `key` of a schema: an own entry only (`constructor` or `__proto__` in a file is no field). */
+function fieldOf(schema: ConfigSchema, key: string): FieldSpec | GroupSpec | undefined {
+  return Object.prototype.hasOwnProperty.call(schema, key) ? schema[key] : undefined;
+}
+
 /** Levenshtein distance, for "did you mean" hints. */
 function distance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -155,7 +161,7 @@ export function validateConfig(schema: ConfigSchema, raw: unknown, source: strin
   }
   const out: RawConfig = {};
   for (const [key, value] of Object.entries(raw as RawConfig)) {
-    const spec = schema[key];
+    const spec = fieldOf(schema, key);
     if (spec === undefined) unknownKey(`${prefix}${key}`, source, Object.keys(schema).map((k) => `${prefix}${k}`));
     if (isGroup(spec)) out[key] = validateConfig(spec.fields, value, source, `${prefix}${key}.`);
     else if (value !== null) out[key] = checkValue(spec, value, `${prefix}${key} ${source}`);
@@ -165,17 +171,27 @@ export function validateConfig(schema: ConfigSchema, raw: unknown, source: strin
 
 /** Reads a YAML or JSON config file (JSON is YAML too). */
 export function loadConfigFile(file: string): unknown {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (err) {
     throw new PeftError(`Could not read the config file ${file}: ${(err as Error).message}`, 'E_IO');
   }
+  let text: string;
+  try {
+    // Strict: invalid bytes would otherwise become U+FFFD inside a path or a name.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new PeftError(`The config file ${file} is not UTF-8 text (it holds invalid bytes)`, 'E_FORMAT');
+  }
+  const deep = lineExceedingNesting(text);
+  if (deep) throw new PeftError(`The config file ${file} nests deeper than ${MAX_YAML_NESTING} levels (line ${deep})`, 'E_FORMAT');
   try {
     // YAML 1.2 core schema: 1e-4 is a number, yes/no are strings.
     return parseYaml(text) ?? {};
   } catch (err) {
-    throw new PeftError(`The config file ${file} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, 'E_FORMAT');
+    const why = err instanceof RangeError ? 'nested too deeply' : (err as Error).message.split('\n')[0];
+    throw new PeftError(`The config file ${file} is not valid YAML or JSON: ${why}`, 'E_FORMAT');
   }
 }
 
@@ -202,6 +218,7 @@ export function parseFlagValue(spec: FieldSpec, text: string, argument: string):
 }
 
 function safeYaml(text: string): unknown {
+  if (lineExceedingNesting(text)) return text; // refused as "a list of strings" by checkValue
   try {
     return parseYaml(text);
   } catch {
@@ -239,7 +256,7 @@ export function parseAssignment(schema: ConfigSchema, assignment: string): RawCo
   const path = key.split('.');
   let fields = schema;
   path.forEach((part, i) => {
-    const spec = fields[part];
+    const spec = fieldOf(fields, part);
     const where = i === 0 ? 'in --set' : `in --set (group ${path.slice(0, i).join('.')})`;
     if (spec === undefined) unknownKey(path.slice(0, i + 1).join('.'), where, Object.keys(fields).map((k) => [...path.slice(0, i), k].join('.')));
     if (i < path.length - 1) {
@@ -291,7 +308,7 @@ export function resolveConfig<S extends ConfigSchema>(schema: S, sources: Config
   for (const assignment of sources.sets ?? []) config = merge(config, parseAssignment(schema, assignment));
   for (const [key, value] of Object.entries(sources.flags ?? {})) {
     if (value === undefined) continue;
-    const spec = schema[key];
+    const spec = fieldOf(schema, key);
     if (spec === undefined || isGroup(spec)) throw new PeftError(`Internal: no field ${key} for a flag`, 'E_INTERNAL');
     config[key] = typeof value === 'boolean' ? checkValue(spec, value, flagOf(key)) : parseFlagValue(spec, value, spec.positional ? `<${spec.placeholder ?? key}>` : flagOf(key));
   }

@@ -1,7 +1,7 @@
 /** Reading JSONL files (or records in memory) into tokenized data sets, whole or split. */
 import { PeftError } from '../errors';
 import { Tokenizer } from '../models/tokenizer';
-import { fail, optionalBoolean, optionalNumber, optionsObject } from '../validate';
+import { fail, optionalBoolean, optionalNumber, optionsObject, preview } from '../validate';
 import { Dataset } from './dataset';
 import { encodeSegments, IGNORE_INDEX } from './encode';
 import { fromRecords, IN_MEMORY, readJsonl, type SourcedValue } from './jsonl';
@@ -122,7 +122,7 @@ function assignClassIds(examples: Example[], raw: ClassLabel[], given: readonly 
     const id = ids.get(label);
     if (id === undefined) {
       const s = examples[i].sources[0];
-      fail(`"label" on ${s.file} line ${s.line}`, `one of the labels ${JSON.stringify(labelSet)}`, label, 'E_FORMAT');
+      fail(`"label" on ${s.file} line ${s.line}`, `one of the labels ${preview(labelSet, 200)}`, label, 'E_FORMAT');
     }
     examples[i].label = id;
   });

@@ -1,7 +1,7 @@
 /** Detects the format of JSONL records and checks each record's fields, naming the file and line of a bad one. */
 import type { ChatMessage } from '../models/tokenizer';
 import { PeftError } from '../errors';
-import { fail } from '../validate';
+import { fail, preview } from '../validate';
 import type { ClassLabel, DataFormat, RecordSource } from './types';
 
 /** A record whose fields have the types its format needs. */
@@ -16,6 +16,8 @@ export type ParsedRecord =
 export const CHAT_ROLES: readonly string[] = ['system', 'user', 'assistant'];
 
 const KEY_SETS = '{"text"}, {"prompt","completion"}, {"messages"}, {"instruction","input","output"} or {"text","label"}';
+
+const MAX_CLASS_ID = 2 ** 31;
 
 const where = (source: RecordSource) => `${source.file} line ${source.line}`;
 
@@ -36,7 +38,7 @@ export function detectFormat(value: unknown, source: RecordSource): DataFormat {
   if (has('text') && has('label')) return 'classification';
   if (has('text')) return 'text';
   const keys = Object.keys(record);
-  const received = keys.length ? `the keys ${keys.map((k) => JSON.stringify(k)).join(', ')}` : 'an empty object';
+  const received = keys.length ? `the keys ${keys.slice(0, 20).map((k) => preview(k, 40)).join(', ')}` : 'an empty object';
   throw new PeftError(`Expected a record with the keys ${KEY_SETS} on ${where(source)} but received ${received}`, 'E_FORMAT');
 }
 
@@ -66,8 +68,9 @@ function chatMessages(record: Record<string, unknown>, source: RecordSource): Ch
 
 function classLabel(record: Record<string, unknown>, source: RecordSource): ClassLabel {
   const label = record.label;
-  const ok = (typeof label === 'string' && label !== '') || (typeof label === 'number' && Number.isInteger(label) && label >= 0);
-  if (!ok) fail(`"label" on ${where(source)}`, 'a non-empty string or a non-negative integer', label, 'E_FORMAT');
+  // Integer labels are class ids as they are, and class ids are int32 on their way to the model.
+  const ok = (typeof label === 'string' && label !== '') || (typeof label === 'number' && Number.isInteger(label) && label >= 0 && label < MAX_CLASS_ID);
+  if (!ok) fail(`"label" on ${where(source)}`, 'a non-empty string or an integer in [0, 2^31)', label, 'E_FORMAT');
   return label as ClassLabel;
 }
 

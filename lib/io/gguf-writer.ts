@@ -5,10 +5,9 @@
  * to a temporary name, flushed and renamed, so a reader never sees half of it.
  * @module
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 
 import { PeftError } from '../errors';
+import { writeChunksAtomic } from './atomic';
 import type { Tensor } from '../tensor';
 import { fail } from '../validate';
 
@@ -151,28 +150,4 @@ export function writeGguf(file: string, metadata: Record<string, GgufMetadataVal
   }
   header.raw(Buffer.alloc(padding(header.length, alignment)));
   writeChunksAtomic(file, [header.bytes(), ...data.flatMap((d) => [d, Buffer.alloc(padding(d.length, alignment))])]);
-}
-
-/** Writes chunks to a temporary file beside `file`, flushes it and renames it over `file`. */
-function writeChunksAtomic(file: string, chunks: Uint8Array[]): void {
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.part-${process.pid}-${Date.now()}`);
-  let fd: number;
-  try {
-    fd = fs.openSync(temp, 'w', 0o644);
-  } catch (err) {
-    throw new PeftError(`Could not write ${file}: ${(err as Error).message}`, 'E_IO');
-  }
-  try {
-    for (const chunk of chunks) {
-      // writeSync may write less than asked (large buffers): continue until the chunk is out.
-      for (let done = 0; done < chunk.length; ) done += fs.writeSync(fd, chunk, done, chunk.length - done);
-    }
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(temp, file);
-  } catch (err) {
-    try { fs.closeSync(fd); } catch { /* already closed */ }
-    fs.rmSync(temp, { force: true });
-    throw new PeftError(`Could not write ${file}: ${(err as Error).message}`, 'E_IO');
-  }
 }

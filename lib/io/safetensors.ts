@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { PeftError, withCallSite } from '../errors';
 import { native, type NativeSafetensors } from '../native';
 import { handleOf, Tensor } from '../tensor';
-import { expectObject, fail } from '../validate';
+import { expectObject, fail, preview } from '../validate';
 
 /** One tensor's entry in a safetensors header. */
 export interface SafetensorsTensorInfo {
@@ -101,7 +101,7 @@ class ShardedSafetensors implements SafetensorsSource {
     const files = new Map<string, SafetensorsFile>();
     for (const [name, shard] of Object.entries(index.weight_map)) {
       if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
-        throw new PeftError(`${indexPath}: tensor "${name}" maps to ${JSON.stringify(shard)}, not a file name in ${dir}`, 'E_FORMAT');
+        throw new PeftError(`${indexPath}: tensor "${name}" maps to ${preview(shard)}, not a file name in ${dir}`, 'E_FORMAT');
       }
       let file = files.get(shard);
       if (!file) {

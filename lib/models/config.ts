@@ -4,6 +4,7 @@
  * them (`default`, `linear` and `llama3` rope_scaling).
  */
 import { PeftError } from '../errors';
+import { preview } from '../validate';
 
 /** RoPE scaling as in config.json's `rope_scaling`. */
 export type RopeScaling =
@@ -114,7 +115,7 @@ function gpt2ConfigFromHf(json: Record<string, unknown>, source: string): LlamaC
 const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'smollm'];
 
 function bad(source: string, field: string, expectation: string, value: unknown): never {
-  throw new PeftError(`Expected ${expectation} for ${field} in ${source} but received ${JSON.stringify(value)}`, 'E_CONFIG');
+  throw new PeftError(`Expected ${expectation} for ${field} in ${source} but received ${preview(value)}`, 'E_CONFIG');
 }
 
 /**
@@ -153,7 +154,7 @@ function ropeScalingFrom(source: string, raw: unknown): RopeScaling | undefined 
       originalMaxPositionEmbeddings: positiveInt(source, r, 'original_max_position_embeddings'),
     };
   }
-  throw new PeftError(`rope_scaling type ${JSON.stringify(type)} in ${source} is not supported (default, linear and llama3 are)`, 'E_UNSUPPORTED');
+  throw new PeftError(`rope_scaling type ${preview(type)} in ${source} is not supported (default, linear and llama3 are)`, 'E_UNSUPPORTED');
 }
 
 function checkHeads(source: string, c: LlamaConfig): LlamaConfig {
@@ -166,14 +167,14 @@ function checkHeads(source: string, c: LlamaConfig): LlamaConfig {
 /** A Llama-family config from a Hugging Face config.json object. */
 export function configFromHf(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new PeftError(`Expected a JSON object in ${source} but received ${JSON.stringify(json)}`, 'E_FORMAT');
+    throw new PeftError(`Expected a JSON object in ${source} but received ${preview(json)}`, 'E_FORMAT');
   }
   const modelType = json.model_type;
   if (modelType === 'gpt2') return gpt2ConfigFromHf(json, source);
   if (modelType === 'bert') return bertConfigFromHf(json, source);
   if (typeof modelType !== 'string' || !LLAMA_TYPES.includes(modelType)) {
     throw new PeftError(
-      `Expected a model_type of ${[...LLAMA_TYPES, 'gpt2', 'bert'].join(', ')} in ${source} but received ${JSON.stringify(modelType)}`,
+      `Expected a model_type of ${[...LLAMA_TYPES, 'gpt2', 'bert'].join(', ')} in ${source} but received ${preview(modelType)}`,
       'E_UNSUPPORTED',
     );
   }
@@ -210,7 +211,7 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
 export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeight: boolean, source = 'the GGUF file'): LlamaConfig {
   const arch = metadata['general.architecture'];
   if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2'].includes(arch)) {
-    throw new PeftError(`Expected general.architecture llama, mistral or qwen2 in ${source} but received ${JSON.stringify(arch)}`, 'E_UNSUPPORTED');
+    throw new PeftError(`Expected general.architecture llama, mistral or qwen2 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
   }
   const num = (key: string) => {
     const v = metadata[`${arch}.${key}`];

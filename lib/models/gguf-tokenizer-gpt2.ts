@@ -7,6 +7,7 @@
 import { PeftError } from '../errors';
 import { flag, list, tokenAt, TOKEN_TYPE } from './gguf-vocab';
 import { Tokenizer } from './tokenizer';
+import { preview } from '../validate';
 
 /** The pre-tokenizers of the original tokenizer.json files, by the family llama.cpp groups them in. */
 const BYTE_LEVEL = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
@@ -83,7 +84,7 @@ function preType(metadata: Record<string, unknown>): PreType {
 function mergePairs(merges: string[]): [string, string][] {
   return merges.map((merge, i) => {
     const at = merge.indexOf(' ', 1);
-    if (at < 0) throw new PeftError(`Expected two tokens separated by a space for tokenizer.ggml.merges[${i}] but received ${JSON.stringify(merge)}`, 'E_FORMAT');
+    if (at < 0) throw new PeftError(`Expected two tokens separated by a space for tokenizer.ggml.merges[${i}] but received ${preview(merge)}`, 'E_FORMAT');
     return [merge.slice(0, at), merge.slice(at + 1)];
   });
 }

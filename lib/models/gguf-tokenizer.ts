@@ -5,6 +5,7 @@
  * (byte-level BPE, see gguf-tokenizer-gpt2.ts).
  */
 import { PeftError } from '../errors';
+import { preview } from '../validate';
 import { gpt2TokenizerFiles } from './gguf-tokenizer-gpt2';
 import { list, tokenAt, TOKEN_TYPE } from './gguf-vocab';
 import { Tokenizer } from './tokenizer';
@@ -42,7 +43,7 @@ export function ggufTokenizerFiles(metadata: Record<string, unknown>): { tokeniz
   const model = metadata['tokenizer.ggml.model'];
   if (model === 'gpt2') return gpt2TokenizerFiles(metadata);
   if (model !== 'llama') {
-    throw new PeftError(`The GGUF vocabulary type ${JSON.stringify(model)} is not supported (llama and gpt2 are); pass { tokenizer: dir } instead`, 'E_UNSUPPORTED');
+    throw new PeftError(`The GGUF vocabulary type ${preview(model)} is not supported (llama and gpt2 are); pass { tokenizer: dir } instead`, 'E_UNSUPPORTED');
   }
   const tokens = list<string>(metadata, 'tokenizer.ggml.tokens', 'string');
   const scores = list<number>(metadata, 'tokenizer.ggml.scores', 'number');

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
 
 import { PeftError } from '../errors';
-import { fail } from '../validate';
+import { fail, preview } from '../validate';
 
 /** Options of {@link resolveModel}. */
 export interface ResolveOptions {
@@ -161,7 +161,7 @@ export async function resolveModel(spec: string, options: ResolveOptions = {}): 
     }
     for (const shard of new Set(Object.values(weightMap ?? {}))) {
       if (typeof shard !== 'string' || !/^[\w.\-]+$/.test(shard)) {
-        throw new PeftError(`${index} of ${ref.repo} names a shard ${JSON.stringify(shard)} that is not a plain file name`, 'E_FORMAT');
+        throw new PeftError(`${index} of ${ref.repo} names a shard ${preview(shard)} that is not a plain file name`, 'E_FORMAT');
       }
       await ensureFile(ctx, ref, shard, path.join(dir, shard), false);
     }

@@ -9,7 +9,7 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 
 import { PeftError } from '../errors';
-import { fail, optionalBoolean, optionsObject } from '../validate';
+import { fail, optionalBoolean, optionsObject, preview } from '../validate';
 
 /** A chat message, as chat templates expect it. */
 export interface ChatMessage {
@@ -71,7 +71,7 @@ function vocabSizeOf(json: Record<string, unknown>): number {
   ];
   for (const id of ids) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= 2 ** 32) {
-      throw new PeftError(`Expected token ids that are integers in [0, 2^32) in tokenizer.json but received ${JSON.stringify(id)}`, 'E_FORMAT');
+      throw new PeftError(`Expected token ids that are integers in [0, 2^32) in tokenizer.json but received ${preview(id)}`, 'E_FORMAT');
     }
     size = Math.max(size, id + 1);
   }

@@ -25,6 +25,7 @@ export {
   type AdamWState,
   type SgdOptions,
 } from './optim';
+export { findNonFinite, findNonFiniteAsync, type NonFiniteReport } from './finite';
 export {
   attention,
   attentionAsync,

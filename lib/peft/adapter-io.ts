@@ -11,7 +11,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { removeFileDurably, writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import type { Model } from '../models/model';
 import { tensor, Tensor } from '../tensor';
@@ -72,13 +73,31 @@ export function configJson(config: PeftConfig, baseModel: string | undefined): s
   return JSON.stringify(sorted, null, 2) + '\n';
 }
 
-/** Writes one adapter's two files into `dir` (created if needed), each atomically. */
+/**
+ * Writes one adapter's two files into `dir` (created if needed), each atomically. The config goes
+ * last, and an old one is removed first: a save cut short leaves a folder without
+ * adapter_config.json, which readAdapter refuses, never new weights beside an old config.
+ */
 export async function writeAdapter(model: Model, state: AdapterState, dir: string): Promise<void> {
+  for (const file of [WEIGHTS_FILE, CONFIG_FILE]) checkInsideOutput(dir, path.join(dir, file));
   fs.mkdirSync(dir, { recursive: true });
   const config = { ...state.config } as PeftConfig;
   if (config.peft_type === 'LORA' && !config.target_modules) config.target_modules = ['q_proj', 'v_proj'];
-  await writeSafetensors(path.join(dir, WEIGHTS_FILE), adapterFileTensors(model, state), { format: 'pt' });
+  const tensors = adapterFileTensors(model, state);
+  removeFileDurably(path.join(dir, CONFIG_FILE));
+  await writeSafetensors(path.join(dir, WEIGHTS_FILE), tensors, { format: 'pt' });
   writeFileAtomic(path.join(dir, CONFIG_FILE), configJson(config, model.nameOrPath));
+}
+
+/** An adapter's weights must be finite: a NaN or an infinity would silently turn every output into NaN. */
+function checkFinite(t: Tensor, key: string, file: string): void {
+  if (t.dtype !== 'f32' && t.dtype !== 'bf16' && t.dtype !== 'f16') return;
+  const values = t.toFloat32Array();
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new PeftError(`Expected finite weights in ${file} but tensor ${key} holds ${values[i]} at element ${i}`, 'E_NONFINITE');
+    }
+  }
 }
 
 /** Reads an adapter directory: its config (unknown keys warn) and its weights by role. */
@@ -105,6 +124,7 @@ export function readAdapter(dir: string, warn?: (message: string) => void): { co
   };
   for (const key of file.keys()) {
     const t = file.tensor(key);
+    checkFinite(t, key, weightsPath);
     if (key === 'prompt_embeddings') {
       tensors.prompt = t;
       continue;

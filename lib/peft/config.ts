@@ -4,7 +4,8 @@
  * does not know (as PEFT does when a newer adapter_config.json is read by an older version).
  */
 import { PeftError } from '../errors';
-import { describe } from '../validate';
+import { describe, preview } from '../validate';
+import { MAX_PATTERN_LENGTH, patternProblem } from './patterns';
 
 export type PeftType = 'LORA' | 'IA3' | 'PROMPT_TUNING' | 'PREFIX_TUNING' | 'P_TUNING' | 'LN_TUNING' | 'BITFIT' | 'BOTTLENECK';
 export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'SEQ_2_SEQ_LM' | 'TOKEN_CLS' | 'QUESTION_ANS' | 'FEATURE_EXTRACTION';
@@ -171,11 +172,8 @@ function targets(c: Record<string, unknown>, key: string): TargetModules | null 
   if (v === undefined || v === null) return null;
   if (typeof v === 'string') {
     if (v !== 'all-linear') {
-      try {
-        new RegExp(v);
-      } catch {
-        bad(key, 'a valid regular expression', v);
-      }
+      const problem = patternProblem(v, (p) => `^(?:${p})$`);
+      if (problem) bad(key, problem, v);
     }
     return v;
   }
@@ -194,7 +192,9 @@ function patternMap(c: Record<string, unknown>, key: string, check: (v: number) 
   const v = c[key] ?? {};
   if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(key, 'an object of pattern → number', v);
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (typeof x !== 'number' || !check(x)) bad(`${key}[${JSON.stringify(k)}]`, expected, x);
+    const problem = patternProblem(k, (p) => `(?:^|\\.)(?:${p})$`);
+    if (problem) bad(`the key ${preview(k, 40)} of ${key}`, problem, k);
+    if (typeof x !== 'number' || !check(x)) bad(`${key}[${preview(k, 40)}]`, expected, x);
   }
   return { ...(v as Record<string, number>) };
 }
@@ -210,7 +210,8 @@ export function normalizeConfig(config: unknown, warn: (message: string) => void
   if (typeof config !== 'object' || config === null || Array.isArray(config)) bad('config', 'a PEFT config object', config);
   const c = config as Record<string, unknown>;
   const type = c.peft_type;
-  if (typeof type !== 'string' || !(type in KEYS)) bad('peft_type', `one of ${Object.keys(KEYS).join(', ')}`, type);
+  // An own key only: 'constructor' or 'toString' are in every object.
+  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(KEYS, type)) bad('peft_type', `one of ${Object.keys(KEYS).join(', ')}`, type);
   const peftType = type as PeftType;
   const known = new Set([...COMMON_KEYS, ...INERT_KEYS, ...KEYS[peftType]]);
   for (const key of Object.keys(c)) if (!known.has(key)) warn(`Unknown key ${key} in the ${peftType} config is ignored`);
@@ -234,6 +235,9 @@ export function normalizeConfig(config: unknown, warn: (message: string) => void
       const pattern = c.layers_pattern;
       if (pattern !== undefined && pattern !== null && typeof pattern !== 'string' &&
         !(Array.isArray(pattern) && pattern.every((p) => typeof p === 'string'))) bad('layers_pattern', 'a string or a list of strings', pattern);
+      // Matched as literal text inside one regular expression, which V8 refuses past a size.
+      const long = [pattern].flat().find((p) => typeof p === 'string' && p.length > MAX_PATTERN_LENGTH);
+      if (long !== undefined) bad('layers_pattern', `names of at most ${MAX_PATTERN_LENGTH} characters`, long);
       const init = c.init_lora_weights ?? true;
       if (![true, false, 'gaussian', 'pissa', 'olora'].includes(init as string | boolean)) bad('init_lora_weights', 'true, false, "gaussian", "pissa" or "olora"', init);
       return {

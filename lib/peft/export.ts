@@ -9,14 +9,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError, withCallSite } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
-import { readGguf } from '../io/gguf';
+import { removeFileDurably, writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { writeGguf, type GgufMetadataValue } from '../io/gguf-writer';
 import { writeSafetensors } from '../io/safetensors';
-import { ggufTokenizerFiles } from '../models/gguf-tokenizer';
 import { hfConfigJson, TORCH_DTYPES } from '../models/hf-config';
-import { resolveModel } from '../models/hub';
 import { Model } from '../models/model';
+import { TOKENIZER_FILES, writeModelFiles } from '../models/model-files';
 import { tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { modulesToSave } from './attach';
@@ -40,50 +39,10 @@ export interface ExportGgufLoraOptions {
   dtype?: 'f32' | 'f16' | 'bf16';
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'added_tokens.json', 'generation_config.json'];
-
 function dtypeOption(value: unknown, allowed: readonly string[]): string {
   const dtype = value ?? 'f32';
   if (typeof dtype !== 'string' || !allowed.includes(dtype)) fail('options.dtype', `one of ${allowed.map((d) => `"${d}"`).join(', ')}`, dtype, 'E_DTYPE');
   return dtype;
-}
-
-/** The local file or directory a model was loaded from, when there is one. */
-async function sourceLocation(model: Model): Promise<string | undefined> {
-  const where = model.nameOrPath;
-  if (!where) return undefined;
-  try {
-    return where.startsWith('hf:') ? await resolveModel(where, { offline: true, progress: false }) : where;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Writes the tokenizer (and generation config) files the model came with; config.json's source, if any. */
-async function writeModelFiles(model: Model, dir: string): Promise<Record<string, unknown> | undefined> {
-  const source = await sourceLocation(model);
-  if (!source || !fs.existsSync(source)) return undefined;
-  if (fs.statSync(source).isDirectory()) {
-    for (const name of TOKENIZER_FILES) {
-      const from = path.join(source, name);
-      if (fs.existsSync(from)) writeFileAtomic(path.join(dir, name), fs.readFileSync(from));
-    }
-    const configPath = path.join(source, 'config.json');
-    return fs.existsSync(configPath) ? JSON.parse(fs.readFileSync(configPath, 'utf8')) : undefined;
-  }
-  if (source.endsWith('.gguf') && model.tokenizer) {
-    const file = readGguf(source);
-    try {
-      const { tokenizer, tokenizerConfig } = ggufTokenizerFiles(file.metadata as Record<string, unknown>);
-      writeFileAtomic(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-      writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
-    } catch (err) {
-      if (!(err instanceof PeftError && err.code === 'E_UNSUPPORTED')) throw err;
-    } finally {
-      file.dispose();
-    }
-  }
-  return undefined;
 }
 
 const GPT2_CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
@@ -127,8 +86,10 @@ async function withActiveMerged<T>(peft: PeftModel, fn: () => Promise<T>): Promi
     }
     for (const param of [`${module}.weight`, `${module}.bias`]) if (baseNames.has(param) && !trainedCopies.has(param)) changed.push(param);
   }
-  const saved = new Map(changed.map((p) => [p, snapshot(model.parameterLive(p))]));
-  model.nativeModel.mergeAdapter(name);
+  // A 4-bit weight is merged dense (requantize: false) and unmerging restores its codes exactly.
+  const quantized = new Set(model.quantizedWeightNames());
+  const saved = new Map(changed.filter((p) => !quantized.has(p)).map((p) => [p, snapshot(model.parameterLive(p))]));
+  model.nativeModel.mergeAdapter(name, { requantize: false });
   try {
     return await fn();
   } finally {
@@ -152,26 +113,29 @@ export function exportMerged(source: PeftModel | Model, dir: string, options: Ex
     if (typeof dir !== 'string' || !dir) fail('dir', 'a directory path', dir);
     const dtype = dtypeOption(options.dtype, ['f32', 'bf16', 'f16']) as keyof typeof TORCH_DTYPES;
     const model = source instanceof PeftModel ? source.base : source;
-    if (model.quantizedWeightNames().length) {
-      throw new PeftError('exportMerged does not write 4-bit models yet; use saveQuantizedModel, or load the base without quantization', 'E_UNSUPPORTED');
-    }
+    for (const file of ['model.safetensors', 'config.json', ...TOKENIZER_FILES]) checkInsideOutput(dir, path.join(dir, file));
     fs.mkdirSync(dir, { recursive: true });
     if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
       throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the exported model.safetensors`, 'E_IO');
     }
+    // config.json goes last and an old one first: a save cut short leaves a folder loadModel refuses.
+    removeFileDurably(path.join(dir, 'config.json'));
     const write = async () => {
       const live = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
+      // A weight that is 4-bit now (the adapter did not touch it) is written dequantized;
+      // saveQuantizedModel keeps the 4-bit form.
+      const quantizedNow = new Set(model.quantizedWeightNames());
       const tensors: Record<string, Tensor> = {};
       for (const name of model.parameterNames()) {
-        let t = new Tensor(live.get(name)!);
+        let t = quantizedNow.has(name) ? model.parameter(name) : new Tensor(live.get(name)!);
         // GPT-2 checkpoints keep Conv1D weights as [in, out]; the model holds them as [out, in].
         if (model.config.architecture === 'gpt2' && GPT2_CONV1D.test(name)) t = transposed(t);
         tensors[name] = t.dtype === dtype ? t : t.to(dtype);
       }
       await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
     };
-    if (source instanceof PeftModel) await withActiveMerged(source, write);
-    else await write();
+    // The weights change while the adapter is folded in: no other call on the model meanwhile.
+    await model.lock.run('exportMerged()', () => (source instanceof PeftModel ? withActiveMerged(source, write) : write()));
     const sourceConfig = await writeModelFiles(model, dir);
     const config = sourceConfig ? { ...sourceConfig, torch_dtype: TORCH_DTYPES[dtype] } : hfConfigJson(model.config, dtype);
     writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');

@@ -28,5 +28,14 @@ export const loraMagnitude = (module: string, adapter: string) => `${module}.lor
 export const ia3Vector = (module: string, adapter: string) => `${module}.ia3_l.${adapter}`;
 export const promptEmbeddings = (adapter: string) => `prompt_embeddings.${adapter}`;
 
+/** Whether a native parameter name is one of adapter `adapter`'s weights (the names above, and bottleneck adapters'). */
+export function isAdapterParameter(param: string, adapter: string): boolean {
+  const a = `.${adapter}`;
+  return param === `prompt_embeddings${a}` || param === `prefix_kv${a}` ||
+    ['.lora_A', '.lora_B', '.lora_magnitude_vector'].some((k) => param.endsWith(`${k}${a}.weight`)) ||
+    ['.lora_embedding_A', '.lora_embedding_B', '.ia3_l'].some((k) => param.endsWith(`${k}${a}`)) ||
+    param.includes(`.adapter_down${a}.`) || param.includes(`.adapter_up${a}.`);
+}
+
 /** The module name of a parameter name: model.norm.weight → model.norm. */
 export const moduleOf = (param: string) => param.slice(0, param.lastIndexOf('.'));

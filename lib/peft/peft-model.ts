@@ -9,10 +9,11 @@ import { PeftError, withCallSite } from '../errors';
 import type { GenerateOptions, LossOptions, LossResult, Model, TokenIds } from '../models/model';
 import { handleOf, tensor, Tensor } from '../tensor';
 import { attachAdapter, type AdapterState, type AdapterTensors } from './attach';
+import { checkInsideOutput } from '../io/output-path';
 import { readAdapter, writeAdapter } from './adapter-io';
 import { combineLoraAdapters, type WeightedAdapterOptions } from './combine';
 import { normalizeConfig, type PeftConfig } from './config';
-import { BASE_ROWS, checkAdapterName, DEFAULT_ADAPTER } from './names';
+import { BASE_ROWS, checkAdapterName, DEFAULT_ADAPTER, isAdapterParameter } from './names';
 
 /** Options of {@link getPeftModel} and {@link PeftModel.addAdapter}. */
 export interface AdapterOptions {
@@ -41,9 +42,13 @@ export interface AdapterRowOptions {
   adapterNames?: string[];
 }
 
+const disposeSymbol: symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('nodejs.dispose');
+
 export class PeftModel {
   /** The base model, whose parameters the adapters' layers share. */
   readonly base: Model;
+  /** Set by mergeAndUnload: the base is the caller's plain model again, and dispose() leaves it alone. */
+  private unloaded = false;
   private readonly adapters = new Map<string, AdapterState>();
   private active: string;
   private disabled = false;
@@ -81,6 +86,7 @@ export class PeftModel {
 
   /** Adds another adapter (of the same PEFT type); it does not become active. */
   addAdapter(name: string, config: PeftConfig | Record<string, unknown>, options: AdapterOptions = {}): void {
+    this.idle('addAdapter()');
     checkAdapterName(name);
     if (this.adapters.has(name)) throw new PeftError(`The model already has an adapter named ${name}`, 'E_CONFIG');
     const normalized = normalizeConfig(config, options.warn);
@@ -93,7 +99,7 @@ export class PeftModel {
     }
     this.restoreOriginals();
     try {
-      this.adapters.set(name, attachAdapter(this.base, name, normalized, options.seed ?? 0));
+      this.adapters.set(name, this.attach(name, normalized, options.seed ?? 0));
     } finally {
       this.applyState();
     }
@@ -101,11 +107,12 @@ export class PeftModel {
 
   /** @internal Adds an adapter from tensors read from disk. */
   attachLoaded(name: string, config: PeftConfig, tensors: AdapterTensors, trainable: boolean): void {
+    this.idle('loadAdapter()');
     checkAdapterName(name);
     if (this.adapters.has(name)) throw new PeftError(`The model already has an adapter named ${name}`, 'E_CONFIG');
     this.restoreOriginals();
     try {
-      const state = attachAdapter(this.base, name, config, 0, tensors);
+      const state = this.attach(name, config, 0, tensors);
       state.trainable = trainable;
       this.adapters.set(name, state);
     } finally {
@@ -115,6 +122,7 @@ export class PeftModel {
 
   /** Makes `name` the active adapter: the one forward passes apply and training updates. */
   setAdapter(name: string): void {
+    this.idle('setAdapter()');
     this.state(name);
     if (this.merged.length) throw new PeftError(`Unmerge adapters (${this.merged.join(', ')}) before switching the active adapter`, 'E_CONFIG');
     this.active = name;
@@ -123,17 +131,23 @@ export class PeftModel {
 
   /** Removes an adapter and its weights. The active adapter cannot be deleted while others exist unless another is set first. */
   deleteAdapter(name: string): void {
-    this.state(name);
+    this.idle('deleteAdapter()');
+    const s = this.state(name);
     if (this.merged.includes(name)) throw new PeftError(`Unmerge adapter ${name} before deleting it`, 'E_CONFIG');
     this.restoreOriginals();
-    this.base.nativeModel.deleteAdapter(name);
+    // LayerNorm tuning and BitFit hold only copies of base parameters: nothing native to delete.
+    if (s.weights.size > 0) this.base.nativeModel.deleteAdapter(name);
     this.adapters.delete(name);
     if (this.active === name) this.active = this.adapters.keys().next().value ?? DEFAULT_ADAPTER;
     this.applyState();
   }
 
   /** Runs `fn` with every adapter switched off (the base model alone), then switches them back on. */
-  async withAdaptersDisabled<T>(fn: () => Promise<T> | T): Promise<T> {
+  withAdaptersDisabled<T>(fn: () => Promise<T> | T): Promise<T> {
+    return this.base.lock.run('withAdaptersDisabled()', () => this.adaptersDisabled(fn));
+  }
+
+  private async adaptersDisabled<T>(fn: () => Promise<T> | T): Promise<T> {
     if (this.disabled) return fn();
     const remerge = [...this.merged];
     if (remerge.length) this.unmerge();
@@ -150,6 +164,7 @@ export class PeftModel {
 
   /** Training mode (dropout on; the active adapter's weights train) or evaluation mode. */
   train(on = true): this {
+    this.idle(on ? 'train()' : 'eval()');
     this.training = on;
     this.applyState();
     return this;
@@ -161,17 +176,21 @@ export class PeftModel {
 
   /** Logits [batch, seq, vocab] with the active adapter (or one adapter per row). */
   forward(ids: TokenIds, options: { attentionMask?: Tensor } & AdapterRowOptions = {}): Promise<Tensor> {
-    return withCallSite(async () => {
+    return withCallSite(() => this.base.lock.run('forward()', async () => {
       this.select(options.adapterNames, false);
       const s = this.activeEncoder();
       if (s) this.refreshEncoderOutput(s);
       return this.base.forward(ids, options);
-    });
+    }));
   }
 
-  /** The language-model loss and the gradients of the trainable parameters (by native name). */
+  /**
+   * The language-model loss and the gradients of the trainable parameters (by native name). In
+   * training mode LoRA dropout applies; after {@link PeftModel.eval} it does not (and nothing trains,
+   * so no gradients come back): the loss is that of the adapter's weights as they are.
+   */
   loss(ids: TokenIds, labels?: TokenIds, options: LossOptions & AdapterRowOptions = {}): Promise<LossResult> {
-    return withCallSite(async () => {
+    return withCallSite(() => this.base.lock.run('loss()', async () => {
       this.select(options.adapterNames, this.training);
       const s = this.activeEncoder();
       if (!s) return this.base.loss(ids, labels, options);
@@ -193,23 +212,29 @@ export class PeftModel {
         for (const [k, g] of encoderGrads) grads[k] = g;
       }
       return { loss: result.loss, grads };
-    });
+    }));
   }
 
   /** Generation with the active adapter (see {@link Model.generate}). */
   generate(prompt: string | number[], options: GenerateOptions = {}): Promise<{ text: string; tokens: number[] }> {
-    this.select(undefined, false);
-    const s = this.activeEncoder();
-    if (s) this.refreshEncoderOutput(s);
-    return this.base.generate(prompt, options);
+    return this.base.lock.run('generate()', async () => {
+      this.prepareGeneration();
+      return this.base.generate(prompt, options);
+    });
   }
 
-  /** Streaming generation with the active adapter (see {@link Model.stream}). */
+  /** Streaming generation with the active adapter (see {@link Model.stream}: the model is busy until the iteration ends). */
   stream(prompt: string | number[], options: GenerateOptions = {}): AsyncIterableIterator<string> {
+    return this.base.lock.iterate('stream()', () => {
+      this.prepareGeneration();
+      return this.base.streamHeld(prompt, options);
+    });
+  }
+
+  private prepareGeneration(): void {
     this.select(undefined, false);
     const s = this.activeEncoder();
     if (s) this.refreshEncoderOutput(s);
-    return this.base.stream(prompt, options);
   }
 
   /** The parameters that train, by name (adapter weights by PEFT's module names). Shared with the model. */
@@ -260,6 +285,7 @@ export class PeftModel {
    * weights dense in the compute dtype instead, and unmerging then restores the 4-bit ones exactly.
    */
   merge(adapterNames: string[] = [this.active], options: MergeOptions = {}): void {
+    this.idle('merge()');
     for (const name of adapterNames) {
       const s = this.state(name);
       if (this.merged.includes(name)) throw new PeftError(`Adapter ${name} is already merged`, 'E_CONFIG');
@@ -285,6 +311,7 @@ export class PeftModel {
    * Layers that were requantized at merge are dequantized, unmerged and requantized (with a warning).
    */
   unmerge(options: { warn?: (message: string) => void } = {}): void {
+    this.idle('unmerge()');
     while (this.merged.length) {
       const name = this.merged.pop()!;
       const quantized = this.mergeRequantize.get(name) ? this.quantizedModules(this.state(name).modules) : [];
@@ -309,6 +336,7 @@ export class PeftModel {
    * removes every adapter, and returns the base model, now a plain model again.
    */
   mergeAndUnload(): Model {
+    this.idle('mergeAndUnload()');
     const s = this.state(this.active);
     if (!this.merged.includes(this.active) && s.modules.length) this.merge([this.active]);
     if (['PROMPT_TUNING', 'PREFIX_TUNING', 'P_TUNING', 'BOTTLENECK'].includes(s.config.peft_type)) {
@@ -327,7 +355,30 @@ export class PeftModel {
     const frozen4bit = new Set(this.base.quantizedWeightNames());
     for (const name of this.base.parameterNames()) if (!frozen4bit.has(name) && this.base.parameter(name).dtype === 'f32') this.base.nativeModel.setTrainable(name, true);
     this.base.nativeModel.setSelection({ enabled: true, active: [], perRow: null, seed: 0 });
+    this.unloaded = true;
     return this.base;
+  }
+
+  /**
+   * Frees the native memory of every adapter and of the base model (which the adapters are woven
+   * into) now, instead of when the garbage collector gets to them. After {@link PeftModel.mergeAndUnload}
+   * the base model is the caller's again and is left alone. Later calls throw `E_DISPOSED`; `E_BUSY`
+   * while an asynchronous call runs. Safe to call twice.
+   */
+  dispose(): void {
+    this.idle('dispose()');
+    if (!this.unloaded) this.base.dispose();  // first: refuses (E_BUSY) before anything is freed
+    for (const s of this.adapters.values()) {
+      for (const t of [...s.weights.values(), ...s.copies.values(), ...(s.encoder?.params.map((p) => p.tensor) ?? [])]) t.dispose();
+    }
+    for (const t of [...this.originals.values(), ...(this.encoderGrads?.values() ?? [])]) t.dispose();
+    this.adapters.clear();
+    this.originals.clear();
+    this.encoderGrads = undefined;
+  }
+
+  [disposeSymbol](): void {
+    this.dispose();
   }
 
   /**
@@ -335,16 +386,17 @@ export class PeftModel {
    * adapter_model.safetensors in `dir` for 'default', in `dir/<name>` for the others.
    */
   async saveAdapter(dir: string, options: { adapterNames?: string[] } = {}): Promise<void> {
-    return withCallSite(async () => {
+    return withCallSite(() => this.base.lock.run('saveAdapter()', async () => {
       for (const name of options.adapterNames ?? this.adapterNames()) {
         const s = this.state(name);
         checkAdapterName(name);
         if (name === this.active && !this.disabled) this.syncCopies(s);
         if (s.encoder) this.refreshEncoderOutput(s);
         const target = name === DEFAULT_ADAPTER ? dir : path.join(dir, name);
+        checkInsideOutput(dir, target);  // dir/<name> must not be a link out of dir
         await writeAdapter(this.base, s, target);
       }
-    });
+    }));
   }
 
   /** Loads an adapter directory as another adapter of this model. */
@@ -355,6 +407,28 @@ export class PeftModel {
 
   // --- internals ---
 
+  /**
+   * attachAdapter, all or nothing: an adapter refused halfway (a bad tensor in layer 3 of a file)
+   * leaves no part of itself on the layers it had reached, so the model is as it was and the name free.
+   */
+  private attach(name: string, config: PeftConfig, seed: number, tensors?: AdapterTensors): AdapterState {
+    const native = this.base.nativeModel;
+    const holds = () => native.parameters().some((p) => isAdapterParameter(p.name, name));
+    // Another PeftModel of this base may hold the name: refused here, so the cleanup below never removes its weights.
+    if (holds()) throw new PeftError(`The model already has an adapter named ${name} (held by another PeftModel of this base model)`, 'E_CONFIG');
+    try {
+      return attachAdapter(this.base, name, config, seed, tensors);
+    } catch (err) {
+      if (holds()) native.deleteAdapter(name);
+      throw err;
+    }
+  }
+
+  /** E_BUSY naming `what` while another flow's call runs on this model (see models/model-lock.ts). */
+  private idle(what: string): void {
+    this.base.lock.check(what);
+  }
+
   private state(name: string): AdapterState {
     const s = this.adapters.get(name);
     if (!s) throw new PeftError(`Expected the name of an adapter of this model (${this.adapterNames().join(', ')}) but received "${name}"`, 'E_ARGUMENT');
@@ -363,6 +437,7 @@ export class PeftModel {
 
   /** @internal Replaces a trainable parameter's storage (for tests: finite differences). */
   setParameterValue(name: string, value: Tensor): void {
+    this.idle('setParameterValue()');
     const p = this.activeEncoder()?.encoder?.params.find((e) => e.name === name);
     if (p) p.tensor = value;
     else this.base.nativeModel.setParameterValue(name, handleOf(value, name));
@@ -405,6 +480,8 @@ export class PeftModel {
       active: [this.active],
       perRow,
       seed: training ? ++this.dropoutStep : 0,
+      // Evaluation mode: loss() runs the training forward (for its gradients) without dropout.
+      dropout: training,
     });
   }
 
@@ -429,7 +506,7 @@ export class PeftModel {
     for (const p of nativeModel.parameters()) {
       if (p.trainable !== trains(p.name)) nativeModel.setTrainable(p.name, trains(p.name));
     }
-    nativeModel.setSelection({ enabled: !this.disabled, active: [this.active], perRow: null, seed: 0 });
+    nativeModel.setSelection({ enabled: !this.disabled, active: [this.active], perRow: null, seed: 0, dropout: this.training });
   }
 
   /**
@@ -450,6 +527,7 @@ export class PeftModel {
   }
 
   set dropoutCounter(value: number) {
+    this.idle('dropoutCounter');
     if (!Number.isSafeInteger(value) || value < 0) throw new PeftError(`Expected a non-negative integer for dropoutCounter but received ${value}`, 'E_ARGUMENT');
     this.dropoutStep = value;
   }

@@ -6,6 +6,7 @@
  * suffixes as regular expressions.
  */
 import { PeftError } from '../errors';
+import { preview } from '../validate';
 import type { TargetModules } from './config';
 
 /** Names of output heads, which 'all-linear' leaves out. */
@@ -64,7 +65,7 @@ export function selectModules(available: string[], sel: TargetSelection, field =
   if (!chosen.length) {
     const kinds = [...new Set(available.map((n) => n.replace(/\.\d+\./, '.N.')))];
     throw new PeftError(
-      `Expected ${field} ${JSON.stringify(sel.targets)} to match at least one module of the model, but it matches none. ` +
+      `Expected ${field} ${preview(sel.targets, 200)} to match at least one module of the model, but it matches none. ` +
         `The model's modules are: ${kinds.join(', ')}`,
       'E_CONFIG',
     );

@@ -47,7 +47,8 @@ const COMPUTE: Record<string, ComputeDType> = { f32: 'f32', float32: 'f32', bf16
 
 /** @internal The compute dtype named by value ('f32', 'bf16', 'float32', 'bfloat16'); E_DTYPE otherwise. */
 export function computeDtypeOf(value: unknown, argument: string): ComputeDType {
-  const d = typeof value === 'string' ? COMPUTE[value] : undefined;
+  // An own key only: COMPUTE['constructor'] is a function.
+  const d = typeof value === 'string' && Object.prototype.hasOwnProperty.call(COMPUTE, value) ? COMPUTE[value] : undefined;
   if (!d) fail(argument, '"f32" or "bf16" (or "float32" / "bfloat16")', value, 'E_DTYPE');
   return d;
 }
@@ -79,7 +80,7 @@ export function checkpointComputeDtype(json: Record<string, unknown> | undefined
   const d = q?.bnb_4bit_compute_dtype;
   if (typeof d !== 'string') return undefined;
   // float16 computes in f32 here (there is no f16 product); anything else unknown too.
-  return COMPUTE[d] ?? 'f32';
+  return Object.prototype.hasOwnProperty.call(COMPUTE, d) ? COMPUTE[d] : 'f32';
 }
 
 /** @internal config.json's quantization_config for a 4-bit model, as transformers writes it. */

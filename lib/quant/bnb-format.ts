@@ -11,7 +11,7 @@
  */
 import { PeftError } from '../errors';
 import { Tensor, tensor } from '../tensor';
-import { fail } from '../validate';
+import { fail, preview } from '../validate';
 import { checkBlocksize } from './quantize';
 import { QuantizedTensor, type NestedQuantState, type QuantSourceDType, type QuantType } from './quantized-tensor';
 import { PythonFloat, pythonJsonDumps, type PythonJsonValue } from './python-json';
@@ -112,6 +112,23 @@ function finiteTable(t: Tensor, key: string): Tensor {
   return t;
 }
 
+const F32_MAX = 3.4028234663852886e38;
+/** The largest magnitude among the finite values (NaN and infinities are loadModel's E_NONFINITE check). */
+const maxAbs = (t: Tensor) => t.toFloat32Array().reduce((m, v) => (Number.isFinite(v) ? Math.max(m, Math.abs(v)) : m), 0);
+
+/**
+ * A code times its block's scale must stay finite in f32: finite parts whose product overflows would
+ * silently make weights infinite. (NaN or infinite scales themselves are refused by loadModel's
+ * weight check, E_NONFINITE.)
+ */
+function checkScales(prefix: string, absmax: Tensor, quantMap: Tensor, nested: NestedQuantState | null): void {
+  const largest = nested ? maxAbs(nested.quant_map) * maxAbs(nested.absmax) + Math.abs(nested.offset) : maxAbs(absmax);
+  const code = maxAbs(quantMap);
+  if (largest * code > F32_MAX) {
+    formatError(`${prefix}.quant_map`, `codes up to ${code} times block scales up to ${largest} overflow float32`);
+  }
+}
+
 function parseQuantState(source: TensorLookup, key: string): Record<string, unknown> {
   const t = part(source, key, 'u8', null);
   if (t.shape.length !== 1) formatError(key, `expected a 1-D u8 tensor but found shape [${t.shape.join(', ')}]`);
@@ -129,7 +146,7 @@ function parseQuantState(source: TensorLookup, key: string): Record<string, unkn
 
 function jsonBlocksize(state: Record<string, unknown>, name: string, key: string): number {
   const v = state[name];
-  if (typeof v !== 'number') formatError(key, `expected a number for ${name} but found ${JSON.stringify(v)}`);
+  if (typeof v !== 'number') formatError(key, `expected a number for ${name} but found ${preview(v)}`);
   try {
     return checkBlocksize(v, name);
   } catch (err) {
@@ -140,8 +157,9 @@ function jsonBlocksize(state: Record<string, unknown>, name: string, key: string
 function jsonShape(state: Record<string, unknown>, key: string): number[] {
   const v = state.shape;
   if (!Array.isArray(v) || !v.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    formatError(key, `expected a list of non-negative integers for shape but found ${JSON.stringify(v)}`);
+    formatError(key, `expected a list of non-negative integers for shape but found ${preview(v)}`);
   }
+  if (!Number.isSafeInteger((v as number[]).reduce((a, b) => a * b, 1))) formatError(key, `expected a shape of at most 2^53 elements but found ${preview(v)}`);
   return v as number[];
 }
 
@@ -161,10 +179,10 @@ export function readBnbQuantized(source: TensorLookup | Record<string, Tensor>, 
   const stateKey = keys[0];
   const state = parseQuantState(lookup, stateKey);
   const quantType = stateKey.slice(-3) as QuantType;
-  if (state.quant_type !== quantType) formatError(stateKey, `quant_type ${JSON.stringify(state.quant_type)} does not match the key`);
+  if (state.quant_type !== quantType) formatError(stateKey, `quant_type ${preview(state.quant_type)} does not match the key`);
   const blocksize = jsonBlocksize(state, 'blocksize', stateKey);
   const dtype = (Object.keys(TORCH_DTYPES) as QuantSourceDType[]).find((d) => TORCH_DTYPES[d] === state.dtype);
-  if (!dtype) formatError(stateKey, `expected dtype float32, bfloat16 or float16 but found ${JSON.stringify(state.dtype)}`);
+  if (!dtype) formatError(stateKey, `expected dtype float32, bfloat16 or float16 but found ${preview(state.dtype)}`);
   const shape = jsonShape(state, stateKey);
   const n = shape.reduce((a, b) => a * b, 1);
   const blocks = Math.ceil(n / blocksize);
@@ -179,9 +197,9 @@ export function readBnbQuantized(source: TensorLookup | Record<string, Tensor>, 
   let nested: NestedQuantState | null = null;
   if (isNested) {
     const nestedBlocksize = jsonBlocksize(state, 'nested_blocksize', stateKey);
-    if (state.nested_dtype !== 'float32') formatError(stateKey, `expected nested_dtype float32 but found ${JSON.stringify(state.nested_dtype)}`);
+    if (state.nested_dtype !== 'float32') formatError(stateKey, `expected nested_dtype float32 but found ${preview(state.nested_dtype)}`);
     const offset = state.nested_offset;
-    if (typeof offset !== 'number' || !Number.isFinite(offset)) formatError(stateKey, `expected a finite number for nested_offset but found ${JSON.stringify(offset)}`);
+    if (typeof offset !== 'number' || !Number.isFinite(offset)) formatError(stateKey, `expected a finite number for nested_offset but found ${preview(offset)}`);
     const nestedBlocks = Math.ceil(blocks / nestedBlocksize);
     nested = {
       absmax: part(lookup, `${prefix}.nested_absmax`, 'f32', [[nestedBlocks]]),
@@ -190,10 +208,14 @@ export function readBnbQuantized(source: TensorLookup | Record<string, Tensor>, 
       offset,
     };
   }
+  const data = part(lookup, prefix, 'u8', [[half, 1], [half]], ' (only uint8 quant_storage is supported)');
+  const absmax = part(lookup, `${prefix}.absmax`, nested ? 'u8' : 'f32', [[blocks]]);
+  const quantMap = finiteTable(part(lookup, `${prefix}.quant_map`, 'f32', [[16]]), `${prefix}.quant_map`);
+  checkScales(prefix, absmax, quantMap, nested);
   return new QuantizedTensor({
-    data: part(lookup, prefix, 'u8', [[half, 1], [half]], ' (only uint8 quant_storage is supported)'),
-    absmax: part(lookup, `${prefix}.absmax`, nested ? 'u8' : 'f32', [[blocks]]),
-    quant_map: finiteTable(part(lookup, `${prefix}.quant_map`, 'f32', [[16]]), `${prefix}.quant_map`),
+    data,
+    absmax,
+    quant_map: quantMap,
     nested,
     shape,
     dtype: dtype as QuantSourceDType,

@@ -6,59 +6,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError, withCallSite } from '../errors';
-import { writeFileAtomic } from '../io/atomic';
+import { removeFileDurably, writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { writeSafetensors } from '../io/safetensors';
-import type { LlamaConfig } from '../models/config';
+import { hfConfigJson, TORCH_DTYPES } from '../models/hf-config';
 import type { Model } from '../models/model';
+import { TOKENIZER_FILES, writeModelFiles } from '../models/model-files';
 import type { Tensor } from '../tensor';
 import { fail } from '../validate';
 import { quantizationConfigJson } from './bnb-config';
 import { bnbTensors } from './bnb-format';
-
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
-const TORCH_DTYPE: Record<string, string> = { f32: 'float32', bf16: 'bfloat16', f16: 'float16' };
-
-/** config.json fields of a Llama-family model (for models that did not come with one). */
-function hfConfig(c: LlamaConfig): Record<string, unknown> {
-  return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: c.modelType,
-    hidden_size: c.hiddenSize,
-    intermediate_size: c.intermediateSize,
-    num_hidden_layers: c.numLayers,
-    num_attention_heads: c.numHeads,
-    num_key_value_heads: c.numKvHeads,
-    head_dim: c.headDim,
-    vocab_size: c.vocabSize,
-    max_position_embeddings: c.maxPositionEmbeddings,
-    rms_norm_eps: c.rmsNormEps,
-    rope_theta: c.ropeTheta,
-    hidden_act: 'silu',
-    tie_word_embeddings: c.tieWordEmbeddings,
-    attention_bias: c.attentionBias,
-    mlp_bias: c.mlpBias,
-    ...(c.bosTokenId === undefined ? {} : { bos_token_id: c.bosTokenId }),
-    ...(c.eosTokenId === undefined ? {} : { eos_token_id: c.eosTokenId }),
-    ...(c.ropeScaling?.type === 'linear' ? { rope_scaling: { rope_type: 'linear', factor: c.ropeScaling.factor } } : {}),
-    ...(c.ropeScaling?.type === 'llama3'
-      ? {
-          rope_scaling: {
-            rope_type: 'llama3',
-            factor: c.ropeScaling.factor,
-            low_freq_factor: c.ropeScaling.lowFreqFactor,
-            high_freq_factor: c.ropeScaling.highFreqFactor,
-            original_max_position_embeddings: c.ropeScaling.originalMaxPositionEmbeddings,
-          },
-        }
-      : {}),
-  };
-}
-
-/** The directory the model was loaded from, when it was a local Hugging Face directory. */
-function sourceDir(model: Model): string | undefined {
-  const where = model.nameOrPath;
-  return where && !where.startsWith('hf:') && fs.existsSync(where) && fs.statSync(where).isDirectory() ? where : undefined;
-}
 
 /**
  * Writes a model whose linear layers are 4-bit (see {@link loadModel}'s `quantization`) to `dir` as
@@ -70,15 +27,18 @@ function sourceDir(model: Model): string | undefined {
  * @example await saveQuantizedModel(await loadModel(dir, { quantization: { load_in_4bit: true, bnb_4bit_quant_type: 'nf4' } }), 'out/nf4');
  */
 export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
-  return withCallSite(async () => {
+  return withCallSite(() => model.lock.run('saveQuantizedModel()', async () => {
     if (typeof dir !== 'string' || dir === '') fail('dir', 'a directory path', dir);
     const quantized = model.quantizedWeights();
     const first = quantized.values().next().value;
     if (!first) throw new PeftError('The model has no 4-bit weights to save; load it with the quantization option', 'E_CONFIG');
+    for (const file of ['model.safetensors', 'config.json', ...TOKENIZER_FILES]) checkInsideOutput(dir, path.join(dir, file));
     fs.mkdirSync(dir, { recursive: true });
     if (fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
       throw new PeftError(`${dir} holds a sharded checkpoint (model.safetensors.index.json) that would shadow the saved model.safetensors`, 'E_IO');
     }
+    // config.json goes last and an old one first: a save cut short leaves a folder loadModel refuses.
+    removeFileDurably(path.join(dir, 'config.json'));
     const tensors: Record<string, Tensor> = {};
     for (const name of model.parameterNames()) {
       const q = quantized.get(name);
@@ -87,12 +47,7 @@ export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
     }
     await writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
 
-    const source = sourceDir(model);
-    for (const file of TOKENIZER_FILES) {
-      const from = source && path.join(source, file);
-      if (from && fs.existsSync(from)) writeFileAtomic(path.join(dir, file), fs.readFileSync(from));
-    }
-    const sourceConfig = source && fs.existsSync(path.join(source, 'config.json')) ? JSON.parse(fs.readFileSync(path.join(source, 'config.json'), 'utf8')) : undefined;
+    const sourceConfig = await writeModelFiles(model, dir);
     const settings = {
       quantType: first.quant_type,
       doubleQuant: first.double_quant,
@@ -100,10 +55,10 @@ export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
       computeDtype: model.quantizedComputeDtype() ?? 'f32',
     };
     const config = {
-      ...(sourceConfig ?? hfConfig(model.config)),
-      torch_dtype: TORCH_DTYPE[first.dtype],
+      ...(sourceConfig ?? hfConfigJson(model.config, first.dtype)),
+      torch_dtype: TORCH_DTYPES[first.dtype],
       quantization_config: quantizationConfigJson(settings),
     };
     writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  });
+  }));
 }

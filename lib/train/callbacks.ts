@@ -9,6 +9,12 @@ export interface StepInfo {
   lr: number;
   /** Global gradient norm before clipping. */
   grad_norm: number;
+  /** The clipping factor applied: max_grad_norm / (grad_norm + 1e-6) when below 1, else 1. Absent on a skipped step. */
+  clip_coef?: number;
+  /** The loss or gradient was NaN or infinite and the update was left out (nan_policy 'skip'). */
+  skipped?: boolean;
+  /** The loss was flagged as a spike (loss_spike_policy 'warn'). */
+  loss_spike?: boolean;
   /** Tokens the step read (padding excluded). */
   tokens: number;
   tokens_per_s: number;

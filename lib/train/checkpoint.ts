@@ -8,7 +8,9 @@
  * - trainer_state.json: step, schedule, data position, dropout stream, best evaluation, histories.
  * A checkpoint is written into a hidden temporary folder and renamed into place, so a folder named
  * checkpoint-<step> is always complete; an interrupted save leaves at most a temporary folder that
- * the next run removes.
+ * the next run removes. Old checkpoints are renamed to a hidden name before they are deleted, so an
+ * interrupted deletion never leaves a half-deleted checkpoint-<step> either. Resuming skips folders
+ * that lack a file (not written by this code) and symbolic links.
  * @internal
  */
 import * as fs from 'node:fs';
@@ -16,6 +18,8 @@ import * as path from 'node:path';
 
 import type { DataPosition } from '../data/types';
 import { PeftError } from '../errors';
+import { fsyncDir } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import type { OptimizerName } from './optimizer';
 import type { ScheduleState } from './schedule';
 
@@ -24,15 +28,24 @@ export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const PARAMETERS_FILE = 'trainable_parameters.safetensors';
 const FORMAT = 'peft-native trainer state';
 const PREFIX = 'checkpoint-';
-const PART = /^\.checkpoint-\d+\.part-(\d+)-\d+(\.old)?$/;
+// Hidden folders: a save in progress (.part), the folder it replaces (.part….old), one being deleted (.trash).
+const PART = /^\.(checkpoint-\d+)\.(?:part|trash)-(\d+)-\d+(\.old)?$/;
 
 /** One optimizer step in the history. */
 export interface StepRecord {
   step: number;
+  /** NaN or infinite (null in JSON) on a skipped step. */
   loss: number;
   lr: number;
+  /** Before clipping. */
   grad_norm: number;
   tokens: number;
+  /** The clipping factor applied (1: not clipped); absent on a skipped step. */
+  clip_coef?: number;
+  /** No update: the loss or gradient was NaN or infinite (nan_policy 'skip'). */
+  skipped?: boolean;
+  /** The loss was flagged as a spike (it still trained, with loss_spike_policy 'warn'). */
+  loss_spike?: boolean;
 }
 
 /** One evaluation in the history. */
@@ -108,25 +121,39 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes temporary folders of saves that a dead process never finished. */
+/** Whether `dir` holds every file a checkpoint has (the Trainer's own folders always do). */
+export function isCompleteCheckpoint(dir: string): boolean {
+  return [STATE_FILE, OPTIMIZER_FILE, PARAMETERS_FILE].every((f) => fs.existsSync(path.join(dir, f)));
+}
+
+/** The newest complete checkpoint in `outputDir`, if any. */
+export function latestCheckpoint(outputDir: string): { step: number; path: string } | undefined {
+  return listCheckpoints(outputDir).filter((c) => isCompleteCheckpoint(c.path)).pop();
+}
+
+/**
+ * Cleans up after a process that died while saving: removes its temporary folders, and puts back
+ * a checkpoint it had moved aside to replace (killed between the two renames of a replacement).
+ */
 export function removeUnfinishedSaves(outputDir: string): void {
   if (!fs.existsSync(outputDir)) return;
   for (const name of fs.readdirSync(outputDir)) {
     const m = PART.exec(name);
-    if (m && !alive(Number(m[1]))) fs.rmSync(path.join(outputDir, name), { recursive: true, force: true });
+    if (!m || alive(Number(m[2]))) continue;
+    const full = path.join(outputDir, name);
+    const final = path.join(outputDir, m[1]);
+    if (m[3] && !fs.existsSync(final) && isCompleteCheckpoint(full)) fs.renameSync(full, final);
+    else fs.rmSync(full, { recursive: true, force: true });
   }
+  fsyncDir(outputDir);
 }
 
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some file systems cannot sync a folder; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
+/** Deletes a checkpoint folder: first renamed to a hidden name (atomic), then removed. */
+export function removeCheckpoint(dir: string): void {
+  const trash = path.join(path.dirname(dir), `.${path.basename(dir)}.trash-${process.pid}-${Date.now()}`);
+  fs.renameSync(dir, trash);
+  fsyncDir(path.dirname(dir));
+  fs.rmSync(trash, { recursive: true, force: true });
 }
 
 /**
@@ -137,11 +164,12 @@ function fsyncDir(dir: string): void {
 export async function writeCheckpoint(outputDir: string, step: number, fill: (dir: string) => Promise<void>): Promise<string> {
   const final = path.join(outputDir, checkpointName(step));
   const part = path.join(outputDir, `.${checkpointName(step)}.part-${process.pid}-${Date.now()}`);
+  checkInsideOutput(outputDir, final);
   try {
     fs.mkdirSync(part, { recursive: true });
     await fill(part);
     fsyncDir(part);
-    if (fs.existsSync(final)) {
+    if (fs.lstatSync(final, { throwIfNoEntry: false })) {
       // rename() cannot replace a non-empty folder: move the old one aside first.
       const old = `${part}.old`;
       fs.renameSync(final, old);
@@ -191,7 +219,7 @@ export function pruneCheckpoints(outputDir: string, limit: number, keep: Readonl
   for (const c of all) {
     if (excess <= 0) break;
     if (keep.has(path.basename(c.path))) continue;
-    fs.rmSync(c.path, { recursive: true, force: true });
+    removeCheckpoint(c.path);
     removed.push(c.path);
     excess--;
   }

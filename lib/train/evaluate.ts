@@ -3,7 +3,6 @@ import type { Dataset } from '../data/dataset';
 import { PeftError } from '../errors';
 import type { PeftModel } from '../peft/peft-model';
 import { microBatch } from './accumulate';
-import { forwardLoss } from './forward-loss';
 
 /** What an evaluation measures. */
 export interface EvalResult {
@@ -16,8 +15,9 @@ export interface EvalResult {
 }
 
 /**
- * Puts the model in evaluation mode and measures the loss over `data` in file order, with inference
- * forward passes (no dropout, no gradients; see forward-loss.ts). The model stays in evaluation mode.
+ * Puts the model in evaluation mode and measures the loss over `data` in file order: the model's own
+ * loss, which in evaluation mode applies no dropout and, with nothing training, computes no
+ * gradients. The model stays in evaluation mode.
  */
 export async function evaluateLoss(peft: PeftModel, data: Dataset, batchSize: number): Promise<EvalResult> {
   peft.eval();
@@ -26,7 +26,7 @@ export async function evaluateLoss(peft: PeftModel, data: Dataset, batchSize: nu
   for (const batch of data.batches(batchSize, { shuffle: false })) {
     const m = microBatch(batch);
     if (m.targets === 0) continue;
-    const { loss } = await forwardLoss(peft, m.ids, m.labels, m.attentionMask);
+    const { loss } = await peft.loss(m.ids, m.labels, { attentionMask: m.attentionMask });
     sum += loss * m.targets;
     tokens += m.targets;
   }

@@ -1,8 +1,7 @@
 /**
- * The language-model loss of a batch from an inference forward pass (no dropout) and the native
- * cross-entropy. Evaluation uses it rather than `loss()`: the training forward that `loss()` runs
- * applies LoRA dropout even in evaluation mode (the model's dropout follows the forward's training
- * flag, which `loss()` always sets), so evaluation losses would be noisy.
+ * The language-model loss of a batch from an inference forward pass and the native cross-entropy,
+ * with no backward at all. The `eval` command scores a plain Model with it: a plain Model's loss()
+ * would compute the gradient of every weight, since all of a base model's weights train.
  * @internal
  */
 import type { TokenIds } from '../models/model';

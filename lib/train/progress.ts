@@ -1,13 +1,13 @@
 /**
  * What a person watches during training: a live bar (cli-progress) with step, loss, learning rate,
- * tokens per second, ETA and resident memory when the output is a terminal; plain lines every few
+ * gradient norm (and whether it was clipped), tokens per second, ETA and resident memory when the output is a terminal; plain lines every few
  * seconds when it is a file or a pipe (CI logs stay readable); and a summary at the end.
  */
 import { SingleBar } from 'cli-progress';
 
 import { expectNumber, expectObject } from '../validate';
 import { formatBytes, formatDuration, formatNumber, formatRate } from './format';
-import type { RunSummary } from './run-summary';
+import { healthRows, HEALTH_METRICS, type RunSummary } from './run-summary';
 
 /** A stream to draw on; terminals have isTTY and columns. */
 export interface ProgressStream {
@@ -38,6 +38,12 @@ export interface ProgressUpdate {
   loss: number;
   lr: number;
   tokens_per_s: number;
+  /** The gradient norm before clipping. */
+  grad_norm?: number;
+  /** Whether that gradient was clipped. */
+  clipped?: boolean;
+  /** Steps skipped so far for NaN / infinity (shown when above 0). */
+  skipped?: number;
 }
 
 /**
@@ -80,13 +86,13 @@ export class TrainingProgress {
     if (!this.live) return;
     this.bar = new SingleBar({
       stream: this.stream as NodeJS.WritableStream,
-      format: '{bar} {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | ETA {remaining} | RSS {rss}',
+      format: '{bar} {value}/{total} | loss {loss} | lr {lr} | grad {grad} | {tps} tok/s | ETA {remaining} | RSS {rss}',
       barsize: 24,
       hideCursor: true,
       clearOnComplete: false,
       etaBuffer: 1,
     });
-    this.bar.start(this.total, fromStep, { loss: '-', lr: '-', tps: '-', remaining: '-', rss: formatBytes(this.memory()) });
+    this.bar.start(this.total, fromStep, { loss: '-', lr: '-', grad: '-', tps: '-', remaining: '-', rss: formatBytes(this.memory()) });
   }
 
   /** Seconds left, from the mean pace since start. */
@@ -99,9 +105,11 @@ export class TrainingProgress {
   /** The fields of a step, formatted. */
   private fields(u: ProgressUpdate) {
     const eta = this.etaSeconds(u.step);
+    const grad = u.grad_norm === undefined ? '-' : `${formatNumber(u.grad_norm)}${u.clipped ? ' (clipped)' : ''}${u.skipped ? `, ${u.skipped} skipped` : ''}`;
     return {
       loss: u.loss.toFixed(4),
       lr: formatRate(u.lr),
+      grad,
       tps: formatNumber(Math.round(u.tokens_per_s)),
       remaining: eta === undefined ? '-' : formatDuration(eta),
       rss: formatBytes(this.memory()),
@@ -120,7 +128,8 @@ export class TrainingProgress {
     if (!first && u.step < this.total && now - this.lastLineAt < this.intervalMs) return;
     this.lastLineAt = now;
     const pct = Math.floor((100 * u.step) / this.total);
-    this.stream.write(`step ${u.step}/${this.total} (${pct}%)  loss ${f.loss}  lr ${f.lr}  ${f.tps} tok/s  ETA ${f.remaining}  RSS ${f.rss}\n`);
+    const grad = u.grad_norm === undefined ? '' : `  grad ${f.grad}`;
+    this.stream.write(`step ${u.step}/${this.total} (${pct}%)  loss ${f.loss}  lr ${f.lr}${grad}  ${f.tps} tok/s  ETA ${f.remaining}  RSS ${f.rss}\n`);
   }
 
   /** Prints a line (an evaluation, a checkpoint) without breaking the bar. */
@@ -150,7 +159,8 @@ export function printSummary(summary: RunSummary, stream: ProgressStream = proce
   if (e) rows.push(['final eval loss', `${e.eval_loss.toFixed(4)} (perplexity ${formatNumber(e.perplexity)}) at step ${e.step}`]);
   const b = summary.bestEval;
   if (b && b !== e) rows.push(['best eval loss', `${b.eval_loss.toFixed(4)} (perplexity ${formatNumber(b.perplexity)}) at step ${b.step}`]);
-  for (const [k, v] of Object.entries(summary.end?.metrics ?? {})) rows.push([k.replace(/_/g, ' '), formatNumber(v)]);
+  for (const [k, v] of Object.entries(summary.end?.metrics ?? {})) if (!HEALTH_METRICS.has(k)) rows.push([k.replace(/_/g, ' '), formatNumber(v)]);
+  rows.push(...healthRows(summary.health, formatNumber));
   if (summary.meanTokensPerS !== undefined) rows.push(['tokens per second', formatNumber(Math.round(summary.meanTokensPerS))]);
   if (summary.peakMemory !== undefined) rows.push(['peak memory (RSS)', formatBytes(summary.peakMemory)]);
   for (const [k, v] of Object.entries(outputs)) rows.push([k, v]);

@@ -1,7 +1,7 @@
 /**
  * `report.html`: one self-contained page per run (no scripts, no network) with the train and eval
- * loss curves and the learning rate as inline SVG charts, the final metrics, the timings and the
- * configuration. Written atomically, so it can be rewritten after every evaluation.
+ * loss curves, the learning rate and the gradient norm as inline SVG charts, the final metrics, the
+ * numerical health (clipping, skipped steps, loss spikes), the timings and the configuration. Written atomically, so it can be rewritten after every evaluation.
  */
 import { PeftError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
@@ -9,7 +9,7 @@ import { lineChart, type ChartSeries } from './chart';
 import { formatBytes, formatDuration, formatNumber } from './format';
 import { escapeHtml } from './html';
 import { readRunLog, type RunRecord } from './run-log';
-import { summarizeRun, type RunSummary } from './run-summary';
+import { healthRows, HEALTH_METRICS, summarizeRun, type RunSummary } from './run-summary';
 
 /** Options of {@link renderReport}. */
 export interface ReportOptions {
@@ -44,7 +44,7 @@ function metricRows(s: RunSummary): Array<[string, string]> {
   if (s.finalLoss !== undefined) rows.push(['final train loss', formatNumber(s.finalLoss)]);
   if (s.finalEval) rows.push(['final eval loss', `${formatNumber(s.finalEval.eval_loss)} (perplexity ${formatNumber(s.finalEval.perplexity)}, step ${s.finalEval.step})`]);
   if (s.bestEval) rows.push(['best eval loss', `${formatNumber(s.bestEval.eval_loss)} (perplexity ${formatNumber(s.bestEval.perplexity)}, step ${s.bestEval.step})`]);
-  for (const [k, v] of Object.entries(s.end?.metrics ?? {})) rows.push([k, formatNumber(v)]);
+  for (const [k, v] of Object.entries(s.end?.metrics ?? {})) if (!HEALTH_METRICS.has(k)) rows.push([k, formatNumber(v)]);
   if (s.end) rows.push(['ended', s.end.reason]);
   return rows;
 }
@@ -58,6 +58,23 @@ function timingRows(s: RunSummary): Array<[string, string]> {
   if (s.meanTokensPerS !== undefined) rows.push(['tokens per second', formatNumber(Math.round(s.meanTokensPerS))]);
   if (s.peakMemory !== undefined) rows.push(['peak resident memory', formatBytes(s.peakMemory)]);
   return rows;
+}
+
+/** The gradient-norm chart (with the clipping threshold), the health table and the warnings. */
+function healthSection(s: RunSummary): string[] {
+  const h = s.health;
+  const out = ['<h2>Training health</h2>', table(healthRows(h, formatNumber), 'health')];
+  if (h.gradNorm.length) {
+    const series: ChartSeries[] = [{ name: 'gradient norm', points: h.gradNorm, color: '#9467bd' }];
+    const first = h.gradNorm[0][0];
+    const last = h.gradNorm[h.gradNorm.length - 1][0];
+    if (h.maxGradNorm !== undefined && h.maxGradNorm > 0) series.push({ name: 'max_grad_norm', points: [[first, h.maxGradNorm], [last, h.maxGradNorm]], color: '#7f7f7f' });
+    out.push(lineChart(series, { title: 'Gradient norm (before clipping)', xLabel: 'step', yLabel: 'norm', height: 240 }));
+  }
+  if (h.warnings.length) {
+    out.push('<h3>Warnings</h3>', table(h.warnings.map((w) => [`step ${w.step}`, w.message] as [string, string]), 'warnings'));
+  }
+  return out;
 }
 
 const STYLE = `body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222;padding:0 1em}
@@ -89,6 +106,7 @@ export function renderReport(records: readonly RunRecord[], options: ReportOptio
     lineChart(lossSeries, { title: 'Loss', xLabel: 'step', yLabel: 'loss' }),
     '<h2>Learning rate</h2>',
     lineChart([{ name: 'learning rate', points: s.learningRate, color: '#2ca02c' }], { title: 'Learning rate', xLabel: 'step', yLabel: 'learning rate', height: 240 }),
+    ...healthSection(s),
     '<h2>Timings</h2>',
     table(timingRows(s), 'timings'),
     '<h2>Saved</h2>',

@@ -1,14 +1,15 @@
 /**
  * The run log: one JSON object per line for each event of a training run (start, step, eval, save,
- * end). Each line goes to the file with one write system call, so a process that is killed keeps
+ * warning, end). Each line goes to the file with one write system call, so a process that is killed keeps
  * every line written before; checkpoints and the end are also flushed to the disk itself.
  */
 import * as fs from 'node:fs';
 
 import { PeftError } from '../errors';
+import { writeFileAtomic } from '../io/atomic';
 import { fail } from '../validate';
 
-const EVENTS = ['start', 'step', 'eval', 'save', 'end'];
+const EVENTS = ['start', 'step', 'eval', 'save', 'warning', 'end'];
 
 /** The run's configuration and when it began; the first line. */
 export interface StartEvent {
@@ -28,6 +29,28 @@ export interface StepEvent {
   tokens_per_s: number;
   /** Resident memory of the process in bytes. */
   memory: number;
+  /** The step's gradient clipping factor, max_grad_norm / (grad_norm + 1e-6) when below 1, else 1. */
+  clip_coef?: number;
+  /** Steps of this logging window (logging_steps) whose gradient was clipped. */
+  clipped_steps?: number;
+  /** The largest gradient norm (before clipping) of the window's steps that trained. */
+  grad_norm_max?: number;
+  /** Steps of this logging window skipped for a NaN or infinite loss or gradient (nan_policy 'skip'). */
+  skipped_steps?: number;
+}
+
+/** Something a person should look at: a loss spike, a step skipped or stopped at for NaN / infinity. */
+export interface WarningEvent {
+  event: 'warning';
+  step: number;
+  /** 'loss_spike' or 'non_finite'. */
+  kind: string;
+  /** One line that says what happened and what was done. */
+  message: string;
+  loss?: number;
+  grad_norm?: number;
+  /** The first parameter with a non-finite gradient. */
+  parameter?: string;
 }
 
 /** An evaluation on the validation data. */
@@ -49,14 +72,14 @@ export interface SaveEvent {
 export interface EndEvent {
   event: 'end';
   step: number;
-  /** e.g. 'completed', 'early_stopping', 'aborted', 'error'. */
+  /** e.g. 'completed', 'early_stopping', 'loss_spike', 'aborted', 'error'. */
   reason: string;
   /** Final numbers worth a headline (final loss, best eval loss, ...). */
   metrics?: Record<string, number>;
 }
 
 /** What a caller logs. */
-export type RunEvent = StartEvent | StepEvent | EvalEvent | SaveEvent | EndEvent;
+export type RunEvent = StartEvent | StepEvent | EvalEvent | SaveEvent | WarningEvent | EndEvent;
 
 /** What a line of the log holds: the event and when it was written (ms since the epoch). */
 export type RunRecord = RunEvent & { time: number };
@@ -143,4 +166,27 @@ export function readRunLog(file: string): RunRecord[] {
     }
     return [value as RunRecord];
   });
+}
+
+/**
+ * Cuts a run log back to the events up to `step`, for a run resumed from that step's checkpoint: the
+ * steps after it are trained (and logged) again, so the log keeps one record per step. Lines that
+ * are not records (an unfinished last line of a killed process) go too. Rewritten atomically.
+ */
+export function trimRunLog(file: string, step: number): void {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return; // no log yet
+  }
+  const kept = text.split('\n').slice(0, -1).filter((line) => {
+    try {
+      const r = JSON.parse(line) as { event?: unknown; step?: unknown };
+      return typeof r === 'object' && r !== null && typeof r.event === 'string' && (typeof r.step !== 'number' || r.step <= step);
+    } catch {
+      return false;
+    }
+  });
+  writeFileAtomic(file, kept.map((line) => line + '\n').join(''));
 }

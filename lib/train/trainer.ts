@@ -11,22 +11,26 @@ import { Dataset } from '../data/dataset';
 import { deriveSeed } from '../data/random';
 import type { Batch, DataPosition } from '../data/types';
 import { PeftError } from '../errors';
+import { assertFiniteTensors, type NamedTensor } from '../models/finite-weights';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
+import { checkInsideOutput } from '../io/output-path';
 import { clipGradNormAsync } from '../ops/optim';
 import { PeftModel } from '../peft/peft-model';
-import { tensor, type Tensor } from '../tensor';
+import { Tensor, tensor } from '../tensor';
 import { fail } from '../validate';
 import { accumulateGradients, microBatch, type MicroBatch } from './accumulate';
 import { notify, type EvalInfo, type TrainerCallbacks } from './callbacks';
 import {
   checkpointName,
   fingerprintMismatch,
+  latestCheckpoint,
   listCheckpoints,
   OPTIMIZER_FILE,
   PARAMETERS_FILE,
   pruneCheckpoints,
   readTrainerState,
+  removeCheckpoint,
   removeUnfinishedSaves,
   STATE_FILE,
   trainerState,
@@ -36,13 +40,17 @@ import {
   type StepRecord,
   type TrainerState,
 } from './checkpoint';
+import { checkTokenData } from './check-data';
 import { evaluateLoss, type EvalResult } from './evaluate';
+import { clipCoefficient, healthMetrics, LossSpikeDetector, nonFiniteWhat, trainingHealth, type TrainingHealth } from './health';
+import { firstNonFiniteGradient } from './nonfinite-grad';
 import { copyInPlace } from './in-place';
+import { LogWindow } from './log-window';
 import { trainerData, type TrainerData } from './trainer-data';
 import { Optimizer } from './optimizer';
 import { TrainingProgress } from './progress';
 import { writeReport } from './report';
-import { RunLog } from './run-log';
+import { RunLog, trimRunLog, type StepEvent, type WarningEvent } from './run-log';
 import { LrSchedule } from './schedule';
 import { argumentsJson, resolveArguments, type ResolvedArguments, type TrainingArguments } from './training-args';
 
@@ -52,8 +60,10 @@ export interface TrainOptions {
   resumeFrom?: string | boolean;
 }
 
-/** Why a run ended. */
-export type StopReason = 'completed' | 'early_stopping' | 'aborted';
+/** Why a run ended. 'loss_spike': loss_spike_policy 'stop' stopped it before the spiking step's update. */
+export type StopReason = 'completed' | 'early_stopping' | 'loss_spike' | 'aborted';
+
+export type { TrainingHealth };
 
 /** What {@link Trainer.train} resolves to. Histories cover the whole run, steps before a resume included. */
 export interface TrainResult {
@@ -62,10 +72,12 @@ export interface TrainResult {
   /** Epochs done, fractional. */
   epoch: number;
   reason: StopReason;
-  /** Mean of the step losses. */
+  /** Mean of the step losses (skipped steps left out). */
   train_loss: number;
-  /** The loss of each step: losses[i] is step i + 1's. */
+  /** The loss of each step: losses[i] is step i + 1's (NaN or infinite for a skipped step). */
   losses: number[];
+  /** Clipping statistics, skipped steps and loss spikes. */
+  health: TrainingHealth;
   log_history: StepRecord[];
   eval_history: EvalRecord[];
   /** The lowest eval loss, its step and its checkpoint folder (when saved). */
@@ -97,6 +109,9 @@ interface RunState {
   /** The step the last checkpoint holds. */
   savedStep: number;
   evaluatedStep: number;
+  /** Steps skipped in a row just now, and in the whole run (nan_policy 'skip'). */
+  consecutiveSkips: number;
+  skippedSteps: number;
 }
 
 /** Everything one call of train() works with. */
@@ -112,10 +127,23 @@ interface Session {
   state: RunState;
   log?: RunLog;
   progress?: TrainingProgress;
+  /** Absent with loss_spike_policy 'ignore'. */
+  spikes?: LossSpikeDetector;
+}
+
+/** What one call of step() did. */
+interface StepOutcome {
+  record: StepRecord;
+  tokensPerS: number;
+  /** Set when loss_spike_policy 'stop' ended the run: the step was not applied or counted. */
+  stop?: 'loss_spike';
 }
 
 /**
- * Fine-tunes the trainable parameters of a PEFT model.
+ * Fine-tunes the trainable parameters of a PEFT model. It refuses weights or data holding NaN or
+ * infinities before the first step, stops (or skips, with nan_policy) a step whose loss or gradient
+ * is not finite, flags loss spikes (loss_spike_policy), and records the gradient norm and clipping
+ * of every step; {@link TrainResult.health} sums them up.
  *
  * @example
  * ```ts
@@ -179,6 +207,11 @@ export class Trainer {
    */
   async train(options: TrainOptions = {}): Promise<TrainResult> {
     if (this.running) throw new PeftError('This Trainer is already training; await the running train() first', 'E_BUSY');
+    // The model is busy for the whole run: other calls on it meanwhile get E_BUSY (callbacks may use it).
+    return this.peft.base.lock.run('Trainer.train()', () => this.run(options));
+  }
+
+  private async run(options: TrainOptions): Promise<TrainResult> {
     this.running = true;
     const started = performance.now();
     let session: Session | undefined;
@@ -194,23 +227,27 @@ export class Trainer {
         from: state.position,
       });
       if (session.eval && this.args.eval_on_start && state.step === 0) await this.evaluateStep(session);
-      let windowLoss = 0;
-      let windowSteps = 0;
+      const window = new LogWindow();
       while (state.step < totalSteps) {
         if (signal?.aborted) {
           reason = 'aborted';
           break;
         }
-        const { record, tokensPerS } = await this.step(session, batches);
+        const outcome = await this.step(session, batches);
+        if (outcome.stop) {
+          reason = outcome.stop;
+          break;
+        }
+        const { record, tokensPerS } = outcome;
         tokens += record.tokens;
-        windowLoss += record.loss;
-        windowSteps++;
+        window.add(record);
         if (state.step % this.args.logging_steps === 0 || state.step === totalSteps) {
-          const loss = windowLoss / windowSteps;
-          session.log?.write({ event: 'step', step: state.step, loss, lr: record.lr, grad_norm: record.grad_norm, tokens_per_s: tokensPerS, memory: process.memoryUsage.rss() });
-          session.progress?.update({ step: state.step, loss, lr: record.lr, tokens_per_s: tokensPerS });
-          windowLoss = 0;
-          windowSteps = 0;
+          const w = window.fields();
+          const line: StepEvent = { event: 'step', step: state.step, ...w, lr: record.lr, grad_norm: record.grad_norm, tokens_per_s: tokensPerS, memory: process.memoryUsage.rss() };
+          if (record.clip_coef !== undefined) line.clip_coef = record.clip_coef;
+          session.log?.write(line);
+          session.progress?.update({ step: state.step, loss: w.loss, lr: record.lr, tokens_per_s: tokensPerS, grad_norm: record.grad_norm, clipped: (record.clip_coef ?? 1) < 1, skipped: state.skippedSteps });
+          window.reset();
         }
         await notify(this.callbacks, 'onStep', { ...record, tokens_per_s: tokensPerS, epoch: this.epochOf(session) });
 
@@ -225,11 +262,17 @@ export class Trainer {
         if (this.args.output_dir !== undefined && (due || improved)) await this.save(session);
         if (reason === 'early_stopping') break;
       }
-      if (reason !== 'aborted') await this.finish(session);
+      // An aborted run, or one stopped at a loss spike, keeps its last checkpoint as it is.
+      if (reason === 'completed' || reason === 'early_stopping') await this.finish(session);
       return this.result(session, reason, (performance.now() - started) / 1000, tokens);
     } catch (err) {
       try {
-        session?.log?.write({ event: 'end', step: session.state.step, reason: 'error', metrics: {} });
+        if (session?.log) {
+          session.log.write({ event: 'end', step: session.state.step, reason: 'error', metrics: healthMetrics(session.state.logHistory) });
+          session.log.close();
+          // The report shows what went wrong (a diverged step's warning, for one).
+          writeReport(path.join(this.args.output_dir!, 'report.html'), session.log.path);
+        }
       } catch {
         // the log was closed already; the error below is what matters
       }
@@ -250,14 +293,21 @@ export class Trainer {
     if (dataset !== undefined && !(dataset instanceof Dataset)) fail('dataset', 'a Dataset (loadDataset)', dataset, 'E_ARGUMENT');
     const data = dataset ?? (await this.datasets()).eval;
     if (!data) throw new PeftError('No validation data: give eval_dataset or valid_file to the Trainer, or a Dataset to evaluate()', 'E_CONFIG');
-    return evaluateLoss(this.peft, data, this.args.per_device_eval_batch_size);
+    return this.peft.base.lock.run('Trainer.evaluate()', () => evaluateLoss(this.peft, data, this.args.per_device_eval_batch_size));
   }
 
   // --- a run, piece by piece ---
 
   /** The training and validation sets (read once). */
   private async datasets(): Promise<TrainerData> {
-    this.data ??= await trainerData(this.peft, this.options, this.args);
+    if (!this.data) {
+      const data = await trainerData(this.peft, this.options, this.args);
+      // A bad token id (NaN, or outside the vocabulary) is refused here, naming its record, not mid-run.
+      const vocab = this.peft.base.config.vocabSize;
+      checkTokenData(data.train, vocab, 'training');
+      if (data.eval) checkTokenData(data.eval, vocab, 'validation');
+      this.data = data;
+    }
     return this.data;
   }
 
@@ -301,6 +351,8 @@ export class Trainer {
       evalHistory: [],
       savedStep: -1,
       evaluatedStep: -1,
+      consecutiveSkips: 0,
+      skippedSteps: 0,
     };
     const session: Session = { train, eval: evalData, params, optimizer, schedule, totalSteps, batchesPerEpoch, fingerprint, state };
 
@@ -309,10 +361,13 @@ export class Trainer {
     if (resumeDir !== undefined) await this.restore(session, resumeDir);
     // A fresh run draws its dropout masks from a stream fixed by the seed.
     else this.peft.dropoutCounter = deriveSeed(a.seed, DROPOUT_SALT) * 2 ** 20;
+    if (a.check_finite_weights) await this.checkFiniteWeights(session);
+    if (a.loss_spike_policy !== 'ignore') session.spikes = LossSpikeDetector.fromHistory(state.logHistory, a.loss_spike_window, a.loss_spike_threshold);
 
     if (a.run_log) {
       const file = path.join(a.output_dir!, 'run.jsonl');
       if (resumeDir === undefined) fs.rmSync(file, { force: true });
+      else trimRunLog(file, state.step); // steps after the checkpoint are trained (and logged) again
       session.log = RunLog.open(file);
       const config = { ...argumentsJson(this.options), ...(resumeDir ? { resumed_from: resumeDir } : {}) };
       session.log.write({ event: 'start', config, total_steps: totalSteps });
@@ -330,9 +385,9 @@ export class Trainer {
     if (resumeFrom === true) {
       const dir = this.args.output_dir;
       if (dir === undefined) throw new PeftError('resumeFrom: true needs output_dir, where the checkpoints are', 'E_CONFIG');
-      const all = listCheckpoints(dir);
-      if (!all.length) throw new PeftError(`No checkpoint-<step> folder in ${dir} to resume from`, 'E_IO');
-      return all[all.length - 1].path;
+      const latest = latestCheckpoint(dir);
+      if (!latest) throw new PeftError(`No checkpoint-<step> folder in ${dir} to resume from`, 'E_IO');
+      return latest.path;
     }
     if (typeof resumeFrom !== 'string' || resumeFrom === '') fail('resumeFrom', 'a checkpoint folder or true', resumeFrom, 'E_CONFIG');
     return resumeFrom;
@@ -342,6 +397,7 @@ export class Trainer {
   private prepareOutputDir(dir: string, resuming: boolean): void {
     fs.mkdirSync(dir, { recursive: true });
     removeUnfinishedSaves(dir);
+    for (const file of ['run.jsonl', 'report.html']) checkInsideOutput(dir, path.join(dir, file));
     const old = listCheckpoints(dir);
     if (resuming || old.length === 0) return;
     if (!this.args.overwrite_output_dir) {
@@ -351,7 +407,7 @@ export class Trainer {
         'E_CONFIG',
       );
     }
-    for (const c of old) fs.rmSync(c.path, { recursive: true, force: true });
+    for (const c of old) removeCheckpoint(c.path);
   }
 
   /** Puts a checkpoint's parameters, optimizer, schedule, dropout stream and data position back. */
@@ -377,10 +433,29 @@ export class Trainer {
     s.position = saved.data_position;
     s.best = saved.best;
     s.evalsWithoutImprovement = saved.evals_without_improvement;
-    s.logHistory = saved.log_history;
+    // JSON has no NaN: a skipped step's loss or norm comes back as null.
+    s.logHistory = saved.log_history.map((r) => ({ ...r, loss: r.loss ?? NaN, grad_norm: r.grad_norm ?? NaN }));
+    s.skippedSteps = s.logHistory.filter((r) => r.skipped).length;
     s.evalHistory = saved.eval_history;
     s.savedStep = saved.global_step;
     s.evaluatedStep = saved.eval_history.length ? saved.eval_history[saved.eval_history.length - 1].step : -1;
+  }
+
+  /**
+   * Refuses to start from weights that hold NaN or infinities (E_NONFINITE, naming the tensor): the
+   * trainable ones first, then the frozen base (an adapter or a weight replaced since loading).
+   */
+  private async checkFiniteWeights(session: Session): Promise<void> {
+    const trainable: NamedTensor[] = Object.entries(session.params);
+    const frozen: NamedTensor[] = this.peft.base.nativeModel
+      .parameters()
+      .filter((p) => !(p.name in session.params) && !p.quantized)
+      .map((p) => [p.name, new Tensor(p.tensor)] as const);
+    await assertFiniteTensors(
+      [...trainable, ...frozen],
+      'Trainer.train()',
+      'Nothing was trained: load the model or adapter again (or find what wrote these values); check_finite_weights: false skips this check.',
+    );
   }
 
   /**
@@ -403,9 +478,11 @@ export class Trainer {
 
   /**
    * One optimizer step: gradient_accumulation_steps batches (fewer at the end of an epoch), their
-   * accumulated gradient, clipping, the update at the scheduled learning rate.
+   * accumulated gradient, clipping, the update at the scheduled learning rate. A NaN or infinite
+   * loss or gradient norm stops the run or skips the update (nan_policy); a loss spike is logged or
+   * stops the run before the update (loss_spike_policy).
    */
-  private async step(session: Session, batches: Iterator<Batch>): Promise<{ record: StepRecord; tokensPerS: number }> {
+  private async step(session: Session, batches: Iterator<Batch>): Promise<StepOutcome> {
     const state = session.state;
     const started = performance.now();
     const micro: MicroBatch[] = [];
@@ -419,14 +496,75 @@ export class Trainer {
     const acc = await accumulateGradients(this.peft, micro);
     const gradList = Object.keys(session.params).map((n) => acc.grads[n]);
     // Without clipping the norm is still measured for the log, with a bound no finite norm reaches.
-    const gradNorm = await clipGradNormAsync(gradList, this.args.max_grad_norm > 0 ? this.args.max_grad_norm : Number.MAX_VALUE);
+    const maxNorm = this.args.max_grad_norm;
+    const gradNorm = await clipGradNormAsync(gradList, maxNorm > 0 ? maxNorm : Number.MAX_VALUE);
     const lr = session.schedule.lr;
+    const step = state.step + 1;
+    const tokensPerS = () => acc.tokens / Math.max((performance.now() - started) / 1000, 1e-9);
+    if (!Number.isFinite(acc.loss) || !Number.isFinite(gradNorm)) {
+      return { record: await this.nonFiniteStep(session, step, acc.loss, gradNorm, acc.grads, lr, acc.tokens), tokensPerS: tokensPerS() };
+    }
+    state.consecutiveSkips = 0;
+    const spike = session.spikes?.check(acc.loss);
+    if (spike?.spike) {
+      const stop = this.args.loss_spike_policy === 'stop';
+      const message =
+        `Loss spike at step ${step}: loss ${acc.loss.toPrecision(5)} is above ${spike.limit.toPrecision(5)} (mean ${spike.mean.toPrecision(5)} ` +
+        `+ ${this.args.loss_spike_threshold} standard deviations of the last ${this.args.loss_spike_window} steps); ` +
+        (stop ? 'training stopped before this step\'s update (loss_spike_policy: stop).' : 'training continues.');
+      this.warnRun(session, { event: 'warning', step, kind: 'loss_spike', message, loss: acc.loss, grad_norm: gradNorm });
+      if (stop) return { record: { step, loss: acc.loss, lr, grad_norm: gradNorm, tokens: acc.tokens, loss_spike: true }, tokensPerS: tokensPerS(), stop: 'loss_spike' };
+    } else {
+      session.spikes?.add(acc.loss);
+    }
     await session.optimizer.step(acc.grads, lr);
     session.schedule.step();
-    state.step++;
-    const record: StepRecord = { step: state.step, loss: acc.loss, lr, grad_norm: gradNorm, tokens: acc.tokens };
+    state.step = step;
+    const record: StepRecord = { step, loss: acc.loss, lr, grad_norm: gradNorm, tokens: acc.tokens, clip_coef: clipCoefficient(gradNorm, maxNorm) };
+    if (spike?.spike) record.loss_spike = true;
     state.logHistory.push(record);
-    return { record, tokensPerS: acc.tokens / Math.max((performance.now() - started) / 1000, 1e-9) };
+    return { record, tokensPerS: tokensPerS() };
+  }
+
+  /**
+   * A step whose loss or gradient norm is NaN or infinite: with nan_policy 'skip' (and fewer than
+   * max_consecutive_nan_steps in a row) the update is left out but the step counts; otherwise the
+   * run stops with E_NONFINITE before anything changes.
+   */
+  private async nonFiniteStep(session: Session, step: number, loss: number, gradNorm: number, grads: Record<string, Tensor>, lr: number, tokens: number): Promise<StepRecord> {
+    const state = session.state;
+    const bad = await firstNonFiniteGradient(Object.keys(session.params), grads);
+    const where = bad ? `; the first parameter with a non-finite gradient is ${bad.name} (${bad.count} of ${bad.size} values)` : '';
+    const what = `Step ${step}: ${nonFiniteWhat(loss, gradNorm)}${where}`;
+    const skip = this.args.nan_policy === 'skip' && state.consecutiveSkips < this.args.max_consecutive_nan_steps;
+    const saved = state.savedStep >= 0 ? `the last checkpoint (step ${state.savedStep}) is intact` : 'no checkpoint was written';
+    const message = skip
+      ? `${what}. Skipped: no update, the optimizer state is untouched (nan_policy: skip).`
+      : `${what}. Training stopped before this step's update: the weights are those after step ${step - 1} and ${saved}. ` +
+        (this.args.nan_policy === 'skip'
+          ? `The ${state.consecutiveSkips} steps before it were skipped already (max_consecutive_nan_steps ${this.args.max_consecutive_nan_steps}): the weights have likely diverged.`
+          : 'A lower learning_rate or max_grad_norm usually helps; nan_policy: \'skip\' skips such steps instead.');
+    const event: WarningEvent = { event: 'warning', step, kind: 'non_finite', message, loss, grad_norm: gradNorm, ...(bad ? { parameter: bad.name } : {}) };
+    if (!skip) {
+      session.log?.write(event); // the error says the rest
+      throw new PeftError(message, 'E_NONFINITE');
+    }
+    this.warnRun(session, event);
+    state.consecutiveSkips++;
+    state.skippedSteps++;
+    // The step counts (max_steps, the schedule, the data position); only its update is left out.
+    session.schedule.step();
+    state.step = step;
+    const record: StepRecord = { step, loss, lr, grad_norm: gradNorm, tokens, skipped: true };
+    state.logHistory.push(record);
+    return record;
+  }
+
+  /** A warning in the run log, on the progress display and to the `warn` option. */
+  private warnRun(session: Session, event: WarningEvent): void {
+    session.log?.write(event);
+    session.progress?.log(`warning: ${event.message}`);
+    this.warn(event.message);
   }
 
   /** Evaluates, tracks the best loss and the patience, logs and calls back. */
@@ -528,8 +666,10 @@ export class Trainer {
   private result(session: Session, reason: StopReason, runtime: number, tokens: number): TrainResult {
     const s = session.state;
     const losses = s.logHistory.map((r) => r.loss);
+    const trained = s.logHistory.filter((r) => !r.skipped).map((r) => r.loss);
     const metrics: Record<string, number> = {};
-    if (losses.length) metrics.mean_train_loss = losses.reduce((x, y) => x + y, 0) / losses.length;
+    if (trained.length) metrics.mean_train_loss = trained.reduce((x, y) => x + y, 0) / trained.length;
+    Object.assign(metrics, healthMetrics(s.logHistory));
     const outputDir = this.args.output_dir;
     let runLog: string | undefined;
     let report: string | undefined;
@@ -547,6 +687,7 @@ export class Trainer {
       reason,
       train_loss: metrics.mean_train_loss ?? NaN,
       losses,
+      health: trainingHealth(s.logHistory),
       log_history: s.logHistory,
       eval_history: s.evalHistory,
       best,

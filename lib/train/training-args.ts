@@ -7,6 +7,7 @@ import type { Dataset } from '../data/dataset';
 import { PeftError } from '../errors';
 import { describe, fail } from '../validate';
 import type { TrainerCallbacks } from './callbacks';
+import { LOSS_SPIKE_POLICIES, NAN_POLICIES, type LossSpikePolicy, type NanPolicy } from './health';
 import { OPTIMIZERS, type OptimizerName } from './optimizer';
 import type { ProgressStream } from './progress';
 import { SCHEDULE_TYPES, type ScheduleType } from './schedule';
@@ -99,6 +100,37 @@ export interface TrainingArguments {
    */
   gradient_checkpointing?: boolean;
 
+  /**
+   * A step whose loss or gradient norm is NaN or infinite: 'stop' (default) ends the run with an
+   * E_NONFINITE error naming the step and the first parameter with a non-finite gradient, before any
+   * update (the weights and the last checkpoint stay as they were); 'skip' leaves that step's update
+   * out (weights and optimizer state untouched; the step still counts towards max_steps and the
+   * schedule) and logs it. Hugging Face's Trainer has no such switch (only logging_nan_inf_filter,
+   * which hides such losses from the logged mean, as the skipped steps are here).
+   */
+  nan_policy?: NanPolicy;
+  /** With nan_policy 'skip': stop (E_NONFINITE) when this many steps in a row were skipped. Default 5. */
+  max_consecutive_nan_steps?: number;
+  /**
+   * A loss spike (see loss_spike_threshold): 'warn' (default) logs a warning and trains on; 'stop'
+   * ends the run before that step's update, with reason 'loss_spike'; 'ignore' does nothing.
+   */
+  loss_spike_policy?: LossSpikePolicy;
+  /**
+   * A step's loss is a spike when it exceeds the mean of the last loss_spike_window losses by more
+   * than this many standard deviations (counting the deviation as at least 5% of the mean, so a
+   * flat curve does not flag noise). Judged once 10 losses (or the whole window) are in. Default 4.
+   */
+  loss_spike_threshold?: number;
+  /** Steps the loss-spike statistics look back over; spikes and skipped steps stay out. Default 50. */
+  loss_spike_window?: number;
+  /**
+   * Before training, refuse (E_NONFINITE, naming the tensor) a model whose weights (trainable or
+   * frozen) hold NaN or infinities: one native scan, about as long as reading the weights once.
+   * Default true.
+   */
+  check_finite_weights?: boolean;
+
   /** Functions called after each step, evaluation and checkpoint. */
   callbacks?: TrainerCallbacks | TrainerCallbacks[];
   /** Aborting stops training cleanly after the current step; checkpoints already written stay intact. */
@@ -144,6 +176,12 @@ export interface ResolvedArguments {
   seed: number;
   logging_steps: number;
   gradient_checkpointing: boolean;
+  nan_policy: NanPolicy;
+  max_consecutive_nan_steps: number;
+  loss_spike_policy: LossSpikePolicy;
+  loss_spike_threshold: number;
+  loss_spike_window: number;
+  check_finite_weights: boolean;
   max_seq_length?: number;
   packing: boolean;
   run_log: boolean;
@@ -160,6 +198,7 @@ const KNOWN = new Set([
   'per_device_eval_batch_size', 'gradient_accumulation_steps', 'max_grad_norm', 'max_steps', 'num_train_epochs',
   'dataloader_drop_last', 'eval_steps', 'eval_on_start', 'early_stopping_patience', 'early_stopping_threshold', 'load_best_model_at_end',
   'save_steps', 'save_total_limit', 'seed', 'logging_steps', 'gradient_checkpointing', 'run_log',
+  'nan_policy', 'max_consecutive_nan_steps', 'loss_spike_policy', 'loss_spike_threshold', 'loss_spike_window', 'check_finite_weights',
 ]);
 
 type Range = { min?: number; max?: number; exclusiveMin?: boolean; integer?: boolean };
@@ -241,6 +280,12 @@ export function resolveArguments(args: TrainingArguments): ResolvedArguments {
     seed: num(o, 'seed', 42, { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true }),
     logging_steps: num(o, 'logging_steps', 1, POSITIVE_INT),
     gradient_checkpointing: bool(o, 'gradient_checkpointing', false),
+    nan_policy: choice(o, 'nan_policy', NAN_POLICIES, 'stop'),
+    max_consecutive_nan_steps: num(o, 'max_consecutive_nan_steps', 5, POSITIVE_INT),
+    loss_spike_policy: choice(o, 'loss_spike_policy', LOSS_SPIKE_POLICIES, 'warn'),
+    loss_spike_threshold: num(o, 'loss_spike_threshold', 4, { min: 0, exclusiveMin: true }),
+    loss_spike_window: num(o, 'loss_spike_window', 50, { min: 2, integer: true }),
+    check_finite_weights: bool(o, 'check_finite_weights', true),
     max_seq_length: num(o, 'max_seq_length', undefined, POSITIVE_INT),
     packing: bool(o, 'packing', false),
     run_log: bool(o, 'run_log', o.output_dir !== undefined),

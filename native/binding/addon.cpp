@@ -19,6 +19,7 @@ void register_attention_ops(Napi::Env env, Napi::Object exports);
 void register_gguf(Napi::Env env, Napi::Object exports);
 void register_llama(Napi::Env env, Napi::Object exports);
 void register_quant_ops(Napi::Env env, Napi::Object exports);
+void register_finite_ops(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonData());  // one per environment: worker_threads each get their own
@@ -36,6 +37,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   register_gguf(env, exports);
   register_llama(env, exports);
   register_quant_ops(env, exports);
+  register_finite_ops(env, exports);
   return exports;
 }
 

@@ -21,6 +21,11 @@ Napi::Error make_error(Napi::Env env, const char* code, const std::string& messa
 template <typename Body>
 Napi::Value guarded(const Napi::CallbackInfo& info, Body body);
 
+// Whether JS can run in env now. False while the environment shuts down (a worker_thread being
+// terminated): nothing can be thrown or returned to it then, and a Napi::Error thrown on out of a
+// callback would end the whole process (std::terminate).
+bool js_reachable(napi_env env);
+
 // Throws a peft::Error of code E_ARGUMENT with message.
 [[noreturn]] void fail_argument(const std::string& message);
 

@@ -114,6 +114,7 @@ Napi::Value set_selection(model::AdapterHost& m, const Napi::CallbackInfo& info)
   const double seed = option_number(o, "seed", 0);
   PEFT_CHECK(seed >= 0 && seed <= 9007199254740991.0, ErrorCode::Range, "Expected a seed in [0, 2^53) for selection.seed");
   sel.seed = static_cast<uint64_t>(seed);
+  sel.dropout = option_bool(o, "dropout", true);
   m.set_selection(std::move(sel));
   return info.Env().Undefined();
 }

@@ -24,7 +24,7 @@ Napi::Value prefix_length(model::AdapterHost& m, const Napi::CallbackInfo& info)
 Napi::Value add_prompt(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // deleteAdapter(adapter, keepMerged?)
 Napi::Value delete_adapter(model::AdapterHost& m, const Napi::CallbackInfo& info);
-// setSelection({ enabled, active: string[], perRow: string[] | null, seed })
+// setSelection({ enabled, active: string[], perRow: string[] | null, seed, dropout = true })
 Napi::Value set_selection(model::AdapterHost& m, const Napi::CallbackInfo& info);
 // setTrainable(name, trainable)
 Napi::Value set_trainable(model::AdapterHost& m, const Napi::CallbackInfo& info);

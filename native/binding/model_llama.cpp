@@ -1,6 +1,6 @@
 // The native Llama model object: built from a config and named weight tensors; forward (logits) and
 // loss + backward (all parameter gradients), sync and async. One call at a time per model: a second
-// call while one runs is refused with E_BUSY.
+// call while one runs is refused with E_BUSY; dispose() frees the weights at once (later calls: E_DISPOSED).
 #include <napi.h>
 
 #include <atomic>
@@ -30,6 +30,10 @@ class ModelLease {
     bool expected = false;
     PEFT_CHECK(state_->busy.compare_exchange_strong(expected, true), ErrorCode::Busy,
                "The model is running another call; await it before starting a new one");
+    if (!state_->model) {
+      state_->busy.store(false);
+      throw Error(ErrorCode::Disposed, "The model was disposed and cannot be used");
+    }
   }
   ~ModelLease() { state_->busy.store(false); }
   model::AdapterHost& model() const { return *state_->model; }
@@ -124,6 +128,18 @@ class StepPlan : public OpPlan {
   std::shared_ptr<Tensor> ids_, logits_;
 };
 
+// { loss, grads: { name: Tensor } }: the gradients of the trainable parameters (the model's own
+// buffers, rewritten by the next backward).
+Napi::Object loss_result(Napi::Env env, model::AdapterHost& model, double loss) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", Napi::Number::New(env, loss));
+  Napi::Object grads = Napi::Object::New(env);
+  for (const auto& [name, p] : model.parameters())
+    if (p->trainable && p->grad) grads.Set(name, wrap_tensor(env, p->grad));
+  out.Set("grads", grads);
+  return out;
+}
+
 // lossBackward(logits, labels [B, P + T] i32, accumulate) -> { loss, grads: { name: Tensor } } with the
 // gradients of the trainable parameters (the model's own buffers, rewritten by the next backward).
 class LossBackwardPlan : public OpPlan {
@@ -135,19 +151,34 @@ class LossBackwardPlan : public OpPlan {
     accumulate_ = !acc.IsUndefined() && to_bool(acc, "accumulate");
   }
   void execute() override { loss_ = lease_.model().loss_backward(*logits_, *labels_, accumulate_); }
-  Napi::Value result(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("loss", Napi::Number::New(env, loss_));
-    Napi::Object grads = Napi::Object::New(env);
-    for (const auto& [name, p] : lease_.model().parameters())
-      if (p->trainable && p->grad) grads.Set(name, wrap_tensor(env, p->grad));
-    out.Set("grads", grads);
-    return out;
-  }
+  Napi::Value result(Napi::Env env) override { return loss_result(env, lease_.model(), loss_); }
 
  private:
   ModelLease lease_;
   std::shared_ptr<Tensor> logits_, labels_;
+  bool accumulate_ = false;
+  double loss_ = 0;
+};
+
+// trainLoss(ids [B, T] i32, mask [B, T] u8 | null, labels [B, P + T] i32, accumulate) -> { loss, grads }:
+// the training forward and lossBackward in one call, without handing the logits to JavaScript (the
+// model may never hold them whole: see AdapterHost::train_loss).
+class TrainLossPlan : public OpPlan {
+ public:
+  TrainLossPlan(std::shared_ptr<ModelState> state, const Napi::CallbackInfo& info) : lease_(std::move(state)) {
+    ids_ = reads(to_tensor(arg(info, 0), "ids"));
+    mask_ = to_tensor_or_null(arg(info, 1), "mask");
+    reads(mask_);
+    labels_ = reads(to_tensor(arg(info, 2), "labels"));
+    const Napi::Value acc = info.Length() > 3 ? info[3] : info.Env().Undefined();
+    accumulate_ = !acc.IsUndefined() && to_bool(acc, "accumulate");
+  }
+  void execute() override { loss_ = lease_.model().train_loss(*ids_, mask_.get(), *labels_, accumulate_); }
+  Napi::Value result(Napi::Env env) override { return loss_result(env, lease_.model(), loss_); }
+
+ private:
+  ModelLease lease_;
+  std::shared_ptr<Tensor> ids_, mask_, labels_;
   bool accumulate_ = false;
   double loss_ = 0;
 };
@@ -162,6 +193,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::forward_async>("forwardAsync"),
                         InstanceMethod<&LlamaWrap::loss_backward>("lossBackward"),
                         InstanceMethod<&LlamaWrap::loss_backward_async>("lossBackwardAsync"),
+                        InstanceMethod<&LlamaWrap::train_loss>("trainLoss"),
+                        InstanceMethod<&LlamaWrap::train_loss_async>("trainLossAsync"),
                         InstanceMethod<&LlamaWrap::reset_cache>("resetCache"),
                         InstanceMethod<&LlamaWrap::step>("step"),
                         InstanceMethod<&LlamaWrap::step_async>("stepAsync"),
@@ -184,7 +217,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<set_checkpointing>>("setCheckpointing"),
                         InstanceMethod<&LlamaWrap::leased<quantized_weights>>("quantizedWeights"),
                         InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),
-                        InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter")});
+                        InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter"),
+                        InstanceMethod<&LlamaWrap::dispose>("dispose")});
   }
 
   explicit LlamaWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LlamaWrap>(info) {
@@ -228,6 +262,12 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
   Napi::Value loss_backward_async(const Napi::CallbackInfo& info) {
     return guarded(info, [&] { return run_async(info.Env(), std::make_unique<LossBackwardPlan>(state_, info)); });
   }
+  Napi::Value train_loss(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_sync(info.Env(), std::make_unique<TrainLossPlan>(state_, info)); });
+  }
+  Napi::Value train_loss_async(const Napi::CallbackInfo& info) {
+    return guarded(info, [&] { return run_async(info.Env(), std::make_unique<TrainLossPlan>(state_, info)); });
+  }
   Napi::Value reset_cache(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       ModelLease lease(state_);
@@ -243,7 +283,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
   }
   Napi::Value parameter_names(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
-      auto names = state_->model->parameter_names();
+      ModelLease lease(state_);
+      auto names = lease.model().parameter_names();
       Napi::Array out = Napi::Array::New(info.Env(), names.size());
       for (size_t i = 0; i < names.size(); ++i) out.Set(static_cast<uint32_t>(i), names[i]);
       return out;
@@ -254,6 +295,19 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
     return guarded(info, [&]() -> Napi::Value {
       ModelLease lease(state_);
       return Napi::Number::New(info.Env(), static_cast<double>(lease.model().prompt_length()));
+    });
+  }
+  // Frees the model's native memory now (its own buffers, and its references to the weight tensors).
+  // E_BUSY while a call runs; a second dispose does nothing.
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (!state_->model) return info.Env().Undefined();
+      std::unique_ptr<model::AdapterHost> freed;
+      {
+        ModelLease lease(state_);
+        freed = std::move(state_->model);
+      }
+      return info.Env().Undefined();  // `freed` goes here, outside the lease
     });
   }
   // A synchronous call that needs the model to itself.

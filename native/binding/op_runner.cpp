@@ -79,6 +79,15 @@ class OpWorker : public Napi::AsyncWorker {
     }
   }
 
+  // A worker_thread terminated while this call ran: its environment is shutting down and can run no
+  // JS, so the promise is left unsettled (nobody can observe it) instead of failing to settle it,
+  // which would throw out of the completion callback and end the whole process.
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    if (status == napi_cancelled || js_reachable(env)) return Napi::AsyncWorker::OnWorkComplete(env, status);
+    plan_->release();
+    Destroy();
+  }
+
   void OnError(const Napi::Error&) override {
     plan_->release();
     deferred_.Reject(make_error(Env(), code_.c_str(), message_).Value());

@@ -7,6 +7,7 @@
 #include "binding/args.h"
 #include "binding/op_runner.h"
 #include "core/error.h"
+#include "core/profile.h"
 #include "kernels/optim.h"
 
 namespace peft::binding {
@@ -77,7 +78,10 @@ class AdamWPlan : public OpPlan {
                         v_[i]->data_as<float>(), params_[i]->numel()});
     }
   }
-  void execute() override { kernels::adamw_step(slots_.data(), static_cast<int>(slots_.size()), h_); }
+  void execute() override {
+    PEFT_PROFILE_SCOPE(Optimizer);
+    kernels::adamw_step(slots_.data(), static_cast<int>(slots_.size()), h_);
+  }
   Napi::Value result(Napi::Env env) override { return env.Undefined(); }
 
  private:
@@ -121,7 +125,10 @@ class SgdPlan : public OpPlan {
       slots_.push_back({params_[i]->data_as<float>(), grads_[i]->data_as<float>(), buf, nullptr, params_[i]->numel()});
     }
   }
-  void execute() override { kernels::sgd_step(slots_.data(), static_cast<int>(slots_.size()), h_); }
+  void execute() override {
+    PEFT_PROFILE_SCOPE(Optimizer);
+    kernels::sgd_step(slots_.data(), static_cast<int>(slots_.size()), h_);
+  }
   Napi::Value result(Napi::Env env) override { return env.Undefined(); }
 
  private:

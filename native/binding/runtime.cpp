@@ -5,6 +5,8 @@
 #include "binding/errors.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/tensor.h"
+#include "core/profile.h"
 #include "core/thread_pool.h"
 #include "kernels/isa.h"
 
@@ -74,6 +76,50 @@ Napi::Value external_memory(const Napi::CallbackInfo& info) {
   });
 }
 
+// Live native tensor storages of the whole process (every worker thread's too), for leak checks.
+Napi::Value live_storages(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const Storage::LiveCounts c = Storage::live();
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("storages", Napi::Number::New(info.Env(), static_cast<double>(c.storages)));
+    out.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(c.bytes)));
+    out.Set("views", Napi::Number::New(info.Env(), static_cast<double>(c.views)));
+    return out;
+  });
+}
+
+// setProfiling(on): turns the per-phase timers of native/core/profile.h on or off.
+Napi::Value set_profiling(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Value on = arg(info, 0);
+    if (!on.IsBoolean()) fail_argument("Expected a boolean for on but received " + describe(on));
+    profile::set_enabled(on.As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+}
+
+// profile() -> { [phase]: { ns, calls } }: the time summed per phase since the last resetProfile().
+Napi::Value profile_totals(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const profile::Totals t = profile::totals();
+    Napi::Object out = Napi::Object::New(info.Env());
+    for (int i = 0; i < profile::kPhaseCount; ++i) {
+      Napi::Object phase = Napi::Object::New(info.Env());
+      phase.Set("ns", Napi::Number::New(info.Env(), static_cast<double>(t.ns[i])));
+      phase.Set("calls", Napi::Number::New(info.Env(), static_cast<double>(t.calls[i])));
+      out.Set(profile::phase_name(static_cast<profile::Phase>(i)), phase);
+    }
+    return out;
+  });
+}
+
+Napi::Value reset_profile(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    profile::reset();
+    return info.Env().Undefined();
+  });
+}
+
 // init(PeftError): registers the error class, then applies PEFT_ISA (which may throw E_UNSUPPORTED).
 Napi::Value init(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -94,8 +140,12 @@ void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("supportedIsas", Napi::Function::New(env, supported_isas));
   exports.Set("cpuFeatures", Napi::Function::New(env, cpu_features_js));
   exports.Set("externalMemory", Napi::Function::New(env, external_memory));
+  exports.Set("liveStorages", Napi::Function::New(env, live_storages));
   exports.Set("numThreads", Napi::Function::New(env, num_threads));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads));
+  exports.Set("setProfiling", Napi::Function::New(env, set_profiling));
+  exports.Set("profile", Napi::Function::New(env, profile_totals));
+  exports.Set("resetProfile", Napi::Function::New(env, reset_profile));
 }
 
 }  // namespace peft::binding

@@ -124,7 +124,10 @@ void TensorWrap::release_memory(Napi::Env env) {
 
 TensorWrap::~TensorWrap() {
   if (reported_bytes_ != 0) {
-    napi_adjust_external_memory(Env(), -reported_bytes_, nullptr);
+    // Node refuses a null result pointer (napi_invalid_arg) and would then forget the adjustment:
+    // every collected tensor would stay counted as external memory, and V8 would collect ever sooner.
+    int64_t total = 0;
+    napi_adjust_external_memory(Env(), -reported_bytes_, &total);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -19,9 +20,14 @@ namespace peft {
 
 namespace {
 constexpr size_t kAlignment = 64;
+std::atomic<int64_t> g_live_storages{0};
+std::atomic<int64_t> g_live_bytes{0};
+std::atomic<int64_t> g_live_views{0};
 // aligned_alloc wants a multiple of the alignment (and something to point at for an empty tensor).
 size_t padded_size(size_t nbytes) { return nbytes == 0 ? kAlignment : (nbytes + kAlignment - 1) / kAlignment * kAlignment; }
-}
+}  // namespace
+
+Storage::LiveCounts Storage::live() { return {g_live_storages.load(), g_live_bytes.load(), g_live_views.load()}; }
 
 Storage::Storage(size_t nbytes, bool zero_fill) : data_(nullptr), nbytes_(nbytes) {
   const size_t rounded = padded_size(nbytes);
@@ -29,19 +35,27 @@ Storage::Storage(size_t nbytes, bool zero_fill) : data_(nullptr), nbytes_(nbytes
   PEFT_CHECK(data_ != nullptr, ErrorCode::Memory,
              "Could not allocate " + std::to_string(nbytes) + " bytes for a tensor");
   if (zero_fill) std::memset(data_, 0, rounded);
+  g_live_storages.fetch_add(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_add(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
   // In the sanitizer build (npm run test:asan) the rounding pad is unreadable, so a kernel that runs past
   // a tensor's end is caught there: views of mapped files have no such pad to run into.
   PEFT_POISON(static_cast<char*>(data_) + nbytes, rounded - nbytes);
 }
 
 Storage::Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner)
-    : data_(data), nbytes_(nbytes), owner_(std::move(owner)) {}
+    : data_(data), nbytes_(nbytes), owner_(std::move(owner)) {
+  g_live_views.fetch_add(1, std::memory_order_relaxed);
+}
 
 Storage::~Storage() {
-  if (!owner_) {
-    PEFT_UNPOISON(data_, padded_size(nbytes_));
-    std::free(data_);
+  if (owner_) {
+    g_live_views.fetch_sub(1, std::memory_order_relaxed);
+    return;
   }
+  PEFT_UNPOISON(data_, padded_size(nbytes_));
+  std::free(data_);
+  g_live_storages.fetch_sub(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_sub(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
 }
 
 void Storage::acquire(bool write, const char* what) {

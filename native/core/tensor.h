@@ -34,6 +34,14 @@ class Storage {
   void release(bool write);
   bool busy() const { return users_.load() != 0; }
 
+  // Process-wide count of live storages (all threads and worker_threads together), for leak checks.
+  struct LiveCounts {
+    int64_t storages;  // owned allocations
+    int64_t bytes;     // their bytes
+    int64_t views;     // views of memory owned elsewhere (each keeps e.g. a file mapping alive)
+  };
+  static LiveCounts live();
+
  private:
   void* data_;
   size_t nbytes_;

@@ -81,13 +81,14 @@ void GgufFile::parse() {
 
   metadata_.reserve(static_cast<size_t>(n_kv));
   std::unordered_map<std::string, size_t> keys;
+  uint64_t nested_left = gguf_detail::kMaxNestedItems;
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = gguf_detail::read_string(r, where, "metadata key #" + std::to_string(k));
     const std::string field = "metadata " + quoted(key);
     if (!gguf_detail::is_valid_utf8(key)) fail_format(where, "Expected UTF-8 text for metadata key #" + std::to_string(k) + " but received invalid bytes");
     if (!keys.emplace(key, metadata_.size()).second) fail_format(where, "Expected unique metadata keys but " + field + " appears twice");
     const GgufType type = gguf_detail::read_value_type(r, where, field);
-    metadata_.emplace_back(std::move(key), gguf_detail::read_value(r, type, where, field));
+    metadata_.emplace_back(std::move(key), gguf_detail::read_value(r, type, where, field, 0, &nested_left));
   }
   auto align = keys.find("general.alignment");
   if (align != keys.end()) alignment_ = alignment_from(metadata_[align->second].second, where);
@@ -153,7 +154,13 @@ void GgufFile::parse_tensor_infos(ByteReader& r, uint64_t count) {
 void GgufFile::check_layout() {
   const std::string where = "GGUF file " + file_->path();
   const uint64_t size = file_->size();
-  const uint64_t available = size > data_offset_ ? size - data_offset_ : 0;
+  // The padding before the data section is part of the file: a file cut inside it is truncated,
+  // even when every tensor is empty (their views would point past the end of the mapping).
+  if (!tensors_.empty() && data_offset_ > size) {
+    fail_format(where, "Expected the data section (from byte " + std::to_string(data_offset_) + ", after the alignment padding) to start within the file of " +
+                           std::to_string(size) + " bytes but the file ends before it");
+  }
+  const uint64_t available = size - std::min(size, data_offset_);
   for (const GgufTensorInfo& t : tensors_) {
     const std::string field = "tensor " + quoted(t.name);
     if (t.offset % alignment_ != 0) {
@@ -189,6 +196,7 @@ const GgufTensorInfo* GgufFile::find(const std::string& name) const {
 }
 
 Tensor GgufFile::load(const GgufTensorInfo& info) const {
+  // Inside the mapping: check_layout placed every tensor there (an empty one at most at its end).
   uint8_t* bytes = file_->mutable_data() + data_offset_ + info.offset;
   DType dtype;
   switch (info.type) {

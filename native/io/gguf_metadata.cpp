@@ -84,7 +84,8 @@ GgufType read_value_type(ByteReader& r, const std::string& where, const std::str
   return static_cast<GgufType>(type);
 }
 
-GgufValue read_value(ByteReader& r, GgufType type, const std::string& where, const std::string& field, int depth) {
+GgufValue read_value(ByteReader& r, GgufType type, const std::string& where, const std::string& field, int depth,
+                     uint64_t* nested_left) {
   GgufValue v;
   v.type = type;
   const char* f = field.c_str();
@@ -123,9 +124,16 @@ GgufValue read_value(ByteReader& r, GgufType type, const std::string& where, con
         for (size_t k = 0; k < n; ++k) v.strings.push_back(read_string(r, where, field, k));
       } else {
         // An element of an array of arrays is itself (element type, length, values), untagged.
+        if (nested_left != nullptr) {
+          if (n > *nested_left) {
+            fail_format(where, "Expected at most " + std::to_string(kMaxNestedItems) + " elements in arrays of arrays in all for " + field +
+                                   " but received more (" + std::to_string(n) + " here)");
+          }
+          *nested_left -= n;
+        }
         v.items.reserve(n);
         for (size_t k = 0; k < n; ++k) {
-          v.items.push_back(read_value(r, GgufType::Array, where, field + "[" + std::to_string(k) + "]", depth + 1));
+          v.items.push_back(read_value(r, GgufType::Array, where, field + "[" + std::to_string(k) + "]", depth + 1, nested_left));
         }
       }
       break;

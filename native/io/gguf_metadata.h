@@ -20,6 +20,11 @@ std::string read_string(ByteReader& r, const std::string& where, const std::stri
 // both become U+FFFD there (values stay lenient: some vocabularies hold partial byte sequences).
 bool is_valid_utf8(const std::string& s);
 GgufType read_value_type(ByteReader& r, const std::string& where, const std::string& field);
-GgufValue read_value(ByteReader& r, GgufType type, const std::string& where, const std::string& field, int depth = 0);
+// Elements of arrays of arrays accepted in one file: each costs a GgufValue (~150 bytes) for 12 bytes
+// of file, so this bounds what a hostile file can make us allocate (llama.cpp writes none).
+constexpr uint64_t kMaxNestedItems = uint64_t{1} << 20;
+// `nested_left` (when given) is the budget of array-of-array elements left for the file.
+GgufValue read_value(ByteReader& r, GgufType type, const std::string& where, const std::string& field, int depth = 0,
+                     uint64_t* nested_left = nullptr);
 
 }  // namespace peft::io::gguf_detail

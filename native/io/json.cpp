@@ -12,6 +12,10 @@ namespace peft::io {
 namespace {
 
 constexpr int kMaxDepth = 64;
+// Values in one document at most. A value costs ~100 bytes here against 2 bytes of text ("0,"), so
+// this bounds the memory a hostile header can claim (~0.5 GB) well above any real header
+// (a checkpoint of 100k tensors has under a million values).
+constexpr size_t kMaxValues = size_t{1} << 22;
 
 class Parser {
  public:
@@ -41,6 +45,7 @@ class Parser {
 
   JsonValue parse_value(int depth) {
     if (depth > kMaxDepth) fail("nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+    if (++values_ > kMaxValues) fail("more than " + std::to_string(kMaxValues) + " values");
     skip_space();
     if (p_ == end_) fail("unexpected end of input");
     JsonValue v;
@@ -129,6 +134,28 @@ class Parser {
     }
   }
 
+  // One multi-byte UTF-8 sequence whose lead byte was just read: JSON text is UTF-8, and names read
+  // here become JS strings, where two different invalid names would both turn into U+FFFD.
+  void take_utf8(std::string& out) {
+    const auto lead = static_cast<unsigned char>(p_[-1]);
+    size_t len;
+    uint32_t cp;
+    if ((lead & 0xE0) == 0xC0) { len = 2; cp = lead & 0x1F; }
+    else if ((lead & 0xF0) == 0xE0) { len = 3; cp = lead & 0x0F; }
+    else if ((lead & 0xF8) == 0xF0) { len = 4; cp = lead & 0x07; }
+    else { --p_; fail("invalid UTF-8 in a string"); }
+    if (static_cast<size_t>(end_ - p_) < len - 1) { --p_; fail("invalid UTF-8 in a string"); }
+    for (size_t k = 0; k + 1 < len; ++k) {
+      const auto b = static_cast<unsigned char>(p_[k]);
+      if ((b & 0xC0) != 0x80) { --p_; fail("invalid UTF-8 in a string"); }
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};  // shortest form only
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) { --p_; fail("invalid UTF-8 in a string"); }
+    out.append(p_ - 1, len);
+    p_ += len - 1;
+  }
+
   uint32_t parse_hex4() {
     if (end_ - p_ < 4) fail("truncated \\u escape");
     uint32_t cp = 0;
@@ -151,6 +178,10 @@ class Parser {
       const char c = *p_++;
       if (c == '"') return out;
       if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        take_utf8(out);
+        continue;
+      }
       if (c != '\\') {
         out += c;
         continue;
@@ -215,6 +246,7 @@ class Parser {
   const char* begin_;
   const char* end_;
   const std::string& what_;
+  size_t values_ = 0;
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
-// A small JSON reader for file headers (safetensors). Depth, sizes and numbers are bounded, and
-// every syntax error is an E_FORMAT naming the source and the byte offset.
+// A small JSON reader for file headers (safetensors). Depth, value count and numbers are bounded,
+// strings must be valid UTF-8, and every syntax error is an E_FORMAT naming the source and the byte
+// offset.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -33,11 +33,20 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     data = static_cast<uint8_t*>(p);
   }
   ::close(fd);  // the mapping stays valid
-  return std::shared_ptr<MappedFile>(new MappedFile(path, data, size));
+  return std::shared_ptr<MappedFile>(new MappedFile(path, data, size, true));
+}
+
+std::shared_ptr<MappedFile> MappedFile::from_bytes(const std::string& name, const uint8_t* bytes, size_t size) {
+  // Exactly `size` bytes (none spare), so a sanitizer sees any read past the end.
+  uint8_t* data = size > 0 ? new uint8_t[size] : nullptr;
+  if (size > 0) std::memcpy(data, bytes, size);
+  return std::shared_ptr<MappedFile>(new MappedFile(name, data, size, false));
 }
 
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(data_, size_);
+  if (data_ == nullptr) return;
+  if (mapped_) ::munmap(data_, size_);
+  else delete[] data_;
 }
 
 void ByteReader::seek(size_t offset) {

@@ -12,6 +12,10 @@ class MappedFile {
  public:
   // Maps `path`; throws E_IO naming the file and the OS error.
   static std::shared_ptr<MappedFile> open(const std::string& path);
+  // The same interface over a private copy of bytes already in memory (fuzzers and tests feed the
+  // readers this way, so they run the very code a mapped file goes through). `name` stands in for
+  // the path in messages.
+  static std::shared_ptr<MappedFile> from_bytes(const std::string& name, const uint8_t* bytes, size_t size);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -22,10 +26,12 @@ class MappedFile {
   const std::string& path() const { return path_; }
 
  private:
-  MappedFile(std::string path, uint8_t* data, size_t size) : path_(std::move(path)), data_(data), size_(size) {}
+  MappedFile(std::string path, uint8_t* data, size_t size, bool mapped)
+      : path_(std::move(path)), data_(data), size_(size), mapped_(mapped) {}
   std::string path_;
   uint8_t* data_;
   size_t size_;
+  bool mapped_;  // data_ came from mmap (else from new[])
 };
 
 // Bounds-checked little-endian reads over a byte range; every overrun is an E_FORMAT naming `what`.

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "core/error.h"
 #include "io/json.h"
@@ -55,9 +57,12 @@ const char* safetensors_dtype_name(DType dtype) {
   return "?";
 }
 
-std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) { return parse(MappedFile::open(path)); }
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::parse(std::shared_ptr<MappedFile> file) {
   auto st = std::shared_ptr<SafetensorsFile>(new SafetensorsFile());
-  st->file_ = MappedFile::open(path);
+  st->file_ = std::move(file);
+  const std::string& path = st->file_->path();
   ByteReader reader(st->file_->data(), st->file_->size(), path);
   const uint64_t header_len = reader.read<uint64_t>("the header length");
   if (header_len > kMaxHeaderBytes || header_len > reader.remaining()) {
@@ -70,12 +75,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
 
   const JsonValue header = parse_json(text, header_len, path + " header");
   if (header.kind != JsonValue::Kind::Object) bad(path, "the header is not a JSON object");
+  // A name given twice would be read as whichever entry a reader happens to take.
+  std::set<std::string> names;
   for (const auto& [name, value] : header.members) {
+    if (!names.insert(name).second) bad(path, (name == "__metadata__" ? "__metadata__" : "tensor \"" + name + "\"") + " appears twice in the header");
     if (name == "__metadata__") {
       if (value.kind != JsonValue::Kind::Object) bad(path, "__metadata__ is not an object");
       for (const auto& [k, v] : value.members) {
         if (v.kind != JsonValue::Kind::String) bad(path, "__metadata__ value \"" + k + "\" is not a string");
-        st->metadata_[k] = v.string;
+        if (!st->metadata_.emplace(k, v.string).second) bad(path, "__metadata__ key \"" + k + "\" appears twice");
       }
       continue;
     }
@@ -184,8 +192,14 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
   header += "}";
   header.append((8 - header.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A fresh hidden name beside the file (two writes of one path at once do not share it), created
+  // exclusively: a link planted at that name is never followed.
+  static std::atomic<uint64_t> counter{0};
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  const std::string tmp = dir + "/." + base + ".part-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(ErrorCode::IO, "Could not create " + tmp + ": " + std::strerror(errno));
   auto write_all = [&](const void* data, size_t n) {
     const char* p = static_cast<const char*>(data);
@@ -208,6 +222,12 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
     const int rename_err = errno;
     std::remove(tmp.c_str());
     throw Error(ErrorCode::IO, "Could not write " + path + ": " + std::strerror(ok ? rename_err : err));
+  }
+  // The rename itself reaches the disk only with the folder's entries.
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
 }
 

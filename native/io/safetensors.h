@@ -24,6 +24,8 @@ class SafetensorsFile {
  public:
   // Maps and validates the file; throws E_IO / E_FORMAT naming the file and the problem.
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+  // Validates an already mapped file (or bytes in memory, see MappedFile::from_bytes).
+  static std::shared_ptr<SafetensorsFile> parse(std::shared_ptr<MappedFile> file);
 
   const std::string& path() const { return file_->path(); }
   const std::vector<SafetensorsEntry>& entries() const { return entries_; }

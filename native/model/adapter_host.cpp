@@ -15,6 +15,11 @@ AdapterHost::AdapterHost(HostDims dims) : dims_(std::move(dims)) {
 
 AdapterHost::~AdapterHost() = default;
 
+double AdapterHost::train_loss(const Tensor& ids, const Tensor* key_valid, const Tensor& labels, bool accumulate) {
+  const Tensor logits = forward(ids, key_valid, true);
+  return loss_backward(logits, labels, accumulate);
+}
+
 void AdapterHost::set_checkpointing(bool on) {
   PEFT_CHECK(!on, ErrorCode::Unsupported, "Activation checkpointing is not available for this architecture yet");
 }

@@ -50,6 +50,9 @@ class AdapterHost {
   // (-100 ignored); adds the gradient of every trainable parameter into its grad (zeroed first
   // unless `accumulate`). Returns the loss.
   virtual double loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) = 0;
+  // forward(ids, key_valid, train = true) then loss_backward in one call; an architecture may do it
+  // without the whole logits (the Llama family runs the head and the loss in row blocks).
+  virtual double train_loss(const Tensor& ids, const Tensor* key_valid, const Tensor& labels, bool accumulate);
   // Activation checkpointing (recompute each layer in the backward instead of keeping its
   // activations). Architectures without it refuse with E_UNSUPPORTED.
   virtual void set_checkpointing(bool on);

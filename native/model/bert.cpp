@@ -136,7 +136,7 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
                  std::to_string(T));
   nn::AdapterSelection sel = selection_;
   sel.rows_per_item = T;
-  sel.train = train;
+  sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
   auto layer_norm = [&](const std::string& module, const float* in, float* out, Norm& n) {
     n.mean = f32({M});
     n.rstd = f32({M});

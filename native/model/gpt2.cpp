@@ -174,7 +174,7 @@ Tensor Gpt2Model::run(const Tensor& ids, const Tensor* key_valid, bool train, bo
   const int64_t B = ids.dim(0), T = ids.dim(1) + P, M = B * T, H = c.hidden, D = H / c.heads, F = c.inner;
   nn::AdapterSelection sel = selection_;
   sel.rows_per_item = T;
-  sel.train = train;
+  sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
   const int64_t start = use_cache ? cache_len_ : V;
   PEFT_CHECK(start + T <= c.positions, ErrorCode::Range,
              "Expected at most " + std::to_string(c.positions) + " positions (n_positions) but this needs " +

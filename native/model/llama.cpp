@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/convert.h"
@@ -201,15 +202,24 @@ TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, Layer
   lc.x = x;
   lc.rstd1 = f32({M});
   lc.n1 = f32({M, H});
-  kernels::rmsnorm_forward(M, H, p(x), weight_f32(pre + "input_layernorm.weight"), c.rms_eps, p(lc.n1), p(lc.rstd1));
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rmsnorm_forward(M, H, p(x), weight_f32(pre + "input_layernorm.weight"), c.rms_eps, p(lc.n1), p(lc.rstd1));
+  }
   lc.q = f32({M, q_dim});
   lc.k = f32({M, kv_dim});
   lc.v = f32({M, kv_dim});
-  lin("self_attn.q_proj").forward(s.sel, M, p(lc.n1), p(lc.q), kept(lc.q_proj));
-  lin("self_attn.k_proj").forward(s.sel, M, p(lc.n1), p(lc.k), kept(lc.k_proj));
-  lin("self_attn.v_proj").forward(s.sel, M, p(lc.n1), p(lc.v), kept(lc.v_proj));
-  kernels::rope_apply(s.q_shape, p(lc.q), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.q));
-  kernels::rope_apply(s.k_shape, p(lc.k), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.k));
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    lin("self_attn.q_proj").forward(s.sel, M, p(lc.n1), p(lc.q), kept(lc.q_proj));
+    lin("self_attn.k_proj").forward(s.sel, M, p(lc.n1), p(lc.k), kept(lc.k_proj));
+    lin("self_attn.v_proj").forward(s.sel, M, p(lc.n1), p(lc.v), kept(lc.v_proj));
+  }
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rope_apply(s.q_shape, p(lc.q), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.q));
+    kernels::rope_apply(s.k_shape, p(lc.k), s.positions->data_as<int32_t>(), inv_freq_.data(), false, p(lc.k));
+  }
   lc.attn = f32({M, q_dim});
   lc.lse = f32({B, c.heads, T});
   const float* keys = p(lc.k);
@@ -230,9 +240,15 @@ TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, Layer
     keys = kc;
     values = vc;
   }
-  kernels::attention_forward(s.as, s.mask, s.scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
+  {
+    PEFT_PROFILE_SCOPE(Attention);
+    kernels::attention_forward(s.as, s.mask, s.scale, p(lc.q), keys, values, p(lc.attn), p(lc.lse));
+  }
   lc.x2 = f32({M, H});
-  lin("self_attn.o_proj").forward(s.sel, M, p(lc.attn), p(lc.x2), kept(lc.o_proj));
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    lin("self_attn.o_proj").forward(s.sel, M, p(lc.attn), p(lc.x2), kept(lc.o_proj));
+  }
   const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
   if (!attn_site.empty()) {  // o += adapter(o) (sequential) + adapter(n1) (parallel)
     lc.attn_out = f32({M, H});
@@ -243,16 +259,28 @@ TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, Layer
   add_into(M * H, p(x), p(lc.x2));
   lc.rstd2 = f32({M});
   lc.n2 = f32({M, H});
-  kernels::rmsnorm_forward(M, H, p(lc.x2), weight_f32(pre + "post_attention_layernorm.weight"), c.rms_eps, p(lc.n2),
-                           p(lc.rstd2));
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rmsnorm_forward(M, H, p(lc.x2), weight_f32(pre + "post_attention_layernorm.weight"), c.rms_eps, p(lc.n2),
+                             p(lc.rstd2));
+  }
   lc.gate = f32({M, F});
   lc.up = f32({M, F});
   lc.act = f32({M, F});
-  lin("mlp.gate_proj").forward(s.sel, M, p(lc.n2), p(lc.gate), kept(lc.gate_proj));
-  lin("mlp.up_proj").forward(s.sel, M, p(lc.n2), p(lc.up), kept(lc.up_proj));
-  kernels::swiglu_forward(M * F, p(lc.gate), p(lc.up), p(lc.act));
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    lin("mlp.gate_proj").forward(s.sel, M, p(lc.n2), p(lc.gate), kept(lc.gate_proj));
+    lin("mlp.up_proj").forward(s.sel, M, p(lc.n2), p(lc.up), kept(lc.up_proj));
+  }
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::swiglu_forward(M * F, p(lc.gate), p(lc.up), p(lc.act));
+  }
   TensorPtr next = f32({M, H});
-  lin("mlp.down_proj").forward(s.sel, M, p(lc.act), p(next), kept(lc.down_proj));
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    lin("mlp.down_proj").forward(s.sel, M, p(lc.act), p(next), kept(lc.down_proj));
+  }
   const nn::BottleneckSite& mlp_site = *mlp_sites_[static_cast<size_t>(l)];
   if (!mlp_site.empty()) {  // m += adapter(m) (sequential) + adapter(n2) (parallel)
     lc.mlp_out = f32({M, H});
@@ -264,7 +292,7 @@ TensorPtr LlamaModel::layer_forward(int64_t l, const Step& s, TensorPtr x, Layer
   return next;
 }
 
-Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache) {
+Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache, bool with_logits) {
   const LlamaConfig& c = config_;
   PEFT_CHECK(ids.ndim() == 2 && ids.dtype() == DType::I32, ErrorCode::Shape,
              "Expected i32 ids of shape [batch, seq] but received " + std::string(dtype_name(ids.dtype())) + " " +
@@ -288,7 +316,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D, F = c.intermediate;
   nn::AdapterSelection sel = selection_;
   sel.rows_per_item = T;
-  sel.train = train;
+  sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
 
   auto positions = std::make_shared<Tensor>(DType::I32, Shape{B, T});
   const int64_t start = use_cache ? cache_len_ : V;  // position of the first new token (after any prefix)
@@ -306,7 +334,10 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   }
 
   TensorPtr x = f32({M, H});
-  embed_tokens(weight("model.embed_tokens.weight"), prompt.get(), embedding_lora_, sel, ids, B, T, H, p(x));
+  {
+    PEFT_PROFILE_SCOPE(Embedding);
+    embed_tokens(weight("model.embed_tokens.weight"), prompt.get(), embedding_lora_, sel, ids, B, T, H, p(x));
+  }
   cache_.clear();
   // With the cache (batch 1) the queries attend to every cached key plus the new ones.
   Step step{sel, B, T, V, start, use_cache, train, positions, valid, prefix,
@@ -330,7 +361,10 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     x = next;
   }
   TensorPtr rstd = f32({M}), normed = f32({M, H});
-  kernels::rmsnorm_forward(M, H, p(x), weight_f32("model.norm.weight"), c.rms_eps, p(normed), p(rstd));
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rmsnorm_forward(M, H, p(x), weight_f32("model.norm.weight"), c.rms_eps, p(normed), p(rstd));
+  }
   const nn::Linear& head = *linears_.at("lm_head");
   if (use_cache) {  // only the last position's logits: the next token's distribution
     cache_len_ += T;
@@ -340,8 +374,11 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
     head.forward(one, 1, p(normed) + (M - 1) * H, last.data_as<float>(), nullptr);
     return last;
   }
-  Tensor logits = Tensor::uninitialized(DType::F32, {B, T, c.vocab});
-  head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
+  Tensor logits = with_logits ? Tensor::uninitialized(DType::F32, {B, T, c.vocab}) : Tensor::uninitialized(DType::F32, {0});
+  if (with_logits) {
+    PEFT_PROFILE_SCOPE(Head);
+    head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
+  }
   if (train) {
     train_step_ = step;
     train_selection_ = sel;
@@ -360,47 +397,109 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   return logits;
 }
 
-double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
-  const LlamaConfig& c = config_;
-  PEFT_CHECK(final_input_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
-  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = c.head_dim, F = c.intermediate;
-  const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D;
-  PEFT_CHECK(labels.dtype() == DType::I32 && labels.shape() == Shape({B, T}), ErrorCode::Shape,
-             "Expected i32 labels of shape " + shape_to_string({B, T}) + " but received " +
-                 dtype_name(labels.dtype()) + " " + shape_to_string(labels.shape()));
-  PEFT_CHECK(logits.shape() == Shape({B, T, c.vocab}), ErrorCode::Shape, "logits do not match the last forward");
+int LlamaModel::begin_backward(bool accumulate) {
   if (!accumulate)
     for (auto& [name, param] : params_) param->zero_grad();
-  const nn::AdapterSelection& sel = train_selection_;
   // The lowest point of the network that trains: gradients stop flowing below it.
   int lowest = kNoTrainable;
   for (auto& [name, param] : params_)
-    if (param->trainable) lowest = std::min(lowest, param_depth(name, c.layers));
-  auto need = [&](int depth) { return lowest < depth; };   // does anything below this point train?
-  auto reach = [&](int depth) { return lowest <= depth; };  // does this point or anything below train?
+    if (param->trainable) lowest = std::min(lowest, param_depth(name, config_.layers));
+  return lowest;
+}
 
-  // Next-token targets: position t predicts labels[t + 1]; the last position predicts nothing.
-  std::vector<int32_t> targets(static_cast<size_t>(M), -100);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t + 1 < T; ++t) targets[b * T + t] = labels.data_as<int32_t>()[b * T + t + 1];
+void LlamaModel::check_labels(const Tensor& labels) const {
+  PEFT_CHECK(final_input_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
+  PEFT_CHECK(labels.dtype() == DType::I32 && labels.shape() == Shape({batch_, seq_}), ErrorCode::Shape,
+             "Expected i32 labels of shape " + shape_to_string({batch_, seq_}) + " but received " +
+                 dtype_name(labels.dtype()) + " " + shape_to_string(labels.shape()));
+}
+
+double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
+  const LlamaConfig& c = config_;
+  check_labels(labels);
+  const int64_t M = batch_ * seq_, H = c.hidden;
+  PEFT_CHECK(logits.shape() == Shape({batch_, seq_, c.vocab}), ErrorCode::Shape, "logits do not match the last forward");
+  const int lowest = begin_backward(accumulate);
+  const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
   TensorPtr dlogits = f32({M, c.vocab});
   std::vector<float> row_loss(static_cast<size_t>(M));
-  const kernels::CrossEntropyResult ce = kernels::cross_entropy(M, c.vocab, logits.data_as<float>(), targets.data(),
-                                                                -100, 0.0, row_loss.data(), p(dlogits));
+  const kernels::CrossEntropyResult ce = [&] {
+    PEFT_PROFILE_SCOPE(Loss);
+    return kernels::cross_entropy(M, c.vocab, logits.data_as<float>(), targets.data(), -100, 0.0, row_loss.data(),
+                                  p(dlogits));
+  }();
   const double loss = ce.count ? ce.loss_sum / static_cast<double>(ce.count) : 0.0;
   if (lowest == kNoTrainable) return loss;
-
-  // Output head and final norm.
-  TensorPtr d_normed = f32({M, H});
-  linears_.at("lm_head")->backward(sel, M, p(dlogits), p(final_normed_), head_cache_,
-                                   need(head_depth(c.layers)) ? p(d_normed) : nullptr, false);
+  TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
+  {
+    PEFT_PROFILE_SCOPE(Head);
+    linears_.at("lm_head")->backward(train_selection_, M, p(dlogits), p(final_normed_), head_cache_,
+                                     d_normed ? p(d_normed) : nullptr, false);
+  }
   dlogits.reset();
-  if (!reach(final_norm_depth(c.layers))) return loss;
+  backward_trunk(d_normed, lowest);
+  return loss;
+}
+
+double LlamaModel::train_loss(const Tensor& ids, const Tensor* key_valid, const Tensor& labels, bool accumulate) {
+  const LlamaConfig& c = config_;
+  const nn::Linear& head = *linears_.at("lm_head");
+  // Adapters on the head keep per-row state (dropout masks by row, DoRA norms): the whole-batch path.
+  if (!head.lora().empty() || !head.ia3().empty()) return AdapterHost::train_loss(ids, key_valid, labels, accumulate);
+  run(ids, key_valid, true, false, false);
+  check_labels(labels);
+  const int64_t M = batch_ * seq_, H = c.hidden, vocab = c.vocab;
+  const int lowest = begin_backward(accumulate);
+  const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
+  int64_t count = 0;
+  for (int32_t t : targets) count += t != -100;
+  TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
+  // The head and the cross-entropy a block of rows at a time: the block's logits become its dlogits
+  // in place and go straight into the head's backward, so the [M, vocab] logits never exist whole.
+  const int64_t rows = std::clamp<int64_t>((int64_t{1} << 24) / std::max<int64_t>(vocab, 1), 16, std::max<int64_t>(M, 1));
+  TensorPtr block = f32({std::min(rows, M), vocab});
+  std::vector<float> row_loss(static_cast<size_t>(std::min(rows, M)));
+  const nn::LinearCache no_cache;
+  double loss_sum = 0;
+  for (int64_t r0 = 0; r0 < M; r0 += rows) {
+    const int64_t n = std::min(rows, M - r0);
+    const float* x = p(final_normed_) + r0 * H;
+    {
+      PEFT_PROFILE_SCOPE(Head);
+      head.forward(train_selection_, n, x, p(block), nullptr);
+    }
+    {
+      PEFT_PROFILE_SCOPE(Loss);
+      loss_sum += kernels::cross_entropy(n, vocab, p(block), targets.data() + r0, -100, static_cast<double>(count),
+                                         row_loss.data(), lowest == kNoTrainable ? nullptr : p(block))
+                      .loss_sum;
+    }
+    if (lowest != kNoTrainable) {
+      PEFT_PROFILE_SCOPE(Head);
+      head.backward(train_selection_, n, p(block), x, no_cache, d_normed ? p(d_normed) + r0 * H : nullptr, false);
+    }
+  }
+  block.reset();
+  if (lowest != kNoTrainable) backward_trunk(d_normed, lowest);
+  return count ? loss_sum / static_cast<double>(count) : 0.0;
+}
+
+void LlamaModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int lowest) {
+  const LlamaConfig& c = config_;
+  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = c.head_dim, F = c.intermediate;
+  const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D;
+  const nn::AdapterSelection& sel = train_selection_;
+  auto need = [&](int depth) { return lowest < depth; };   // does anything below this point train?
+  auto reach = [&](int depth) { return lowest <= depth; };  // does this point or anything below train?
+  if (!reach(final_norm_depth(c.layers))) return;
   TensorPtr dx = f32({M, H});
   nn::Param& final_norm = parameter("model.norm.weight");
-  kernels::rmsnorm_backward(M, H, p(d_normed), p(final_input_), final_norm.data(), p(final_rstd_),
-                            need(final_norm_depth(c.layers)) ? p(dx) : nullptr, final_norm.grad_data(), true);
-  if (!need(final_norm_depth(c.layers))) return loss;
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rmsnorm_backward(M, H, p(d_normed), p(final_input_), final_norm.data(), p(final_rstd_),
+                              need(final_norm_depth(c.layers)) ? p(dx) : nullptr, final_norm.grad_data(), true);
+  }
+  if (!need(final_norm_depth(c.layers))) return;
 
   const int64_t V = train_prefix_ ? train_prefix_->value->dim(0) : 0, S = V + T;
   const kernels::AttentionShape as{B, T, S, c.heads, c.kv_heads, D};
@@ -431,22 +530,34 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
       mlp_site.backward(sel, true, M, p(dx), p(lc.n2), lc.mlp_adapters, d_n_parallel.data());
       d_mlp = d_mlp_out.data();
     }
-    lin("mlp.down_proj").backward(sel, M, d_mlp, p(lc.act), lc.down_proj, need(base + kDown) ? p(d_act) : nullptr, false);
+    {
+      PEFT_PROFILE_SCOPE(Gemm);
+      lin("mlp.down_proj").backward(sel, M, d_mlp, p(lc.act), lc.down_proj, need(base + kDown) ? p(d_act) : nullptr, false);
+    }
     if (need(base + kDown)) {
-      kernels::swiglu_backward(M * F, p(d_act), p(lc.gate), p(lc.up), p(d_gate), p(d_up));
+      {
+        PEFT_PROFILE_SCOPE(NormAct);
+        kernels::swiglu_backward(M * F, p(d_act), p(lc.gate), p(lc.up), p(d_gate), p(d_up));
+      }
       const bool want_dn = need(base + kGateUp);
-      lin("mlp.gate_proj").backward(sel, M, p(d_gate), p(lc.n2), lc.gate_proj, want_dn ? p(d_n) : nullptr, false);
-      lin("mlp.up_proj").backward(sel, M, p(d_up), p(lc.n2), lc.up_proj, want_dn ? p(d_n) : nullptr, true);
+      {
+        PEFT_PROFILE_SCOPE(Gemm);
+        lin("mlp.gate_proj").backward(sel, M, p(d_gate), p(lc.n2), lc.gate_proj, want_dn ? p(d_n) : nullptr, false);
+        lin("mlp.up_proj").backward(sel, M, p(d_up), p(lc.n2), lc.up_proj, want_dn ? p(d_n) : nullptr, true);
+      }
       if (want_dn) {
         if (!d_n_parallel.empty()) add_into(M * H, d_n_parallel.data(), p(d_n));
         nn::Param& norm = parameter(pre + "post_attention_layernorm.weight");
         std::vector<float> d_x2(static_cast<size_t>(M * H));
-        kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x2), norm.data(), p(lc.rstd2),
-                                  need(base + kPostNorm) ? d_x2.data() : nullptr, norm.grad_data(), true);
+        {
+          PEFT_PROFILE_SCOPE(NormAct);
+          kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x2), norm.data(), p(lc.rstd2),
+                                    need(base + kPostNorm) ? d_x2.data() : nullptr, norm.grad_data(), true);
+        }
         if (need(base + kPostNorm)) add_into(M * H, d_x2.data(), p(dx2));
       }
     }
-    if (!reach(base + kOutProj)) return loss;
+    if (!reach(base + kOutProj)) return;
     // Attention: x2 = x + o_proj(attn(rope(q), rope(k), v)), q/k/v from n1 = norm(x). dx2 holds d x2.
     const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
     std::vector<float> d_n1_parallel, d_attn_out;
@@ -458,36 +569,50 @@ double LlamaModel::loss_backward(const Tensor& logits, const Tensor& labels, boo
       attn_site.backward(sel, true, M, p(dx2), p(lc.n1), lc.attn_adapters, d_n1_parallel.data());
       d_o = d_attn_out.data();
     }
-    lin("self_attn.o_proj").backward(sel, M, d_o, p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
-                                     false);
-    if (!need(base + kOutProj)) return loss;
+    {
+      PEFT_PROFILE_SCOPE(Gemm);
+      lin("self_attn.o_proj").backward(sel, M, d_o, p(lc.attn), lc.o_proj, need(base + kOutProj) ? p(d_attn) : nullptr,
+                                       false);
+    }
+    if (!need(base + kOutProj)) return;
     if (V) {
+      PEFT_PROFILE_SCOPE(Attention);
       kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k_all), p(lc.v_all), p(lc.attn), p(d_attn), p(lc.lse),
                                   p(dq), p(dk_all), p(dv_all));
       split_prefix_grad(*train_prefix_, l, 0, c.layers, kv_dim, B, T, p(dk_all), p(dk));
       split_prefix_grad(*train_prefix_, l, 1, c.layers, kv_dim, B, T, p(dv_all), p(dv));
     } else {
+      PEFT_PROFILE_SCOPE(Attention);
       kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(d_attn), p(lc.lse), p(dq),
                                   p(dk), p(dv));
     }
-    kernels::rope_apply(q_shape, p(dq), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dq));
-    kernels::rope_apply(k_shape, p(dk), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dk));
+    {
+      PEFT_PROFILE_SCOPE(NormAct);
+      kernels::rope_apply(q_shape, p(dq), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dq));
+      kernels::rope_apply(k_shape, p(dk), positions_->data_as<int32_t>(), inv_freq_.data(), true, p(dk));
+    }
     const bool want_dn = need(base + kQkv);
-    lin("self_attn.q_proj").backward(sel, M, p(dq), p(lc.n1), lc.q_proj, want_dn ? p(d_n) : nullptr, false);
-    lin("self_attn.k_proj").backward(sel, M, p(dk), p(lc.n1), lc.k_proj, want_dn ? p(d_n) : nullptr, true);
-    lin("self_attn.v_proj").backward(sel, M, p(dv), p(lc.n1), lc.v_proj, want_dn ? p(d_n) : nullptr, true);
-    if (!want_dn) return loss;
+    {
+      PEFT_PROFILE_SCOPE(Gemm);
+      lin("self_attn.q_proj").backward(sel, M, p(dq), p(lc.n1), lc.q_proj, want_dn ? p(d_n) : nullptr, false);
+      lin("self_attn.k_proj").backward(sel, M, p(dk), p(lc.n1), lc.k_proj, want_dn ? p(d_n) : nullptr, true);
+      lin("self_attn.v_proj").backward(sel, M, p(dv), p(lc.n1), lc.v_proj, want_dn ? p(d_n) : nullptr, true);
+    }
+    if (!want_dn) return;
     if (!d_n1_parallel.empty()) add_into(M * H, d_n1_parallel.data(), p(d_n));
     nn::Param& norm = parameter(pre + "input_layernorm.weight");
-    kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x), norm.data(), p(lc.rstd1), need(base + kInputNorm) ? p(dx) : nullptr,
-                              norm.grad_data(), true);
-    if (!need(base + kInputNorm)) return loss;
+    {
+      PEFT_PROFILE_SCOPE(NormAct);
+      kernels::rmsnorm_backward(M, H, p(d_n), p(lc.x), norm.data(), p(lc.rstd1), need(base + kInputNorm) ? p(dx) : nullptr,
+                                norm.grad_data(), true);
+    }
+    if (!need(base + kInputNorm)) return;
     add_into(M * H, p(dx2), p(dx));
   }
   // dx holds d(embeddings): virtual tokens first, then the looked-up rows.
+  PEFT_PROFILE_SCOPE(Embedding);
   embed_tokens_backward(parameter("model.embed_tokens.weight"), train_prompt_.get(), embedding_lora_, sel, *ids_, B, T, H,
                         p(dx));
-  return loss;
 }
 
 }  // namespace peft::model

@@ -65,6 +65,9 @@ class LlamaModel : public AdapterHost {
   // the gradient of every trainable parameter into its grad (zeroed first unless `accumulate`).
   // Returns the loss.
   double loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) override;
+  // forward(train = true) then loss_backward, without the [B, P + T, vocab] logits: the head and the
+  // cross-entropy run a block of rows at a time (unless the head has adapters). Same loss and gradients.
+  double train_loss(const Tensor& ids, const Tensor* key_valid, const Tensor& labels, bool accumulate) override;
 
  private:
   struct LayerCache;
@@ -99,7 +102,14 @@ class LlamaModel : public AdapterHost {
   std::vector<std::shared_ptr<Tensor>> k_cache_, v_cache_;
   int64_t cache_len_ = 0, cache_max_ = 0, cache_prefix_ = 0;
 
-  Tensor run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache);
+  // with_logits = false: a training forward that stops at the final norm (train_loss runs the head).
+  Tensor run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache, bool with_logits = true);
+  // Zeroes the gradients (unless accumulate); returns the depth of the lowest trainable parameter.
+  int begin_backward(bool accumulate);
+  void check_labels(const Tensor& labels) const;
+  // The backward from d(final normed) [M, hidden] (null when nothing below the head trains) down to
+  // the embeddings, stopping below the lowest trainable parameter.
+  void backward_trunk(const std::shared_ptr<Tensor>& d_normed, int lowest);
 };
 
 }  // namespace peft::model

@@ -15,7 +15,8 @@ struct AdapterSelection {
   std::vector<std::string> active;    // applied to every row when per_row is empty
   std::vector<std::string> per_row;   // one adapter name per batch row: a mixed batch
   int64_t rows_per_item = 1;          // rows of an [m, features] activation per batch row (sequence length)
-  bool train = false;                 // dropout runs only in training
+  bool train = false;                 // dropout runs: a training forward of a model in training mode
+  bool dropout = true;                // the model is in training mode (PeftModel.train()); false after eval()
   uint64_t seed = 0;                  // dropout stream of this forward
 };
 

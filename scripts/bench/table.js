@@ -9,8 +9,14 @@ function renderTable(columns, rows) {
   return [line(columns.map((c) => c.title)), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
 }
 
+/** The same table in GitHub markdown (right-aligned columns marked so). Returns the lines. */
+function renderMarkdown(columns, rows) {
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  return [line(columns.map((c) => c.title)), line(columns.map((c) => (c.right ? '---:' : '---'))), ...rows.map(line)];
+}
+
 const num = (x, digits = 1) => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits));
 const pct = (x) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(0)}%`);
 const ratio = (x) => (x === null || x === undefined ? '-' : `${x.toFixed(2)}x`);
 
-module.exports = { renderTable, num, pct, ratio };
+module.exports = { renderTable, renderMarkdown, num, pct, ratio };

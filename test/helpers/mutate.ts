@@ -53,11 +53,39 @@ export function mutateJsonText(text: string, random: Random): string {
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
+/**
+ * Strings that have tripped parsers: names of Object.prototype members (a lookup `table[value]` finds
+ * them), numbers and non-finite values spelled as text, path tricks, control and non-BMP characters.
+ */
+export const STRANGE_STRINGS = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'prototype', 'NaN', 'Infinity', '-Infinity', '1e999', '0x10',
+  '-1', '../x', '/etc/passwd', 'a/b', '.', '\u0000', 'x\u0000y', '\ud800', '\u{1F600}', ' ', '\n', '(', '(.*)*X', '[a-', '\\'];
+
+/** Arrays (or objects) nested `depth` deep around `leaf`. */
+export function nested(depth: number, leaf: Json = 0, object = false): Json {
+  let v = leaf;
+  for (let i = 0; i < depth; i++) v = object ? { a: v } : [v];
+  return v;
+}
+
+/** Stands for a value nested too deep for JSON.stringify; {@link jsonText} writes it out. */
+export const DEEP = '\u0001deeply nested\u0001';
+
+/** JSON.stringify, with each {@link DEEP} written as arrays nested 20000 deep. */
+export function jsonText(value: unknown): string {
+  const deep = `${'['.repeat(20000)}1${']'.repeat(20000)}`;
+  return JSON.stringify(value).split(JSON.stringify(DEEP)).join(deep);
+}
+
+/** Length of the long strings strangeJsonValue makes (a test whose reader tokenizes them lowers it). */
+export const LIMITS = { longString: 1 << 16 };
+
 /** An extreme or wrongly typed JSON value. */
 export function strangeJsonValue(random: Random): Json {
   const r = random();
-  if (r < 0.45) return pick(random, INTERESTING_NUMBERS) * (random() < 0.1 ? -1 : 1);
-  if (r < 0.6) return pick(random, ['', 'x', 'llama', 'gpt2', 'F32', 'F16', 'BF16', 'I64', 'silu', 'linear', 'llama3', 'BPE', 'Unigram', '<unk>', 'a'.repeat(1000)]);
+  if (r < 0.4) return pick(random, INTERESTING_NUMBERS) * (random() < 0.1 ? -1 : 1);
+  if (r < 0.5) return pick(random, ['', 'x', 'llama', 'gpt2', 'F32', 'F16', 'BF16', 'I64', 'silu', 'linear', 'llama3', 'BPE', 'Unigram', '<unk>', 'a'.repeat(1000)]);
+  if (r < 0.58) return pick(random, STRANGE_STRINGS);
+  if (r < 0.6) return pick(random, ['x'.repeat(LIMITS.longString), nested(64, 1, random() < 0.5), nested(1000, 1, random() < 0.5), DEEP]);
   if (r < 0.7) return pick(random, [null, true, false]);
   if (r < 0.8) return pick(random, [[], [0], [1, 2], [-1, 5], [1e20, 1e20], [[]], ['a', 'b'], [0, 0, 0, 0, 0, 0, 0, 0, 0]]);
   return pick<Json>(random, [{}, { type: 'linear', factor: 0 }, { rope_type: 'llama3', factor: 8 }, { a: 1 }]);
@@ -77,12 +105,21 @@ function paths(root: Json, limit: number): (string | number)[][] {
 }
 
 /**
- * A deep copy of `root` with 1-3 members changed: replaced by a strange value, removed, or (for
- * numbers) scaled; `focus` lists paths worth hitting more often (e.g. shapes and offsets).
+ * A deep copy of `root` with 1-3 members changed: replaced by a strange value, removed, (for numbers)
+ * scaled, or a member added beside it (one of `extraKeys`, or a prototype name such as `__proto__`,
+ * made an own property as JSON.parse would); `focus` lists paths worth hitting more often (e.g.
+ * shapes and offsets).
  */
-export function mutateJsonValue(root: Json, random: Random, focus: (p: (string | number)[]) => boolean = () => false): Json {
-  const copy = JSON.parse(JSON.stringify(root)) as Json;
-  const all = paths(copy, 200000);
+export function mutateJsonValue(root: Json, random: Random, focus: (p: (string | number)[]) => boolean = () => false,
+  extraKeys: readonly string[] = []): Json {
+  let copy: Json;
+  let all: (string | number)[][];
+  try {
+    copy = JSON.parse(JSON.stringify(root)) as Json;
+    all = paths(copy, 200000);
+  } catch {
+    return strangeJsonValue(random); // nested too deep to walk (an earlier mutation's DEEP)
+  }
   const focused = all.filter(focus);
   for (let k = 1 + below(random, 3); k > 0; k--) {
     const p = focused.length && random() < 0.6 ? pick(random, focused) : pick(random, all);
@@ -96,11 +133,36 @@ export function mutateJsonValue(root: Json, random: Random, focus: (p: (string |
     if (r < 0.2) {
       if (Array.isArray(parent)) parent.splice(last as number, 1);
       else delete parent[last];
-    } else if (r < 0.35 && typeof current === 'number') {
+    } else if (r < 0.3 && !Array.isArray(parent)) {
+      const key = extraKeys.length && random() < 0.6 ? pick(random, extraKeys) : pick(random, STRANGE_STRINGS.slice(0, 5));
+      Object.defineProperty(parent, key, { value: strangeJsonValue(random), enumerable: true, writable: true, configurable: true });
+    } else if (r < 0.4 && typeof current === 'number') {
       parent[last] = pick(random, [current + 1, current - 1, current * 2, Math.floor(current / 2), -current, current * 1e9]);
     } else {
       parent[last] = strangeJsonValue(random);
     }
   }
   return copy;
+}
+
+/**
+ * A safetensors file with one mutation: its header JSON rewritten (a member replaced, removed or
+ * added, `focus` favouring shapes, offsets and dtypes; sometimes also broken as text) or its bytes
+ * mutated (the header length and header bytes most often).
+ */
+export function mutateSafetensors(file: Uint8Array, random: Random): Uint8Array {
+  const headerLen = Number(new DataView(file.buffer, file.byteOffset).getBigUint64(0, true));
+  if (random() < 0.4) return mutateBytes(file, random, { hot: 8 + headerLen, u64: [0] });
+  const header = JSON.parse(Buffer.from(file.subarray(8, 8 + headerLen)).toString('utf8'));
+  const mutated = mutateJsonValue(header, random, (p) => p.length >= 2 && ['shape', 'data_offsets', 'dtype'].includes(String(p[1])),
+    ['dtype', 'shape', 'data_offsets', '__metadata__']);
+  let text = jsonText(mutated);
+  if (random() < 0.2) text = mutateJsonText(text, random);
+  const bytes = Buffer.from(text, 'utf8');
+  const data = file.subarray(8 + headerLen);
+  const out = new Uint8Array(8 + bytes.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(bytes.length), true);
+  out.set(bytes, 8);
+  out.set(data, 8 + bytes.length);
+  return out;
 }

@@ -146,4 +146,21 @@ describe('BERT sequence classifier', () => {
     expect(keys).toContain('base_model.model.classifier.weight');
     expect(keys).toContain('base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight');
   });
+
+  it('in evaluation mode the loss runs no LoRA dropout: equal bit for bit to lora_dropout 0', async () => {
+    const lora = { peft_type: 'LORA', task_type: 'SEQ_CLS', r: 2, init_lora_weights: false } as const;
+    const noisy = getPeftModel(await loadModel(writeModelDir(weights)), { ...lora, lora_dropout: 0.5 }, { seed: 6 });
+    const clean = getPeftModel(await loadModel(writeModelDir(weights)), { ...lora, lora_dropout: 0 }, { seed: 6 });
+    const reference = (await clean.loss(ids, [[1, 2]])).loss;
+    expect((await noisy.loss(ids, [[1, 2]])).loss).not.toBe(reference);
+    noisy.eval();
+    expect((await noisy.loss(ids, [[1, 2]])).loss).toBe(reference);
+  });
+
+  it('labels that are NaN, fractional or out of range are refused naming the row (not silently class 0)', async () => {
+    const model = await loadModel(writeModelDir(weights));
+    await expect(model.loss(ids, [[1, NaN]])).rejects.toMatchObject({ code: 'E_NONFINITE', message: 'Expected a class id for labels[1] but received the number NaN' });
+    await expect(model.loss(ids, [[1.5, 0]])).rejects.toMatchObject({ code: 'E_RANGE', message: `Expected a class id in [0, ${C}) for labels[0] but received the number 1.5` });
+    await expect(model.loss(ids, [[0, C]])).rejects.toMatchObject({ code: 'E_RANGE', message: expect.stringContaining('labels[1]') });
+  });
 });

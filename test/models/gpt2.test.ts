@@ -145,6 +145,16 @@ describe('GPT-2', () => {
     void tensor;
   });
 
+  it('in evaluation mode the loss runs no LoRA dropout: equal bit for bit to lora_dropout 0', async () => {
+    const lora = { peft_type: 'LORA', r: 2, lora_alpha: 4, fan_in_fan_out: true, init_lora_weights: false } as const;
+    const noisy = getPeftModel(await loadModel(writeModelDir(weights)), { ...lora, lora_dropout: 0.5 }, { seed: 5 });
+    const clean = getPeftModel(await loadModel(writeModelDir(weights)), { ...lora, lora_dropout: 0 }, { seed: 5 });
+    const reference = (await clean.loss([ids])).loss;
+    expect((await noisy.loss([ids])).loss).not.toBe(reference);
+    noisy.eval();
+    expect((await noisy.loss([ids])).loss).toBe(reference);
+  });
+
   it('sequences beyond n_positions are refused', async () => {
     const model = await loadModel(writeModelDir(weights));
     await expect(model.forward([new Array(NPOS + 1).fill(1)])).rejects.toMatchObject({ code: 'E_RANGE' });

@@ -205,6 +205,44 @@ describe('exportMerged', () => {
     await expect(exportGgufLora(peft, path.join(tmp(), 'x.gguf'))).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
   });
 
+  it('a 4-bit base (NF4): the exported weights are dequant(W) + s·B·A, the directory reloads to the adapted logits, and the 4-bit codes are untouched', async () => {
+    const model = await loadModel(STORIES_HF_DIR, { quantization: { load_in_4bit: true, bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: true, bnb_4bit_compute_dtype: 'f32' } });
+    const peft = getPeftModel(model, LORA, { seed: 3 });
+    const ids = [1, 400, 56, 90, 12, 7];
+    const logits = (await peft.forward(ids)).toFloat32Array();
+    const codesBefore = new Map([...model.quantizedWeights()].map(([n, q]) => [n, Buffer.from(q.data.toTypedArray() as Uint8Array).toString('hex')]));
+    expect(codesBefore.size).toBeGreaterThan(0);
+    const module = 'model.layers.1.mlp.down_proj';
+    const dense = model.parameter(`${module}.weight`).toFloat32Array();
+    const [out, inF] = model.parameter(`${module}.weight`).shape;
+    const a = adapterFactor(peft, module, 'A'), b = adapterFactor(peft, module, 'B');
+    const dir = tmp();
+    try {
+      await exportMerged(peft, dir);
+      const file = parseSafetensors(path.join(dir, 'model.safetensors'));
+      const got = f32Of(file.tensors.get(`${module}.weight`)!.bytes);
+      const expected = new Float32Array(out * inF);
+      for (let o = 0; o < out; o++) {
+        for (let i = 0; i < inF; i++) {
+          let d = 0;
+          for (let k = 0; k < LORA.r; k++) d += b[o * LORA.r + k] * a[k * inF + i];
+          expected[o * inF + i] = dense[o * inF + i] + (LORA.lora_alpha / LORA.r) * d;
+        }
+      }
+      expect(maxAbsDiff(got, expected)).toBeLessThan(1e-5);
+      // An unadapted 4-bit layer is written dequantized.
+      const plain = 'model.layers.0.self_attn.o_proj.weight';
+      expect(maxAbsDiff(f32Of(file.tensors.get(plain)!.bytes), model.parameter(plain).toFloat32Array())).toBe(0);
+      const reloaded = await loadModel(dir);
+      expect(maxAbsDiff((await reloaded.forward(ids)).toFloat32Array(), logits)).toBeLessThan(1e-3);
+      const codesAfter = new Map([...model.quantizedWeights()].map(([n, q]) => [n, Buffer.from(q.data.toTypedArray() as Uint8Array).toString('hex')]));
+      expect(codesAfter).toEqual(codesBefore);
+      expect(maxAbsDiff((await peft.forward(ids)).toFloat32Array(), logits)).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses what cannot be merged and bad options', async () => {
     const prompt = getPeftModel(tinyLlama().model, { peft_type: 'PROMPT_TUNING', num_virtual_tokens: 2 });
     await expect(exportMerged(prompt, tmp())).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });

@@ -44,7 +44,7 @@ describe('training progress', () => {
     p.log('eval loss 1.4000');
     p.stop();
     const screen = plain(out.text());
-    expect(screen).toContain('20/40 | loss 1.5000 | lr 1.00e-3 | 99 tok/s | ETA 6.0 s | RSS 2.5 MB');
+    expect(screen).toContain('20/40 | loss 1.5000 | lr 1.00e-3 | grad - | 99 tok/s | ETA 6.0 s | RSS 2.5 MB');
     expect(screen).toContain('eval loss 1.4000\n');
     expect(out.text()).toContain('\x1b'); // it did move the cursor
   });
@@ -69,12 +69,13 @@ describe('training progress', () => {
     expect(out.text()).toBe(
       [
         'Training finished (early stopping): 2 steps in 1 min 30 s',
-        '  final train loss   2.0000',
-        `  final eval loss    2.7500 (perplexity ${Number(Math.exp(2.75).toPrecision(5))}) at step 2`,
-        `  best eval loss     2.5000 (perplexity ${Number(Math.exp(2.5).toPrecision(5))}) at step 1`,
-        '  tokens per second  200',
-        '  peak memory (RSS)  30.0 MB',
-        '  report             out/report.html',
+        '  final train loss       2.0000',
+        `  final eval loss        2.7500 (perplexity ${Number(Math.exp(2.75).toPrecision(5))}) at step 2`,
+        `  best eval loss         2.5000 (perplexity ${Number(Math.exp(2.5).toPrecision(5))}) at step 1`,
+        '  largest gradient norm  1 at step 1 (before clipping)',
+        '  tokens per second      200',
+        '  peak memory (RSS)      30.0 MB',
+        '  report                 out/report.html',
         '',
       ].join('\n'),
     );

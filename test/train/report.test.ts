@@ -207,7 +207,7 @@ describe('report.html', () => {
       writeReport(out, logFile);
       const written = fs.readFileSync(out, 'utf8');
       expect(written.startsWith('<!DOCTYPE html>')).toBe(true);
-      expect(charts(written)).toHaveLength(2);
+      expect(charts(written)).toHaveLength(3); // loss, learning rate, gradient norm
       expect(fs.readdirSync(dir).sort()).toEqual(['report.html', 'run.jsonl']);
       expect(() => writeReport(path.join(dir, 'report.html'), path.join(dir, 'nope.jsonl'))).toThrow(expect.objectContaining({ code: 'E_IO' }));
       fs.writeFileSync(path.join(dir, 'blocker'), '');

@@ -36,7 +36,7 @@ describe('run log', () => {
     expect(() => log.write({ event: 'save', step: 2, path: 'x' })).toThrow(expect.objectContaining({ code: 'E_DISPOSED' }));
     const other = RunLog.open(path.join(dir, 'other.jsonl'));
     expect(() => other.write({ event: 'stepp' } as never)).toThrow(
-      expect.objectContaining({ code: 'E_ARGUMENT', message: 'Expected an object whose "event" is one of start, step, eval, save, end for event but received an object (Object)' }),
+      expect.objectContaining({ code: 'E_ARGUMENT', message: 'Expected an object whose "event" is one of start, step, eval, save, warning, end for event but received an object (Object)' }),
     );
     other.close();
   });

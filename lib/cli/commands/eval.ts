@@ -48,7 +48,7 @@ export async function evaluateTexts(model: Model, texts: readonly string[], wind
     const ids = tokenizer.encode(text);
     for (let start = 0; start + 1 < ids.length; start += window - 1) {
       const piece = ids.slice(start, start + window);
-      // An inference forward: an adapter's dropout stays off (see lib/train/forward-loss.ts).
+      // An inference forward: no gradients (see lib/train/forward-loss.ts).
       const { loss } = await forwardLoss(scorer, [piece], [piece]);
       sum += loss * (piece.length - 1);
       tokens += piece.length - 1;

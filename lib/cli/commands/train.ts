@@ -5,6 +5,7 @@ import { PeftError } from '../../errors';
 import { printSummary } from '../../train/progress';
 import { readRunLog } from '../../train/run-log';
 import { summarizeRun } from '../../train/run-summary';
+import { LOSS_SPIKE_POLICIES, NAN_POLICIES, type LossSpikePolicy, type NanPolicy } from '../../train/health';
 import { SCHEDULE_TYPES } from '../../train/schedule';
 import { defineCommand, type CommandSpec } from '../command';
 import type { ConfigOf } from '../config';
@@ -43,6 +44,10 @@ export const TRAIN_SCHEMA = {
   resume_from_checkpoint: { type: 'string', description: "continue a run from its checkpoint directory ('latest': the newest in output_dir)", placeholder: 'dir' },
   overwrite_output_dir: { type: 'boolean', description: "start afresh in an output_dir that holds another run's checkpoints (they are deleted)", default: false },
   gradient_checkpointing: { type: 'boolean', description: 'recompute block activations in the backward pass to save memory', default: false },
+  nan_policy: { type: 'string', description: "a step whose loss or gradient is NaN or infinite: 'stop' the run, or 'skip' its update", default: 'stop', choices: NAN_POLICIES },
+  max_consecutive_nan_steps: { type: 'integer', description: "with --nan-policy skip: stop when this many steps in a row were skipped", default: 5, min: 1 },
+  loss_spike_policy: { type: 'string', description: "a loss far above the recent ones: 'warn', 'stop' before its update, or 'ignore'", default: 'warn', choices: LOSS_SPIKE_POLICIES },
+  loss_spike_threshold: { type: 'number', description: 'a loss spike lies this many standard deviations above the mean of recent losses', default: 4, min: 0, exclusiveMin: true },
   seed: { type: 'integer', description: 'seed for initialization, data order and dropout', default: 42 },
   progress: { type: 'boolean', description: 'show a live progress bar (plain lines when not a terminal)', default: true, offDescription: 'no progress display' },
   peft: {
@@ -138,6 +143,10 @@ export async function runTrain(config: TrainConfig): Promise<void> {
     save_total_limit: config.save_total_limit,
     logging_steps: config.logging_steps,
     gradient_checkpointing: config.gradient_checkpointing,
+    nan_policy: config.nan_policy as NanPolicy,
+    max_consecutive_nan_steps: config.max_consecutive_nan_steps,
+    loss_spike_policy: config.loss_spike_policy as LossSpikePolicy,
+    loss_spike_threshold: config.loss_spike_threshold,
     seed: config.seed,
     progress: config.progress ? process.stdout : false,
     signal: controller.signal,

@@ -1,8 +1,12 @@
-// Attention, one query row at a time: scores against every visible key, a stable softmax, then the
-// weighted sum of values. Work is split over (batch, kv head) groups so that the backward's dk and
-// dv, which all query heads of a group add into, are written by one thread only.
+// Attention in blocks of query rows (the flash-attention schedule without its online rescaling: a
+// block's scores against every key it can see fit in a [rows, S] scratch, never T x S): scores and
+// products run through the blocked GEMM (and so through its SIMD variants), the softmax row by row.
+// The forward keeps only each row's log-sum-exp; the backward recomputes the probabilities from it.
+// The forward splits over (batch, query head, query block). The backward splits over (batch, kv
+// head), so that dk and dv, which every query head of a group adds into, have one writer each.
 #include "kernels/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,21 +15,15 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/variants.h"
+#include "kernels/gemm.h"
 
 namespace peft::kernels {
 
 namespace {
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  float s = 0;
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-// Keys visible to query t: [0, end) minus padding.
-inline int64_t visible_end(const AttentionShape& s, const AttentionMask& m, int64_t t) {
-  return m.causal ? t + (s.kv_len - s.q_len) + 1 : s.kv_len;
-}
+constexpr int64_t kQueryBlock = 64;  // query rows per block: [64, S] f32 scores stay in L2 for S up to ~2K
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 void check(const AttentionShape& s) {
   PEFT_CHECK(s.batch >= 0 && s.q_len >= 0 && s.kv_len >= s.q_len && s.head_dim >= 1 && s.kv_heads >= 1 &&
@@ -36,51 +34,71 @@ void check(const AttentionShape& s) {
                  " Hkv=" + std::to_string(s.kv_heads));
 }
 
+// Keys visible to query t: [0, end) minus padding.
+inline int64_t visible_end(const AttentionShape& s, const AttentionMask& m, int64_t t) {
+  return m.causal ? t + (s.kv_len - s.q_len) + 1 : s.kv_len;
+}
+
+// One block of query rows of one head: where its rows, keys and values live.
+struct Block {
+  int64_t b, h, hk, t0, rows, keys;  // keys: the block's last row sees [0, keys)
+};
+
+Block make_block(const AttentionShape& s, const AttentionMask& m, int64_t b, int64_t h, int64_t t0) {
+  const int64_t rows = std::min(kQueryBlock, s.q_len - t0);
+  return Block{b, h, h / (s.q_heads / s.kv_heads), t0, rows, visible_end(s, m, t0 + rows - 1)};
+}
+
+// scores [rows, keys] = scale · q_block · k[0:keys]ᵀ, with the keys a row cannot see set to -inf.
+void block_scores(const AttentionShape& s, const AttentionMask& m, float scale, const Block& blk, const float* q,
+                  const float* k, float* scores) {
+  const int64_t D = s.head_dim, q_row = s.q_heads * D, kv_row = s.kv_heads * D;
+  const MatrixRef qa{q + (blk.b * s.q_len + blk.t0) * q_row + blk.h * D, DType::F32, q_row, false};
+  const MatrixRef kb{k + blk.b * s.kv_len * kv_row + blk.hk * D, DType::F32, kv_row, true};
+  gemm(blk.rows, blk.keys, D, qa, kb, scores, blk.keys, scale, false);
+  const uint8_t* valid = m.key_valid ? m.key_valid + blk.b * s.kv_len : nullptr;
+  for (int64_t i = 0; i < blk.rows; ++i) {
+    float* row = scores + i * blk.keys;
+    for (int64_t j = visible_end(s, m, blk.t0 + i); j < blk.keys; ++j) row[j] = kNegInf;
+    if (valid)
+      for (int64_t j = 0; j < blk.keys; ++j)
+        if (!valid[j]) row[j] = kNegInf;
+  }
+}
+
 }  // namespace
 
 void attention_forward(const AttentionShape& s, const AttentionMask& mask, float scale, const float* q, const float* k,
                        const float* v, float* out, float* lse) {
   check(s);
-  const int64_t D = s.head_dim, group = s.q_heads / s.kv_heads;
-  const int64_t q_row = s.q_heads * D, kv_row = s.kv_heads * D;
-  parallel_for(s.batch * s.kv_heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> p(static_cast<size_t>(s.kv_len));
-    for (int64_t bg = begin; bg < end; ++bg) {
-      const int64_t b = bg / s.kv_heads, hk = bg % s.kv_heads;
-      const uint8_t* valid = mask.key_valid ? mask.key_valid + b * s.kv_len : nullptr;
-      for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
-        for (int64_t t = 0; t < s.q_len; ++t) {
-          const float* qt = q + (b * s.q_len + t) * q_row + h * D;
-          float* ot = out + (b * s.q_len + t) * q_row + h * D;
-          const int64_t send = visible_end(s, mask, t);
-          float max = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j < send; ++j) {
-            if (valid && !valid[j]) continue;
-            p[j] = scale * dot(qt, k + (b * s.kv_len + j) * kv_row + hk * D, D);
-            if (p[j] > max) max = p[j];
-          }
-          std::memset(ot, 0, sizeof(float) * D);
-          float* lse_t = lse + (b * s.q_heads + h) * s.q_len + t;
-          if (max == -std::numeric_limits<float>::infinity()) {  // no visible key
-            *lse_t = max;
-            continue;
-          }
-          double sum = 0;
-          for (int64_t j = 0; j < send; ++j) {
-            if (valid && !valid[j]) continue;
-            p[j] = std::exp(p[j] - max);
-            sum += p[j];
-          }
-          const float inv = static_cast<float>(1.0 / sum);
-          for (int64_t j = 0; j < send; ++j) {
-            if (valid && !valid[j]) continue;
-            const float w = p[j] * inv;
-            const float* vj = v + (b * s.kv_len + j) * kv_row + hk * D;
-            for (int64_t d = 0; d < D; ++d) ot[d] += w * vj[d];
-          }
-          *lse_t = max + static_cast<float>(std::log(sum));
+  const int64_t D = s.head_dim, q_row = s.q_heads * D, kv_row = s.kv_heads * D;
+  const int64_t blocks = (s.q_len + kQueryBlock - 1) / kQueryBlock;
+  const cpu::LayerSpans& sp = cpu::active_layer_spans();  // vector max / exp loops
+  parallel_for(s.batch * s.q_heads * blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(std::min(kQueryBlock, s.q_len) * s.kv_len));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / (s.q_heads * blocks), h = task / blocks % s.q_heads, qb = task % blocks;
+      const Block blk = make_block(s, mask, b, h, qb * kQueryBlock);
+      float* p = scores.data();
+      block_scores(s, mask, scale, blk, q, k, p);
+      // Softmax of each row in place; a row that sees no key gets lse = -inf and zero weights.
+      for (int64_t i = 0; i < blk.rows; ++i) {
+        float* row = p + i * blk.keys;
+        const float max = sp.max(row, blk.keys);
+        float* lse_i = lse + (b * s.q_heads + h) * s.q_len + blk.t0 + i;
+        if (max == kNegInf) {
+          std::memset(row, 0, sizeof(float) * blk.keys);
+          *lse_i = kNegInf;
+          continue;
         }
+        const double sum = sp.sum_exp(row, max, blk.keys);  // exp(-inf) = 0 for hidden keys
+        sp.scaled_exp(row, max, static_cast<float>(1.0 / sum), row, blk.keys);
+        *lse_i = max + static_cast<float>(std::log(sum));
       }
+      // out rows = P · v[0:keys]
+      const MatrixRef pa{p, DType::F32, blk.keys, false};
+      const MatrixRef vb{v + b * s.kv_len * kv_row + blk.hk * D, DType::F32, kv_row, false};
+      gemm(blk.rows, D, blk.keys, pa, vb, out + (b * s.q_len + blk.t0) * q_row + h * D, q_row, 1.0f, false);
     }
   });
 }
@@ -91,46 +109,59 @@ void attention_backward(const AttentionShape& s, const AttentionMask& mask, floa
   check(s);
   const int64_t D = s.head_dim, group = s.q_heads / s.kv_heads;
   const int64_t q_row = s.q_heads * D, kv_row = s.kv_heads * D;
+  const int64_t blocks = (s.q_len + kQueryBlock - 1) / kQueryBlock;
+  const cpu::LayerSpans& sp = cpu::active_layer_spans();
   parallel_for(s.batch * s.kv_heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> dscore(static_cast<size_t>(s.kv_len));
+    const size_t block_floats = static_cast<size_t>(std::min(kQueryBlock, s.q_len) * s.kv_len);
+    std::vector<float> probs(block_floats), dscores(block_floats), row_term(static_cast<size_t>(kQueryBlock));
     for (int64_t bg = begin; bg < end; ++bg) {
       const int64_t b = bg / s.kv_heads, hk = bg % s.kv_heads;
-      const uint8_t* valid = mask.key_valid ? mask.key_valid + b * s.kv_len : nullptr;
       for (int64_t j = 0; j < s.kv_len; ++j) {
         std::memset(dk + (b * s.kv_len + j) * kv_row + hk * D, 0, sizeof(float) * D);
         std::memset(dv + (b * s.kv_len + j) * kv_row + hk * D, 0, sizeof(float) * D);
       }
+      float* dk_g = dk + b * s.kv_len * kv_row + hk * D;
+      float* dv_g = dv + b * s.kv_len * kv_row + hk * D;
+      const float* k_g = k + b * s.kv_len * kv_row + hk * D;
+      const float* v_g = v + b * s.kv_len * kv_row + hk * D;
       for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
-        for (int64_t t = 0; t < s.q_len; ++t) {
-          const int64_t row = (b * s.q_len + t) * q_row + h * D;
-          const float* qt = q + row;
-          const float* dot_t = dout + row;
-          float* dqt = dq + row;
-          std::memset(dqt, 0, sizeof(float) * D);
-          const float l = lse[(b * s.q_heads + h) * s.q_len + t];
-          if (l == -std::numeric_limits<float>::infinity()) continue;  // saw no key: no gradient
-          // dS_j = p_j (dP_j − Σ_i p_i dP_i), with dP_j = dout·v_j and Σ_i p_i dP_i = dout·out.
-          const float row_term = dot(dot_t, out + row, D);
-          const int64_t send = visible_end(s, mask, t);
-          for (int64_t j = 0; j < send; ++j) {
-            if (valid && !valid[j]) continue;
-            const float* kj = k + (b * s.kv_len + j) * kv_row + hk * D;
-            const float* vj = v + (b * s.kv_len + j) * kv_row + hk * D;
-            const float p = std::exp(scale * dot(qt, kj, D) - l);
-            float* dvj = dv + (b * s.kv_len + j) * kv_row + hk * D;
-            for (int64_t d = 0; d < D; ++d) dvj[d] += p * dot_t[d];
-            dscore[j] = p * (dot(dot_t, vj, D) - row_term) * scale;
-          }
-          for (int64_t j = 0; j < send; ++j) {
-            if (valid && !valid[j]) continue;
-            const float g = dscore[j];
-            const float* kj = k + (b * s.kv_len + j) * kv_row + hk * D;
-            float* dkj = dk + (b * s.kv_len + j) * kv_row + hk * D;
-            for (int64_t d = 0; d < D; ++d) {
-              dqt[d] += g * kj[d];
-              dkj[d] += g * qt[d];
+        for (int64_t qb = 0; qb < blocks; ++qb) {
+          const Block blk = make_block(s, mask, b, h, qb * kQueryBlock);
+          const int64_t first = (b * s.q_len + blk.t0) * q_row + h * D;  // the block's first row in q / out / dq
+          float* p = probs.data();
+          float* ds = dscores.data();
+          // P = exp(scores − lse), recomputed; rows that saw no key have lse = -inf and get P = 0.
+          block_scores(s, mask, scale, blk, q, k, p);
+          for (int64_t i = 0; i < blk.rows; ++i) {
+            const float l = lse[(b * s.q_heads + h) * s.q_len + blk.t0 + i];
+            float* row = p + i * blk.keys;
+            if (l == kNegInf) {
+              std::memset(row, 0, sizeof(float) * blk.keys);
+              continue;
             }
+            sp.scaled_exp(row, l, 1.0f, row, blk.keys);
           }
+          // dP = dout · vᵀ; dS = P ∘ (dP − rowsum(dout ∘ out)) · scale
+          const MatrixRef do_a{dout + first, DType::F32, q_row, false};
+          gemm(blk.rows, blk.keys, D, do_a, MatrixRef{v_g, DType::F32, kv_row, true}, ds, blk.keys, 1.0f, false);
+          for (int64_t i = 0; i < blk.rows; ++i) {
+            const float* o = out + first + i * q_row;
+            const float* g = dout + first + i * q_row;
+            float t = 0;
+            for (int64_t d = 0; d < D; ++d) t += g[d] * o[d];
+            row_term[static_cast<size_t>(i)] = t;
+          }
+          for (int64_t i = 0; i < blk.rows; ++i) {
+            const float* pr = p + i * blk.keys;
+            float* dr = ds + i * blk.keys;
+            for (int64_t j = 0; j < blk.keys; ++j) dr[j] = pr[j] * (dr[j] - row_term[static_cast<size_t>(i)]) * scale;
+          }
+          // dq rows = dS · k; dk += dSᵀ · q rows; dv += Pᵀ · dout rows
+          gemm(blk.rows, D, blk.keys, MatrixRef{ds, DType::F32, blk.keys, false}, MatrixRef{k_g, DType::F32, kv_row, false},
+               dq + first, q_row, 1.0f, false);
+          gemm(blk.keys, D, blk.rows, MatrixRef{ds, DType::F32, blk.keys, true}, MatrixRef{q + first, DType::F32, q_row, false},
+               dk_g, kv_row, 1.0f, true);
+          gemm(blk.keys, D, blk.rows, MatrixRef{p, DType::F32, blk.keys, true}, do_a, dv_g, kv_row, 1.0f, true);
         }
       }
     }
