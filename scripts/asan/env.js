@@ -1,6 +1,6 @@
 // The environment a node process needs to run the sanitized addon (build-asan/peft_native.node).
 'use strict';
-const { execFileSync } = require('child_process');
+const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
@@ -23,21 +23,21 @@ function asanRuntime() {
 
 /**
  * Variables for a node process (and every child it spawns, which inherits them) that loads the
- * sanitized addon. Reports go to files under reportDir (one per process, suffixed with its pid), so a
+ * sanitized addon. Reports go to files under dir (one per process, suffixed with its pid), so a
  * report from a child process that a test expected to fail for another reason is still seen.
  */
-function asanEnv(reportDir) {
+function asanEnv(dir) {
   return {
     // node itself is not instrumented, so the ASan runtime must be the first library loaded; it cannot
     // come in later with the addon's dlopen. The UBSan hook must be global too for libubsan to find it.
     LD_PRELOAD: `${asanRuntime()} ${ubsanHook}`,
-    PEFT_SANITIZER_REPORTS: reportDir,
+    PEFT_SANITIZER_REPORTS: dir,
     ASAN_OPTIONS: [
       // node and V8 keep allocations alive until exit on purpose (isolates, code space, caches) and
       // skip freeing them at shutdown, so LeakSanitizer would report thousands of non-bugs at every
       // exit. Leaks of our own are checked by the resident-memory test instead.
       'detect_leaks=0',
-      `log_path=${path.join(reportDir, 'asan')}`,
+      `log_path=${path.join(dir, 'asan')}`,
       // A distinct exit code tells a sanitizer abort apart from an ordinary failure.
       'exitcode=86',
       'halt_on_error=1',
@@ -45,7 +45,6 @@ function asanEnv(reportDir) {
       'handle_abort=1',
       // V8 installs its own SIGSEGV handler (WebAssembly out-of-bounds traps); let it keep it.
       'allow_user_segv_handler=1',
-      'detect_stack_use_after_return=0',
     ].join(':'),
     // (log_path would be ignored here: see scripts/asan/ubsan_report.cpp.)
     UBSAN_OPTIONS: ['print_stacktrace=1', 'halt_on_error=1', 'exitcode=87'].join(':'),
@@ -53,13 +52,43 @@ function asanEnv(reportDir) {
   };
 }
 
-/** The sanitizer reports written under reportDir: [{ file, text }]. */
-function readReports(reportDir) {
-  if (!fs.existsSync(reportDir)) return [];
+/** The sanitizer reports written under dir: [{ file, text }]. */
+function readReports(dir) {
+  if (!fs.existsSync(dir)) return [];
   return fs
-    .readdirSync(reportDir)
+    .readdirSync(dir)
     .sort()
-    .map((name) => ({ file: path.join(reportDir, name), text: fs.readFileSync(path.join(reportDir, name), 'utf8') }));
+    .map((name) => ({ file: path.join(dir, name), text: fs.readFileSync(path.join(dir, name), 'utf8') }));
 }
 
-module.exports = { binary, asanEnv, readReports };
+/** Where sanitized processes write their reports (scripts/asan/test.js and run.js clear it first). */
+const reportDir = path.join(root, 'build-asan', 'reports');
+
+/**
+ * Runs command with the sanitized addon and returns the exit code to use: 1 when any process wrote a
+ * sanitizer report (printed here), else the command's own.
+ */
+function runSanitized(label, command, args) {
+  if (!fs.existsSync(binary)) {
+    console.error(`${path.relative(root, binary)} is missing; run npm run build:asan`);
+    return 1;
+  }
+  fs.rmSync(reportDir, { recursive: true, force: true });
+  fs.mkdirSync(reportDir, { recursive: true });
+  const started = Date.now();
+  const r = spawnSync(command, args, { stdio: 'inherit', env: { ...process.env, ...asanEnv(reportDir) } });
+  const minutes = ((Date.now() - started) / 60000).toFixed(1);
+
+  const reports = readReports(reportDir);
+  for (const { file, text } of reports) console.error(`\n===== ${path.relative(root, file)} =====\n${text}`);
+  if (reports.length > 0) {
+    console.error(`\n${label}: ${reports.length} sanitizer report(s) (above, and in ${path.relative(root, reportDir)}/); failing.`);
+    return 1;
+  }
+  if (r.error) console.error(`${label}: ${r.error.message}`);
+  if (r.signal) console.error(`${label}: killed by ${r.signal}`);
+  console.error(`${label}: ${r.status === 0 ? 'clean' : `exited with ${r.status}`} after ${minutes} min`);
+  return r.status ?? 1;
+}
+
+module.exports = { binary, asanEnv, readReports, runSanitized };
