@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/host_memory.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -31,10 +32,9 @@ Storage::LiveCounts Storage::live() { return {g_live_storages.load(), g_live_byt
 
 Storage::Storage(size_t nbytes, bool zero_fill) : data_(nullptr), nbytes_(nbytes) {
   const size_t rounded = padded_size(nbytes);
-  data_ = std::aligned_alloc(kAlignment, rounded);
+  data_ = host_allocate(rounded, zero_fill);
   PEFT_CHECK(data_ != nullptr, ErrorCode::Memory,
              "Could not allocate " + std::to_string(nbytes) + " bytes for a tensor");
-  if (zero_fill) std::memset(data_, 0, rounded);
   g_live_storages.fetch_add(1, std::memory_order_relaxed);
   g_live_bytes.fetch_add(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
   // In the sanitizer build (npm run test:asan) the rounding pad is unreadable, so a kernel that runs past
@@ -53,7 +53,7 @@ Storage::~Storage() {
     return;
   }
   PEFT_UNPOISON(data_, padded_size(nbytes_));
-  std::free(data_);
+  host_free(data_, padded_size(nbytes_));
   g_live_storages.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
 }
