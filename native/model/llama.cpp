@@ -313,7 +313,6 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor* key_valid, bool train, b
   const nn::ParamPtr prefix = use_cache ? nullptr : active_prefix();
   const int64_t V = prefix ? prefix->value->dim(0) : 0;
   const int64_t B = ids.dim(0), T = ids.dim(1) + P, M = B * T, H = c.hidden, D = c.head_dim;
-  const int64_t q_dim = c.heads * D, kv_dim = c.kv_heads * D, F = c.intermediate;
   nn::AdapterSelection sel = selection_;
   sel.rows_per_item = T;
   sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
@@ -456,7 +455,8 @@ double LlamaModel::train_loss(const Tensor& ids, const Tensor* key_valid, const 
   TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
   // The head and the cross-entropy a block of rows at a time: the block's logits become its dlogits
   // in place and go straight into the head's backward, so the [M, vocab] logits never exist whole.
-  const int64_t rows = std::clamp<int64_t>((int64_t{1} << 24) / std::max<int64_t>(vocab, 1), 16, std::max<int64_t>(M, 1));
+  // (At least 16 rows so a huge vocabulary still gets GEMM-sized blocks; at most all M of them.)
+  const int64_t rows = std::min<int64_t>(std::max<int64_t>((int64_t{1} << 24) / std::max<int64_t>(vocab, 1), 16), std::max<int64_t>(M, 1));
   TensorPtr block = f32({std::min(rows, M), vocab});
   std::vector<float> row_loss(static_cast<size_t>(std::min(rows, M)));
   const nn::LinearCache no_cache;
