@@ -12,6 +12,7 @@ namespace {
 constexpr size_t kAlignment = 64;
 // Below this, malloc's free lists are faster than a system call and its pages are reused anyway.
 constexpr size_t kMapThreshold = size_t{1} << 20;
+constexpr size_t kHugeThreshold = size_t{4} << 20;
 
 #if defined(__SANITIZE_ADDRESS__)
 // The sanitizer build keeps every block on the (instrumented) heap so overruns of big tensors are caught.
@@ -27,7 +28,12 @@ void* host_allocate(size_t nbytes, bool zero_fill) {
   if (mapped(nbytes)) {
     // Fresh anonymous pages are already zero, and page-aligned (so 64-byte aligned).
     void* p = mmap(nullptr, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
+    if (p == MAP_FAILED) return nullptr;
+    // Transparent huge pages where the system allows them on request: a step maps hundreds of MB of
+    // activations, and 2 MiB pages fault 512 times less often than 4 KiB ones. Only whole aligned
+    // 2 MiB ranges inside the block become huge pages, so resident memory does not grow.
+    if (nbytes >= kHugeThreshold) madvise(p, nbytes, MADV_HUGEPAGE);
+    return p;
   }
   const size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);

@@ -75,6 +75,21 @@ void pack_panel_typed(const GemmMicroKernel& kern, const OperandView& view, int6
   }
 }
 
+// f32 B stored K-contiguous into f32 slivers: whole slivers through the variant's transposing pack.
+void pack_b_rows_f32(const GemmMicroKernel& kern, const OperandView& view, int64_t n0, int64_t nc, int64_t k0,
+                     int64_t kc, float* dst) {
+  const int width = kern.nr;
+  const int64_t kp = padded_k(kern, kc);
+  const int64_t os = view.outer_stride();
+  const float* base = static_cast<const float*>(view.ref.data) + n0 * os + k0;
+  const int64_t whole = nc / width;
+  for (int64_t s = 0; s < whole; ++s) kern.pack_b_rows(base + s * width * os, os, kc, dst + s * kp * width);
+  if (whole * width < nc) {
+    pack_panel_typed<float, float, Same, false>(kern, view, n0 + whole * width, nc - whole * width, k0, kc, width,
+                                                dst + whole * kp * width);
+  }
+}
+
 // Packs `outer_count` rows of an operand into slivers of `width` (mr or nr).
 void pack_panel(const GemmMicroKernel& kern, const OperandView& view, int64_t outer0, int64_t outer_count,
                 int64_t k0, int64_t kc, int width, void* dst) {
@@ -107,6 +122,10 @@ void pack_a(const GemmMicroKernel& kern, const MatrixRef& a, int64_t m0, int64_t
 void pack_b(const GemmMicroKernel& kern, const MatrixRef& b, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
             void* dst) {
   // op(B)[k, n]: stored B[k, n] (N contiguous) unless transposed, then B[n, k] (K contiguous).
+  if (b.trans && b.dtype == DType::F32 && !kern.bf16_panels && kern.pack_b_rows) {
+    pack_b_rows_f32(kern, OperandView{b, true}, n0, nc, k0, kc, static_cast<float*>(dst));
+    return;
+  }
   pack_panel(kern, OperandView{b, b.trans}, n0, nc, k0, kc, kern.nr, dst);
 }
 

@@ -22,6 +22,9 @@ struct GemmMicroKernel {
   // c[mr, nr] (row stride ldc) = alpha · a_panel·b_panel (+ c when accumulate).
   void (*tile)(int64_t k_steps, const void* a_panel, const void* b_panel, float* c, int64_t ldc, float alpha,
                bool accumulate);
+  // Optional (nullptr: the generic loop): packs nr whole f32 rows stored K-contiguous (src[i * row_stride + k],
+  // i < nr, k < kc) into one f32 B sliver out[k * nr + i], e.g. x·Wᵀ's weight rows, transposed in registers.
+  void (*pack_b_rows)(const float* src, int64_t row_stride, int64_t kc, float* out) = nullptr;
 };
 
 // Elementwise loops of the fused optimizers; each handles any n (vector body plus scalar tail).
