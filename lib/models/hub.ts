@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
 
 import { PeftError } from '../errors';
+import { fsyncDir, tempPath } from '../io/atomic';
 import { fail, preview } from '../validate';
 
 /** Options of {@link resolveModel}. */
@@ -87,9 +88,10 @@ async function ensureFile(ctx: FetchContext, ref: HubReference, file: string, ta
   const expectedSha = /^[0-9a-f]{64}$/.test(etag) ? etag : undefined;
   const total = Number(response.headers.get('content-length') ?? 0);
   fs.mkdirSync(path.dirname(target), { recursive: true });
-  const part = `${target}.part-${process.pid}`;
+  // A fresh hidden name, created exclusively: two downloads of one file (two loadModel calls) never share it.
+  const part = tempPath(target);
   // Plain synchronous writes to a descriptor: simple to reason about on every failure path.
-  const fd = fs.openSync(part, 'w');
+  const fd = fs.openSync(part, 'wx', 0o644);
   const hash = createHash('sha256');
   const bar = ctx.progress ? new SingleBar({ format: `${file} [{bar}] {percentage}% {value}/{total} bytes`, stream: process.stderr }) : undefined;
   bar?.start(total || 1, 0);
@@ -111,6 +113,7 @@ async function ensureFile(ctx: FetchContext, ref: HubReference, file: string, ta
       throw new PeftError(`Downloaded ${received} of ${total} bytes of ${url}; the file was discarded`, 'E_IO');
     }
     fs.renameSync(part, target);
+    fsyncDir(path.dirname(target));
   } catch (err) {
     try {
       fs.closeSync(fd);
