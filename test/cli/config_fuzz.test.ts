@@ -155,7 +155,7 @@ async function exercise(c: ConfigCase): Promise<string> {
 
 describe('resolving mutated config files', () => {
   it('answers every mutation with a configuration that fits the schema or a PeftError', async () => {
-    const run = await fuzzLoop({ name: 'config', seed: 6, budgetMs: 12000, maxCases: 4000 }, makeCase, exercise);
+    const run = await fuzzLoop({ name: 'config', seed: 6, budgetMs: 12000, maxCases: 4000, minCases: 301 }, makeCase, exercise);
     if (run.replay) return;
     expect(run.cases).toBeGreaterThan(300);
     expect(countOf(run, 'resolved')).toBeGreaterThan(0);

@@ -142,7 +142,7 @@ async function exercise(c: DataCase): Promise<string> {
 
 describe('reading mutated JSONL data', () => {
   it('answers every mutation with sound batches or a PeftError', async () => {
-    const run = await fuzzLoop({ name: 'jsonl', seed: 5, budgetMs: 15000, maxCases: 3000 }, makeCase, exercise);
+    const run = await fuzzLoop({ name: 'jsonl', seed: 5, budgetMs: 15000, maxCases: 3000, minCases: 301 }, makeCase, exercise);
     if (run.replay) return;
     expect(run.cases).toBeGreaterThan(300);
     expect(countOf(run, 'loaded')).toBeGreaterThan(0);

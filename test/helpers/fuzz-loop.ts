@@ -19,6 +19,8 @@ export interface FuzzLoopOptions {
   seed: number;
   budgetMs: number;
   maxCases: number;
+  /** Cases run even past the budget, so a slow or loaded machine still meets the test's minimum count. */
+  minCases?: number;
   /** A case slower than this counts as a hang. */
   slowMs?: number;
 }
@@ -60,6 +62,7 @@ export async function fuzzLoop<C extends FuzzCase>(
   const only = process.env.PEFT_FUZZ_CASE === undefined ? undefined : Number(process.env.PEFT_FUZZ_CASE);
   const budget = Number(process.env.PEFT_FUZZ_MS ?? options.budgetMs);
   const maxCases = process.env.PEFT_FUZZ_MS ? Infinity : options.maxCases;
+  const minCases = options.minCases ?? 0;
   const slowMs = options.slowMs ?? 10000;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `peft-${options.name}-fuzz-`));
   const counts = new Map<string, number>();
@@ -67,7 +70,7 @@ export async function fuzzLoop<C extends FuzzCase>(
   const start = Date.now();
   let cases = 0;
   try {
-    for (let i = only ?? 0; only === undefined ? cases < maxCases && Date.now() - start < budget : i === only; i++) {
+    for (let i = only ?? 0; only === undefined ? cases < maxCases && (cases < minCases || Date.now() - start < budget) : i === only; i++) {
       const random = rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b)) >>> 0);
       const dir = path.join(tmp, `case-${i}`);
       fs.mkdirSync(dir);

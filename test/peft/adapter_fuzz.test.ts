@@ -129,7 +129,7 @@ async function exercise(c: AdapterCase): Promise<string> {
 
 describe('loading mutated adapters', () => {
   it('answers every mutation with a working adapter or a PeftError, and leaves the base model as it was', async () => {
-    const run = await fuzzLoop({ name: 'adapter', seed: 8, budgetMs: 15000, maxCases: 3000 }, makeCase, exercise);
+    const run = await fuzzLoop({ name: 'adapter', seed: 8, budgetMs: 15000, maxCases: 3000, minCases: 301 }, makeCase, exercise);
     // The name of a refused adapter is free again: the pristine adapter loads under it.
     const again = await loadAdapter(model, path.join(tmp, 'lora'), { adapterName: 'fz0' }).catch((e: PeftError) => e);
     expect(again).not.toBeInstanceOf(Error);

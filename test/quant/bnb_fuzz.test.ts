@@ -145,7 +145,7 @@ async function exercise(c: BnbCase): Promise<string> {
 
 describe('reading mutated bitsandbytes checkpoints', () => {
   it('answers every mutation with finite weights or a PeftError', async () => {
-    const run = await fuzzLoop({ name: 'bnb', seed: 4, budgetMs: 15000, maxCases: 3000 }, makeCase, exercise);
+    const run = await fuzzLoop({ name: 'bnb', seed: 4, budgetMs: 15000, maxCases: 3000, minCases: 101 }, makeCase, exercise);
     if (run.replay) return;
     expect(run.cases).toBeGreaterThan(100); // about 1000 on an idle 2-core machine
     expect(countOf(run, 'weights read')).toBeGreaterThan(0);
