@@ -11,6 +11,7 @@
 #include "kernels/loss.h"
 #include "kernels/norm.h"
 #include "model/decoder_parts.h"
+#include "model/head_loss.h"
 #include "model/param_depth.h"
 
 namespace peft::model {
@@ -156,7 +157,7 @@ Tensor Gpt2Model::step(const Tensor& ids) {
   return run(ids, nullptr, false, true);
 }
 
-Tensor Gpt2Model::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache) {
+Tensor Gpt2Model::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache, bool with_logits) {
   const Gpt2Config& c = config_;
   PEFT_CHECK(ids.ndim() == 2 && ids.dtype() == DType::I32, ErrorCode::Shape,
              "Expected i32 ids of shape [batch, seq] but received " + std::string(dtype_name(ids.dtype())) + " " +
@@ -295,8 +296,8 @@ Tensor Gpt2Model::run(const Tensor& ids, const Tensor* key_valid, bool train, bo
     head.forward(one, 1, p(normed) + (M - 1) * H, last.data_as<float>(), nullptr);
     return last;
   }
-  Tensor logits = Tensor::uninitialized(DType::F32, {B, T, c.vocab});
-  head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
+  Tensor logits = with_logits ? Tensor::uninitialized(DType::F32, {B, T, c.vocab}) : Tensor::uninitialized(DType::F32, {0});
+  if (with_logits) head.forward(sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
   if (train) {
     train_selection_ = sel;
     ids_ = std::make_shared<Tensor>(ids);
@@ -314,43 +315,76 @@ Tensor Gpt2Model::run(const Tensor& ids, const Tensor* key_valid, bool train, bo
   return logits;
 }
 
-double Gpt2Model::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
-  const Gpt2Config& c = config_;
-  PEFT_CHECK(final_input_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
-  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = H / c.heads, F = c.inner;
-  PEFT_CHECK(labels.dtype() == DType::I32 && labels.shape() == Shape({B, T}), ErrorCode::Shape,
-             "Expected i32 labels of shape " + shape_to_string({B, T}) + " but received " +
-                 dtype_name(labels.dtype()) + " " + shape_to_string(labels.shape()));
-  PEFT_CHECK(logits.shape() == Shape({B, T, c.vocab}), ErrorCode::Shape, "logits do not match the last forward");
+int Gpt2Model::begin_backward(bool accumulate) {
   if (!accumulate)
     for (auto& [name, param] : params_) param->zero_grad();
-  const nn::AdapterSelection& sel = train_selection_;
+  // The lowest point of the network that trains: gradients stop flowing below it.
   int lowest = kNoTrainable;
   for (auto& [name, param] : params_)
-    if (param->trainable) lowest = std::min(lowest, gpt2_param_depth(name, c.layers));
-  auto need = [&](int depth) { return lowest < depth; };
-  auto reach = [&](int depth) { return lowest <= depth; };
+    if (param->trainable) lowest = std::min(lowest, gpt2_param_depth(name, config_.layers));
+  return lowest;
+}
 
-  std::vector<int32_t> targets = next_token_targets(labels, B, T);
+void Gpt2Model::check_labels(const Tensor& labels) const {
+  PEFT_CHECK(final_input_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
+  PEFT_CHECK(labels.dtype() == DType::I32 && labels.shape() == Shape({batch_, seq_}), ErrorCode::Shape,
+             "Expected i32 labels of shape " + shape_to_string({batch_, seq_}) + " but received " +
+                 dtype_name(labels.dtype()) + " " + shape_to_string(labels.shape()));
+}
+
+double Gpt2Model::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
+  const Gpt2Config& c = config_;
+  check_labels(labels);
+  const int64_t M = batch_ * seq_, H = c.hidden;
+  PEFT_CHECK(logits.shape() == Shape({batch_, seq_, c.vocab}), ErrorCode::Shape, "logits do not match the last forward");
+  const int lowest = begin_backward(accumulate);
+  const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
   TensorPtr dlogits = f32({M, c.vocab});
   std::vector<float> row_loss(static_cast<size_t>(M));
   const kernels::CrossEntropyResult ce = kernels::cross_entropy(M, c.vocab, logits.data_as<float>(), targets.data(),
                                                                 -100, 0.0, row_loss.data(), p(dlogits));
   const double loss = ce.count ? ce.loss_sum / static_cast<double>(ce.count) : 0.0;
   if (lowest == kNoTrainable) return loss;
-
-  TensorPtr d_normed = f32({M, H});
-  linears_.at("lm_head")->backward(sel, M, p(dlogits), p(final_normed_), head_cache_,
-                                   need(head_depth(c.layers)) ? p(d_normed) : nullptr, false);
+  TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
+  linears_.at("lm_head")->backward(train_selection_, M, p(dlogits), p(final_normed_), head_cache_,
+                                   d_normed ? p(d_normed) : nullptr, false);
   dlogits.reset();
-  if (!reach(final_norm_depth(c.layers))) return loss;
+  backward_trunk(d_normed, lowest);
+  return loss;
+}
+
+double Gpt2Model::train_loss(const Tensor& ids, const Tensor* key_valid, const Tensor& labels, bool accumulate) {
+  const Gpt2Config& c = config_;
+  const nn::Linear& head = *linears_.at("lm_head");
+  // Adapters on the head keep per-row state (dropout masks by row, DoRA norms): the whole-batch path.
+  if (!head.lora().empty() || !head.ia3().empty()) return AdapterHost::train_loss(ids, key_valid, labels, accumulate);
+  run(ids, key_valid, true, false, false);
+  check_labels(labels);
+  const int64_t M = batch_ * seq_, H = c.hidden;
+  const int lowest = begin_backward(accumulate);
+  const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
+  TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
+  const bool backward = lowest != kNoTrainable;
+  const double loss = blocked_head_loss(head, train_selection_, M, H, c.vocab, p(final_normed_), targets, backward,
+                                        d_normed ? p(d_normed) : nullptr);
+  if (backward) backward_trunk(d_normed, lowest);
+  return loss;
+}
+
+void Gpt2Model::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int lowest) {
+  const Gpt2Config& c = config_;
+  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = H / c.heads, F = c.inner;
+  const nn::AdapterSelection& sel = train_selection_;
+  auto need = [&](int depth) { return lowest < depth; };   // does anything below this point train?
+  auto reach = [&](int depth) { return lowest <= depth; };  // does this point or anything below train?
+  if (!reach(final_norm_depth(c.layers))) return;
   TensorPtr dx = f32({M, H});
   nn::Param& lnf_w = parameter("transformer.ln_f.weight");
   nn::Param& lnf_b = parameter("transformer.ln_f.bias");
   kernels::layernorm_backward(M, H, p(d_normed), p(final_input_), lnf_w.data(), p(final_mean_), p(final_rstd_),
                               need(final_norm_depth(c.layers)) ? p(dx) : nullptr, lnf_w.grad_data(), lnf_b.grad_data(),
                               true);
-  if (!need(final_norm_depth(c.layers))) return loss;
+  if (!need(final_norm_depth(c.layers))) return;
 
   const int64_t V = train_prefix_ ? train_prefix_->value->dim(0) : 0, S = V + T;
   const kernels::AttentionShape as{B, T, S, c.heads, c.heads, D};
@@ -391,7 +425,7 @@ double Gpt2Model::loss_backward(const Tensor& logits, const Tensor& labels, bool
         if (need(base + kPostNorm)) add_into(M * H, d_x2.data(), p(dx2));
       }
     }
-    if (!reach(base + kOutProj)) return loss;
+    if (!reach(base + kOutProj)) return;
     // Attention: x2 = x + c_proj(attn(q, k, v)) (+ adapters), [q k v] = c_attn(n1), n1 = ln_1(x).
     const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
     std::vector<float> d_n1_parallel, d_attn_out;
@@ -404,7 +438,7 @@ double Gpt2Model::loss_backward(const Tensor& logits, const Tensor& labels, bool
       d_o = d_attn_out.data();
     }
     lin("attn.c_proj").backward(sel, M, d_o, p(lc.attn), lc.attn_proj, need(base + kOutProj) ? p(d_attn) : nullptr, false);
-    if (!need(base + kOutProj)) return loss;
+    if (!need(base + kOutProj)) return;
     if (V) {
       kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k_all), p(lc.v_all), p(lc.attn), p(d_attn), p(lc.lse),
                                   p(dq), p(dk_all), p(dv_all));
@@ -421,13 +455,13 @@ double Gpt2Model::loss_backward(const Tensor& logits, const Tensor& labels, bool
     }
     const bool want_dn = need(base + kQkv);
     lin("attn.c_attn").backward(sel, M, p(dqkv), p(lc.n1), lc.c_attn, want_dn ? p(d_n) : nullptr, false);
-    if (!want_dn) return loss;
+    if (!want_dn) return;
     if (!d_n1_parallel.empty()) add_into(M * H, d_n1_parallel.data(), p(d_n));
     nn::Param& w = parameter(pre + "ln_1.weight");
     nn::Param& b = parameter(pre + "ln_1.bias");
     kernels::layernorm_backward(M, H, p(d_n), p(lc.x), w.data(), p(lc.mean1), p(lc.rstd1),
                                 need(base + kInputNorm) ? p(dx) : nullptr, w.grad_data(), b.grad_data(), true);
-    if (!need(base + kInputNorm)) return loss;
+    if (!need(base + kInputNorm)) return;
     add_into(M * H, p(dx2), p(dx));
   }
   // dx holds d(token embedding + position embedding).
@@ -436,7 +470,6 @@ double Gpt2Model::loss_backward(const Tensor& logits, const Tensor& labels, bool
     for (int64_t i = 0; i < M; ++i) add_into(H, p(dx) + i * H, g + positions_->data_as<int32_t>()[i] * H);
   embed_tokens_backward(parameter("transformer.wte.weight"), train_prompt_.get(), embedding_lora_, sel, *ids_, B, T, H,
                         p(dx));
-  return loss;
 }
 
 }  // namespace peft::model

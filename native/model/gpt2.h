@@ -36,6 +36,8 @@ class Gpt2Model : public AdapterHost {
   void reset_cache(int64_t max_len) override;
   Tensor step(const Tensor& ids) override;
   double loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) override;
+  // Forward, loss and backward with the head and the cross-entropy in blocks of rows (head_loss.h).
+  double train_loss(const Tensor& ids, const Tensor* key_valid, const Tensor& labels, bool accumulate) override;
 
  private:
   struct LayerCache;
@@ -49,7 +51,13 @@ class Gpt2Model : public AdapterHost {
   std::vector<std::shared_ptr<Tensor>> k_cache_, v_cache_;  // per layer [max_len, heads, head_dim]
   int64_t cache_len_ = 0, cache_max_ = 0, cache_prefix_ = 0;
 
-  Tensor run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache);
+  // with_logits = false: a training forward that stops at the final norm (train_loss runs the head).
+  Tensor run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache, bool with_logits = true);
+  // Zeroes the gradients unless accumulating; returns the depth of the lowest trainable parameter.
+  int begin_backward(bool accumulate);
+  void check_labels(const Tensor& labels) const;
+  // From d_normed [M, H] (the gradient at ln_f's output) down through the blocks to the embeddings.
+  void backward_trunk(const std::shared_ptr<Tensor>& d_normed, int lowest);
 };
 
 // Depth of a GPT-2 parameter for the backward's early stop (see param_depth.h).

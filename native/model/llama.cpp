@@ -14,6 +14,7 @@
 #include "kernels/norm.h"
 #include "kernels/rope.h"
 #include "model/decoder_parts.h"
+#include "model/head_loss.h"
 #include "model/param_depth.h"
 
 namespace peft::model {
@@ -450,38 +451,12 @@ double LlamaModel::train_loss(const Tensor& ids, const Tensor* key_valid, const 
   const int64_t M = batch_ * seq_, H = c.hidden, vocab = c.vocab;
   const int lowest = begin_backward(accumulate);
   const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
-  int64_t count = 0;
-  for (int32_t t : targets) count += t != -100;
   TensorPtr d_normed = lowest < head_depth(c.layers) ? f32({M, H}) : nullptr;
-  // The head and the cross-entropy a block of rows at a time: the block's logits become its dlogits
-  // in place and go straight into the head's backward, so the [M, vocab] logits never exist whole.
-  // (At least 16 rows so a huge vocabulary still gets GEMM-sized blocks; at most all M of them.)
-  const int64_t rows = std::min<int64_t>(std::max<int64_t>((int64_t{1} << 24) / std::max<int64_t>(vocab, 1), 16), std::max<int64_t>(M, 1));
-  TensorPtr block = f32({std::min(rows, M), vocab});
-  std::vector<float> row_loss(static_cast<size_t>(std::min(rows, M)));
-  const nn::LinearCache no_cache;
-  double loss_sum = 0;
-  for (int64_t r0 = 0; r0 < M; r0 += rows) {
-    const int64_t n = std::min(rows, M - r0);
-    const float* x = p(final_normed_) + r0 * H;
-    {
-      PEFT_PROFILE_SCOPE(Head);
-      head.forward(train_selection_, n, x, p(block), nullptr);
-    }
-    {
-      PEFT_PROFILE_SCOPE(Loss);
-      loss_sum += kernels::cross_entropy(n, vocab, p(block), targets.data() + r0, -100, static_cast<double>(count),
-                                         row_loss.data(), lowest == kNoTrainable ? nullptr : p(block))
-                      .loss_sum;
-    }
-    if (lowest != kNoTrainable) {
-      PEFT_PROFILE_SCOPE(Head);
-      head.backward(train_selection_, n, p(block), x, no_cache, d_normed ? p(d_normed) + r0 * H : nullptr, false);
-    }
-  }
-  block.reset();
-  if (lowest != kNoTrainable) backward_trunk(d_normed, lowest);
-  return count ? loss_sum / static_cast<double>(count) : 0.0;
+  const bool backward = lowest != kNoTrainable;
+  const double loss = blocked_head_loss(head, train_selection_, M, H, vocab, p(final_normed_), targets, backward,
+                                        d_normed ? p(d_normed) : nullptr);
+  if (backward) backward_trunk(d_normed, lowest);
+  return loss;
 }
 
 void LlamaModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int lowest) {

@@ -1,8 +1,11 @@
 // The fused training call (trainLoss: forward, loss and backward without the whole logits; the head
 // and the cross-entropy run in blocks of rows) against the two-call path it replaces (forward with
 // train = true, then lossBackward over the full logits): same loss and same gradients, with the
-// block boundaries inside a sequence, padding, ignored labels, a frozen base and nothing training.
-import { configFromHf, getPeftModel, tensor, Tensor, type LlamaConfig } from '../../lib';
+// block boundaries inside a sequence, padding, ignored labels, a frozen base and nothing training,
+// for Llama (tied and separate heads) and GPT-2.
+import * as os from 'node:os';
+
+import { configFromHf, getPeftModel, loadModel, tensor, Tensor, writeSafetensors, type LlamaConfig } from '../../lib';
 import { handleOf } from '../../lib/tensor';
 import { Model } from '../../lib/models/model';
 import { randomArray, rng } from '../helpers/random';
@@ -39,6 +42,45 @@ function wideVocabLlama(tie: boolean): Model {
     add(p + 'mlp.down_proj.weight', [8, 12]);
   }
   return new Model(config, weights);
+}
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** GPT-2 with the same wide vocabulary: hidden 8, 2 layers, 2 heads, tied head, written as a Hugging Face folder. */
+async function wideVocabGpt2(): Promise<Model> {
+  const H = 8, INNER = 32, NPOS = 512;
+  const random = rng(12);
+  const tensors: Record<string, Tensor> = {};
+  const add = (name: string, shape: number[], scale = 0.4, offset = 0) => {
+    tensors[name] = tensor(randomArray(random, shape.reduce((a, b) => a * b, 1), scale).map((v) => v + offset), shape);
+  };
+  add('wte.weight', [VOCAB, H]);
+  add('wpe.weight', [NPOS, H], 0.2);
+  for (let l = 0; l < 2; l++) {
+    add(`h.${l}.ln_1.weight`, [H], 0.2, 1);
+    add(`h.${l}.ln_1.bias`, [H], 0.1);
+    add(`h.${l}.attn.c_attn.weight`, [H, 3 * H]);  // Conv1D: [in, out]
+    add(`h.${l}.attn.c_attn.bias`, [3 * H], 0.1);
+    add(`h.${l}.attn.c_proj.weight`, [H, H]);
+    add(`h.${l}.attn.c_proj.bias`, [H], 0.1);
+    add(`h.${l}.ln_2.weight`, [H], 0.2, 1);
+    add(`h.${l}.ln_2.bias`, [H], 0.1);
+    add(`h.${l}.mlp.c_fc.weight`, [H, INNER]);
+    add(`h.${l}.mlp.c_fc.bias`, [INNER], 0.1);
+    add(`h.${l}.mlp.c_proj.weight`, [INNER, H]);
+    add(`h.${l}.mlp.c_proj.bias`, [H], 0.1);
+  }
+  add('ln_f.weight', [H], 0.2, 1);
+  add('ln_f.bias', [H], 0.1);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-train-loss-gpt2-'));
+  dirs.push(dir);
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
+    model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: H, n_layer: 2, n_head: 2, n_inner: INNER,
+    vocab_size: VOCAB, n_positions: NPOS, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new',
+  }));
+  await writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  return loadModel(dir);
 }
 
 function batch(seed: number): { ids: Tensor; labels: Tensor; mask: Tensor } {
@@ -117,6 +159,28 @@ describe('trainLoss (the head and the loss in row blocks)', () => {
     const r = fused(model, ids, tensor(new Int32Array(B * T).fill(-100), [B, T], 'i32'), null);
     expect(r.loss).toBe(0);
     for (const g of r.grads.values()) expect(g.every((v) => v === 0)).toBe(true);
+  });
+
+  it('GPT-2, full fine-tuning: the loss and every gradient match forward + lossBackward', async () => {
+    const model = await wideVocabGpt2();
+    const { ids, labels, mask } = batch(6);
+    const reference = twoCalls(model, ids, labels, mask);
+    expect(reference.grads.size).toBe(model.parameterNames().length);
+    expectSame(fused(model, ids, labels, mask), reference);
+    expectSame(fused(model, ids, labels, null), twoCalls(model, ids, labels, null));
+  });
+
+  it('GPT-2, LoRA on a frozen base and nothing training: equal to the two-call path', async () => {
+    const peft = getPeftModel(await wideVocabGpt2(), { peft_type: 'LORA', r: 2, target_modules: ['c_attn', 'c_fc'], init_lora_weights: false }, { seed: 3 });
+    const { ids, labels, mask } = batch(7);
+    const reference = twoCalls(peft.base, ids, labels, mask);
+    expect(reference.grads.size).toBeGreaterThan(0);
+    expect([...reference.grads.keys()].every((k) => k.includes('lora_'))).toBe(true);
+    expectSame(fused(peft.base, ids, labels, mask), reference);
+    for (const name of peft.base.nativeModel.parameters().map((p) => p.name)) peft.base.nativeModel.setTrainable(name, false);
+    const a = fused(peft.base, ids, labels, null), b = twoCalls(peft.base, ids, labels, null);
+    expect(a.grads.size).toBe(0);
+    expect(Math.abs(a.loss - b.loss)).toBeLessThanOrEqual(1e-6 * b.loss);
   });
 
   it('refuses labels of the wrong shape with E_SHAPE', () => {
