@@ -69,9 +69,28 @@ class OpWorker : public Napi::AsyncWorker {
     }
   }
 
-  void OnOK() override {
+  // Settles the promise on the JS thread. A worker_thread can be terminated while this call ran, or
+  // even while the promise is being settled: its environment then runs no JS, so the promise is left
+  // unsettled (nobody can observe it). Nothing may throw out of here: it would end the whole process.
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
     plan_->release();
-    Napi::Env env = Env();
+    if (status != napi_cancelled && js_reachable(env)) {
+      try {
+        Napi::HandleScope scope(env);
+        settle(env);
+      } catch (const Napi::Error&) {
+        // The environment began shutting down while settling (see above).
+      }
+    }
+    Destroy();
+  }
+
+ private:
+  void settle(Napi::Env env) {
+    if (!code_.empty()) {
+      deferred_.Reject(make_error(env, code_.c_str(), message_).Value());
+      return;
+    }
     try {
       deferred_.Resolve(plan_->result(env));
     } catch (const Napi::Error& e) {
@@ -79,21 +98,6 @@ class OpWorker : public Napi::AsyncWorker {
     }
   }
 
-  // A worker_thread terminated while this call ran: its environment is shutting down and can run no
-  // JS, so the promise is left unsettled (nobody can observe it) instead of failing to settle it,
-  // which would throw out of the completion callback and end the whole process.
-  void OnWorkComplete(Napi::Env env, napi_status status) override {
-    if (status == napi_cancelled || js_reachable(env)) return Napi::AsyncWorker::OnWorkComplete(env, status);
-    plan_->release();
-    Destroy();
-  }
-
-  void OnError(const Napi::Error&) override {
-    plan_->release();
-    deferred_.Reject(make_error(Env(), code_.c_str(), message_).Value());
-  }
-
- private:
   void fail(const char* code, const std::string& message) {
     code_ = code;
     message_ = message;
