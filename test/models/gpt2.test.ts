@@ -8,7 +8,8 @@ import * as path from 'node:path';
 
 import { getPeftModel, loadModel, tensor } from '../../lib';
 import { checkGradients, checkModelGradients } from '../helpers/finite-diff';
-import { randomArray, rng } from '../helpers/random';
+import { rng } from '../helpers/random';
+import { gpt2Weights } from '../helpers/tiny-gpt2';
 import { f32Bytes, parseSafetensors, writeSafetensorsJs, type JsTensor } from '../helpers/safetensors-js';
 
 const H = 8, L = 2, HEADS = 2, V = 13, NPOS = 16, INNER = 4 * H;
@@ -17,29 +18,7 @@ afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true }
 
 /** HF-layout weights: name → [shape, values]. */
 function makeWeights(seed: number): Map<string, [number[], Float32Array]> {
-  const random = rng(seed);
-  const w = new Map<string, [number[], Float32Array]>();
-  const add = (name: string, shape: number[], scale = 0.4, offset = 0) =>
-    w.set(name, [shape, randomArray(random, shape.reduce((a, b) => a * b, 1), scale).map((v) => v + offset)]);
-  add('wte.weight', [V, H]);
-  add('wpe.weight', [NPOS, H], 0.2);
-  for (let l = 0; l < L; l++) {
-    add(`h.${l}.ln_1.weight`, [H], 0.2, 1);
-    add(`h.${l}.ln_1.bias`, [H], 0.1);
-    add(`h.${l}.attn.c_attn.weight`, [H, 3 * H]);
-    add(`h.${l}.attn.c_attn.bias`, [3 * H], 0.1);
-    add(`h.${l}.attn.c_proj.weight`, [H, H]);
-    add(`h.${l}.attn.c_proj.bias`, [H], 0.1);
-    add(`h.${l}.ln_2.weight`, [H], 0.2, 1);
-    add(`h.${l}.ln_2.bias`, [H], 0.1);
-    add(`h.${l}.mlp.c_fc.weight`, [H, INNER]);
-    add(`h.${l}.mlp.c_fc.bias`, [INNER], 0.1);
-    add(`h.${l}.mlp.c_proj.weight`, [INNER, H]);
-    add(`h.${l}.mlp.c_proj.bias`, [H], 0.1);
-  }
-  add('ln_f.weight', [H], 0.2, 1);
-  add('ln_f.bias', [H], 0.1);
-  return w;
+  return gpt2Weights(rng(seed), { hidden: H, layers: L, inner: INNER, vocab: V, positions: NPOS });
 }
 
 function writeModelDir(weights: Map<string, [number[], Float32Array]>): string {

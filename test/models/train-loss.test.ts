@@ -12,6 +12,7 @@ import { randomArray, rng } from '../helpers/random';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MODELS_DIR } from '../helpers/models';
+import { gpt2Weights } from '../helpers/tiny-gpt2';
 
 // A vocabulary large enough that one head block (2^24 logits) holds fewer rows than the batch.
 const VOCAB = 40000;
@@ -50,29 +51,10 @@ afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true }
 /** GPT-2 with the same wide vocabulary: hidden 8, 2 layers, 2 heads, tied head, written as a Hugging Face folder. */
 async function wideVocabGpt2(): Promise<Model> {
   const H = 8, INNER = 32, NPOS = 512;
-  const random = rng(12);
   const tensors: Record<string, Tensor> = {};
-  const add = (name: string, shape: number[], scale = 0.4, offset = 0) => {
-    tensors[name] = tensor(randomArray(random, shape.reduce((a, b) => a * b, 1), scale).map((v) => v + offset), shape);
-  };
-  add('wte.weight', [VOCAB, H]);
-  add('wpe.weight', [NPOS, H], 0.2);
-  for (let l = 0; l < 2; l++) {
-    add(`h.${l}.ln_1.weight`, [H], 0.2, 1);
-    add(`h.${l}.ln_1.bias`, [H], 0.1);
-    add(`h.${l}.attn.c_attn.weight`, [H, 3 * H]);  // Conv1D: [in, out]
-    add(`h.${l}.attn.c_attn.bias`, [3 * H], 0.1);
-    add(`h.${l}.attn.c_proj.weight`, [H, H]);
-    add(`h.${l}.attn.c_proj.bias`, [H], 0.1);
-    add(`h.${l}.ln_2.weight`, [H], 0.2, 1);
-    add(`h.${l}.ln_2.bias`, [H], 0.1);
-    add(`h.${l}.mlp.c_fc.weight`, [H, INNER]);
-    add(`h.${l}.mlp.c_fc.bias`, [INNER], 0.1);
-    add(`h.${l}.mlp.c_proj.weight`, [INNER, H]);
-    add(`h.${l}.mlp.c_proj.bias`, [H], 0.1);
+  for (const [name, [shape, values]] of gpt2Weights(rng(12), { hidden: H, layers: 2, inner: INNER, vocab: VOCAB, positions: NPOS })) {
+    tensors[name] = tensor(values, shape);
   }
-  add('ln_f.weight', [H], 0.2, 1);
-  add('ln_f.bias', [H], 0.1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-train-loss-gpt2-'));
   dirs.push(dir);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
