@@ -101,7 +101,27 @@ void pack_b_rows_avx2(const float* src, int64_t row_stride, int64_t kc, float* o
     for (int i = 0; i < kNr; ++i) out[k * kNr + i] = src[i * row_stride + k];
 }
 
-const GemmMicroKernel kKernel = {"avx2-6x16", kMr, kNr, 1, false, 256, 144, 4096, tile_avx2, pack_b_rows_avx2};
+// src: 6 rows of kc floats; out: [kc][6]. The 8 x 8 transposes run on the 6 rows and 2 of zeros; each
+// output row is stored as 4 + 2 floats so nothing is written past it.
+void pack_a_rows_avx2(const float* src, int64_t row_stride, int64_t kc, float* out) {
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+    for (int i = 0; i < kMr; ++i) r[i] = _mm256_loadu_ps(src + i * row_stride + k);
+    for (int i = kMr; i < 8; ++i) r[i] = _mm256_setzero_ps();
+    transpose8x8(r);
+    for (int j = 0; j < 8; ++j) {
+      float* dst = out + (k + j) * kMr;
+      _mm_storeu_ps(dst, _mm256_castps256_ps128(r[j]));
+      _mm_storel_pi(reinterpret_cast<__m64*>(dst + 4), _mm256_extractf128_ps(r[j], 1));
+    }
+  }
+  for (; k < kc; ++k)
+    for (int i = 0; i < kMr; ++i) out[k * kMr + i] = src[i * row_stride + k];
+}
+
+const GemmMicroKernel kKernel = {"avx2-6x16", kMr, kNr, 1, false, 256, 144, 4096, tile_avx2, pack_b_rows_avx2,
+                                 pack_a_rows_avx2};
 }  // namespace
 
 const GemmMicroKernel& gemm_kernel_avx2() { return kKernel; }

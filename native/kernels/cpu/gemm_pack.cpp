@@ -75,19 +75,24 @@ void pack_panel_typed(const GemmMicroKernel& kern, const OperandView& view, int6
   }
 }
 
-// f32 B stored K-contiguous into f32 slivers: whole slivers through the variant's transposing pack.
-void pack_b_rows_f32(const GemmMicroKernel& kern, const OperandView& view, int64_t n0, int64_t nc, int64_t k0,
-                     int64_t kc, float* dst) {
-  const int width = kern.nr;
+// An f32 operand stored K-contiguous into f32 slivers of `width`: whole slivers through the variant's
+// transposing pack `rows`, a partial last one through the generic loop.
+using PackRows = void (*)(const float* src, int64_t row_stride, int64_t kc, float* out);
+void pack_rows_f32(const GemmMicroKernel& kern, PackRows rows, int width, const OperandView& view, int64_t outer0,
+                   int64_t count, int64_t k0, int64_t kc, float* dst) {
   const int64_t kp = padded_k(kern, kc);
   const int64_t os = view.outer_stride();
-  const float* base = static_cast<const float*>(view.ref.data) + n0 * os + k0;
-  const int64_t whole = nc / width;
-  for (int64_t s = 0; s < whole; ++s) kern.pack_b_rows(base + s * width * os, os, kc, dst + s * kp * width);
-  if (whole * width < nc) {
-    pack_panel_typed<float, float, Same, false>(kern, view, n0 + whole * width, nc - whole * width, k0, kc, width,
-                                                dst + whole * kp * width);
+  const float* base = static_cast<const float*>(view.ref.data) + outer0 * os + k0;
+  const int64_t whole = count / width;
+  for (int64_t s = 0; s < whole; ++s) rows(base + s * width * os, os, kc, dst + s * kp * width);
+  if (whole * width < count) {
+    pack_panel_typed<float, float, Same, false>(kern, view, outer0 + whole * width, count - whole * width, k0, kc,
+                                                width, dst + whole * kp * width);
   }
+}
+
+bool rows_apply(const GemmMicroKernel& kern, PackRows rows, const MatrixRef& x, bool k_contiguous) {
+  return rows != nullptr && k_contiguous && x.dtype == DType::F32 && !kern.bf16_panels;
 }
 
 // Packs `outer_count` rows of an operand into slivers of `width` (mr or nr).
@@ -116,14 +121,18 @@ void pack_panel(const GemmMicroKernel& kern, const OperandView& view, int64_t ou
 void pack_a(const GemmMicroKernel& kern, const MatrixRef& a, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
             void* dst) {
   // op(A)[m, k]: stored A[m, k] (K contiguous) unless transposed.
+  if (rows_apply(kern, kern.pack_a_rows, a, !a.trans)) {
+    pack_rows_f32(kern, kern.pack_a_rows, kern.mr, OperandView{a, true}, m0, mc, k0, kc, static_cast<float*>(dst));
+    return;
+  }
   pack_panel(kern, OperandView{a, !a.trans}, m0, mc, k0, kc, kern.mr, dst);
 }
 
 void pack_b(const GemmMicroKernel& kern, const MatrixRef& b, int64_t k0, int64_t kc, int64_t n0, int64_t nc,
             void* dst) {
   // op(B)[k, n]: stored B[k, n] (N contiguous) unless transposed, then B[n, k] (K contiguous).
-  if (b.trans && b.dtype == DType::F32 && !kern.bf16_panels && kern.pack_b_rows) {
-    pack_b_rows_f32(kern, OperandView{b, true}, n0, nc, k0, kc, static_cast<float*>(dst));
+  if (rows_apply(kern, kern.pack_b_rows, b, b.trans)) {
+    pack_rows_f32(kern, kern.pack_b_rows, kern.nr, OperandView{b, true}, n0, nc, k0, kc, static_cast<float*>(dst));
     return;
   }
   pack_panel(kern, OperandView{b, b.trans}, n0, nc, k0, kc, kern.nr, dst);

@@ -25,6 +25,9 @@ struct GemmMicroKernel {
   // Optional (nullptr: the generic loop): packs nr whole f32 rows stored K-contiguous (src[i * row_stride + k],
   // i < nr, k < kc) into one f32 B sliver out[k * nr + i], e.g. x·Wᵀ's weight rows, transposed in registers.
   void (*pack_b_rows)(const float* src, int64_t row_stride, int64_t kc, float* out) = nullptr;
+  // The same for mr whole rows of A stored K-contiguous into an A sliver out[k * mr + i] (x in x·Aᵀ
+  // with few output columns, such as LoRA's rank-r products, is mostly packing).
+  void (*pack_a_rows)(const float* src, int64_t row_stride, int64_t kc, float* out) = nullptr;
 };
 
 // Elementwise loops of the fused optimizers; each handles any n (vector body plus scalar tail).
