@@ -22,14 +22,16 @@ const worker = (kind) => `
     parentPort.postMessage('started');
     for (;;) {
       if (${JSON.stringify(kind)} === 'async') {
-        await Promise.all([peft.loss(ids), lib.ops.matmulAsync(a, a), peft.saveAdapter(workerData.dir)]);
+        // One call at a time on the model (a second one is E_BUSY), a tensor op beside it.
+        await Promise.all([peft.loss(ids), lib.ops.matmulAsync(a, a)]);
+        await Promise.all([peft.saveAdapter(workerData.dir), lib.ops.matmulAsync(a, a)]);
       } else {
         lib.ops.matmul(a, a);
         model.nativeModel.forward(idsTensor.handle, null, false);
         lib.tensor(new Float32Array(4096), [64, 64]).to('bf16');
       }
     }
-  })();
+  })().catch((e) => { process.stderr.write('worker loop failed: ' + e.stack + '\\n'); process.exit(3); });
 `;
 
 (async () => {
