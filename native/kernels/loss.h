@@ -17,7 +17,9 @@ struct CrossEntropyResult {
 // logits: [rows, vocab]; labels: [rows] i32. Outputs: row_loss: [rows] scratch (0 for ignored rows);
 // dlogits: [rows, vocab] or null, may alias logits: (softmax − onehot) / normalizer for kept rows, 0 for
 // ignored ones. normalizer <= 0 means "this call's count" (zero counts leave dlogits at 0).
+// ld: the row stride of logits and dlogits (>= vocab), 0 for vocab.
 CrossEntropyResult cross_entropy(int64_t rows, int64_t vocab, const float* logits, const int32_t* labels,
-                                 int32_t ignore_index, double normalizer, float* row_loss, float* dlogits);
+                                 int32_t ignore_index, double normalizer, float* row_loss, float* dlogits,
+                                 int64_t ld = 0);
 
 }  // namespace peft::kernels

@@ -13,6 +13,9 @@ namespace peft::model {
 // Rows per block: 2^24 logits, at least 16 rows (GEMM-sized blocks for a huge vocabulary), at most M.
 int64_t head_block_rows(int64_t M, int64_t vocab);
 
+// The logits block's row stride: vocab rounded up to whole cache lines, never a multiple of 1 KiB.
+int64_t logits_row_stride(int64_t vocab);
+
 // Mean cross-entropy of head(normed) against targets (-100 ignored; 0 when every target is ignored).
 // normed: [M, H] the final norm's output; targets: [M]. With `backward`, each block's logits become
 // their gradient in place and go through the head's backward: the head's own gradients (when it

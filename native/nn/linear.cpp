@@ -73,14 +73,8 @@ void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, flo
   }
   if (scaled) input = scaled->data_as<float>();
 
-  base_product(m, input, y, false);
-  if (bias_) {
-    const float* b = bias_->data();
-    parallel_for(m, 64, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t j = 0; j < out_; ++j) y[i * out_ + j] += b[j];
-    });
-  }
+  base_product(m, input, y, false, out_);
+  add_bias(m, y, out_);
   // Other IA3 adapters scale the output (bias included, as PEFT does).
   std::shared_ptr<Tensor> unscaled;
   for (const auto& [name, w] : ia3_) {
@@ -119,20 +113,13 @@ void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, c
   if (!dy_scaled.empty()) dy_base = dy_scaled.data();
   const float* input = cache.scaled_input ? cache.scaled_input->data_as<float>() : x;
 
-  if (float* gw = weight_->grad_data()) {
-    PEFT_CHECK(weight_->value->dtype() == DType::F32, ErrorCode::DType, "Cannot train the bf16 weight " + weight_->name);
-    kernels::gemm(out_, in_, m, matrix(dy_base, out_, true), matrix(input, in_, false), gw, in_, 1.0f, true);
-  }
-  if (bias_)
-    if (float* gb = bias_->grad_data())
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < out_; ++j) gb[j] += dy_base[i * out_ + j];
+  add_base_grads(m, dy_base, out_, input);
 
   if (dx) {
     if (cache.scaled_input) {
       // Input IA3: the product saw x ⊙ l, so d(x ⊙ l) = dy·W gives dl = Σ x ⊙ d(x ⊙ l) and dx = d(x ⊙ l) ⊙ l.
       std::vector<float> d_input(static_cast<size_t>(m * in_));
-      base_product_dx(m, dy_base, d_input.data(), false);
+      base_product_dx(m, dy_base, d_input.data(), false, out_);
       for (const auto& [name, w] : ia3_) {
         if (w.merged || !w.feedforward) continue;
         const auto ranges = adapter_rows(sel, name, m);
@@ -141,7 +128,7 @@ void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, c
       }
       for (int64_t i = 0; i < m * in_; ++i) dx[i] = (accumulate_dx ? dx[i] : 0.0f) + d_input[static_cast<size_t>(i)];
     } else {
-      base_product_dx(m, dy_base, dx, accumulate_dx);
+      base_product_dx(m, dy_base, dx, accumulate_dx, out_);
     }
   }
   for (const auto& [name, w] : lora_) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "kernels/convert.h"
 #include "kernels/gemm.h"
 #include "kernels/nf4.h"
@@ -24,22 +25,64 @@ float* quant_workspace(int64_t out, int64_t in) {
 
 }  // namespace
 
-void Linear::base_product(int64_t m, const float* x, float* y, bool accumulate) const {
+void Linear::base_product(int64_t m, const float* x, float* y, bool accumulate, int64_t ldy) const {
   if (const QuantWeight* q = quant()) {
-    kernels::quant4_matmul(m, out_, in_, matrix(x, in_, false), q->view(), y, out_, 1.0f, accumulate,
+    kernels::quant4_matmul(m, out_, in_, matrix(x, in_, false), q->view(), y, ldy, 1.0f, accumulate,
                            quant_workspace(out_, in_), q->compute_dtype);
     return;
   }
-  kernels::gemm(m, out_, in_, matrix(x, in_, false), matrix(*weight_->value, true), y, out_, 1.0f, accumulate);
+  kernels::gemm(m, out_, in_, matrix(x, in_, false), matrix(*weight_->value, true), y, ldy, 1.0f, accumulate);
 }
 
-void Linear::base_product_dx(int64_t m, const float* dy, float* dx, bool accumulate) const {
+void Linear::base_product_dx(int64_t m, const float* dy, float* dx, bool accumulate, int64_t ldy) const {
   if (const QuantWeight* q = quant()) {
+    PEFT_CHECK(ldy == out_, ErrorCode::Internal, "A 4-bit product's dy has no row stride");
     kernels::quant4_matmul_dx(m, out_, in_, dy, q->view(), dx, 1.0f, accumulate, quant_workspace(out_, in_),
                               q->compute_dtype);
     return;
   }
-  kernels::gemm(m, in_, out_, matrix(dy, out_, false), matrix(*weight_->value, false), dx, in_, 1.0f, accumulate);
+  kernels::gemm(m, in_, out_, matrix(dy, ldy, false), matrix(*weight_->value, false), dx, in_, 1.0f, accumulate);
+}
+
+void Linear::add_bias(int64_t m, float* y, int64_t ldy) const {
+  if (!bias_) return;
+  const float* b = bias_->data();
+  parallel_for(m, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0; j < out_; ++j) y[i * ldy + j] += b[j];
+  });
+}
+
+void Linear::add_base_grads(int64_t m, const float* dy, int64_t ldy, const float* input) const {
+  if (float* gw = weight_->grad_data()) {
+    PEFT_CHECK(weight_->value->dtype() == DType::F32, ErrorCode::DType, "Cannot train the bf16 weight " + weight_->name);
+    kernels::gemm(out_, in_, m, matrix(dy, ldy, true), matrix(input, in_, false), gw, in_, 1.0f, true);
+  }
+  if (bias_)
+    if (float* gb = bias_->grad_data())
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < out_; ++j) gb[j] += dy[i * ldy + j];
+}
+
+void Linear::check_strided(int64_t ldy) const {
+  PEFT_CHECK(lora_.empty() && ia3_.empty() && !quant(), ErrorCode::Internal,
+             "A strided product of " + name_ + " needs a dense layer without adapters");
+  PEFT_CHECK(ldy >= out_, ErrorCode::Shape,
+             "Expected a row stride of at least " + std::to_string(out_) + " for " + name_ + " but received " +
+                 std::to_string(ldy));
+}
+
+void Linear::forward_strided(int64_t m, const float* x, float* y, int64_t ldy) const {
+  check_strided(ldy);
+  base_product(m, x, y, false, ldy);
+  add_bias(m, y, ldy);
+}
+
+void Linear::backward_strided(int64_t m, const float* dy, int64_t ldy, const float* x, float* dx,
+                              bool accumulate_dx) const {
+  check_strided(ldy);
+  add_base_grads(m, dy, ldy, x);
+  if (dx) base_product_dx(m, dy, dx, accumulate_dx, ldy);
 }
 
 std::vector<float> Linear::weight_values() const {

@@ -87,7 +87,7 @@ void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, 
       continue;
     }
     float* base = saved.base->data_as<float>() + row0 * out_;
-    base_product(rows, xd, base, false);
+    base_product(rows, xd, base, false, out_);
     lora_out.resize(static_cast<size_t>(rows * out_));
     kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
                   false);
@@ -152,7 +152,7 @@ void Linear::lora_backward(const AdapterSelection& sel, const std::string& name,
     dxd.resize(static_cast<size_t>(rows * in_));
     kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,
                   false);
-    if (dora) base_product_dx(rows, d_base.data(), dxd.data(), true);
+    if (dora) base_product_dx(rows, d_base.data(), dxd.data(), true, out_);
     if (sel.train && w.dropout > 0) dropout_rows(sel.seed, stream, w.dropout, row0, rows, in_, dxd.data(), dxd.data());
     float* dxr = dx + row0 * in_;
     for (int64_t i = 0; i < rows * in_; ++i) dxr[i] += dxd[static_cast<size_t>(i)];

@@ -14,8 +14,9 @@ import * as path from 'node:path';
 import { MODELS_DIR } from '../helpers/models';
 import { gpt2Weights } from '../helpers/tiny-gpt2';
 
-// A vocabulary large enough that one head block (2^24 logits) holds fewer rows than the batch.
-const VOCAB = 40000;
+// A vocabulary large enough that one head block (2^24 logits) holds fewer rows than the batch, and a
+// multiple of 256 words, so the blocks' logits rows are padded (a row of 1 KiB multiples is not kept).
+const VOCAB = 40960;
 const B = 2, T = 300;
 
 function wideVocabLlama(tie: boolean): Model {

@@ -91,6 +91,43 @@ void pack_rows_f32(const GemmMicroKernel& kern, PackRows rows, int width, const 
   }
 }
 
+// Copies `width` floats; a constant size for the tile widths in use, so the copy compiles to vector moves.
+inline void copy_floats(float* dst, const float* src, int width) {
+  switch (width) {
+    case 16: std::memcpy(dst, src, 16 * sizeof(float)); break;
+    case 6: std::memcpy(dst, src, 6 * sizeof(float)); break;
+    case 32: std::memcpy(dst, src, 32 * sizeof(float)); break;
+    case 12: std::memcpy(dst, src, 12 * sizeof(float)); break;
+    default: std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(width));
+  }
+}
+
+// An f32 operand stored with its outer index contiguous (op(B) stored [K, N], op(A) stored [K, M])
+// into f32 slivers of `width`. The source is walked row by row, each K row scattered into the
+// slivers, so every row is read front to back once: walking it sliver by sliver read 64 bytes from
+// each of kc rows in turn and ran at about 1 GB/s from memory (a quarter of the head's dx GEMM).
+void pack_outer_contiguous_f32(const GemmMicroKernel& kern, const OperandView& view, int64_t outer0, int64_t count,
+                               int64_t k0, int64_t kc, int width, float* dst) {
+  const int64_t kp = padded_k(kern, kc);
+  const int64_t ld = view.ref.ld;
+  const float* base = static_cast<const float*>(view.ref.data) + k0 * ld + outer0;
+  const int64_t whole = count / width;
+  const int64_t rest = count - whole * width;
+  const int64_t sliver = kp * width;
+  if (rest) std::memset(dst + whole * sliver, 0, sizeof(float) * static_cast<size_t>(sliver));
+  else if (kp != kc) for (int64_t s = 0; s < whole; ++s) std::memset(dst + s * sliver + kc * width, 0, sizeof(float) * (kp - kc) * width);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* row = base + k * ld;
+    float* out = dst + k * width;
+    for (int64_t s = 0; s < whole; ++s) copy_floats(out + s * sliver, row + s * width, width);
+    if (rest) std::memcpy(out + whole * sliver, row + whole * width, sizeof(float) * static_cast<size_t>(rest));
+  }
+}
+
+bool outer_contiguous_f32(const GemmMicroKernel& kern, const MatrixRef& x, bool k_contiguous) {
+  return !k_contiguous && x.dtype == DType::F32 && !kern.bf16_panels;
+}
+
 bool rows_apply(const GemmMicroKernel& kern, PackRows rows, const MatrixRef& x, bool k_contiguous) {
   return rows != nullptr && k_contiguous && x.dtype == DType::F32 && !kern.bf16_panels;
 }
@@ -125,6 +162,10 @@ void pack_a(const GemmMicroKernel& kern, const MatrixRef& a, int64_t m0, int64_t
     pack_rows_f32(kern, kern.pack_a_rows, kern.mr, OperandView{a, true}, m0, mc, k0, kc, static_cast<float*>(dst));
     return;
   }
+  if (outer_contiguous_f32(kern, a, !a.trans)) {
+    pack_outer_contiguous_f32(kern, OperandView{a, false}, m0, mc, k0, kc, kern.mr, static_cast<float*>(dst));
+    return;
+  }
   pack_panel(kern, OperandView{a, !a.trans}, m0, mc, k0, kc, kern.mr, dst);
 }
 
@@ -133,6 +174,10 @@ void pack_b(const GemmMicroKernel& kern, const MatrixRef& b, int64_t k0, int64_t
   // op(B)[k, n]: stored B[k, n] (N contiguous) unless transposed, then B[n, k] (K contiguous).
   if (rows_apply(kern, kern.pack_b_rows, b, b.trans)) {
     pack_rows_f32(kern, kern.pack_b_rows, kern.nr, OperandView{b, true}, n0, nc, k0, kc, static_cast<float*>(dst));
+    return;
+  }
+  if (outer_contiguous_f32(kern, b, b.trans)) {
+    pack_outer_contiguous_f32(kern, OperandView{b, false}, n0, nc, k0, kc, kern.nr, static_cast<float*>(dst));
     return;
   }
   pack_panel(kern, OperandView{b, b.trans}, n0, nc, k0, kc, kern.nr, dst);

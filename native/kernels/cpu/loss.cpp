@@ -11,7 +11,11 @@
 namespace peft::kernels {
 
 CrossEntropyResult cross_entropy(int64_t rows, int64_t vocab, const float* logits, const int32_t* labels,
-                                 int32_t ignore_index, double normalizer, float* row_loss, float* dlogits) {
+                                 int32_t ignore_index, double normalizer, float* row_loss, float* dlogits,
+                                 int64_t ld) {
+  if (ld == 0) ld = vocab;
+  PEFT_CHECK(ld >= vocab, ErrorCode::Shape,
+             "Expected a logits row stride of at least " + std::to_string(vocab) + " but received " + std::to_string(ld));
   int64_t count = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const int32_t l = labels[r];
@@ -26,8 +30,8 @@ CrossEntropyResult cross_entropy(int64_t rows, int64_t vocab, const float* logit
   const cpu::LayerSpans& sp = cpu::active_layer_spans();
   parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const float* x = logits + r * vocab;
-      float* d = dlogits != nullptr ? dlogits + r * vocab : nullptr;
+      const float* x = logits + r * ld;
+      float* d = dlogits != nullptr ? dlogits + r * ld : nullptr;
       const int32_t l = labels[r];
       if (l == ignore_index || norm == 0) {
         row_loss[r] = 0;
