@@ -10,6 +10,7 @@
 #include "binding/model_quant.h"
 #include "binding/errors.h"
 #include "binding/op_runner.h"
+#include "core/host_memory.h"
 #include "model/bert.h"
 #include "model/gpt2.h"
 #include "model/llama.h"
@@ -307,7 +308,9 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
         ModelLease lease(state_);
         freed = std::move(state_->model);
       }
-      return info.Env().Undefined();  // `freed` goes here, outside the lease
+      freed.reset();  // outside the lease
+      host_release_cached();
+      return info.Env().Undefined();
     });
   }
   // A synchronous call that needs the model to itself.

@@ -2,6 +2,7 @@
 // malloc heap: glibc raises its mmap threshold after each freed big block and gives every thread its
 // own arena, so a training step's activations (freed and reallocated each step, from different
 // threads) otherwise pile up in heaps that never shrink and resident memory grows step after step.
+// Freed large blocks are kept (up to 256 MiB) for reuse at the same size, as the next step asks.
 #pragma once
 #include <cstddef>
 
@@ -11,5 +12,7 @@ namespace peft {
 void* host_allocate(size_t nbytes, bool zero_fill);
 // Frees a block from host_allocate with the same `nbytes`.
 void host_free(void* data, size_t nbytes);
+// Returns the kept freed blocks to the system (a disposed model's activations, for example).
+void host_release_cached();
 
 }  // namespace peft
