@@ -6,7 +6,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <vector>
+
+#include "core/error.h"
 
 namespace peft {
 
@@ -106,6 +109,13 @@ void host_free(void* data, size_t nbytes) {
     std::free(data);
   }
 }
+
+HostBuffer::HostBuffer(size_t nbytes) : data_(host_allocate(nbytes, false)), nbytes_(nbytes) {
+  if (data_ == nullptr)
+    throw Error(ErrorCode::Memory, "Could not allocate " + std::to_string(nbytes) + " bytes of scratch memory");
+}
+
+HostBuffer::~HostBuffer() { host_free(data_, nbytes_); }
 
 void host_release_cached() { block_cache().release(); }
 

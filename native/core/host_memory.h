@@ -12,6 +12,21 @@ namespace peft {
 void* host_allocate(size_t nbytes, bool zero_fill);
 // Frees a block from host_allocate with the same `nbytes`.
 void host_free(void* data, size_t nbytes);
+// A scratch block from host_allocate (not zeroed), freed when it goes out of scope. Throws E_MEMORY
+// when the system has no memory for it.
+class HostBuffer {
+ public:
+  explicit HostBuffer(size_t nbytes);
+  ~HostBuffer();
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  void* data() const { return data_; }
+
+ private:
+  void* data_;
+  size_t nbytes_;
+};
+
 // Returns the kept freed blocks to the system (a disposed model's activations, for example).
 void host_release_cached();
 

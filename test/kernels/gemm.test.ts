@@ -177,6 +177,40 @@ describe('ops.matmul modes', () => {
     }
   });
 
+  // A K far longer than the output is wide runs as K chunks summed at the end (gemm_driver.cpp,
+  // k_chunks); an output wider than one N block per thread runs as one task per N block. More
+  // than 32 rows, so the packed path runs rather than the few-row one (gemv).
+  const SPLITS: [string, number, number, number][] = [
+    ['split over K', 48, 40, 20000],
+    ['split over K, ragged', 37, 19, 17001],
+    ['N blocks as tasks', 40, 9000, 33],
+  ];
+  for (const [what, m, n, k] of SPLITS) {
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      it(`${what}: M=${m} N=${n} K=${k}${transA ? ' transA' : ''}${transB ? ' transB' : ''}, every variant and thread count`, () => {
+        const c = makeCase(m * 7 + n + k, m, n, k, transA, transB, ['f32', 'f32']);
+        const c0 = randomArray(rng(k), m * n);
+        const { ref, mag } = expected(c, 0.5, c0);
+        const threads = runtime.numThreads();
+        try {
+          for (const isa of SUPPORTED_ISAS) {
+            const results: Float32Array[] = [];
+            for (const t of [1, 2, 3]) {
+              runtime.setNumThreads(t);
+              const out = tensor(c0, [m, n]);
+              withIsa(isa, () => ops.matmul(c.a, c.b, { transA, transB, alpha: 0.5, out, accumulate: true }));
+              results.push(out.toFloat32Array());
+            }
+            expectClose(results[0], ref, mag, `${isa} ${what}`, c0);
+            for (const r of results.slice(1)) expect(Buffer.from(r.buffer).equals(Buffer.from(results[0].buffer))).toBe(true);
+          }
+        } finally {
+          runtime.setNumThreads(threads);
+        }
+      });
+    }
+  }
+
   it('lists every variant it knows', () => {
     expect(ALL_ISAS).toEqual(expect.arrayContaining(SUPPORTED_ISAS));
     expect(SUPPORTED_ISAS[0]).toBe('scalar');

@@ -5,8 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
+#include "core/host_memory.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/gemm_pack.h"
 #include "kernels/cpu/gemv.h"
@@ -127,6 +129,112 @@ void gemm_block(const GemmMicroKernel& kern, const GemmProblem& p, int64_t m0, i
   }
 }
 
+// One task's share of C.
+struct Block {
+  int64_t m0, m1, n0, n1;
+};
+
+// The output split into tasks for the pool: rows into tm parts and columns into tn, tm·tn = threads,
+// the split that repacks least ((M/tm)·K·tn + (N/tn)·K·tm: each block packs its own panels). A
+// part wider than one N block (nc) is cut further at N-block boundaries: B is packed per N block
+// anyway and A is packed again for each, so these tasks cost nothing extra, and a thread that
+// finishes early takes the next (a statically split head product waited on the slower core).
+std::vector<Block> task_blocks(const GemmMicroKernel& kern, int64_t M, int64_t N, int threads) {
+  int best_tm = 1;
+  double best_cost = -1;
+  for (int tm = 1; tm <= threads; ++tm) {
+    if (threads % tm) continue;
+    const int tn = threads / tm;
+    if (tm > (M + kern.mr - 1) / kern.mr || tn > (N + kern.nr - 1) / kern.nr) continue;
+    const double cost = static_cast<double>(M) * tn + static_cast<double>(N) * tm;
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best_tm = tm;
+    }
+  }
+  const int tm = best_cost < 0 ? 1 : best_tm;
+  const int tn = best_cost < 0 ? 1 : threads / tm;
+  // Split boundaries on whole register tiles.
+  auto bound = [](int64_t total, int parts, int part, int unit) {
+    const int64_t units = (total + unit - 1) / unit;
+    return std::min<int64_t>(total, units * part / parts * unit);
+  };
+  std::vector<Block> blocks;
+  const bool cut_columns = tn > 1 && N / tn > kern.nc;
+  for (int bi = 0; bi < tm; ++bi) {
+    const int64_t m0 = bound(M, tm, bi, kern.mr), m1 = bound(M, tm, bi + 1, kern.mr);
+    if (m0 >= m1) continue;
+    if (cut_columns) {
+      for (int64_t n0 = 0; n0 < N; n0 += kern.nc) blocks.push_back({m0, m1, n0, std::min<int64_t>(N, n0 + kern.nc)});
+      continue;
+    }
+    for (int bj = 0; bj < tn; ++bj) {
+      const int64_t n0 = bound(N, tn, bj, kern.nr), n1 = bound(N, tn, bj + 1, kern.nr);
+      if (n0 < n1) blocks.push_back({m0, m1, n0, n1});
+    }
+  }
+  return blocks;
+}
+
+// K chunks for a product whose K is far longer than its output is wide (the output head's
+// dx = dlogits·W: 341 x 576 over K = 49,152). Split over M or N, each thread would pack the whole
+// of the other operand; split over K, every element is packed once and the chunks' partial sums
+// are added at the end. Depends on the shape only, never on the thread count, so the sum's order
+// and its rounding are the same on any machine.
+constexpr int64_t kChunkK = 4096;
+int64_t k_chunks(int64_t M, int64_t N, const GemmTerm* terms, int n_terms) {
+  if (n_terms != 1) return 1;
+  const int64_t K = terms[0].k;
+  if (K < 4 * kChunkK || K < 16 * std::max(M, N)) return 1;
+  return std::min<int64_t>(16, K / kChunkK);
+}
+
+// op(x) restricted to K in [k0, ...): `is_a` says whether x is the left operand (op(A) is [M, K],
+// op(B) is [K, N]).
+MatrixRef k_offset(const MatrixRef& x, bool is_a, int64_t k0) {
+  const bool k_is_column = is_a != x.trans;  // K runs along the stored rows
+  const int64_t offset = k_is_column ? k0 : k0 * x.ld;
+  MatrixRef out = x;
+  out.data = static_cast<const char*>(x.data) + offset * static_cast<int64_t>(dtype_size(x.dtype));
+  return out;
+}
+
+// Each chunk's partial product into its own buffer (tasks: chunks x the thread grid), then
+// C (+)= Σ partials in chunk order, row by row.
+void gemm_split_k(const GemmMicroKernel& kern, int64_t M, int64_t N, const GemmTerm& term, int64_t chunks,
+                  int threads, float* c, int64_t ldc, bool accumulate) {
+  const size_t plane = static_cast<size_t>(M * N);
+  HostBuffer partials(sizeof(float) * plane * static_cast<size_t>(chunks));
+  float* part = static_cast<float*>(partials.data());
+  std::vector<GemmTerm> sub(static_cast<size_t>(chunks));
+  std::vector<GemmProblem> problems;
+  problems.reserve(static_cast<size_t>(chunks));
+  const int64_t step = (term.k + chunks - 1) / chunks;
+  for (int64_t i = 0; i < chunks; ++i) {
+    const int64_t k0 = i * step;
+    sub[static_cast<size_t>(i)] = {k_offset(term.a, true, k0), k_offset(term.b, false, k0),
+                                   std::max<int64_t>(0, std::min(step, term.k - k0)), term.alpha};
+    problems.push_back({M, N, &sub[static_cast<size_t>(i)], 1, part + plane * static_cast<size_t>(i), N, false});
+  }
+  const std::vector<Block> grid = task_blocks(kern, M, N, std::max(1, threads / static_cast<int>(chunks)));
+  const int tasks = static_cast<int>(chunks * static_cast<int64_t>(grid.size()));
+  ThreadPool::instance().run(tasks, [&](int t) {
+    const GemmProblem& p = problems[static_cast<size_t>(t) / grid.size()];
+    const Block& b = grid[static_cast<size_t>(t) % grid.size()];
+    gemm_block(kern, p, b.m0, b.m1, b.n0, b.n1);
+  });
+  parallel_for(M, 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* row = c + i * ldc;
+      if (!accumulate) std::memset(row, 0, sizeof(float) * static_cast<size_t>(N));
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const float* src = part + plane * static_cast<size_t>(ch) + static_cast<size_t>(i * N);
+        for (int64_t j = 0; j < N; ++j) row[j] += src[j];
+      }
+    }
+  });
+}
+
 void check_operand(const MatrixRef& x, const char* name, int64_t rows, int64_t cols) {
   PEFT_CHECK(x.dtype == DType::F32 || x.dtype == DType::BF16, ErrorCode::DType,
              std::string("Expected f32 or bf16 for GEMM operand ") + name + " but received " + dtype_name(x.dtype));
@@ -164,37 +272,18 @@ void gemm_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c
 
   const cpu::GemmMicroKernel* bf16_kernel = cpu::active_gemm_kernel_bf16();
   const GemmMicroKernel& kern = (all_bf16 && bf16_kernel) ? *bf16_kernel : cpu::active_gemm_kernel_f32();
-  const GemmProblem problem{M, N, terms, n_terms, c, ldc, accumulate};
-
-  // Thread grid: rows split into tm parts, columns into tn, tm·tn = threads. Each block packs
-  // its own panels, so pick the split that repacks least: (M/tm)·K·tn + (N/tn)·K·tm.
   int threads = ThreadPool::instance().size();
   if (flops < 2.0 * 64 * 64 * 64) threads = 1;
-  int best_tm = 1;
-  double best_cost = -1;
-  for (int tm = 1; tm <= threads; ++tm) {
-    if (threads % tm) continue;
-    const int tn = threads / tm;
-    if (tm > (M + kern.mr - 1) / kern.mr || tn > (N + kern.nr - 1) / kern.nr) continue;
-    const double cost = static_cast<double>(M) * tn + static_cast<double>(N) * tm;
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best_tm = tm;
-    }
+  const int64_t chunks = k_chunks(M, N, terms, n_terms);
+  if (chunks > 1) {
+    gemm_split_k(kern, M, N, terms[0], chunks, threads, c, ldc, accumulate);
+    return;
   }
-  if (best_cost < 0) threads = 1;
-  const int tm = best_cost < 0 ? 1 : best_tm;
-  const int tn = threads / tm;
-  // Split boundaries on whole register tiles.
-  auto bound = [](int64_t total, int parts, int part, int unit) {
-    const int64_t units = (total + unit - 1) / unit;
-    return std::min<int64_t>(total, units * part / parts * unit);
-  };
-  ThreadPool::instance().run(tm * tn, [&](int t) {
-    const int bi = t / tn, bj = t % tn;
-    const int64_t m0 = bound(M, tm, bi, kern.mr), m1 = bound(M, tm, bi + 1, kern.mr);
-    const int64_t n0 = bound(N, tn, bj, kern.nr), n1 = bound(N, tn, bj + 1, kern.nr);
-    if (m0 < m1 && n0 < n1) gemm_block(kern, problem, m0, m1, n0, n1);
+  const GemmProblem problem{M, N, terms, n_terms, c, ldc, accumulate};
+  const std::vector<Block> blocks = task_blocks(kern, M, N, threads);
+  ThreadPool::instance().run(static_cast<int>(blocks.size()), [&](int t) {
+    const Block& b = blocks[static_cast<size_t>(t)];
+    gemm_block(kern, problem, b.m0, b.m1, b.n0, b.n1);
   });
 }
 
