@@ -19,8 +19,9 @@ int64_t logits_row_stride(int64_t vocab);
 // Mean cross-entropy of head(normed) against targets (-100 ignored; 0 when every target is ignored).
 // normed: [M, H] the final norm's output; targets: [M]. With `backward`, each block's logits become
 // their gradient in place and go through the head's backward: the head's own gradients (when it
-// trains) and, when d_normed is not null, d_normed [M, H] = ∂loss/∂normed. The head must carry no
-// adapters (they keep per-row state the whole-batch path handles).
+// trains) and, when d_normed is not null, d_normed [M, H] = ∂loss/∂normed. Rows whose target is
+// ignored never reach the head (their d_normed rows are 0). The head must carry no adapters (they
+// keep per-row state the whole-batch path handles).
 double blocked_head_loss(const nn::Linear& head, const nn::AdapterSelection& sel, int64_t M, int64_t H, int64_t vocab,
                          const float* normed, const std::vector<int32_t>& targets, bool backward, float* d_normed);
 

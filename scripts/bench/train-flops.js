@@ -12,7 +12,10 @@
 //   attention (causal, per layer): Q·Kᵀ and P·V forward, dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K and
 //     dK = dSᵀ·Q backward, each 2·B·heads·T²·D counted over the lower triangle only (half), the
 //     work a causal kernel has to do.
-//   output head (tied, frozen): logits 2·M·hidden·vocab and their dx as much again.
+//   output head (tied, frozen): logits 2·L·hidden·vocab and their dx as much again, over the L
+//     positions that have a label, the rows a head has to compute (ours skips the others): seq − 1
+//     per row, as the last token predicts nothing; with prompt tuning seq, as the last virtual
+//     token predicts the first real one and the others predict nothing.
 // M counts every position the model runs, virtual tokens included.
 
 const BLOCK_LINEARS = [
@@ -53,7 +56,8 @@ function stepFlops(shape, batch, seq, c) {
     }
   }
   const attention = shape.layers * 6 * (2 * batch * shape.heads * T * T * shape.headDim) / 2;
-  const head = 2 * (2 * M * shape.hidden * shape.vocab);
+  const labelled = batch * (c.method === 'prompt' ? seq : seq - 1);
+  const head = 2 * (2 * labelled * shape.hidden * shape.vocab);
   return { linear, adapter, attention, head, total: linear + adapter + attention + head };
 }
 
