@@ -74,6 +74,13 @@ void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, flo
   if (scaled) input = scaled->data_as<float>();
 
   base_product(m, input, y, false, out_);
+  // DoRA without dropout reuses x·Wᵀ for its base term instead of computing it again.
+  std::shared_ptr<Tensor> plain;
+  for (const auto& [name, w] : lora_)
+    if (!plain && dora_shares_base(sel, w) && !adapter_rows(sel, name, m).empty()) {
+      plain = f32({m, out_});
+      std::memcpy(plain->data(), y, sizeof(float) * m * out_);
+    }
   add_bias(m, y, out_);
   // Other IA3 adapters scale the output (bias included, as PEFT does).
   std::shared_ptr<Tensor> unscaled;
@@ -93,7 +100,7 @@ void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, flo
     cache->lora.clear();
   }
   for (const auto& [name, w] : lora_)
-    if (!w.merged) lora_forward(sel, name, w, m, x, y, cache);
+    if (!w.merged) lora_forward(sel, name, w, m, x, y, cache, plain);
 }
 
 void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const LinearCache& cache,
@@ -128,14 +135,28 @@ void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, c
       }
       for (int64_t i = 0; i < m * in_; ++i) dx[i] = (accumulate_dx ? dx[i] : 0.0f) + d_input[static_cast<size_t>(i)];
     } else {
-      base_product_dx(m, dy_base, dx, accumulate_dx, out_);
+      // DoRA without dropout adds (dy ⊙ (g − 1))·W to dx (g = magnitude / norm): one product of
+      // dy ⊙ (1 + Σ (g − 1)) with W carries both it and the layer's own dy·W.
+      std::vector<float> dy_gain;
+      for (const auto& [name, w] : lora_) {
+        auto it = cache.lora.find(name);
+        if (!dora_shares_base(sel, w) || it == cache.lora.end()) continue;
+        if (dy_gain.empty()) dy_gain.assign(dy_base, dy_base + m * out_);
+        const float* mag = w.magnitude->data();
+        const std::vector<float>& norm = it->second.norm;
+        for (const RowRange& range : adapter_rows(sel, name, m))
+          for (int64_t i = range.first; i < range.second; ++i)
+            for (int64_t o = 0; o < out_; ++o)
+              dy_gain[static_cast<size_t>(i * out_ + o)] += dy_base[i * out_ + o] * (mag[o] / norm[static_cast<size_t>(o)] - 1.0f);
+      }
+      base_product_dx(m, dy_gain.empty() ? dy_base : dy_gain.data(), dx, accumulate_dx, out_);
     }
   }
   for (const auto& [name, w] : lora_) {
     if (w.merged) continue;
     auto it = cache.lora.find(name);
     if (it == cache.lora.end()) continue;  // the adapter applied to no row
-    lora_backward(sel, name, w, m, dy, x, it->second, dx);
+    lora_backward(sel, name, w, m, dy, x, it->second, dx, dx && !cache.scaled_input && dora_shares_base(sel, w));
   }
 }
 

@@ -116,10 +116,17 @@ class Linear {
   QuantWeightPtr store_weight_values(const std::vector<float>& values, bool requantize);
   void restore_quant(QuantWeightPtr q);
 
+  // DoRA's base term is x·Wᵀ on dropout(x): the layer's own product, unless dropout is on.
+  static bool dora_shares_base(const AdapterSelection& sel, const LoraWeights& w) {
+    return w.magnitude && !w.merged && !(sel.train && w.dropout > 0);
+  }
+  // plain: [m, out] x·Wᵀ (no bias) when some adapter shares it (dora_shares_base), else null.
   void lora_forward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
-                    const float* x, float* y, LinearCache* cache) const;
+                    const float* x, float* y, LinearCache* cache, const std::shared_ptr<Tensor>& plain) const;
+  // base_dx_folded: the layer's own dx product already carried DoRA's base term (Linear::backward).
   void lora_backward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
-                     const float* dy, const float* x, const LinearCache::Lora& saved, float* dx) const;
+                     const float* dy, const float* x, const LinearCache::Lora& saved, float* dx,
+                     bool base_dx_folded) const;
 };
 
 }  // namespace peft::nn

@@ -63,7 +63,7 @@ std::vector<float> Linear::dora_norm(const LoraWeights& w) const {
 }
 
 void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
-                          const float* x, float* y, LinearCache* cache) const {
+                          const float* x, float* y, LinearCache* cache, const std::shared_ptr<Tensor>& plain) const {
   const auto ranges = adapter_rows(sel, name, m);
   if (ranges.empty()) return;
   const int64_t r = w.a->value->dim(0);
@@ -71,9 +71,10 @@ void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, 
   LinearCache::Lora saved;
   saved.xa = f32({m, r});
   const bool dora = w.magnitude != nullptr;
+  const bool shared_base = dora && plain && dora_shares_base(sel, w);
   if (dora) {
     saved.norm = dora_norm(w);
-    saved.base = f32({m, out_});
+    saved.base = shared_base ? plain : f32({m, out_});
   }
   std::vector<float> dropped, lora_out;
   for (const RowRange& range : ranges) {
@@ -87,7 +88,7 @@ void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, 
       continue;
     }
     float* base = saved.base->data_as<float>() + row0 * out_;
-    base_product(rows, xd, base, false, out_);
+    if (!shared_base) base_product(rows, xd, base, false, out_);
     lora_out.resize(static_cast<size_t>(rows * out_));
     kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
                   false);
@@ -102,7 +103,8 @@ void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, 
 }
 
 void Linear::lora_backward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
-                           const float* dy, const float* x, const LinearCache::Lora& saved, float* dx) const {
+                           const float* dy, const float* x, const LinearCache::Lora& saved, float* dx,
+                           bool base_dx_folded) const {
   const auto ranges = adapter_rows(sel, name, m);
   const int64_t r = w.a->value->dim(0);
   const uint64_t stream = dropout_stream(name_, name);
@@ -152,7 +154,7 @@ void Linear::lora_backward(const AdapterSelection& sel, const std::string& name,
     dxd.resize(static_cast<size_t>(rows * in_));
     kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,
                   false);
-    if (dora) base_product_dx(rows, d_base.data(), dxd.data(), true, out_);
+    if (dora && !base_dx_folded) base_product_dx(rows, d_base.data(), dxd.data(), true, out_);
     if (sel.train && w.dropout > 0) dropout_rows(sel.seed, stream, w.dropout, row0, rows, in_, dxd.data(), dxd.data());
     float* dxr = dx + row0 * in_;
     for (int64_t i = 0; i < rows * in_; ++i) dxr[i] += dxd[static_cast<size_t>(i)];
