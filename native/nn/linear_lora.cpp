@@ -150,6 +150,11 @@ void Linear::lora_backward(const AdapterSelection& sel, const std::string& name,
                       in_, 1.0f, true);
     }
     if (!dx) continue;
+    if (!(sel.train && w.dropout > 0) && (!dora || base_dx_folded)) {  // no mask, no DoRA base term: g·A adds straight into dx
+      kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dx + row0 * in_, in_, 1.0f,
+                    true);
+      continue;
+    }
     // d dropout(x) = g·A (+ d_base·W for DoRA), then through the same dropout mask.
     dxd.resize(static_cast<size_t>(rows * in_));
     kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,

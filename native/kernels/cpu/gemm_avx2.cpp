@@ -9,16 +9,16 @@ namespace {
 constexpr int kMr = 6;
 constexpr int kNr = 16;
 
-// a: [k_steps][6] f32; b: [k_steps][16] f32; c: [6, ldc].
-void tile_avx2(int64_t k_steps, const void* a_panel, const void* b_panel, float* c, int64_t ldc, float alpha,
-               bool accumulate) {
+// The register tile over k_steps: A's six values of step k come from `a` (a.at(i, k)), B's 16 from
+// the packed sliver b[k][16]; c: [6, ldc].
+template <typename ARead>
+inline void tile_body(int64_t k_steps, const ARead& a, const float* b, float* c, int64_t ldc, float alpha,
+                      bool accumulate) {
   // Fetch the C tile while the K loop runs; it is read and written only at the end.
   for (int i = 0; i < kMr; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
   }
-  const float* a = static_cast<const float*>(a_panel);
-  const float* b = static_cast<const float*>(b_panel);
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -28,25 +28,24 @@ void tile_avx2(int64_t k_steps, const void* a_panel, const void* b_panel, float*
   for (int64_t k = 0; k < k_steps; ++k) {
     const __m256 b0 = _mm256_load_ps(b);
     const __m256 b1 = _mm256_load_ps(b + 8);
-    __m256 av = _mm256_broadcast_ss(a + 0);
+    __m256 av = _mm256_broadcast_ss(a.at(0, k));
     c00 = _mm256_fmadd_ps(av, b0, c00);
     c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
+    av = _mm256_broadcast_ss(a.at(1, k));
     c10 = _mm256_fmadd_ps(av, b0, c10);
     c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
+    av = _mm256_broadcast_ss(a.at(2, k));
     c20 = _mm256_fmadd_ps(av, b0, c20);
     c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
+    av = _mm256_broadcast_ss(a.at(3, k));
     c30 = _mm256_fmadd_ps(av, b0, c30);
     c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
+    av = _mm256_broadcast_ss(a.at(4, k));
     c40 = _mm256_fmadd_ps(av, b0, c40);
     c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
+    av = _mm256_broadcast_ss(a.at(5, k));
     c50 = _mm256_fmadd_ps(av, b0, c50);
     c51 = _mm256_fmadd_ps(av, b1, c51);
-    a += kMr;
     b += kNr;
   }
   const __m256 va = _mm256_set1_ps(alpha);
@@ -62,6 +61,43 @@ void tile_avx2(int64_t k_steps, const void* a_panel, const void* b_panel, float*
     _mm256_storeu_ps(row, r0);
     _mm256_storeu_ps(row + 8, r1);
   }
+}
+
+// A packed: [k_steps][6].
+struct PackedA {
+  const float* a;
+  const float* at(int i, int64_t k) const { return a + k * kMr + i; }
+};
+// A read where it lies: element (i, k) at a[i * row_stride + k * k_stride].
+struct RowsA {
+  const float* r0;
+  const float* r1;
+  const float* r2;
+  const float* r3;
+  const float* r4;
+  const float* r5;
+  int64_t k_stride;
+  const float* at(int i, int64_t k) const {
+    const float* rows[kMr] = {r0, r1, r2, r3, r4, r5};
+    return rows[i] + k * k_stride;
+  }
+};
+
+// a: [k_steps][6] f32; b: [k_steps][16] f32; c: [6, ldc].
+void tile_avx2(int64_t k_steps, const void* a_panel, const void* b_panel, float* c, int64_t ldc, float alpha,
+               bool accumulate) {
+  tile_body(k_steps, PackedA{static_cast<const float*>(a_panel)}, static_cast<const float*>(b_panel), c, ldc, alpha,
+            accumulate);
+}
+
+// The same with six rows of A read in place (a[i * row_stride + k * k_stride]): for a product with
+// one column sliver (N <= 16, LoRA's rank-r products) every A value is used once, so packing A would
+// cost as much as the product.
+void tile_a_direct_avx2(int64_t k_steps, const float* a, int64_t row_stride, int64_t k_stride, const void* b_panel,
+                        float* c, int64_t ldc, float alpha, bool accumulate) {
+  const RowsA rows{a, a + row_stride, a + 2 * row_stride, a + 3 * row_stride, a + 4 * row_stride, a + 5 * row_stride,
+                   k_stride};
+  tile_body(k_steps, rows, static_cast<const float*>(b_panel), c, ldc, alpha, accumulate);
 }
 
 // Columns of the 8 x 8 block r (rows of 8 floats) become its rows: r[j] = (r0[j], ..., r7[j]).
@@ -121,7 +157,7 @@ void pack_a_rows_avx2(const float* src, int64_t row_stride, int64_t kc, float* o
 }
 
 const GemmMicroKernel kKernel = {"avx2-6x16", kMr, kNr, 1, false, 256, 144, 4096, tile_avx2, pack_b_rows_avx2,
-                                 pack_a_rows_avx2};
+                                 pack_a_rows_avx2, tile_a_direct_avx2};
 }  // namespace
 
 const GemmMicroKernel& gemm_kernel_avx2() { return kKernel; }

@@ -72,20 +72,35 @@ void run_k_block(const BlockContext& ctx, const GemmTerm& term, int64_t m0, int6
   const int64_t kp = cpu::padded_k(kern, kc);
   alignas(64) float edge[32 * 32];  // one register tile (mr, nr <= 32)
   cpu::pack_b(kern, term.b, pc, kc, jc, nc, ctx.b_panel);
+  // One B sliver wide: each A value is used once, so the tile reads A where it lies (f32, whole
+  // row tiles; a partial last tile is packed alone).
+  const bool a_direct = kern.tile_a_direct != nullptr && !kern.bf16_panels && term.a.dtype == DType::F32 && nc <= kern.nr;
+  const int64_t a_row_stride = term.a.trans ? 1 : term.a.ld, a_k_stride = term.a.trans ? term.a.ld : 1;
   for (int64_t ic = m0; ic < m1; ic += kern.mc) {
     const int64_t mc = std::min<int64_t>(kern.mc, m1 - ic);
-    cpu::pack_a(kern, term.a, ic, mc, pc, kc, ctx.a_panel);
+    if (!a_direct) cpu::pack_a(kern, term.a, ic, mc, pc, kc, ctx.a_panel);
     for (int64_t jr = 0; jr < nc; jr += kern.nr) {
       const int64_t nr = std::min<int64_t>(kern.nr, nc - jr);
       const char* b_sliver = ctx.b_panel + ctx.elem * kp * jr;
       for (int64_t ir = 0; ir < mc; ir += kern.mr) {
         const int64_t mr = std::min<int64_t>(kern.mr, mc - ir);
-        const char* a_sliver = ctx.a_panel + ctx.elem * kp * ir;
+        const bool full = mr == kern.mr && nr == kern.nr;
         float* c = p.c + (ic + ir) * p.ldc + jc + jr;
-        if (mr == kern.mr && nr == kern.nr) {
-          kern.tile(kp / kern.k_group, a_sliver, b_sliver, c, p.ldc, term.alpha, accumulate);
-        } else {  // edge tile: compute the full tile aside, copy the valid part
-          kern.tile(kp / kern.k_group, a_sliver, b_sliver, edge, kern.nr, term.alpha, false);
+        float* out = full ? c : edge;  // edge tile: compute the full tile aside, copy the valid part
+        const int64_t ld_out = full ? p.ldc : kern.nr;
+        const bool acc = full && accumulate;
+        if (a_direct && mr == kern.mr) {
+          const float* a = static_cast<const float*>(term.a.data) + (ic + ir) * a_row_stride + pc * a_k_stride;
+          kern.tile_a_direct(kc, a, a_row_stride, a_k_stride, b_sliver, out, ld_out, term.alpha, acc);
+        } else {
+          const char* a_sliver = ctx.a_panel + ctx.elem * kp * ir;
+          if (a_direct) {
+            cpu::pack_a(kern, term.a, ic + ir, mr, pc, kc, ctx.a_panel);
+            a_sliver = ctx.a_panel;
+          }
+          kern.tile(kp / kern.k_group, a_sliver, b_sliver, out, ld_out, term.alpha, acc);
+        }
+        if (!full) {
           for (int64_t i = 0; i < mr; ++i) {
             float* row = c + i * p.ldc;
             const float* src = edge + i * kern.nr;

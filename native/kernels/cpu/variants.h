@@ -28,6 +28,10 @@ struct GemmMicroKernel {
   // The same for mr whole rows of A stored K-contiguous into an A sliver out[k * mr + i] (x in x·Aᵀ
   // with few output columns, such as LoRA's rank-r products, is mostly packing).
   void (*pack_a_rows)(const float* src, int64_t row_stride, int64_t kc, float* out) = nullptr;
+  // Optional: the tile with mr rows of an f32 A read in place, element (i, k) at
+  // a[i * row_stride + k * k_stride], for products whose A is used once (one B sliver wide).
+  void (*tile_a_direct)(int64_t k_steps, const float* a, int64_t row_stride, int64_t k_stride, const void* b_panel,
+                        float* c, int64_t ldc, float alpha, bool accumulate) = nullptr;
 };
 
 // Elementwise loops of the fused optimizers; each handles any n (vector body plus scalar tail).
