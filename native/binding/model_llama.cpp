@@ -12,8 +12,9 @@
 #include "binding/op_runner.h"
 #include "core/host_memory.h"
 #include "model/bert.h"
-#include "model/gpt2.h"
-#include "model/llama.h"
+#include "model/decoder.h"
+#include "model/specs/gpt2.h"
+#include "model/specs/llama.h"
 
 namespace peft::binding {
 
@@ -115,7 +116,7 @@ class ForwardPlan : public OpPlan {
   bool train_;
 };
 
-// step(ids [1, T] i32) -> logits [1, vocab] of the last new token (KV cache, see LlamaModel::step)
+// step(ids [1, T] i32) -> logits [1, vocab] of the last new token (KV cache, see DecoderModel::step)
 class StepPlan : public OpPlan {
  public:
   StepPlan(std::shared_ptr<ModelState> state, const Napi::CallbackInfo& info) : lease_(std::move(state)) {
@@ -237,15 +238,14 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       for (uint32_t i = 0; i < names.Length(); ++i) weights[to_string(names.Get(i), "names[" + std::to_string(i) + "]")] = tensors[i];
       nn::QuantWeightMap quantized = to_quant_weights(arg(info, 3), "quantized");
       state_ = std::make_shared<ModelState>();
-      PEFT_CHECK(quantized.empty() || architecture == "llama", ErrorCode::Unsupported,
-                 "4-bit weights are available for the Llama family only");
+      PEFT_CHECK(quantized.empty() || architecture != "bert", ErrorCode::Unsupported,
+                 "4-bit weights are available for the decoder architectures only");
       if (architecture == "bert")
         state_->model = std::make_unique<model::BertClassifier>(read_bert_config(config_object), std::move(weights));
-      else if (gpt2)
-        state_->model = std::make_unique<model::Gpt2Model>(read_gpt2_config(config_object), std::move(weights));
       else
-        state_->model =
-            std::make_unique<model::LlamaModel>(read_config(config_object), std::move(weights), std::move(quantized));
+        state_->model = std::make_unique<model::DecoderModel>(
+            gpt2 ? model::gpt2_spec(read_gpt2_config(config_object)) : model::llama_spec(read_config(config_object)),
+            std::move(weights), std::move(quantized));
       return info.Env().Undefined();
     });
   }

@@ -37,6 +37,11 @@ nn::Linear& AdapterHost::linear(const std::string& module) const {
   return *it->second;
 }
 
+int AdapterHost::module_depth(const std::string& module) const {
+  auto it = module_depths_.find(module);
+  return it == module_depths_.end() ? 0 : it->second;
+}
+
 const Tensor& AdapterHost::weight(const std::string& name) const { return *parameter(name).value; }
 const float* AdapterHost::weight_f32(const std::string& name) const { return weight(name).data_as<float>(); }
 
@@ -49,6 +54,8 @@ void AdapterHost::add_lora(const std::string& module, const std::string& adapter
   if (w.a) w.a->name = a;
   if (w.b) w.b->name = b;
   if (w.magnitude) w.magnitude->name = mag;
+  for (const nn::ParamPtr& param : {w.a, w.b, w.magnitude})
+    if (param) param->depth = module_depth(module);
   nn::LoraWeights copy = w;
   lin.add_lora(adapter, std::move(copy));
   for (const nn::ParamPtr& param : {w.a, w.b, w.magnitude})
@@ -59,7 +66,10 @@ void AdapterHost::add_ia3(const std::string& module, const std::string& adapter,
   nn::Linear& lin = linear(module);
   const std::string name = module + ".ia3_l." + adapter;
   PEFT_CHECK(!params_.count(name), ErrorCode::Config, "The model already has a parameter " + name);
-  if (w.scale) w.scale->name = name;
+  if (w.scale) {
+    w.scale->name = name;
+    w.scale->depth = module_depth(module);
+  }
   nn::Ia3Weights copy = w;
   lin.add_ia3(adapter, std::move(copy));
   params_[name] = w.scale;
@@ -93,6 +103,7 @@ void AdapterHost::add_bottleneck(int64_t layer, const std::string& site, const s
     PEFT_CHECK(*param != nullptr, ErrorCode::Argument, "A bottleneck adapter needs " + suffix);
     PEFT_CHECK(!params_.count(pre + suffix), ErrorCode::Config, "The model already has a parameter " + pre + suffix);
     (*param)->name = pre + suffix;
+    (*param)->depth = module_depth(dims_.layer_prefix + std::to_string(layer) + "." + site + "_adapter");
   }
   (site == "attn" ? attn_sites_ : mlp_sites_)[static_cast<size_t>(layer)]->add(adapter, w);
   for (const auto& [param, suffix] : named) params_[(*param)->name] = *param;
@@ -109,6 +120,7 @@ void AdapterHost::add_prefix(const std::string& adapter, std::shared_ptr<Tensor>
              "The model already has a prompt adapter named " + adapter);
   auto param = std::make_shared<nn::Param>("prefix_kv." + adapter, std::move(kv));
   param->trainable = true;
+  param->depth = module_depth("prefix_kv");
   prefixes_[adapter] = param;
   params_[param->name] = param;
 }

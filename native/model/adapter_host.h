@@ -1,8 +1,8 @@
 // What every model architecture shares: its parameters by name, the linear layers PEFT adapters
 // attach to, and the adapters that live outside linear layers (virtual tokens, prefix keys and
 // values, LoRA on the embeddings, bottleneck adapters after each layer's attention and MLP), plus
-// which adapters the next forward applies. An architecture (LlamaModel, ...) derives from it and
-// implements the forward, the backward and the KV-cache steps.
+// which adapters the next forward applies. An architecture (DecoderModel, BertClassifier) derives
+// from it and implements the forward, the backward and the KV-cache steps.
 #pragma once
 #include <map>
 #include <memory>
@@ -94,6 +94,8 @@ class AdapterHost {
   const float* weight_f32(const std::string& name) const;
   nn::ParamPtr active_prompt() const;
   nn::ParamPtr active_prefix() const;
+  // The depth (nn::Param::depth) an adapter on `module` takes: 0 unless the architecture set one.
+  int module_depth(const std::string& module) const;
 
   HostDims dims_;
   std::map<std::string, nn::ParamPtr> params_;
@@ -103,6 +105,9 @@ class AdapterHost {
   std::map<std::string, nn::EmbeddingLora> embedding_lora_;  // adapter → LoRA on the embeddings
   std::vector<std::unique_ptr<nn::BottleneckSite>> attn_sites_, mlp_sites_;  // per layer
   nn::AdapterSelection selection_;
+  // Where adapters enter the network, by module name (linear layers, "<layer>.attn_adapter" /
+  // "<layer>.mlp_adapter" bottleneck sites, "prefix_kv"); set by the architecture.
+  std::map<std::string, int> module_depths_;
 };
 
 }  // namespace peft::model

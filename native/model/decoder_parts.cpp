@@ -64,30 +64,20 @@ void embed_tokens_backward(nn::Param& table, nn::Param* prompt, const std::map<s
       kernels::embedding_backward(n, table.value->dim(0), H, dx + (b * T + P) * H, ids.data_as<int32_t>() + b * n, g, true);
 }
 
-void join_prefix(const nn::Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B,
-                 int64_t T, const float* tokens, float* all) {
-  const int64_t V = prefix.value->dim(0), S = V + T, stride = layers * 2 * kv_dim;
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < V; ++t)
-      std::memcpy(all + (b * S + t) * kv_dim, prefix.data() + t * stride + (2 * layer + which) * kv_dim,
-                  sizeof(float) * kv_dim);
-    if (T > 0) std::memcpy(all + (b * S + V) * kv_dim, tokens + b * T * kv_dim, sizeof(float) * T * kv_dim);
+void add_position_embeddings(const Tensor& table, const int32_t* positions, int64_t M, int64_t H, float* x) {
+  std::vector<float> row(static_cast<size_t>(H));
+  for (int64_t i = 0; i < M; ++i) {
+    kernels::convert(row.data(), DType::F32,
+                     static_cast<const char*>(table.data()) + positions[i] * H * dtype_size(table.dtype()), table.dtype(), H);
+    for (int64_t h = 0; h < H; ++h) x[i * H + h] += row[h];
   }
 }
 
-void split_prefix_grad(nn::Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B, int64_t T,
-                       const float* d_all, float* d_tokens) {
-  const int64_t V = prefix.value->dim(0), S = V + T, stride = layers * 2 * kv_dim;
-  float* g = prefix.grad_data();
-  for (int64_t b = 0; b < B; ++b) {
-    std::memcpy(d_tokens + b * T * kv_dim, d_all + (b * S + V) * kv_dim, sizeof(float) * T * kv_dim);
-    if (!g) continue;
-    for (int64_t t = 0; t < V; ++t) {
-      float* row = g + t * stride + (2 * layer + which) * kv_dim;
-      const float* src = d_all + (b * S + t) * kv_dim;
-      for (int64_t i = 0; i < kv_dim; ++i) row[i] += src[i];
-    }
-  }
+void position_embeddings_backward(nn::Param& table, const int32_t* positions, int64_t M, int64_t H, const float* dx) {
+  float* g = table.grad_data();
+  if (!g) return;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t h = 0; h < H; ++h) g[positions[i] * H + h] += dx[i * H + h];
 }
 
 }  // namespace peft::model

@@ -1,6 +1,5 @@
 // Pieces every decoder architecture shares: next-token targets, the token embedding lookup with
-// prompt-tuning virtual tokens and LoRA on the embeddings, and prefix-tuning keys and values
-// joined to a layer's own.
+// prompt-tuning virtual tokens and LoRA on the embeddings, and learned position embeddings.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -27,12 +26,9 @@ void embed_tokens_backward(nn::Param& table, nn::Param* prompt, const std::map<s
                            const nn::AdapterSelection& sel, const Tensor& ids, int64_t B, int64_t T, int64_t H,
                            const float* dx);
 
-// Prefix tuning: all: [B, V + T, kv_dim] ← the prefix's keys (or values, `which` 0 / 1) of `layer`
-// for V virtual positions, then the tokens' [B · T, kv_dim].
-void join_prefix(const nn::Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B,
-                 int64_t T, const float* tokens, float* all);
-// The reverse: d_all [B, V + T, kv_dim] → d_tokens [B · T, kv_dim] and the prefix gradient (added).
-void split_prefix_grad(nn::Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B, int64_t T,
-                       const float* d_all, float* d_tokens);
+// Learned positions: x [M, H] += table [positions, H] (f32 or bf16) rows at positions [M].
+void add_position_embeddings(const Tensor& table, const int32_t* positions, int64_t M, int64_t H, float* x);
+// dx: [M, H] → adds each row into the table's gradient at its position (when the table trains).
+void position_embeddings_backward(nn::Param& table, const int32_t* positions, int64_t M, int64_t H, const float* dx);
 
 }  // namespace peft::model

@@ -16,6 +16,9 @@ struct Param {
   std::string name;
   std::shared_ptr<Tensor> value;
   bool trainable = false;
+  // Where it enters the network, counted from the input (model/param_depth.h): the backward stops
+  // below the lowest parameter that trains. Set by the model that registers it.
+  int depth = 0;
   std::shared_ptr<Tensor> grad;  // f32, value's shape; allocated by grad_data() on first use
   // A 4-bit weight (QLoRA's frozen base): `value` is then its packed codes, u8 [ceil(n/2)], and
   // `quant` has the scales, code tables and the weight's own shape. Null for dense parameters.

@@ -1,0 +1,48 @@
+// What distinguishes one decoder-only architecture from another: sizes, the kind of each part of a
+// block, and the names of its tensors. DecoderModel (model/decoder.h) builds any of them; an
+// architecture is a function that fills a spec from its config (model/specs/).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nn/mlp.h"
+#include "nn/norm.h"
+
+namespace peft::model {
+
+struct DecoderSpec {
+  std::string architecture;  // for messages: "llama", "gpt2", ...
+  int64_t hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
+
+  nn::NormKind norm = nn::NormKind::Rms;
+  float norm_eps = 1e-5f;
+  bool norm_bias = false;         // LayerNorm with a bias
+
+  // Positions: RoPE in the attention, or a learned table added to the token embeddings.
+  bool rope = true;
+  double rope_theta = 10000;
+  std::vector<float> rope_freq_scale;  // [head_dim / 2] per-frequency factors (rope_scaling), empty = none
+  int64_t learned_positions = 0;       // rows of the learned table (the context limit); 0 = none
+
+  bool fused_qkv = false;  // one projection makes q, k and v (names.qkv)
+  bool qkv_bias = false, out_bias = false, mlp_bias = false;
+  nn::MlpKind mlp = nn::MlpKind::SwiGlu;
+  bool tied_head = false;  // the output head is the token embedding table
+
+  // Hugging Face names. Block parts are relative to "<layer_prefix><index>."; a tensor is the
+  // module's name + ".weight" / ".bias".
+  struct Names {
+    std::string embed = "model.embed_tokens";
+    std::string positions;  // the learned position table's module, when learned_positions
+    std::string layer_prefix = "model.layers.";
+    std::string input_norm = "input_layernorm", post_norm = "post_attention_layernorm";
+    std::string q = "self_attn.q_proj", k = "self_attn.k_proj", v = "self_attn.v_proj", qkv;
+    std::string o = "self_attn.o_proj";
+    std::string gate = "mlp.gate_proj", up = "mlp.up_proj", down = "mlp.down_proj";  // plain MLP: gate = first, up empty
+    std::string final_norm = "model.norm";
+    std::string head = "lm_head";
+  } names;
+};
+
+}  // namespace peft::model

@@ -1,0 +1,27 @@
+// The Llama family (Llama 2/3, Mistral, Qwen2, SmolLM) as a decoder spec: RMSNorm, RoPE,
+// grouped-query attention with separate q/k/v (optionally with biases), SwiGLU, tied or separate head.
+#pragma once
+#include <vector>
+
+#include "model/decoder_spec.h"
+
+namespace peft::model {
+
+struct LlamaConfig {
+  int64_t hidden = 0;
+  int64_t intermediate = 0;
+  int64_t layers = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t vocab = 0;
+  float rms_eps = 1e-5f;
+  double rope_theta = 10000;
+  std::vector<float> rope_freq_scale;  // [head_dim / 2] per-frequency factors (rope_scaling), empty = none
+  bool tie_embeddings = false;
+  bool attention_bias = false;  // q, k and v projections have biases (Qwen2)
+};
+
+DecoderSpec llama_spec(const LlamaConfig& c);
+
+}  // namespace peft::model

@@ -1,0 +1,147 @@
+#include "nn/attention.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/profile.h"
+#include "kernels/rope.h"
+#include "nn/prefix_kv.h"
+
+namespace peft::nn {
+
+namespace {
+
+// dst: [m, width] ← columns [offset, offset + width) of src [m, src_width].
+void copy_columns(int64_t m, int64_t width, int64_t src_width, int64_t offset, const float* src, float* dst) {
+  for (int64_t i = 0; i < m; ++i) std::memcpy(dst + i * width, src + i * src_width + offset, sizeof(float) * width);
+}
+// The reverse: columns [offset, offset + width) of dst [m, dst_width] ← src [m, width].
+void place_columns(int64_t m, int64_t width, int64_t dst_width, int64_t offset, const float* src, float* dst) {
+  for (int64_t i = 0; i < m; ++i) std::memcpy(dst + i * dst_width + offset, src + i * width, sizeof(float) * width);
+}
+
+}  // namespace
+
+Attention::Attention(AttentionConfig config, int64_t layer, const Linear* q, const Linear* k, const Linear* v,
+                     const Linear* qkv, const Linear* o)
+    : c_(config), layer_(layer), q_(q), k_(k), v_(v), qkv_(qkv), o_(o) {
+  PEFT_CHECK(o_ && (qkv_ ? !q_ && !k_ && !v_ : q_ && k_ && v_), ErrorCode::Argument,
+             "An attention module needs q, k and v projections or one fused projection, and an output projection");
+}
+
+kernels::AttentionShape Attention::shape(const AttentionStep& s) const {
+  return kernels::AttentionShape{s.batch, s.seq, s.kv_len, c_.heads, c_.kv_heads, c_.head_dim};
+}
+
+float Attention::scale() const { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim))); }
+
+void Attention::project_qkv(const AttentionStep& s, const float* x, AttentionCache& cache) const {
+  const int64_t M = s.batch * s.seq, qd = q_dim(), kd = kv_dim();
+  auto kept = [&](LinearCache& lc) { return s.train ? &lc : nullptr; };
+  cache.q = f32({M, qd});
+  cache.k = f32({M, kd});
+  cache.v = f32({M, kd});
+  PEFT_PROFILE_SCOPE(Gemm);
+  if (!qkv_) {
+    q_->forward(s.sel, M, x, p(cache.q), kept(cache.q_proj));
+    k_->forward(s.sel, M, x, p(cache.k), kept(cache.k_proj));
+    v_->forward(s.sel, M, x, p(cache.v), kept(cache.v_proj));
+    return;
+  }
+  const int64_t width = qd + 2 * kd;
+  TensorPtr qkv = f32({M, width});
+  qkv_->forward(s.sel, M, x, p(qkv), kept(cache.qkv_proj));
+  copy_columns(M, qd, width, 0, p(qkv), p(cache.q));
+  copy_columns(M, kd, width, qd, p(qkv), p(cache.k));
+  copy_columns(M, kd, width, qd + kd, p(qkv), p(cache.v));
+}
+
+void Attention::forward(const AttentionStep& s, const float* x, float* out, AttentionCache& cache, const KvSlot* kv) const {
+  const int64_t B = s.batch, T = s.seq, M = B * T, kd = kv_dim(), V = s.prefix ? s.prefix->value->dim(0) : 0;
+  project_qkv(s, x, cache);
+  if (c_.inv_freq) {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rope_apply({B, T, c_.heads, c_.head_dim}, p(cache.q), s.positions, c_.inv_freq, false, p(cache.q));
+    kernels::rope_apply({B, T, c_.kv_heads, c_.head_dim}, p(cache.k), s.positions, c_.inv_freq, false, p(cache.k));
+  }
+  const float* keys = p(cache.k);
+  const float* values = p(cache.v);
+  if (V) {  // keys and values: the prefix's, then the tokens', per batch row
+    cache.k_all = f32({B, V + T, c_.kv_heads, c_.head_dim});
+    cache.v_all = f32({B, V + T, c_.kv_heads, c_.head_dim});
+    join_prefix(*s.prefix, layer_, 0, s.layers, kd, B, T, p(cache.k), p(cache.k_all));
+    join_prefix(*s.prefix, layer_, 1, s.layers, kd, B, T, p(cache.v), p(cache.v_all));
+    keys = p(cache.k_all);
+    values = p(cache.v_all);
+  }
+  if (kv) {  // batch 1: append the new keys and values, attend over everything cached
+    std::memcpy(kv->k + kv->start * kd, p(cache.k), sizeof(float) * T * kd);
+    std::memcpy(kv->v + kv->start * kd, p(cache.v), sizeof(float) * T * kd);
+    keys = kv->k;
+    values = kv->v;
+  }
+  cache.attn = f32({M, q_dim()});
+  cache.lse = f32({B, c_.heads, T});
+  {
+    PEFT_PROFILE_SCOPE(Attention);
+    kernels::attention_forward(shape(s), s.mask, scale(), p(cache.q), keys, values, p(cache.attn), p(cache.lse));
+  }
+  PEFT_PROFILE_SCOPE(Gemm);
+  o_->forward(s.sel, M, p(cache.attn), out, s.train ? &cache.o_proj : nullptr);
+}
+
+void Attention::project_qkv_backward(const AttentionStep& s, const float* dq, const float* dk, const float* dv,
+                                     const float* x, const AttentionCache& cache, float* dx, Workspace& ws) const {
+  const int64_t M = s.batch * s.seq, qd = q_dim(), kd = kv_dim();
+  PEFT_PROFILE_SCOPE(Gemm);
+  if (!qkv_) {
+    q_->backward(s.sel, M, dq, x, cache.q_proj, dx, false);
+    k_->backward(s.sel, M, dk, x, cache.k_proj, dx, true);
+    v_->backward(s.sel, M, dv, x, cache.v_proj, dx, true);
+    return;
+  }
+  const int64_t width = qd + 2 * kd;
+  float* dqkv = ws.get("attention.dqkv", M * width);
+  place_columns(M, qd, width, 0, dq, dqkv);
+  place_columns(M, kd, width, qd, dk, dqkv);
+  place_columns(M, kd, width, qd + kd, dv, dqkv);
+  qkv_->backward(s.sel, M, dqkv, x, cache.qkv_proj, dx, false);
+}
+
+void Attention::backward(const AttentionStep& s, const float* dy, const float* x, const AttentionCache& cache,
+                         bool below_out, float* dx, Workspace& ws) const {
+  const int64_t B = s.batch, T = s.seq, M = B * T, qd = q_dim(), kd = kv_dim(), S = s.kv_len;
+  const int64_t V = s.prefix ? s.prefix->value->dim(0) : 0;
+  float* d_attn = below_out ? ws.get("attention.d_attn", M * qd) : nullptr;
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    o_->backward(s.sel, M, dy, p(cache.attn), cache.o_proj, d_attn, false);
+  }
+  if (!below_out) return;
+  float* dq = ws.get("attention.dq", M * qd);
+  float* dk = ws.get("attention.dk", M * kd);
+  float* dv = ws.get("attention.dv", M * kd);
+  {
+    PEFT_PROFILE_SCOPE(Attention);
+    if (V) {
+      float* dk_all = ws.get("attention.dk_all", B * S * kd);
+      float* dv_all = ws.get("attention.dv_all", B * S * kd);
+      kernels::attention_backward(shape(s), s.mask, scale(), p(cache.q), p(cache.k_all), p(cache.v_all), p(cache.attn),
+                                  d_attn, p(cache.lse), dq, dk_all, dv_all);
+      split_prefix_grad(*s.prefix, layer_, 0, s.layers, kd, B, T, dk_all, dk);
+      split_prefix_grad(*s.prefix, layer_, 1, s.layers, kd, B, T, dv_all, dv);
+    } else {
+      kernels::attention_backward(shape(s), s.mask, scale(), p(cache.q), p(cache.k), p(cache.v), p(cache.attn), d_attn,
+                                  p(cache.lse), dq, dk, dv);
+    }
+  }
+  if (c_.inv_freq) {
+    PEFT_PROFILE_SCOPE(NormAct);
+    kernels::rope_apply({B, T, c_.heads, c_.head_dim}, dq, s.positions, c_.inv_freq, true, dq);
+    kernels::rope_apply({B, T, c_.kv_heads, c_.head_dim}, dk, s.positions, c_.inv_freq, true, dk);
+  }
+  project_qkv_backward(s, dq, dk, dv, x, cache, dx, ws);
+}
+
+}  // namespace peft::nn

@@ -1,0 +1,80 @@
+// Multi-head self-attention as a module: q/k/v projections (separate, or one fused projection),
+// RoPE, grouped-query attention, prefix-tuning keys and values, an optional KV cache, and the output
+// projection. The projections are nn::Linear modules (owned by the model) that adapters attach to.
+#pragma once
+#include <cstdint>
+
+#include "kernels/attention.h"
+#include "nn/adapter_selection.h"
+#include "nn/buffers.h"
+#include "nn/linear.h"
+#include "nn/param.h"
+
+namespace peft::nn {
+
+// What every layer's attention shares in one forward pass.
+struct AttentionStep {
+  AdapterSelection sel;
+  int64_t batch = 0, seq = 0;        // B rows of T new positions
+  int64_t kv_len = 0;                // S keys each row attends over (prefix + tokens, or the whole cache)
+  const int32_t* positions = nullptr;  // [B, T] RoPE positions of the new tokens
+  kernels::AttentionMask mask{true, nullptr};
+  Param* prefix = nullptr;           // prefix tuning: [V, layers · 2 · kv_dim] (V = S − T), or null
+  int64_t layers = 0;                // of the model (the prefix's layout)
+  bool train = false;                // a training forward: keep what the backward needs
+};
+
+// One layer's KV cache: k, v: [capacity, kv_heads, head_dim]; the new tokens' keys and values are
+// written at positions start .. start + T − 1 and the queries attend over the first start + T.
+struct KvSlot {
+  float* k = nullptr;
+  float* v = nullptr;
+  int64_t start = 0;
+};
+
+struct AttentionConfig {
+  int64_t hidden = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  const double* inv_freq = nullptr;  // [head_dim / 2] RoPE frequencies (the model's), or null: no RoPE
+};
+
+struct AttentionCache {
+  TensorPtr q;             // [B · T, heads · D] after RoPE
+  TensorPtr k, v;          // [B · T, kv_heads · D] (k after RoPE)
+  TensorPtr k_all, v_all;  // with a prefix: [B, S, kv_heads, D], the virtual positions first
+  TensorPtr attn;          // [B · T, heads · D] before the output projection
+  TensorPtr lse;           // [B, heads, T] softmax log-sum-exp
+  LinearCache q_proj, k_proj, v_proj, qkv_proj, o_proj;
+};
+
+class Attention {
+ public:
+  Attention() = default;
+  // Separate: q [heads · D, hidden], k and v [kv_heads · D, hidden], qkv null; fused: qkv
+  // [(heads + 2 · kv_heads) · D, hidden] (q, then k, then v), q / k / v null. o: [hidden, heads · D].
+  Attention(AttentionConfig config, int64_t layer, const Linear* q, const Linear* k, const Linear* v, const Linear* qkv,
+            const Linear* o);
+
+  int64_t q_dim() const { return c_.heads * c_.head_dim; }
+  int64_t kv_dim() const { return c_.kv_heads * c_.head_dim; }
+  // x: [B · T, hidden] (the normed input) → out: [B · T, hidden], the output projection's result.
+  // kv: this layer's cache, or null.
+  void forward(const AttentionStep& s, const float* x, float* out, AttentionCache& cache, const KvSlot* kv) const;
+  // dy: [B · T, hidden]; x: the forward's input. below_out: something under the output projection
+  // trains (else only its own gradients are made). dx: [B · T, hidden] written, or null. Adds the
+  // projections' and the prefix's gradients.
+  void backward(const AttentionStep& s, const float* dy, const float* x, const AttentionCache& cache, bool below_out,
+                float* dx, Workspace& ws) const;
+
+ private:
+  AttentionConfig c_;
+  int64_t layer_ = 0;
+  const Linear *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *qkv_ = nullptr, *o_ = nullptr;
+
+  kernels::AttentionShape shape(const AttentionStep& s) const;
+  float scale() const;
+  void project_qkv(const AttentionStep& s, const float* x, AttentionCache& cache) const;
+  void project_qkv_backward(const AttentionStep& s, const float* dq, const float* dk, const float* dv, const float* x,
+                            const AttentionCache& cache, float* dx, Workspace& ws) const;
+};
+
+}  // namespace peft::nn

@@ -1,0 +1,104 @@
+#include "nn/decoder_block.h"
+
+#include <cstring>
+
+#include "core/error.h"
+#include "core/profile.h"
+
+namespace peft::nn {
+
+DecoderBlock::DecoderBlock(Norm input_norm, Attention attention, const BottleneckSite* attn_site, Norm post_norm, Mlp mlp,
+                           const BottleneckSite* mlp_site)
+    : input_norm_(std::move(input_norm)),
+      post_norm_(std::move(post_norm)),
+      attention_(std::move(attention)),
+      mlp_(std::move(mlp)),
+      attn_site_(attn_site),
+      mlp_site_(mlp_site),
+      hidden_(input_norm_.dim()) {
+  PEFT_CHECK(attn_site_ && mlp_site_, ErrorCode::Argument, "A decoder block needs its two adapter sites");
+}
+
+void DecoderBlock::apply_site(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h,
+                              const float* input, float* out, TensorPtr& kept, BottleneckCache& cache) {
+  if (site.empty()) return;
+  kept = f32({m, h});
+  std::memcpy(p(kept), out, sizeof(float) * m * h);
+  site.forward(s.sel, false, m, p(kept), out, s.train ? &cache : nullptr);
+  site.forward(s.sel, true, m, input, out, s.train ? &cache : nullptr);
+}
+
+const float* DecoderBlock::site_backward(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h,
+                                         const float* d_out, const float* input, const TensorPtr& kept,
+                                         const BottleneckCache& cache, std::vector<float>& d_sublayer,
+                                         std::vector<float>& d_parallel) {
+  d_parallel.clear();
+  if (site.empty()) return d_out;
+  d_sublayer.assign(d_out, d_out + m * h);  // the sequential adapters' input is the sublayer's output
+  site.backward(s.sel, false, m, d_out, p(kept), cache, d_sublayer.data());
+  d_parallel.assign(static_cast<size_t>(m * h), 0.0f);
+  site.backward(s.sel, true, m, d_out, input, cache, d_parallel.data());
+  return d_sublayer.data();
+}
+
+TensorPtr DecoderBlock::forward(const AttentionStep& s, TensorPtr x, BlockCache& c, const KvSlot* kv) const {
+  const int64_t M = s.batch * s.seq, H = hidden_;
+  c.x = x;
+  c.n1 = f32({M, H});
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    input_norm_.forward(M, p(x), p(c.n1), c.norm1);
+  }
+  c.x2 = f32({M, H});
+  attention_.forward(s, p(c.n1), p(c.x2), c.attn, kv);
+  apply_site(*attn_site_, s, M, H, p(c.n1), p(c.x2), c.attn_out, c.attn_adapters);
+  add_into(M * H, p(x), p(c.x2));
+  c.n2 = f32({M, H});
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    post_norm_.forward(M, p(c.x2), p(c.n2), c.norm2);
+  }
+  TensorPtr y = f32({M, H});
+  mlp_.forward(s.sel, M, p(c.n2), p(y), c.mlp, s.train);
+  apply_site(*mlp_site_, s, M, H, p(c.n2), p(y), c.mlp_out, c.mlp_adapters);
+  add_into(M * H, p(c.x2), p(y));
+  return y;
+}
+
+bool DecoderBlock::backward(const AttentionStep& s, const BlockCache& c, int lowest, float* dx, Workspace& ws) const {
+  const int64_t M = s.batch * s.seq, H = hidden_;
+  auto need = [&](int step) { return lowest < step; };   // does anything below this step train?
+  auto reach = [&](int step) { return lowest <= step; };  // does this step or anything below train?
+  float* dx2 = ws.get("block.dx2", M * H);
+  float* d_n = ws.get("block.d_n", M * H);
+  // MLP: y = x2 + mlp(n2) (+ adapters), n2 = norm2(x2). dx holds d y.
+  std::memcpy(dx2, dx, sizeof(float) * M * H);
+  std::vector<float> d_sublayer, d_parallel;
+  const float* d_mlp = site_backward(*mlp_site_, s, M, H, dx, p(c.n2), c.mlp_out, c.mlp_adapters, d_sublayer, d_parallel);
+  mlp_.backward(s.sel, M, d_mlp, p(c.n2), c.mlp, need(kDown), need(kGateUp) ? d_n : nullptr, ws);
+  if (need(kGateUp)) {
+    if (!d_parallel.empty()) add_into(M * H, d_parallel.data(), d_n);
+    float* d_x2 = need(kPostNorm) ? ws.get("block.d_x2", M * H) : nullptr;
+    {
+      PEFT_PROFILE_SCOPE(NormAct);
+      post_norm_.backward(M, d_n, p(c.x2), c.norm2, d_x2);
+    }
+    if (d_x2) add_into(M * H, d_x2, dx2);
+  }
+  if (!reach(kOutProj)) return false;
+  // Attention: x2 = x + attn(n1) (+ adapters), n1 = norm1(x). dx2 holds d x2.
+  const float* d_attn =
+      site_backward(*attn_site_, s, M, H, dx2, p(c.n1), c.attn_out, c.attn_adapters, d_sublayer, d_parallel);
+  attention_.backward(s, d_attn, p(c.n1), c.attn, need(kOutProj), need(kQkv) ? d_n : nullptr, ws);
+  if (!need(kQkv)) return false;
+  if (!d_parallel.empty()) add_into(M * H, d_parallel.data(), d_n);
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    input_norm_.backward(M, d_n, p(c.x), c.norm1, need(kInputNorm) ? dx : nullptr);
+  }
+  if (!need(kInputNorm)) return false;
+  add_into(M * H, dx2, dx);
+  return true;
+}
+
+}  // namespace peft::nn

@@ -1,0 +1,69 @@
+// One pre-norm transformer decoder block as a module:
+//   x2 = x + attn(norm1(x)) (+ bottleneck adapters on the attention's output),
+//   y  = x2 + mlp(norm2(x2)) (+ bottleneck adapters on the MLP's output).
+// Llama, GPT-2 and their relatives differ only in the kind of each part (see model/decoder_spec.h).
+#pragma once
+#include <cstdint>
+
+#include "nn/attention.h"
+#include "nn/bottleneck.h"
+#include "nn/buffers.h"
+#include "nn/mlp.h"
+#include "nn/norm.h"
+
+namespace peft::nn {
+
+// What a training forward keeps. With activation checkpointing only x is kept and the backward
+// runs the forward again.
+struct BlockCache {
+  TensorPtr x;         // [m, hidden] the block's input
+  TensorPtr n1, n2;    // [m, hidden] the norms' outputs
+  TensorPtr x2;        // [m, hidden] after the attention's residual
+  TensorPtr attn_out;  // [m, hidden] attention output before its bottleneck adapters (only with them)
+  TensorPtr mlp_out;   // [m, hidden] MLP output before its bottleneck adapters (only with them)
+  NormCache norm1, norm2;
+  AttentionCache attn;
+  MlpCache mlp;
+  BottleneckCache attn_adapters, mlp_adapters;
+
+  bool complete() const { return n1 != nullptr; }
+};
+
+class DecoderBlock {
+ public:
+  // The block's steps in forward order: a parameter's depth is its block's first depth plus its step,
+  // and the backward stops below the lowest one that trains.
+  static constexpr int kInputNorm = 0, kQkv = 1, kOutProj = 2, kPostNorm = 3, kGateUp = 4, kDown = 5, kSteps = 6;
+
+  DecoderBlock(Norm input_norm, Attention attention, const BottleneckSite* attn_site, Norm post_norm, Mlp mlp,
+               const BottleneckSite* mlp_site);
+
+  // x: [B · T, hidden] → the block's output [B · T, hidden]. Fills cache (kept by the caller when
+  // s.train). kv: this layer's KV cache, or null.
+  TensorPtr forward(const AttentionStep& s, TensorPtr x, BlockCache& cache, const KvSlot* kv) const;
+  // dx: [B · T, hidden], in: the gradient of the output; out: of the input. lowest: the lowest
+  // trainable step relative to this block (negative: something below the block trains). Returns
+  // false when nothing below the block needs a gradient (dx is then not meaningful).
+  bool backward(const AttentionStep& s, const BlockCache& cache, int lowest, float* dx, Workspace& ws) const;
+
+ private:
+  Norm input_norm_, post_norm_;
+  Attention attention_;
+  Mlp mlp_;
+  const BottleneckSite *attn_site_, *mlp_site_;
+  int64_t hidden_ = 0;
+
+  // out += the site's adapters (sequential ones on `output`, parallel ones on `input`), keeping the
+  // output before them in `kept` (when the site has adapters).
+  static void apply_site(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h, const float* input,
+                         float* out, TensorPtr& kept, BottleneckCache& cache);
+  // d_out: [m, hidden] reaching the site's output. Returns the gradient reaching the sublayer's own
+  // output (d_out, or d_sublayer filled) and fills d_parallel [m, hidden] with the parallel adapters'
+  // gradient into their input (left empty without adapters).
+  static const float* site_backward(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h,
+                                    const float* d_out, const float* input, const TensorPtr& kept,
+                                    const BottleneckCache& cache, std::vector<float>& d_sublayer,
+                                    std::vector<float>& d_parallel);
+};
+
+}  // namespace peft::nn

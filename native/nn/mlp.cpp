@@ -1,0 +1,62 @@
+#include "nn/mlp.h"
+
+#include "core/error.h"
+#include "core/profile.h"
+#include "kernels/activation.h"
+
+namespace peft::nn {
+
+Mlp::Mlp(MlpKind kind, const Linear* gate, const Linear* up, const Linear* down)
+    : kind_(kind), gate_(gate), up_(up), down_(down) {
+  PEFT_CHECK(gate_ && down_ && (kind_ == MlpKind::SwiGlu) == (up_ != nullptr), ErrorCode::Argument,
+             "A gated MLP needs gate, up and down projections; a plain one a first and a down projection");
+}
+
+void Mlp::forward(const AdapterSelection& sel, int64_t m, const float* x, float* out, MlpCache& cache, bool train) const {
+  const int64_t F = width();
+  auto kept = [&](LinearCache& lc) { return train ? &lc : nullptr; };
+  cache.gate = f32({m, F});
+  cache.act = f32({m, F});
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    gate_->forward(sel, m, x, p(cache.gate), kept(cache.gate_proj));
+    if (up_) {
+      cache.up = f32({m, F});
+      up_->forward(sel, m, x, p(cache.up), kept(cache.up_proj));
+    }
+  }
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    if (kind_ == MlpKind::SwiGlu)
+      kernels::swiglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
+    else
+      kernels::gelu_tanh_forward(m * F, p(cache.gate), p(cache.act));
+  }
+  PEFT_PROFILE_SCOPE(Gemm);
+  down_->forward(sel, m, p(cache.act), out, kept(cache.down_proj));
+}
+
+void Mlp::backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MlpCache& cache,
+                   bool below_down, float* dx, Workspace& ws) const {
+  const int64_t F = width();
+  float* d_act = below_down ? ws.get("mlp.d_act", m * F) : nullptr;
+  {
+    PEFT_PROFILE_SCOPE(Gemm);
+    down_->backward(sel, m, dy, p(cache.act), cache.down_proj, d_act, false);
+  }
+  if (!below_down) return;
+  float* d_gate = ws.get("mlp.d_gate", m * F);
+  float* d_up = up_ ? ws.get("mlp.d_up", m * F) : nullptr;
+  {
+    PEFT_PROFILE_SCOPE(NormAct);
+    if (kind_ == MlpKind::SwiGlu)
+      kernels::swiglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
+    else
+      kernels::gelu_tanh_backward(m * F, d_act, p(cache.gate), d_gate);
+  }
+  PEFT_PROFILE_SCOPE(Gemm);
+  gate_->backward(sel, m, d_gate, x, cache.gate_proj, dx, false);
+  if (up_) up_->backward(sel, m, d_up, x, cache.up_proj, dx, true);
+}
+
+}  // namespace peft::nn

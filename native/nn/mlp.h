@@ -1,0 +1,41 @@
+// The feed-forward part of a transformer block as a module: gated (SwiGLU: down(silu(gate(x)) ⊙
+// up(x)), Llama) or plain (down(gelu_tanh(fc(x))), GPT-2). Its projections are nn::Linear modules
+// (owned by the model) that adapters attach to.
+#pragma once
+#include <cstdint>
+
+#include "nn/adapter_selection.h"
+#include "nn/buffers.h"
+#include "nn/linear.h"
+
+namespace peft::nn {
+
+enum class MlpKind { SwiGlu, GeluTanh };
+
+struct MlpCache {
+  TensorPtr gate;  // [m, F] gate(x) (plain: fc(x))
+  TensorPtr up;    // [m, F] up(x) (gated only)
+  TensorPtr act;   // [m, F] the down projection's input
+  LinearCache gate_proj, up_proj, down_proj;
+};
+
+class Mlp {
+ public:
+  Mlp() = default;
+  // Gated: gate and up [F, hidden], down [hidden, F]. Plain: gate is the first projection (fc), up null.
+  Mlp(MlpKind kind, const Linear* gate, const Linear* up, const Linear* down);
+
+  // x: [m, hidden] → out: [m, hidden]. train: keep what the backward needs in cache.
+  void forward(const AdapterSelection& sel, int64_t m, const float* x, float* out, MlpCache& cache, bool train) const;
+  // dy: [m, hidden]; x: the forward's input. below_down: something under the down projection trains
+  // (else only its gradients are made). dx: [m, hidden] written, or null.
+  void backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MlpCache& cache,
+                bool below_down, float* dx, Workspace& ws) const;
+
+ private:
+  MlpKind kind_ = MlpKind::SwiGlu;
+  const Linear *gate_ = nullptr, *up_ = nullptr, *down_ = nullptr;
+  int64_t width() const { return gate_->out_features(); }
+};
+
+}  // namespace peft::nn
