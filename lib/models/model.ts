@@ -195,7 +195,8 @@ export class Model {
 
   /**
    * Activation checkpointing for training: each layer keeps only its input and the backward pass
-   * recomputes it (an extra forward's compute for most of the activations' memory). Llama family.
+   * recomputes it (an extra forward's compute for most of the activations' memory). Decoder
+   * architectures (Llama family, GPT-2); E_UNSUPPORTED for BERT.
    */
   setGradientCheckpointing(on = true): void {
     this.lock.check('setGradientCheckpointing()');
@@ -515,8 +516,11 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   const arch = config.architecture === 'gpt2' ? gpt2Weights(raw) : config.architecture === 'bert' ? bertWeights(raw, config.hiddenSize, config.numLabels ?? 2) : raw;
   await checkFiniteWeights(location, arch, options, stored.weights);
   const weights = castWeights(arch, loadDtype(options));
-  if (config.architecture !== 'llama' && (options.quantization || stored.weights.size)) {
-    throw new PeftError(`4-bit weights are available for the Llama family only, not ${config.architecture}`, 'E_UNSUPPORTED');
+  if (config.architecture === 'bert' && (options.quantization || stored.weights.size)) {
+    throw new PeftError(`4-bit weights are available for the decoder architectures (Llama family, GPT-2), not ${config.architecture}`, 'E_UNSUPPORTED');
+  }
+  if (config.architecture === 'gpt2' && stored.weights.size) {
+    throw new PeftError('4-bit GPT-2 checkpoints are not read yet; load the dense checkpoint with { quantization: { load_in_4bit: true } }', 'E_UNSUPPORTED');
   }
   const quantized = await quantizedOnLoad(weights, options, stored.weights, json);
   const tokenizer = fs.existsSync(path.join(resolved, 'tokenizer.json')) ? loadTokenizer(resolved) : undefined;

@@ -10,8 +10,11 @@ import type { ComputeDType, QuantSettings } from './bnb-config';
 import { quantizeAsync } from './quantize';
 import { nativeQuant4, QuantizedTensor } from './quantized-tensor';
 
-/** The linear layers of the blocks: what load_in_4bit quantizes (embeddings, norms and the head stay). */
-const BLOCK_LINEAR = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
+/**
+ * The linear layers of the blocks (Llama family, GPT-2): what load_in_4bit quantizes (embeddings,
+ * norms and the head stay).
+ */
+const BLOCK_LINEAR = /^(model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj))\.weight$/;
 
 export function isBlockLinearWeight(name: string): boolean {
   return BLOCK_LINEAR.test(name);

@@ -96,7 +96,8 @@ export interface TrainingArguments {
   /**
    * Activation checkpointing: each layer keeps only its input and the backward pass recomputes the
    * rest (about one more forward pass of compute for most of the activation memory); the losses and
-   * gradients stay exactly the same. Llama family; E_UNSUPPORTED for other architectures. Default false.
+   * gradients stay exactly the same. Decoder architectures (Llama family, GPT-2); E_UNSUPPORTED for BERT.
+   * Default false.
    */
   gradient_checkpointing?: boolean;
 

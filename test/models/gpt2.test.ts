@@ -1,7 +1,8 @@
 // GPT-2: a Hugging Face directory written in the test (Conv1D weights [in, out], keys without the
 // transformer. prefix, the causal-mask buffers) loads and gives the logits of a float64 reference
 // written here from the published architecture; gradients match finite differences; LoRA on the
-// fused c_attn works and saves under PEFT's keys; cached generation equals recomputation.
+// fused c_attn works and saves under PEFT's keys; cached generation equals recomputation; activation
+// checkpointing and 4-bit projections work as they do for the Llama family.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -132,6 +133,44 @@ describe('GPT-2', () => {
     expect((await noisy.loss([ids])).loss).not.toBe(reference);
     noisy.eval();
     expect((await noisy.loss([ids])).loss).toBe(reference);
+  });
+
+  it('activation checkpointing gives exactly the loss and gradients of a normal backward', async () => {
+    const grads = async (checkpoint: boolean) => {
+      const model = await loadModel(writeModelDir(weights));
+      if (checkpoint) model.setGradientCheckpointing(true);
+      const lora = { peft_type: 'LORA', r: 2, lora_dropout: 0.3, target_modules: ['c_attn', 'c_proj', 'c_fc'], fan_in_fan_out: true, init_lora_weights: false } as const;
+      const peft = getPeftModel(model, lora, { seed: 4 });
+      const r = await peft.loss([ids, ids.slice().reverse()]);
+      return { loss: r.loss, grads: Object.fromEntries(Object.entries(r.grads).map(([k, v]) => [k, Array.from(v.toFloat32Array())])) };
+    };
+    const plain = await grads(false), checkpointed = await grads(true);
+    expect(Object.keys(plain.grads).length).toBe(L * 4 * 2);  // c_attn, attn.c_proj, c_fc, mlp.c_proj: A and B
+    expect(checkpointed.loss).toBe(plain.loss);
+    expect(checkpointed.grads).toEqual(plain.grads);
+  });
+
+  it('4-bit (NF4) block projections: LoRA gradients equal a dense model on the dequantized weights', async () => {
+    const dir = writeModelDir(weights);
+    const quant = await loadModel(dir, { quantization: { load_in_4bit: true, bnb_4bit_blocksize: 32 } });
+    const names = quant.quantizedWeightNames().sort();
+    expect(names).toEqual([0, 1].flatMap((l) => ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'].map((m) => `transformer.h.${l}.${m}.weight`)).sort());
+    const dense = await loadModel(dir);
+    for (const n of names) {
+      const q = quant.parameter(n).toFloat32Array(), d = dense.parameter(n).toFloat32Array();
+      expect(Math.max(...q.map((v, i) => Math.abs(v - d[i])))).toBeGreaterThan(0);  // really quantized
+      dense.replaceParameter(n, quant.parameter(n));
+    }
+    const lora = { peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['c_attn', 'c_fc'], fan_in_fan_out: true, init_lora_weights: false } as const;
+    const a = await getPeftModel(quant, lora, { seed: 3 }).loss([ids]);
+    const b = await getPeftModel(dense, lora, { seed: 3 }).loss([ids]);
+    expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-6 * Math.abs(b.loss));
+    expect(Object.keys(a.grads).sort()).toEqual(Object.keys(b.grads).sort());
+    for (const [k, g] of Object.entries(a.grads)) {
+      const x = g.toFloat32Array(), y = b.grads[k].toFloat32Array();
+      const scale = Math.max(...y.map(Math.abs));
+      expect(Math.max(...x.map((v, i) => Math.abs(v - y[i])))).toBeLessThan(1e-5 * scale);
+    }
   });
 
   it('sequences beyond n_positions are refused', async () => {
