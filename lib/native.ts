@@ -208,6 +208,8 @@ export type NativeLlamaConfig = Pick<
   | 'ropeTheta'
   | 'tieWordEmbeddings'
   | 'attentionBias'
+  | 'qkNorm'
+  | 'slidingWindow'
   | 'architecture'
   | 'maxPositionEmbeddings'
 > & { ropeFreqScale?: Float32Array; layerNormEps?: number; typeVocabSize?: number; numLabels?: number };

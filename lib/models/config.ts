@@ -1,5 +1,5 @@
 /**
- * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Qwen2, SmolLM), read from
+ * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM), read from
  * a Hugging Face `config.json` or from GGUF metadata, with RoPE frequencies as transformers computes
  * them (`default`, `linear` and `llama3` rope_scaling).
  */
@@ -33,6 +33,10 @@ export interface LlamaConfig {
   tieWordEmbeddings: boolean;
   /** q/k/v projections have biases (Qwen2). */
   attentionBias: boolean;
+  /** Each query and key head is RMS-normalized before RoPE (Qwen3's q_norm / k_norm). */
+  qkNorm?: boolean;
+  /** Mistral's sliding window: a query attends to the last this many positions only. Absent: all. */
+  slidingWindow?: number;
   mlpBias: boolean;
   bosTokenId?: number;
   eosTokenId?: number | number[];
@@ -112,7 +116,7 @@ function gpt2ConfigFromHf(json: Record<string, unknown>, source: string): LlamaC
   };
 }
 
-const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'smollm'];
+const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm'];
 
 function bad(source: string, field: string, expectation: string, value: unknown): never {
   throw new PeftError(`Expected ${expectation} for ${field} in ${source} but received ${preview(value)}`, 'E_CONFIG');
@@ -164,6 +168,21 @@ function checkHeads(source: string, c: LlamaConfig): LlamaConfig {
   return c;
 }
 
+/**
+ * The sliding window of a config.json: Mistral's `sliding_window` (null or absent: none). Qwen2 and
+ * Qwen3 apply theirs only with `use_sliding_window`, and then to the layers past `max_window_layers`
+ * alone: refused. Other Llama types have none.
+ */
+function slidingWindowFrom(source: string, json: Record<string, unknown>, modelType: string): number | undefined {
+  if (modelType === 'mistral') {
+    return json.sliding_window === null || json.sliding_window === undefined ? undefined : positiveInt(source, json, 'sliding_window', undefined, 1 << 30);
+  }
+  if ((modelType === 'qwen2' || modelType === 'qwen3') && json.use_sliding_window === true) {
+    throw new PeftError(`use_sliding_window true in ${source} is not supported (per-layer windows past max_window_layers)`, 'E_UNSUPPORTED');
+  }
+  return undefined;
+}
+
 /** A Llama-family config from a Hugging Face config.json object. */
 export function configFromHf(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -198,6 +217,8 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
     tieWordEmbeddings: json.tie_word_embeddings === true,
     attentionBias: json.attention_bias === true || modelType === 'qwen2',
     mlpBias: json.mlp_bias === true,
+    qkNorm: modelType === 'qwen3',
+    slidingWindow: slidingWindowFrom(source, json, modelType),
     bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
     eosTokenId: typeof json.eos_token_id === 'number' || Array.isArray(json.eos_token_id) ? (json.eos_token_id as number | number[]) : undefined,
   });
@@ -210,8 +231,8 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
  */
 export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeight: boolean, source = 'the GGUF file'): LlamaConfig {
   const arch = metadata['general.architecture'];
-  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2'].includes(arch)) {
-    throw new PeftError(`Expected general.architecture llama, mistral or qwen2 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
+  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2', 'qwen3'].includes(arch)) {
+    throw new PeftError(`Expected general.architecture llama, mistral, qwen2 or qwen3 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
   }
   const num = (key: string) => {
     const v = metadata[`${arch}.${key}`];
@@ -257,6 +278,7 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     tieWordEmbeddings: !hasOutputWeight,
     attentionBias: arch === 'qwen2',
     mlpBias: false,
+    qkNorm: arch === 'qwen3',
     bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
     eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,
   });

@@ -18,6 +18,7 @@ struct AttentionShape {
 struct AttentionMask {
   bool causal;               // query t sees keys s <= t + (S - T)
   const uint8_t* key_valid;  // [batch, S], 1 = attend, 0 = padding; null: all keys valid
+  int64_t window = 0;        // sliding window (causal only): query t sees only keys s > t + (S - T) − window; 0 = none
 };
 
 // q: [B, T, Hq, D]; k, v: [B, S, Hkv, D]; out: [B, T, Hq, D]; lse: [B, Hq, T] (log-sum-exp of the

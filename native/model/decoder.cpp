@@ -60,6 +60,8 @@ void check_spec(const DecoderSpec& s) {
              ErrorCode::Config, "Expected head_dim / 2 RoPE frequency factors");
   PEFT_CHECK(s.learned_positions >= 0 && (s.learned_positions > 0) == !s.names.positions.empty(), ErrorCode::Config,
              "Expected a learned position table with a name and a positive size, or neither");
+  PEFT_CHECK(s.sliding_window >= 0, ErrorCode::Config,
+             "Expected a non-negative sliding window but received " + std::to_string(s.sliding_window));
   PEFT_CHECK(s.mlp == nn::MlpKind::SwiGlu ? !s.names.up.empty() : s.names.up.empty(), ErrorCode::Config,
              "Expected an up projection for a gated MLP and none for a plain one");
 }
@@ -102,6 +104,10 @@ std::vector<std::string> DecoderModel::parameter_names() const {
       }
       names.push_back(layer_name(l, part.name) + ".weight");
       if (part.bias) names.push_back(layer_name(l, part.name) + ".bias");
+      if (part.step == Block::kOutProj && s.qk_norm) {
+        names.push_back(layer_name(l, s.names.q_norm) + ".weight");
+        names.push_back(layer_name(l, s.names.k_norm) + ".weight");
+      }
     }
   }
   norm(s.names.final_norm);
@@ -161,6 +167,9 @@ void DecoderModel::build_parameters(TensorMap& weights, const nn::QuantWeightMap
     const int base = layer_depth(l);
     norm(layer_name(l, s.names.input_norm), base + Block::kInputNorm);
     norm(layer_name(l, s.names.post_norm), base + Block::kPostNorm);
+    if (s.qk_norm)
+      for (const std::string* part : {&s.names.q_norm, &s.names.k_norm})
+        expect(layer_name(l, *part) + ".weight", {s.head_dim}, false, base + Block::kQkv);
     for (const LinearPart& part : parts) {
       const std::string module = layer_name(l, part.name);
       expect(module + ".weight", {part.out, part.in}, true, base + part.step);
@@ -189,7 +198,8 @@ void DecoderModel::build_blocks() {
     return nn::Norm(s.norm, params_.at(module + ".weight"), bias == params_.end() ? nullptr : bias->second, s.norm_eps,
                     false);
   };
-  const nn::AttentionConfig ac{s.hidden, s.heads, s.kv_heads, s.head_dim, s.rope ? inv_freq_.data() : nullptr};
+  const nn::AttentionConfig ac{s.hidden, s.heads, s.kv_heads, s.head_dim, s.rope ? inv_freq_.data() : nullptr,
+                               s.sliding_window};
   for (int64_t l = 0; l < s.layers; ++l) {
     auto lin = [&](const std::string& part) -> const nn::Linear* {
       return part.empty() ? nullptr : linears_.at(layer_name(l, part)).get();
@@ -197,6 +207,12 @@ void DecoderModel::build_blocks() {
     const bool fused = s.fused_qkv;
     nn::Attention attention(ac, l, fused ? nullptr : lin(s.names.q), fused ? nullptr : lin(s.names.k),
                             fused ? nullptr : lin(s.names.v), fused ? lin(s.names.qkv) : nullptr, lin(s.names.o));
+    if (s.qk_norm) {
+      auto head_norm = [&](const std::string& part) {
+        return nn::Norm(nn::NormKind::Rms, params_.at(layer_name(l, part) + ".weight"), nullptr, s.norm_eps, false);
+      };
+      attention.set_head_norms(head_norm(s.names.q_norm), head_norm(s.names.k_norm));
+    }
     nn::Mlp mlp(s.mlp, lin(s.names.gate), lin(s.names.up), lin(s.names.down));
     blocks_.emplace_back(norm(layer_name(l, s.names.input_norm)), std::move(attention),
                          attn_sites_[static_cast<size_t>(l)].get(), norm(layer_name(l, s.names.post_norm)),

@@ -25,6 +25,8 @@ struct DecoderSpec {
   std::vector<float> rope_freq_scale;  // [head_dim / 2] per-frequency factors (rope_scaling), empty = none
   int64_t learned_positions = 0;       // rows of the learned table (the context limit); 0 = none
 
+  bool qk_norm = false;          // RMSNorm of each query and key head before RoPE (Qwen3; names.q_norm / k_norm)
+  int64_t sliding_window = 0;    // every layer's queries see only the last this many positions (Mistral); 0 = all
   bool fused_qkv = false;  // one projection makes q, k and v (names.qkv)
   bool qkv_bias = false, out_bias = false, mlp_bias = false;
   nn::MlpKind mlp = nn::MlpKind::SwiGlu;
@@ -39,6 +41,7 @@ struct DecoderSpec {
     std::string input_norm = "input_layernorm", post_norm = "post_attention_layernorm";
     std::string q = "self_attn.q_proj", k = "self_attn.k_proj", v = "self_attn.v_proj", qkv;
     std::string o = "self_attn.o_proj";
+    std::string q_norm = "self_attn.q_norm", k_norm = "self_attn.k_norm";
     std::string gate = "mlp.gate_proj", up = "mlp.up_proj", down = "mlp.down_proj";  // plain MLP: gate = first, up empty
     std::string final_norm = "model.norm";
     std::string head = "lm_head";

@@ -34,6 +34,19 @@ kernels::AttentionShape Attention::shape(const AttentionStep& s) const {
   return kernels::AttentionShape{s.batch, s.seq, s.kv_len, c_.heads, c_.kv_heads, c_.head_dim};
 }
 
+kernels::AttentionMask Attention::mask(const AttentionStep& s) const {
+  kernels::AttentionMask m = s.mask;
+  m.window = c_.window;
+  return m;
+}
+
+void Attention::set_head_norms(Norm q_norm, Norm k_norm) {
+  PEFT_CHECK(q_norm.dim() == c_.head_dim && k_norm.dim() == c_.head_dim, ErrorCode::Shape,
+             "Expected query and key norms over head_dim (" + std::to_string(c_.head_dim) + ")");
+  q_norm_ = std::move(q_norm);
+  k_norm_ = std::move(k_norm);
+}
+
 float Attention::scale() const { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim))); }
 
 void Attention::project_qkv(const AttentionStep& s, const float* x, AttentionCache& cache) const {
@@ -60,6 +73,15 @@ void Attention::project_qkv(const AttentionStep& s, const float* x, AttentionCac
 void Attention::forward(const AttentionStep& s, const float* x, float* out, AttentionCache& cache, const KvSlot* kv) const {
   const int64_t B = s.batch, T = s.seq, M = B * T, kd = kv_dim(), V = s.prefix ? s.prefix->value->dim(0) : 0;
   project_qkv(s, x, cache);
+  if (q_norm_.present()) {  // each head's vector normalized on its own: rows of head_dim
+    PEFT_PROFILE_SCOPE(NormAct);
+    cache.q_raw = cache.q;
+    cache.k_raw = cache.k;
+    cache.q = f32({M, q_dim()});
+    cache.k = f32({M, kd});
+    q_norm_.forward(M * c_.heads, p(cache.q_raw), p(cache.q), cache.q_norm);
+    k_norm_.forward(M * c_.kv_heads, p(cache.k_raw), p(cache.k), cache.k_norm);
+  }
   if (c_.inv_freq) {
     PEFT_PROFILE_SCOPE(NormAct);
     kernels::rope_apply({B, T, c_.heads, c_.head_dim}, p(cache.q), s.positions, c_.inv_freq, false, p(cache.q));
@@ -85,7 +107,7 @@ void Attention::forward(const AttentionStep& s, const float* x, float* out, Atte
   cache.lse = f32({B, c_.heads, T});
   {
     PEFT_PROFILE_SCOPE(Attention);
-    kernels::attention_forward(shape(s), s.mask, scale(), p(cache.q), keys, values, p(cache.attn), p(cache.lse));
+    kernels::attention_forward(shape(s), mask(s), scale(), p(cache.q), keys, values, p(cache.attn), p(cache.lse));
   }
   PEFT_PROFILE_SCOPE(Gemm);
   o_->forward(s.sel, M, p(cache.attn), out, s.train ? &cache.o_proj : nullptr);
@@ -127,12 +149,12 @@ void Attention::backward(const AttentionStep& s, const float* dy, const float* x
     if (V) {
       float* dk_all = ws.get("attention.dk_all", B * S * kd);
       float* dv_all = ws.get("attention.dv_all", B * S * kd);
-      kernels::attention_backward(shape(s), s.mask, scale(), p(cache.q), p(cache.k_all), p(cache.v_all), p(cache.attn),
+      kernels::attention_backward(shape(s), mask(s), scale(), p(cache.q), p(cache.k_all), p(cache.v_all), p(cache.attn),
                                   d_attn, p(cache.lse), dq, dk_all, dv_all);
       split_prefix_grad(*s.prefix, layer_, 0, s.layers, kd, B, T, dk_all, dk);
       split_prefix_grad(*s.prefix, layer_, 1, s.layers, kd, B, T, dv_all, dv);
     } else {
-      kernels::attention_backward(shape(s), s.mask, scale(), p(cache.q), p(cache.k), p(cache.v), p(cache.attn), d_attn,
+      kernels::attention_backward(shape(s), mask(s), scale(), p(cache.q), p(cache.k), p(cache.v), p(cache.attn), d_attn,
                                   p(cache.lse), dq, dk, dv);
     }
   }
@@ -140,6 +162,15 @@ void Attention::backward(const AttentionStep& s, const float* dy, const float* x
     PEFT_PROFILE_SCOPE(NormAct);
     kernels::rope_apply({B, T, c_.heads, c_.head_dim}, dq, s.positions, c_.inv_freq, true, dq);
     kernels::rope_apply({B, T, c_.kv_heads, c_.head_dim}, dk, s.positions, c_.inv_freq, true, dk);
+  }
+  if (q_norm_.present()) {
+    PEFT_PROFILE_SCOPE(NormAct);
+    float* dq_raw = ws.get("attention.dq_raw", M * qd);
+    float* dk_raw = ws.get("attention.dk_raw", M * kd);
+    q_norm_.backward(M * c_.heads, dq, p(cache.q_raw), cache.q_norm, dq_raw);
+    k_norm_.backward(M * c_.kv_heads, dk, p(cache.k_raw), cache.k_norm, dk_raw);
+    dq = dq_raw;
+    dk = dk_raw;
   }
   project_qkv_backward(s, dq, dk, dv, x, cache, dx, ws);
 }

@@ -1,6 +1,7 @@
 // Multi-head self-attention as a module: q/k/v projections (separate, or one fused projection),
-// RoPE, grouped-query attention, prefix-tuning keys and values, an optional KV cache, and the output
-// projection. The projections are nn::Linear modules (owned by the model) that adapters attach to.
+// optional RMSNorm of each query and key head (Qwen3's q_norm / k_norm), RoPE, grouped-query
+// attention with an optional sliding window, prefix-tuning keys and values, an optional KV cache,
+// and the output projection. The projections are nn::Linear modules (owned by the model) that adapters attach to.
 #pragma once
 #include <cstdint>
 
@@ -8,6 +9,7 @@
 #include "nn/adapter_selection.h"
 #include "nn/buffers.h"
 #include "nn/linear.h"
+#include "nn/norm.h"
 #include "nn/param.h"
 
 namespace peft::nn {
@@ -35,11 +37,14 @@ struct KvSlot {
 struct AttentionConfig {
   int64_t hidden = 0, heads = 0, kv_heads = 0, head_dim = 0;
   const double* inv_freq = nullptr;  // [head_dim / 2] RoPE frequencies (the model's), or null: no RoPE
+  int64_t window = 0;                // sliding window: a query sees the last `window` positions only; 0 = all
 };
 
 struct AttentionCache {
-  TensorPtr q;             // [B · T, heads · D] after RoPE
-  TensorPtr k, v;          // [B · T, kv_heads · D] (k after RoPE)
+  TensorPtr q;             // [B · T, heads · D] after the head norm and RoPE
+  TensorPtr k, v;          // [B · T, kv_heads · D] (k after the head norm and RoPE)
+  TensorPtr q_raw, k_raw;  // with head norms: [B · T, heads · D] / [B · T, kv_heads · D] the projections' outputs
+  NormCache q_norm, k_norm;
   TensorPtr k_all, v_all;  // with a prefix: [B, S, kv_heads, D], the virtual positions first
   TensorPtr attn;          // [B · T, heads · D] before the output projection
   TensorPtr lse;           // [B, heads, T] softmax log-sum-exp
@@ -53,6 +58,9 @@ class Attention {
   // [(heads + 2 · kv_heads) · D, hidden] (q, then k, then v), q / k / v null. o: [hidden, heads · D].
   Attention(AttentionConfig config, int64_t layer, const Linear* q, const Linear* k, const Linear* v, const Linear* qkv,
             const Linear* o);
+
+  // Head norms: each query / key head [head_dim] is normalized before RoPE (weights [head_dim]).
+  void set_head_norms(Norm q_norm, Norm k_norm);
 
   int64_t q_dim() const { return c_.heads * c_.head_dim; }
   int64_t kv_dim() const { return c_.kv_heads * c_.head_dim; }
@@ -69,8 +77,10 @@ class Attention {
   AttentionConfig c_;
   int64_t layer_ = 0;
   const Linear *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *qkv_ = nullptr, *o_ = nullptr;
+  Norm q_norm_, k_norm_;
 
   kernels::AttentionShape shape(const AttentionStep& s) const;
+  kernels::AttentionMask mask(const AttentionStep& s) const;
   float scale() const;
   void project_qkv(const AttentionStep& s, const float* x, AttentionCache& cache) const;
   void project_qkv_backward(const AttentionStep& s, const float* dq, const float* dk, const float* dv, const float* x,

@@ -1,6 +1,8 @@
 /**
  * A plain float64 Llama forward pass written from the Hugging Face modeling code's definitions
- * (RMSNorm, rotate-half RoPE, grouped-query causal attention, SwiGLU MLP, tied or separate head),
+ * (RMSNorm, rotate-half RoPE, grouped-query causal attention, SwiGLU MLP, tied or separate head;
+ * Qwen3's RMSNorm of each query and key head before RoPE; Mistral's sliding window, in which
+ * query t sees keys s with t − window < s ≤ t),
  * used as the independent reference for the native model. Slow and simple on purpose.
  */
 import type { LlamaConfig } from '../../lib';
@@ -57,14 +59,22 @@ export function llamaReferenceLogits(c: LlamaConfig, weights: Weights, ids: numb
     const q = normed.map((x) => matvec(weights(p + 'self_attn.q_proj.weight'), x, Hq * D, H, optional(p + 'self_attn.q_proj.bias')));
     const k = normed.map((x) => matvec(weights(p + 'self_attn.k_proj.weight'), x, Hkv * D, H, optional(p + 'self_attn.k_proj.bias')));
     const v = normed.map((x) => matvec(weights(p + 'self_attn.v_proj.weight'), x, Hkv * D, H, optional(p + 'self_attn.v_proj.bias')));
+    if (c.qkNorm) {  // each head's [D] vector on its own, with the shared [D] weight
+      const headNorm = (x: Float64Array, heads: number, w: Float32Array) => {
+        for (let h = 0; h < heads; h++) x.set(rmsnorm(x.subarray(h * D, (h + 1) * D), w, c.rmsNormEps), h * D);
+      };
+      q.forEach((x) => headNorm(x, Hq, weights(p + 'self_attn.q_norm.weight')));
+      k.forEach((x) => headNorm(x, Hkv, weights(p + 'self_attn.k_norm.weight')));
+    }
     q.forEach((x, t) => { for (let h = 0; h < Hq; h++) rope(x, h * D, D, t, invFreq); });
     k.forEach((x, t) => { for (let h = 0; h < Hkv; h++) rope(x, h * D, D, t, invFreq); });
     const attn = q.map((qt, t) => {
       const out = new Float64Array(Hq * D);
       for (let h = 0; h < Hq; h++) {
         const hk = Math.floor(h / (Hq / Hkv));
+        const first = c.slidingWindow ? Math.max(0, t - c.slidingWindow + 1) : 0;
         const scores: number[] = [];
-        for (let s = 0; s <= t; s++) {
+        for (let s = first; s <= t; s++) {
           let dot = 0;
           for (let d = 0; d < D; d++) dot += qt[h * D + d] * k[s][hk * D + d];
           scores.push(dot / Math.sqrt(D));
@@ -72,7 +82,7 @@ export function llamaReferenceLogits(c: LlamaConfig, weights: Weights, ids: numb
         const max = Math.max(...scores);
         const e = scores.map((x) => Math.exp(x - max));
         const z = e.reduce((a, b) => a + b, 0);
-        for (let s = 0; s <= t; s++) for (let d = 0; d < D; d++) out[h * D + d] += (e[s] / z) * v[s][hk * D + d];
+        for (let s = first; s <= t; s++) for (let d = 0; d < D; d++) out[h * D + d] += (e[s - first] / z) * v[s][hk * D + d];
       }
       return out;
     });

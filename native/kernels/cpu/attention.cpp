@@ -25,7 +25,10 @@ namespace {
 constexpr int64_t kQueryBlock = 64;  // query rows per block: [64, S] f32 scores stay in L2 for S up to ~2K
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-void check(const AttentionShape& s) {
+void check(const AttentionShape& s, const AttentionMask& m) {
+  PEFT_CHECK(m.window >= 0 && (m.window == 0 || m.causal), ErrorCode::Argument,
+             "Expected a non-negative sliding window, and one only with a causal mask, but received " +
+                 std::to_string(m.window));
   PEFT_CHECK(s.batch >= 0 && s.q_len >= 0 && s.kv_len >= s.q_len && s.head_dim >= 1 && s.kv_heads >= 1 &&
                  s.q_heads >= s.kv_heads && s.q_heads % s.kv_heads == 0,
              ErrorCode::Shape,
@@ -34,9 +37,12 @@ void check(const AttentionShape& s) {
                  " Hkv=" + std::to_string(s.kv_heads));
 }
 
-// Keys visible to query t: [0, end) minus padding.
+// Keys visible to query t: [begin, end) minus padding.
 inline int64_t visible_end(const AttentionShape& s, const AttentionMask& m, int64_t t) {
   return m.causal ? t + (s.kv_len - s.q_len) + 1 : s.kv_len;
+}
+inline int64_t visible_begin(const AttentionShape& s, const AttentionMask& m, int64_t t) {
+  return m.causal && m.window > 0 ? std::max<int64_t>(0, visible_end(s, m, t) - m.window) : 0;
 }
 
 // One block of query rows of one head: where its rows, keys and values live.
@@ -60,6 +66,8 @@ void block_scores(const AttentionShape& s, const AttentionMask& m, float scale, 
   for (int64_t i = 0; i < blk.rows; ++i) {
     float* row = scores + i * blk.keys;
     for (int64_t j = visible_end(s, m, blk.t0 + i); j < blk.keys; ++j) row[j] = kNegInf;
+    const int64_t begin = std::min(visible_begin(s, m, blk.t0 + i), blk.keys);
+    for (int64_t j = 0; j < begin; ++j) row[j] = kNegInf;
     if (valid)
       for (int64_t j = 0; j < blk.keys; ++j)
         if (!valid[j]) row[j] = kNegInf;
@@ -70,7 +78,7 @@ void block_scores(const AttentionShape& s, const AttentionMask& m, float scale, 
 
 void attention_forward(const AttentionShape& s, const AttentionMask& mask, float scale, const float* q, const float* k,
                        const float* v, float* out, float* lse) {
-  check(s);
+  check(s, mask);
   const int64_t D = s.head_dim, q_row = s.q_heads * D, kv_row = s.kv_heads * D;
   const int64_t blocks = (s.q_len + kQueryBlock - 1) / kQueryBlock;
   const cpu::LayerSpans& sp = cpu::active_layer_spans();  // vector max / exp loops
@@ -106,7 +114,7 @@ void attention_forward(const AttentionShape& s, const AttentionMask& mask, float
 void attention_backward(const AttentionShape& s, const AttentionMask& mask, float scale, const float* q,
                         const float* k, const float* v, const float* out, const float* dout, const float* lse,
                         float* dq, float* dk, float* dv) {
-  check(s);
+  check(s, mask);
   const int64_t D = s.head_dim, group = s.q_heads / s.kv_heads;
   const int64_t q_row = s.q_heads * D, kv_row = s.kv_heads * D;
   const int64_t blocks = (s.q_len + kQueryBlock - 1) / kQueryBlock;

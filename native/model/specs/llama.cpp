@@ -18,6 +18,8 @@ DecoderSpec llama_spec(const LlamaConfig& c) {
   s.rope_theta = c.rope_theta;
   s.rope_freq_scale = c.rope_freq_scale;
   s.qkv_bias = c.attention_bias;
+  s.qk_norm = c.qk_norm;
+  s.sliding_window = c.sliding_window;
   s.mlp = nn::MlpKind::SwiGlu;
   s.tied_head = c.tie_embeddings;
   return s;

@@ -1,5 +1,6 @@
-// The Llama family (Llama 2/3, Mistral, Qwen2, SmolLM) as a decoder spec: RMSNorm, RoPE,
-// grouped-query attention with separate q/k/v (optionally with biases), SwiGLU, tied or separate head.
+// The Llama family (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM) as a decoder spec: RMSNorm, RoPE,
+// grouped-query attention with separate q/k/v (optionally with biases, per-head q/k norms or a
+// sliding window), SwiGLU, tied or separate head.
 #pragma once
 #include <vector>
 
@@ -20,6 +21,8 @@ struct LlamaConfig {
   std::vector<float> rope_freq_scale;  // [head_dim / 2] per-frequency factors (rope_scaling), empty = none
   bool tie_embeddings = false;
   bool attention_bias = false;  // q, k and v projections have biases (Qwen2)
+  bool qk_norm = false;         // RMSNorm of each query and key head (Qwen3)
+  int64_t sliding_window = 0;   // Mistral's sliding window; 0 = none
 };
 
 DecoderSpec llama_spec(const LlamaConfig& c);

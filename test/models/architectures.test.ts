@@ -1,0 +1,206 @@
+// Architectures that are specs of the shared decoder (native/model/specs/): Qwen3 (RMSNorm of each
+// query and key head before RoPE) from a Hugging Face directory and from GGUF, and Mistral with a
+// sliding window. Each is checked against the float64 reference written from the published
+// architecture (test/helpers/llama-reference.ts), by finite differences of every parameter's
+// gradient, and by cached generation against recomputation.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { getPeftModel, loadModel, ropeInverseFrequencies, type Model } from '../../lib';
+import { checkModelGradients } from '../helpers/finite-diff';
+import { GGML, writeGguf, bytesOf, type MetaValue } from '../helpers/gguf';
+import { llamaReferenceLogits } from '../helpers/llama-reference';
+import { STORIES_HF_DIR } from '../helpers/models';
+import { randomArray, rng } from '../helpers/random';
+import { f32Bytes, writeSafetensorsJs, type JsTensor } from '../helpers/safetensors-js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+interface Sizes {
+  hidden: number;
+  inter: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocab: number;
+  qkNorm: boolean;
+}
+
+type Weights = Map<string, [number[], Float32Array]>;
+
+/** Random Llama-layout weights (norm weights 1 ± 0.3, the rest ± 0.5); q_norm / k_norm with qkNorm. */
+function makeWeights(s: Sizes, seed: number): Weights {
+  const random = rng(seed);
+  const w: Weights = new Map();
+  const add = (name: string, shape: number[], scale = 0.5, offset = 0) =>
+    w.set(name, [shape, randomArray(random, shape.reduce((a, b) => a * b, 1), scale).map((v) => v + offset)]);
+  const qd = s.heads * s.headDim, kd = s.kvHeads * s.headDim;
+  add('model.embed_tokens.weight', [s.vocab, s.hidden]);
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}.`;
+    add(p + 'input_layernorm.weight', [s.hidden], 0.3, 1);
+    add(p + 'self_attn.q_proj.weight', [qd, s.hidden]);
+    add(p + 'self_attn.k_proj.weight', [kd, s.hidden]);
+    add(p + 'self_attn.v_proj.weight', [kd, s.hidden]);
+    add(p + 'self_attn.o_proj.weight', [s.hidden, qd]);
+    if (s.qkNorm) {
+      add(p + 'self_attn.q_norm.weight', [s.headDim], 0.3, 1);
+      add(p + 'self_attn.k_norm.weight', [s.headDim], 0.3, 1);
+    }
+    add(p + 'post_attention_layernorm.weight', [s.hidden], 0.3, 1);
+    add(p + 'mlp.gate_proj.weight', [s.inter, s.hidden]);
+    add(p + 'mlp.up_proj.weight', [s.inter, s.hidden]);
+    add(p + 'mlp.down_proj.weight', [s.hidden, s.inter]);
+  }
+  add('model.norm.weight', [s.hidden], 0.3, 1);
+  add('lm_head.weight', [s.vocab, s.hidden]);
+  return w;
+}
+
+function writeHfDir(config: Record<string, unknown>, weights: Weights): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'arch-'));
+  dirs.push(dir);
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  const entries: [string, JsTensor][] = [...weights].map(([k, [shape, v]]) => [k, { dtype: 'F32', shape, bytes: f32Bytes([...v]) }]);
+  writeSafetensorsJs(path.join(dir, 'model.safetensors'), entries);
+  return dir;
+}
+
+function hfConfig(modelType: string, s: Sizes, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model_type: modelType, hidden_size: s.hidden, intermediate_size: s.inter, num_hidden_layers: s.layers,
+    num_attention_heads: s.heads, num_key_value_heads: s.kvHeads, head_dim: s.headDim, vocab_size: s.vocab,
+    rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 64, tie_word_embeddings: false, hidden_act: 'silu',
+    ...extra,
+  };
+}
+
+async function expectReferenceLogits(model: Model, weights: Weights, ids: number[]): Promise<number[]> {
+  const get = (name: string) => {
+    const t = weights.get(name);
+    if (!t) throw new Error(`no ${name}`);
+    return t[1];
+  };
+  const ref = llamaReferenceLogits(model.config, get, ids, ropeInverseFrequencies(model.config)).flatMap((r) => Array.from(r));
+  const logits = Array.from((await model.forward([ids])).toFloat32Array());
+  const scale = Math.max(...ref.map(Math.abs));
+  expect(Math.max(...ref.map((r, i) => Math.abs(r - logits[i])))).toBeLessThan(2e-5 * scale);
+  return ref;
+}
+
+/** Greedy tokens of generate() (KV cache) equal the argmax of full recomputation at each step. */
+async function expectCachedGreedy(model: Model | ReturnType<typeof getPeftModel>, prompt: number[], steps: number, vocab: number): Promise<void> {
+  const { tokens } = await model.generate(prompt, { maxNewTokens: steps, temperature: 0 });
+  expect(tokens.length).toBe(steps);
+  const seq = [...prompt];
+  for (const t of tokens) {
+    const logits = (await model.forward([seq])).toFloat32Array();
+    const last = Array.from(logits.subarray((seq.length - 1) * vocab, seq.length * vocab));
+    expect(t).toBe(last.indexOf(Math.max(...last)));
+    seq.push(t);
+  }
+}
+
+describe('Qwen3 (per-head q/k RMSNorm)', () => {
+  // head_dim 6 is not hidden / heads (8 / 4): Qwen3 sets it on its own.
+  const sizes: Sizes = { hidden: 8, inter: 12, layers: 2, heads: 4, kvHeads: 2, headDim: 6, vocab: 13, qkNorm: true };
+  const weights = makeWeights(sizes, 7);
+  const ids = [1, 5, 7, 2, 12, 3, 9];
+
+  it('a Hugging Face directory gives the float64 reference logits, and the head norms matter', async () => {
+    const model = await loadModel(writeHfDir(hfConfig('qwen3', sizes), weights));
+    expect(model.config.qkNorm).toBe(true);
+    expect(model.parameterNames()).toContain('model.layers.1.self_attn.k_norm.weight');
+    const ref = await expectReferenceLogits(model, weights, ids);
+    // Without the head norms the reference differs clearly: they are really applied.
+    const plain = llamaReferenceLogits({ ...model.config, qkNorm: false }, (n) => weights.get(n)![1], ids, ropeInverseFrequencies(model.config)).flatMap((r) => Array.from(r));
+    expect(Math.max(...plain.map((v, i) => Math.abs(v - ref[i])))).toBeGreaterThan(1e-2);
+  });
+
+  it('gradients of every parameter (the head norms too) match finite differences', async () => {
+    const model = await loadModel(writeHfDir(hfConfig('qwen3', sizes), weights));
+    const checked = await checkModelGradients(model, [ids, ids.slice().reverse()], [ids, [-100, ...ids.slice(1)]]);
+    expect(checked).toBe(3 * model.parameterNames().length);
+  });
+
+  it('LoRA on q/k (under the head norms) and cached generation equals recomputation', async () => {
+    const model = await loadModel(writeHfDir(hfConfig('qwen3', sizes), weights));
+    const peft = getPeftModel(model, { peft_type: 'LORA', r: 2, target_modules: ['q_proj', 'k_proj'], init_lora_weights: false }, { seed: 3 });
+    const { grads } = await peft.loss([ids]);
+    expect(Object.keys(grads).length).toBe(2 * 2 * 2);
+    await expectCachedGreedy(peft, [1, 5, 7], 6, sizes.vocab);
+  });
+
+  it('a GGUF file (qwen3 architecture, attn_q_norm / attn_k_norm) gives the same logits', async () => {
+    const toGguf: Record<string, string> = {
+      input_layernorm: 'attn_norm', 'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v',
+      'self_attn.o_proj': 'attn_output', 'self_attn.q_norm': 'attn_q_norm', 'self_attn.k_norm': 'attn_k_norm',
+      post_attention_layernorm: 'ffn_norm', 'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+    };
+    const ggufName = (hf: string) => {
+      if (hf === 'model.embed_tokens.weight') return 'token_embd.weight';
+      if (hf === 'model.norm.weight') return 'output_norm.weight';
+      if (hf === 'lm_head.weight') return 'output.weight';
+      const m = /^model\.layers\.(\d+)\.(.+)\.weight$/.exec(hf)!;
+      return `blk.${m[1]}.${toGguf[m[2]]}.weight`;
+    };
+    const u32 = (value: number): MetaValue => ({ type: 'u32', value });
+    const f32 = (value: number): MetaValue => ({ type: 'f32', value });
+    const metadata: [string, MetaValue][] = [
+      ['general.architecture', { type: 'string', value: 'qwen3' }],
+      ['qwen3.embedding_length', u32(sizes.hidden)], ['qwen3.feed_forward_length', u32(sizes.inter)],
+      ['qwen3.block_count', u32(sizes.layers)], ['qwen3.attention.head_count', u32(sizes.heads)],
+      ['qwen3.attention.head_count_kv', u32(sizes.kvHeads)], ['qwen3.attention.key_length', u32(sizes.headDim)],
+      ['qwen3.attention.layer_norm_rms_epsilon', f32(1e-6)], ['qwen3.rope.freq_base', f32(10000)], ['qwen3.context_length', u32(64)],
+      ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+      ['tokenizer.ggml.tokens', { type: 'array', elem: 'string', value: Array.from({ length: sizes.vocab }, (_, i) => `t${i}`) }],
+    ];
+    const tensors = [...weights].map(([name, [shape, values]]) => ({ name: ggufName(name), shape, type: GGML.F32.id, data: bytesOf(values) }));
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qwen3-gguf-')), 'model.gguf');
+    dirs.push(path.dirname(file));
+    fs.writeFileSync(file, writeGguf({ metadata, tensors }).bytes);
+    const model = await loadModel(file, { tokenizer: STORIES_HF_DIR });
+    expect(model.config.modelType).toBe('qwen3');
+    expect(model.config.qkNorm).toBe(true);
+    await expectReferenceLogits(model, weights, ids);
+  });
+});
+
+describe('Mistral (sliding window)', () => {
+  const sizes: Sizes = { hidden: 8, inter: 12, layers: 2, heads: 4, kvHeads: 2, headDim: 2, vocab: 11, qkNorm: false };
+  const weights = makeWeights(sizes, 9);
+  const ids = [1, 5, 7, 2, 9, 3, 4, 10, 0];
+
+  it('a window of 3 gives the windowed float64 reference, which differs from full attention', async () => {
+    const model = await loadModel(writeHfDir(hfConfig('mistral', sizes, { sliding_window: 3 }), weights));
+    expect(model.config.slidingWindow).toBe(3);
+    const ref = await expectReferenceLogits(model, weights, ids);
+    const full = llamaReferenceLogits({ ...model.config, slidingWindow: undefined }, (n) => weights.get(n)![1], ids, ropeInverseFrequencies(model.config)).flatMap((r) => Array.from(r));
+    const V = sizes.vocab;
+    // Positions 0-2 see the same keys either way; later ones do not.
+    expect(Math.max(...full.slice(0, 3 * V).map((v, i) => Math.abs(v - ref[i])))).toBeLessThan(1e-9);
+    expect(Math.max(...full.slice(3 * V).map((v, i) => Math.abs(v - ref[3 * V + i])))).toBeGreaterThan(1e-3);
+  });
+
+  it('sliding_window null means full attention; gradients match finite differences with the window', async () => {
+    const open = await loadModel(writeHfDir(hfConfig('mistral', sizes, { sliding_window: null }), weights));
+    expect(open.config.slidingWindow).toBeUndefined();
+    await expectReferenceLogits(open, weights, ids);
+    const windowed = await loadModel(writeHfDir(hfConfig('mistral', sizes, { sliding_window: 3 }), weights));
+    const checked = await checkModelGradients(windowed, [ids.slice(0, 7), ids.slice(2)], [ids.slice(0, 7), ids.slice(2)]);
+    expect(checked).toBe(3 * windowed.parameterNames().length);
+  });
+
+  it('cached generation past the window equals recomputation', async () => {
+    const model = await loadModel(writeHfDir(hfConfig('mistral', sizes, { sliding_window: 3 }), weights));
+    await expectCachedGreedy(model, [1, 5, 7, 2], 6, sizes.vocab);
+  });
+
+  it('Qwen2 / Qwen3 use_sliding_window (per-layer windows) is refused with E_UNSUPPORTED', async () => {
+    const dir = writeHfDir(hfConfig('qwen3', { ...sizes, qkNorm: true }, { use_sliding_window: true, sliding_window: 4 }), makeWeights({ ...sizes, qkNorm: true }, 1));
+    await expect(loadModel(dir)).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('use_sliding_window') });
+  });
+});
