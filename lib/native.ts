@@ -210,6 +210,7 @@ export type NativeLlamaConfig = Pick<
   | 'attentionBias'
   | 'qkNorm'
   | 'slidingWindow'
+  | 'fusedProjections'
   | 'architecture'
   | 'maxPositionEmbeddings'
 > & { ropeFreqScale?: Float32Array; layerNormEps?: number; typeVocabSize?: number; numLabels?: number };

@@ -1,5 +1,5 @@
 /**
- * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM), read from
+ * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, SmolLM), read from
  * a Hugging Face `config.json` or from GGUF metadata, with RoPE frequencies as transformers computes
  * them (`default`, `linear` and `llama3` rope_scaling).
  */
@@ -37,6 +37,8 @@ export interface LlamaConfig {
   qkNorm?: boolean;
   /** Mistral's sliding window: a query attends to the last this many positions only. Absent: all. */
   slidingWindow?: number;
+  /** Phi-3: q/k/v are one projection (self_attn.qkv_proj) and so are the MLP's gate and up (mlp.gate_up_proj). */
+  fusedProjections?: boolean;
   mlpBias: boolean;
   bosTokenId?: number;
   eosTokenId?: number | number[];
@@ -116,7 +118,7 @@ function gpt2ConfigFromHf(json: Record<string, unknown>, source: string): LlamaC
   };
 }
 
-const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm'];
+const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'smollm'];
 
 function bad(source: string, field: string, expectation: string, value: unknown): never {
   throw new PeftError(`Expected ${expectation} for ${field} in ${source} but received ${preview(value)}`, 'E_CONFIG');
@@ -169,12 +171,12 @@ function checkHeads(source: string, c: LlamaConfig): LlamaConfig {
 }
 
 /**
- * The sliding window of a config.json: Mistral's `sliding_window` (null or absent: none). Qwen2 and
+ * The sliding window of a config.json: Mistral's and Phi-3's `sliding_window` (null or absent: none). Qwen2 and
  * Qwen3 apply theirs only with `use_sliding_window`, and then to the layers past `max_window_layers`
  * alone: refused. Other Llama types have none.
  */
 function slidingWindowFrom(source: string, json: Record<string, unknown>, modelType: string): number | undefined {
-  if (modelType === 'mistral') {
+  if (modelType === 'mistral' || modelType === 'phi3') {
     return json.sliding_window === null || json.sliding_window === undefined ? undefined : positiveInt(source, json, 'sliding_window', undefined, 1 << 30);
   }
   if ((modelType === 'qwen2' || modelType === 'qwen3') && json.use_sliding_window === true) {
@@ -198,6 +200,9 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
     );
   }
   if (json.hidden_act !== undefined && json.hidden_act !== 'silu') bad(source, 'hidden_act', '"silu"', json.hidden_act);
+  if (json.partial_rotary_factor !== undefined && json.partial_rotary_factor !== 1) {
+    throw new PeftError(`partial_rotary_factor ${preview(json.partial_rotary_factor)} in ${source} is not supported (RoPE over the whole head only)`, 'E_UNSUPPORTED');
+  }
   const hiddenSize = positiveInt(source, json, 'hidden_size', undefined, LIMITS.width);
   const numHeads = positiveInt(source, json, 'num_attention_heads', undefined, LIMITS.heads);
   return checkHeads(source, {
@@ -219,6 +224,7 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
     mlpBias: json.mlp_bias === true,
     qkNorm: modelType === 'qwen3',
     slidingWindow: slidingWindowFrom(source, json, modelType),
+    fusedProjections: modelType === 'phi3',
     bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
     eosTokenId: typeof json.eos_token_id === 'number' || Array.isArray(json.eos_token_id) ? (json.eos_token_id as number | number[]) : undefined,
   });

@@ -48,7 +48,9 @@ const DEFAULTS = {
   gpt2: { lora: ['c_attn'], ia3: ['c_attn', 'mlp.c_proj'], ia3Ff: ['mlp.c_proj'], ln: ['ln_1', 'ln_2', 'ln_f'] },
   bert: { lora: ['query', 'value'], ia3: ['key', 'value', 'output.dense'], ia3Ff: ['output.dense'], ln: ['LayerNorm'] },
 };
-const defaultsOf = (model: Model) => DEFAULTS[model.config.architecture];
+// Phi-3's attention is one fused projection.
+const PHI3_DEFAULTS = { ...DEFAULTS.llama, lora: ['qkv_proj'], ia3: ['qkv_proj', 'down_proj'] };
+const defaultsOf = (model: Model) => (model.config.fusedProjections ? PHI3_DEFAULTS : DEFAULTS[model.config.architecture]);
 const EMBED_MODULES = { llama: 'model.embed_tokens', gpt2: 'transformer.wte', bert: 'bert.embeddings.word_embeddings' };
 const embedModule = (model: Model) => EMBED_MODULES[model.config.architecture];
 const LAYER_PREFIXES = { llama: 'model.layers', gpt2: 'transformer.h', bert: 'bert.encoder.layer' };

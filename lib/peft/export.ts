@@ -190,7 +190,7 @@ export function permuteRotary(values: Float32Array, rows: number, cols: number, 
 }
 
 /**
- * Writes a LoRA adapter of a Llama-family model (llama, mistral, qwen2) as a GGUF LoRA file, laid out
+ * Writes a LoRA adapter of a Llama-family model (llama, mistral, qwen2, qwen3) as a GGUF LoRA file, laid out
  * as llama.cpp's convert_lora_to_gguf.py writes it: `general.type = adapter`, `adapter.type = lora`,
  * `adapter.lora.alpha`, tensors `blk.N.attn_q.weight.lora_a` ([r, in]) and `.lora_b` ([out, r]),
  * the q/k lora_b rows in llama.cpp's rotary order; a LoRA on the embeddings becomes
@@ -213,9 +213,10 @@ export function exportGgufLora(peft: PeftModel, file: string, options: ExportGgu
     }
     const model = peft.base;
     if (model.config.architecture !== 'llama') {
-      throw new PeftError(`GGUF LoRA export is for Llama-family models (llama, mistral, qwen2), not ${model.config.architecture}`, 'E_UNSUPPORTED');
+      throw new PeftError(`GGUF LoRA export is for Llama-family models (llama, mistral, qwen2, qwen3), not ${model.config.architecture}`, 'E_UNSUPPORTED');
     }
-    const arch = model.config.modelType === 'qwen2' ? 'qwen2' : 'llama';
+    // Qwen2 / Qwen3 GGUFs keep their own architecture name (and Hugging Face's rotate-half rows).
+    const arch = model.config.modelType === 'qwen2' || model.config.modelType === 'qwen3' ? model.config.modelType : 'llama';
     const params = new Map(model.nativeModel.parameters().map((p) => [p.name, p.tensor]));
     const alpha = config.lora_alpha!;
     const tensors: Record<string, Tensor> = {};

@@ -46,8 +46,12 @@ std::vector<LinearPart> linear_parts(const DecoderSpec& s) {
     parts.push_back({s.names.v, Block::kQkv, s.qkv_bias, kd, H});
   }
   parts.push_back({s.names.o, Block::kOutProj, s.out_bias, H, qd});
-  parts.push_back({s.names.gate, Block::kGateUp, s.mlp_bias, F, H});
-  if (!s.names.up.empty()) parts.push_back({s.names.up, Block::kGateUp, s.mlp_bias, F, H});
+  if (s.fused_gate_up) {
+    parts.push_back({s.names.gate_up, Block::kGateUp, s.mlp_bias, 2 * F, H});
+  } else {
+    parts.push_back({s.names.gate, Block::kGateUp, s.mlp_bias, F, H});
+    if (!s.names.up.empty()) parts.push_back({s.names.up, Block::kGateUp, s.mlp_bias, F, H});
+  }
   parts.push_back({s.names.down, Block::kDown, s.mlp_bias, H, F});
   return parts;
 }
@@ -62,8 +66,8 @@ void check_spec(const DecoderSpec& s) {
              "Expected a learned position table with a name and a positive size, or neither");
   PEFT_CHECK(s.sliding_window >= 0, ErrorCode::Config,
              "Expected a non-negative sliding window but received " + std::to_string(s.sliding_window));
-  PEFT_CHECK(s.mlp == nn::MlpKind::SwiGlu ? !s.names.up.empty() : s.names.up.empty(), ErrorCode::Config,
-             "Expected an up projection for a gated MLP and none for a plain one");
+  PEFT_CHECK(s.mlp == nn::MlpKind::SwiGlu ? (s.fused_gate_up || !s.names.up.empty()) : (s.names.up.empty() && !s.fused_gate_up),
+             ErrorCode::Config, "Expected an up projection for a gated MLP and none for a plain one");
 }
 
 }  // namespace
@@ -98,7 +102,7 @@ std::vector<std::string> DecoderModel::parameter_names() const {
     norm(layer_name(l, s.names.input_norm));
     bool post_norm = false;  // the second norm comes before the MLP's projections
     for (const LinearPart& part : linear_parts(s)) {
-      if (part.step > Block::kPostNorm && !post_norm) {
+      if (part.step > Block::kPostNorm && !post_norm) {  // before the MLP's first projection
         norm(layer_name(l, s.names.post_norm));
         post_norm = true;
       }
@@ -213,7 +217,9 @@ void DecoderModel::build_blocks() {
       };
       attention.set_head_norms(head_norm(s.names.q_norm), head_norm(s.names.k_norm));
     }
-    nn::Mlp mlp(s.mlp, lin(s.names.gate), lin(s.names.up), lin(s.names.down));
+    const bool fused_mlp = s.fused_gate_up;
+    nn::Mlp mlp(s.mlp, fused_mlp ? nullptr : lin(s.names.gate), fused_mlp ? nullptr : lin(s.names.up), lin(s.names.down),
+                fused_mlp ? lin(s.names.gate_up) : nullptr);
     blocks_.emplace_back(norm(layer_name(l, s.names.input_norm)), std::move(attention),
                          attn_sites_[static_cast<size_t>(l)].get(), norm(layer_name(l, s.names.post_norm)),
                          std::move(mlp), mlp_sites_[static_cast<size_t>(l)].get());

@@ -28,6 +28,7 @@ struct DecoderSpec {
   bool qk_norm = false;          // RMSNorm of each query and key head before RoPE (Qwen3; names.q_norm / k_norm)
   int64_t sliding_window = 0;    // every layer's queries see only the last this many positions (Mistral); 0 = all
   bool fused_qkv = false;  // one projection makes q, k and v (names.qkv)
+  bool fused_gate_up = false;  // one projection makes the MLP's gate and up (names.gate_up, Phi-3)
   bool qkv_bias = false, out_bias = false, mlp_bias = false;
   nn::MlpKind mlp = nn::MlpKind::SwiGlu;
   bool tied_head = false;  // the output head is the token embedding table
@@ -43,6 +44,7 @@ struct DecoderSpec {
     std::string o = "self_attn.o_proj";
     std::string q_norm = "self_attn.q_norm", k_norm = "self_attn.k_norm";
     std::string gate = "mlp.gate_proj", up = "mlp.up_proj", down = "mlp.down_proj";  // plain MLP: gate = first, up empty
+    std::string gate_up = "mlp.gate_up_proj";
     std::string final_norm = "model.norm";
     std::string head = "lm_head";
   } names;

@@ -10,19 +10,6 @@
 
 namespace peft::nn {
 
-namespace {
-
-// dst: [m, width] ← columns [offset, offset + width) of src [m, src_width].
-void copy_columns(int64_t m, int64_t width, int64_t src_width, int64_t offset, const float* src, float* dst) {
-  for (int64_t i = 0; i < m; ++i) std::memcpy(dst + i * width, src + i * src_width + offset, sizeof(float) * width);
-}
-// The reverse: columns [offset, offset + width) of dst [m, dst_width] ← src [m, width].
-void place_columns(int64_t m, int64_t width, int64_t dst_width, int64_t offset, const float* src, float* dst) {
-  for (int64_t i = 0; i < m; ++i) std::memcpy(dst + i * dst_width + offset, src + i * width, sizeof(float) * width);
-}
-
-}  // namespace
-
 Attention::Attention(AttentionConfig config, int64_t layer, const Linear* q, const Linear* k, const Linear* v,
                      const Linear* qkv, const Linear* o)
     : c_(config), layer_(layer), q_(q), k_(k), v_(v), qkv_(qkv), o_(o) {

@@ -6,10 +6,12 @@
 
 namespace peft::nn {
 
-Mlp::Mlp(MlpKind kind, const Linear* gate, const Linear* up, const Linear* down)
-    : kind_(kind), gate_(gate), up_(up), down_(down) {
-  PEFT_CHECK(gate_ && down_ && (kind_ == MlpKind::SwiGlu) == (up_ != nullptr), ErrorCode::Argument,
-             "A gated MLP needs gate, up and down projections; a plain one a first and a down projection");
+Mlp::Mlp(MlpKind kind, const Linear* gate, const Linear* up, const Linear* down, const Linear* gate_up)
+    : kind_(kind), gate_(gate), up_(up), down_(down), gate_up_(gate_up) {
+  const bool parts = gate_up_ ? !gate_ && !up_ && gated() : gate_ && (up_ != nullptr) == gated();
+  PEFT_CHECK(down_ && parts, ErrorCode::Argument,
+             "A gated MLP needs gate and up projections (or one fused gate_up) and a down projection; a plain one a first "
+             "and a down projection");
 }
 
 void Mlp::forward(const AdapterSelection& sel, int64_t m, const float* x, float* out, MlpCache& cache, bool train) const {
@@ -17,13 +19,19 @@ void Mlp::forward(const AdapterSelection& sel, int64_t m, const float* x, float*
   auto kept = [&](LinearCache& lc) { return train ? &lc : nullptr; };
   cache.gate = f32({m, F});
   cache.act = f32({m, F});
-  {
+  if (gated()) cache.up = f32({m, F});
+  if (gate_up_) {
+    TensorPtr both = f32({m, 2 * F});
+    {
+      PEFT_PROFILE_SCOPE(Gemm);
+      gate_up_->forward(sel, m, x, p(both), kept(cache.gate_up_proj));
+    }
+    copy_columns(m, F, 2 * F, 0, p(both), p(cache.gate));
+    copy_columns(m, F, 2 * F, F, p(both), p(cache.up));
+  } else {
     PEFT_PROFILE_SCOPE(Gemm);
     gate_->forward(sel, m, x, p(cache.gate), kept(cache.gate_proj));
-    if (up_) {
-      cache.up = f32({m, F});
-      up_->forward(sel, m, x, p(cache.up), kept(cache.up_proj));
-    }
+    if (up_) up_->forward(sel, m, x, p(cache.up), kept(cache.up_proj));
   }
   {
     PEFT_PROFILE_SCOPE(NormAct);
@@ -46,13 +54,21 @@ void Mlp::backward(const AdapterSelection& sel, int64_t m, const float* dy, cons
   }
   if (!below_down) return;
   float* d_gate = ws.get("mlp.d_gate", m * F);
-  float* d_up = up_ ? ws.get("mlp.d_up", m * F) : nullptr;
+  float* d_up = gated() ? ws.get("mlp.d_up", m * F) : nullptr;
   {
     PEFT_PROFILE_SCOPE(NormAct);
     if (kind_ == MlpKind::SwiGlu)
       kernels::swiglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
     else
       kernels::gelu_tanh_backward(m * F, d_act, p(cache.gate), d_gate);
+  }
+  if (gate_up_) {
+    float* d_both = ws.get("mlp.d_gate_up", m * 2 * F);
+    place_columns(m, F, 2 * F, 0, d_gate, d_both);
+    place_columns(m, F, 2 * F, F, d_up, d_both);
+    PEFT_PROFILE_SCOPE(Gemm);
+    gate_up_->backward(sel, m, d_both, x, cache.gate_up_proj, dx, false);
+    return;
   }
   PEFT_PROFILE_SCOPE(Gemm);
   gate_->backward(sel, m, d_gate, x, cache.gate_proj, dx, false);

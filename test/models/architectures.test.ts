@@ -1,6 +1,6 @@
 // Architectures that are specs of the shared decoder (native/model/specs/): Qwen3 (RMSNorm of each
-// query and key head before RoPE) from a Hugging Face directory and from GGUF, and Mistral with a
-// sliding window. Each is checked against the float64 reference written from the published
+// query and key head before RoPE) from a Hugging Face directory and from GGUF, Mistral with a
+// sliding window, and Phi-3 (fused qkv_proj and gate_up_proj). Each is checked against the float64 reference written from the published
 // architecture (test/helpers/llama-reference.ts), by finite differences of every parameter's
 // gradient, and by cached generation against recomputation.
 import * as fs from 'node:fs';
@@ -202,5 +202,57 @@ describe('Mistral (sliding window)', () => {
   it('Qwen2 / Qwen3 use_sliding_window (per-layer windows) is refused with E_UNSUPPORTED', async () => {
     const dir = writeHfDir(hfConfig('qwen3', { ...sizes, qkNorm: true }, { use_sliding_window: true, sliding_window: 4 }), makeWeights({ ...sizes, qkNorm: true }, 1));
     await expect(loadModel(dir)).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('use_sliding_window') });
+  });
+});
+
+describe('Phi-3 (fused qkv_proj and gate_up_proj)', () => {
+  const sizes: Sizes = { hidden: 8, inter: 10, layers: 2, heads: 4, kvHeads: 2, headDim: 2, vocab: 11, qkNorm: false };
+  const separate = makeWeights(sizes, 13);
+  const ids = [1, 5, 7, 2, 9, 3];
+  /** The checkpoint's layout: q, k, v rows stacked in qkv_proj; gate then up rows in gate_up_proj. */
+  function fused(): Weights {
+    const out: Weights = new Map();
+    const stack = (names: string[]): [number[], Float32Array] => {
+      const parts = names.map((n) => separate.get(n)!);
+      const rows = parts.reduce((a, [shape]) => a + shape[0], 0);
+      const values = new Float32Array(parts.reduce((a, [, v]) => a + v.length, 0));
+      let at = 0;
+      for (const [, v] of parts) {
+        values.set(v, at);
+        at += v.length;
+      }
+      return [[rows, parts[0][0][1]], values];
+    };
+    for (const [name, t] of separate) if (!/(q|k|v|gate|up)_proj/.test(name)) out.set(name, t);
+    for (let l = 0; l < sizes.layers; l++) {
+      const p = `model.layers.${l}.`;
+      out.set(p + 'self_attn.qkv_proj.weight', stack(['q', 'k', 'v'].map((x) => `${p}self_attn.${x}_proj.weight`)));
+      out.set(p + 'mlp.gate_up_proj.weight', stack([`${p}mlp.gate_proj.weight`, `${p}mlp.up_proj.weight`]));
+    }
+    return out;
+  }
+  const load = () => loadModel(writeHfDir(hfConfig('phi3', sizes, { sliding_window: 4 }), fused()));
+
+  it('gives the float64 reference logits of the same model with separate projections', async () => {
+    const model = await load();
+    expect(model.parameterNames()).toContain('model.layers.0.mlp.gate_up_proj.weight');
+    expect(model.parameterNames()).not.toContain('model.layers.0.self_attn.q_proj.weight');
+    await expectReferenceLogits(model, separate, ids);
+  });
+
+  it('gradients of every parameter match finite differences', async () => {
+    const model = await load();
+    const checked = await checkModelGradients(model, [ids, ids.slice().reverse()], [ids, ids.slice().reverse()]);
+    expect(checked).toBe(3 * model.parameterNames().length);
+  });
+
+  it('LoRA defaults to qkv_proj, also trains on gate_up_proj, and cached generation equals recomputation', async () => {
+    const peft = getPeftModel(await load(), { peft_type: 'LORA', r: 2, init_lora_weights: false }, { seed: 5 });
+    expect(Object.keys((await peft.loss([ids])).grads).sort()).toEqual(
+      [0, 1].flatMap((l) => ['A', 'B'].map((x) => `model.layers.${l}.self_attn.qkv_proj.lora_${x}.default.weight`)).sort(),
+    );
+    const mlp = getPeftModel(await load(), { peft_type: 'LORA', r: 2, target_modules: ['gate_up_proj'], init_lora_weights: false }, { seed: 5 });
+    expect(Object.keys((await mlp.loss([ids])).grads).length).toBe(4);
+    await expectCachedGreedy(peft, [1, 5, 7], 6, sizes.vocab);
   });
 });

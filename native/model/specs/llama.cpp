@@ -20,6 +20,11 @@ DecoderSpec llama_spec(const LlamaConfig& c) {
   s.qkv_bias = c.attention_bias;
   s.qk_norm = c.qk_norm;
   s.sliding_window = c.sliding_window;
+  if (c.fused_projections) {
+    s.fused_qkv = s.fused_gate_up = true;
+    s.names.q = s.names.k = s.names.v = s.names.gate = s.names.up = "";
+    s.names.qkv = "self_attn.qkv_proj";
+  }
   s.mlp = nn::MlpKind::SwiGlu;
   s.tied_head = c.tie_embeddings;
   return s;

@@ -1,6 +1,6 @@
-// The Llama family (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM) as a decoder spec: RMSNorm, RoPE,
+// The Llama family (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, SmolLM) as a decoder spec: RMSNorm, RoPE,
 // grouped-query attention with separate q/k/v (optionally with biases, per-head q/k norms or a
-// sliding window), SwiGLU, tied or separate head.
+// sliding window; fused q/k/v and gate/up projections for Phi-3), SwiGLU, tied or separate head.
 #pragma once
 #include <vector>
 
@@ -23,6 +23,7 @@ struct LlamaConfig {
   bool attention_bias = false;  // q, k and v projections have biases (Qwen2)
   bool qk_norm = false;         // RMSNorm of each query and key head (Qwen3)
   int64_t sliding_window = 0;   // Mistral's sliding window; 0 = none
+  bool fused_projections = false;  // Phi-3: self_attn.qkv_proj and mlp.gate_up_proj
 };
 
 DecoderSpec llama_spec(const LlamaConfig& c);
