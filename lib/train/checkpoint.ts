@@ -30,6 +30,8 @@ const FORMAT = 'peft-native trainer state';
 const PREFIX = 'checkpoint-';
 // Hidden folders: a save in progress (.part), the folder it replaces (.part….old), one being deleted (.trash).
 const PART = /^\.(checkpoint-\d+)\.(?:part|trash)-(\d+)-\d+(\.old)?$/;
+// A file that io/atomic.ts was writing (report.html, run.jsonl, a model file) when its process died.
+const FILE_PART = /^\.(.+)\.part-(\d+)-\d+-\d+$/;
 
 /** One optimizer step in the history. */
 export interface StepRecord {
@@ -132,12 +134,15 @@ export function latestCheckpoint(outputDir: string): { step: number; path: strin
 }
 
 /**
- * Cleans up after a process that died while saving: removes its temporary folders, and puts back
- * a checkpoint it had moved aside to replace (killed between the two renames of a replacement).
+ * Cleans up after a process that died while saving: removes its temporary folders and the temporary
+ * files of its atomic writes (report.html, run.jsonl, ...), and puts back a checkpoint it had moved
+ * aside to replace (killed between the two renames of a replacement).
  */
 export function removeUnfinishedSaves(outputDir: string): void {
   if (!fs.existsSync(outputDir)) return;
   for (const name of fs.readdirSync(outputDir)) {
+    const file = FILE_PART.exec(name);
+    if (file && !alive(Number(file[2]))) fs.rmSync(path.join(outputDir, name), { force: true });
     const m = PART.exec(name);
     if (!m || alive(Number(m[2]))) continue;
     const full = path.join(outputDir, name);
