@@ -285,6 +285,7 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     attentionBias: arch === 'qwen2',
     mlpBias: false,
     qkNorm: arch === 'qwen3',
+    fusedProjections: false,
     bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
     eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,
   });

@@ -35,6 +35,9 @@ describe('model configs', () => {
       tieWordEmbeddings: true,
       attentionBias: false,
       mlpBias: false,
+      qkNorm: false,
+      slidingWindow: undefined,
+      fusedProjections: false,
       bosTokenId: 1,
       eosTokenId: 2,
     });
