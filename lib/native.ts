@@ -211,9 +211,14 @@ export type NativeLlamaConfig = Pick<
   | 'qkNorm'
   | 'slidingWindow'
   | 'fusedProjections'
+  | 'modelType'
+  | 'queryPreAttnScalar'
+  | 'attnLogitSoftcapping'
+  | 'finalLogitSoftcapping'
+  | 'ropeLocalTheta'
   | 'architecture'
   | 'maxPositionEmbeddings'
-> & { ropeFreqScale?: Float32Array; layerNormEps?: number; typeVocabSize?: number; numLabels?: number };
+> & { ropeFreqScale?: Float32Array; slidingLayerFlags?: Uint8Array; layerNormEps?: number; typeVocabSize?: number; numLabels?: number };
 
 /** @internal Which adapters a forward applies (native/nn/adapter_selection.h). */
 export interface NativeAdapterSelection {

@@ -39,6 +39,15 @@ export interface LlamaConfig {
   slidingWindow?: number;
   /** Phi-3: q/k/v are one projection (self_attn.qkv_proj) and so are the MLP's gate and up (mlp.gate_up_proj). */
   fusedProjections?: boolean;
+  /** Gemma: scores scale by queryPreAttnScalar^-½ (instead of headDim^-½). */
+  queryPreAttnScalar?: number;
+  /** Gemma 2: attention scores and final logits soft-capped at these (cap · tanh(x / cap)). */
+  attnLogitSoftcapping?: number;
+  finalLogitSoftcapping?: number;
+  /** Gemma 2/3: which layers use the sliding window (the others attend to everything), [numLayers]. */
+  slidingLayers?: boolean[];
+  /** Gemma 3: RoPE base of the sliding-window layers (rope_local_base_freq), unscaled. */
+  ropeLocalTheta?: number;
   mlpBias: boolean;
   bosTokenId?: number;
   eosTokenId?: number | number[];
@@ -185,6 +194,62 @@ function slidingWindowFrom(source: string, json: Record<string, unknown>, modelT
   return undefined;
 }
 
+/**
+ * Gemma 2 / Gemma 3 (text): the Llama fields, GeGLU (tanh-GELU), query_pre_attn_scalar, the soft-caps
+ * (Gemma 2), the sliding-window layers (`layer_types`, else every other layer for Gemma 2 and all but
+ * every `sliding_window_pattern`-th for Gemma 3) and Gemma 3's local RoPE base.
+ */
+function gemmaConfigFromHf(json: Record<string, unknown>, source: string, modelType: 'gemma2' | 'gemma3_text'): LlamaConfig {
+  const act = json.hidden_activation ?? json.hidden_act ?? 'gelu_pytorch_tanh';
+  if (act !== 'gelu_pytorch_tanh') bad(source, 'hidden_activation', '"gelu_pytorch_tanh"', act);
+  const hiddenSize = positiveInt(source, json, 'hidden_size', undefined, LIMITS.width);
+  const numHeads = positiveInt(source, json, 'num_attention_heads', undefined, LIMITS.heads);
+  const numLayers = positiveInt(source, json, 'num_hidden_layers', undefined, LIMITS.layers);
+  const optionalNumber = (field: string) => (json[field] === null || json[field] === undefined ? undefined : positiveNumber(source, json, field));
+  let slidingLayers: boolean[];
+  if (json.layer_types !== undefined) {
+    const types = json.layer_types;
+    if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
+      bad(source, 'layer_types', `${numLayers} entries of "sliding_attention" or "full_attention"`, types);
+    }
+    slidingLayers = (types as string[]).map((t) => t === 'sliding_attention');
+  } else if (modelType === 'gemma2') {
+    slidingLayers = Array.from({ length: numLayers }, (_, l) => l % 2 === 0);
+  } else {
+    const pattern = positiveInt(source, json, 'sliding_window_pattern', 6, LIMITS.layers);
+    slidingLayers = Array.from({ length: numLayers }, (_, l) => (l + 1) % pattern !== 0);
+  }
+  const window = json.sliding_window === null || json.sliding_window === undefined ? undefined : positiveInt(source, json, 'sliding_window', undefined, 1 << 30);
+  return checkHeads(source, {
+    architecture: 'llama',
+    modelType,
+    hiddenSize,
+    intermediateSize: positiveInt(source, json, 'intermediate_size', undefined, LIMITS.width),
+    numLayers,
+    numHeads,
+    numKvHeads: positiveInt(source, json, 'num_key_value_heads', numHeads, LIMITS.heads),
+    headDim: positiveInt(source, json, 'head_dim', hiddenSize / numHeads, LIMITS.width),
+    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
+    rmsNormEps: positiveNumber(source, json, 'rms_norm_eps', 1e-6),
+    ropeTheta: positiveNumber(source, json, 'rope_theta', 10000),
+    ropeScaling: ropeScalingFrom(source, json.rope_scaling),
+    maxPositionEmbeddings: positiveInt(source, json, 'max_position_embeddings', 8192),
+    tieWordEmbeddings: json.tie_word_embeddings !== false,
+    attentionBias: json.attention_bias === true,
+    mlpBias: false,
+    qkNorm: modelType === 'gemma3_text',
+    slidingWindow: window,
+    fusedProjections: false,
+    queryPreAttnScalar: optionalNumber('query_pre_attn_scalar'),
+    attnLogitSoftcapping: optionalNumber('attn_logit_softcapping'),
+    finalLogitSoftcapping: optionalNumber('final_logit_softcapping'),
+    slidingLayers,
+    ropeLocalTheta: modelType === 'gemma3_text' ? positiveNumber(source, json, 'rope_local_base_freq', 10000) : undefined,
+    bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
+    eosTokenId: typeof json.eos_token_id === 'number' || Array.isArray(json.eos_token_id) ? (json.eos_token_id as number | number[]) : undefined,
+  });
+}
+
 /** A Llama-family config from a Hugging Face config.json object. */
 export function configFromHf(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -192,10 +257,14 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
   }
   const modelType = json.model_type;
   if (modelType === 'gpt2') return gpt2ConfigFromHf(json, source);
+  if (modelType === 'gemma2' || modelType === 'gemma3_text') return gemmaConfigFromHf(json, source, modelType);
+  if (modelType === 'gemma3') {
+    throw new PeftError(`model_type gemma3 in ${source} is the multimodal Gemma 3; load a text-only checkpoint (model_type gemma3_text)`, 'E_UNSUPPORTED');
+  }
   if (modelType === 'bert') return bertConfigFromHf(json, source);
   if (typeof modelType !== 'string' || !LLAMA_TYPES.includes(modelType)) {
     throw new PeftError(
-      `Expected a model_type of ${[...LLAMA_TYPES, 'gpt2', 'bert'].join(', ')} in ${source} but received ${preview(modelType)}`,
+      `Expected a model_type of ${[...LLAMA_TYPES, 'gemma2', 'gemma3_text', 'gpt2', 'bert'].join(', ')} in ${source} but received ${preview(modelType)}`,
       'E_UNSUPPORTED',
     );
   }

@@ -148,6 +148,7 @@ export class Model {
       {
         ...config,
         ropeFreqScale: config.ropeScaling ? ropeScalingFactors(config.headDim, config.ropeTheta, config.ropeScaling) : undefined,
+        slidingLayerFlags: config.slidingLayers ? Uint8Array.from(config.slidingLayers, Number) : undefined,
       },
       names,
       names.map((n) => handleOf(weights.get(n), n)),

@@ -13,6 +13,7 @@
 #include "core/host_memory.h"
 #include "model/bert.h"
 #include "model/decoder.h"
+#include "model/specs/gemma.h"
 #include "model/specs/gpt2.h"
 #include "model/specs/llama.h"
 
@@ -72,6 +73,30 @@ model::LlamaConfig read_config(const Napi::Object& o) {
   return c;
 }
 
+// Gemma 2 / 3: the Llama fields plus queryPreAttnScalar, attnLogitSoftcapping, finalLogitSoftcapping,
+// slidingWindow, slidingLayerFlags (Uint8Array [layers]) and ropeLocalTheta.
+model::GemmaConfig read_gemma_config(const Napi::Object& o, int version) {
+  auto number = [&](const char* key) {
+    const Napi::Value v = o.Get(key);
+    return v.IsUndefined() || v.IsNull() ? 0.0 : to_number(v, std::string("config.") + key);
+  };
+  model::GemmaConfig c;
+  c.base = read_config(o);
+  c.base.sliding_window = 0;  // per layer, below
+  c.version = version;
+  c.query_pre_attn_scalar = static_cast<float>(number("queryPreAttnScalar"));
+  c.attn_softcap = static_cast<float>(number("attnLogitSoftcapping"));
+  c.final_softcap = static_cast<float>(number("finalLogitSoftcapping"));
+  c.sliding_window = static_cast<int64_t>(number("slidingWindow"));
+  c.rope_local_theta = number("ropeLocalTheta");
+  const Napi::Value layers = o.Get("slidingLayerFlags");
+  if (layers.IsTypedArray()) {
+    Napi::Uint8Array a = layers.As<Napi::Uint8Array>();
+    c.sliding_layers.assign(a.Data(), a.Data() + a.ElementLength());
+  }
+  return c;
+}
+
 model::Gpt2Config read_gpt2_config(const Napi::Object& o) {
   auto integer = [&](const char* key) { return to_int(o.Get(key), std::string("config.") + key); };
   model::Gpt2Config c;
@@ -98,6 +123,17 @@ model::BertConfig read_bert_config(const Napi::Object& o) {
   c.num_labels = integer("numLabels");
   c.ln_eps = static_cast<float>(to_number(o.Get("layerNormEps"), "config.layerNormEps"));
   return c;
+}
+
+// The spec of a decoder config: config.architecture "gpt2", or the Llama family by config.modelType.
+model::DecoderSpec decoder_spec(const Napi::Object& o) {
+  const Napi::Value arch = o.Get("architecture");
+  if (arch.IsString() && arch.As<Napi::String>().Utf8Value() == "gpt2") return model::gpt2_spec(read_gpt2_config(o));
+  const Napi::Value type = o.Get("modelType");
+  const std::string model_type = type.IsString() ? type.As<Napi::String>().Utf8Value() : "";
+  if (model_type == "gemma2") return model::gemma_spec(read_gemma_config(o, 2));
+  if (model_type == "gemma3_text") return model::gemma_spec(read_gemma_config(o, 3));
+  return model::llama_spec(read_config(o));
 }
 
 // forward(ids [B, T] i32, mask [B, T] u8 | null, train) -> logits [B, T, vocab]
@@ -232,7 +268,6 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       Napi::Object config_object = to_object(arg(info, 0), "config");
       const Napi::Value arch = config_object.Get("architecture");
       const std::string architecture = arch.IsString() ? arch.As<Napi::String>().Utf8Value() : "llama";
-      const bool gpt2 = architecture == "gpt2";
       Napi::Value names_value = arg(info, 1);
       if (!names_value.IsArray()) fail_argument("Expected an array of tensor names for names but received " + describe(names_value));
       Napi::Array names = names_value.As<Napi::Array>();
@@ -247,9 +282,8 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       if (architecture == "bert")
         state_->model = std::make_unique<model::BertClassifier>(read_bert_config(config_object), std::move(weights));
       else
-        state_->model = std::make_unique<model::DecoderModel>(
-            gpt2 ? model::gpt2_spec(read_gpt2_config(config_object)) : model::llama_spec(read_config(config_object)),
-            std::move(weights), std::move(quantized));
+        state_->model = std::make_unique<model::DecoderModel>(decoder_spec(config_object), std::move(weights),
+                                                              std::move(quantized));
       return info.Env().Undefined();
     });
   }

@@ -19,6 +19,7 @@ struct AttentionMask {
   bool causal;               // query t sees keys s <= t + (S - T)
   const uint8_t* key_valid;  // [batch, S], 1 = attend, 0 = padding; null: all keys valid
   int64_t window = 0;        // sliding window (causal only): query t sees only keys s > t + (S - T) − window; 0 = none
+  float softcap = 0;         // scores become softcap · tanh(scores / softcap) before the softmax (Gemma 2); 0 = none
 };
 
 // q: [B, T, Hq, D]; k, v: [B, S, Hkv, D]; out: [B, T, Hq, D]; lse: [B, Hq, T] (log-sum-exp of the

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/profile.h"
+#include "kernels/activation.h"
 #include "kernels/loss.h"
 #include "kernels/rope.h"
 #include "model/decoder_parts.h"
@@ -66,7 +67,14 @@ void check_spec(const DecoderSpec& s) {
              "Expected a learned position table with a name and a positive size, or neither");
   PEFT_CHECK(s.sliding_window >= 0, ErrorCode::Config,
              "Expected a non-negative sliding window but received " + std::to_string(s.sliding_window));
-  PEFT_CHECK(s.mlp == nn::MlpKind::SwiGlu ? (s.fused_gate_up || !s.names.up.empty()) : (s.names.up.empty() && !s.fused_gate_up),
+  PEFT_CHECK(s.sliding_layers.empty() || static_cast<int64_t>(s.sliding_layers.size()) == s.layers, ErrorCode::Config,
+             "Expected one sliding-window flag per layer (" + std::to_string(s.layers) + ")");
+  PEFT_CHECK(s.embed_scale >= 0 && s.attn_scale >= 0 && s.attn_softcap >= 0 && s.final_softcap >= 0 &&
+                 s.rope_local_theta >= 0,
+             ErrorCode::Config, "Expected non-negative embedding scale, attention scale, soft-caps and local RoPE base");
+  PEFT_CHECK(!s.sandwich_norms || (!s.names.attn_out_norm.empty() && !s.names.mlp_out_norm.empty()), ErrorCode::Config,
+             "Expected the names of the sandwich norms");
+  PEFT_CHECK(s.mlp != nn::MlpKind::GeluTanh ? (s.fused_gate_up || !s.names.up.empty()) : (s.names.up.empty() && !s.fused_gate_up),
              ErrorCode::Config, "Expected an up projection for a gated MLP and none for a plain one");
 }
 
@@ -80,6 +88,10 @@ DecoderModel::DecoderModel(DecoderSpec spec, TensorMap weights, nn::QuantWeightM
     inv_freq_.resize(static_cast<size_t>(spec_.head_dim / 2));
     kernels::rope_inv_freq(spec_.head_dim, spec_.rope_theta,
                            spec_.rope_freq_scale.empty() ? nullptr : spec_.rope_freq_scale.data(), inv_freq_.data());
+    if (spec_.rope_local_theta > 0) {
+      inv_freq_local_.resize(inv_freq_.size());
+      kernels::rope_inv_freq(spec_.head_dim, spec_.rope_local_theta, nullptr, inv_freq_local_.data());
+    }
   }
   build_blocks();
 }
@@ -112,7 +124,9 @@ std::vector<std::string> DecoderModel::parameter_names() const {
         names.push_back(layer_name(l, s.names.q_norm) + ".weight");
         names.push_back(layer_name(l, s.names.k_norm) + ".weight");
       }
+      if (part.step == Block::kOutProj && s.sandwich_norms) norm(layer_name(l, s.names.attn_out_norm));
     }
+    if (s.sandwich_norms) norm(layer_name(l, s.names.mlp_out_norm));
   }
   norm(s.names.final_norm);
   if (!s.tied_head) names.push_back(s.names.head + ".weight");
@@ -174,6 +188,10 @@ void DecoderModel::build_parameters(TensorMap& weights, const nn::QuantWeightMap
     if (s.qk_norm)
       for (const std::string* part : {&s.names.q_norm, &s.names.k_norm})
         expect(layer_name(l, *part) + ".weight", {s.head_dim}, false, base + Block::kQkv);
+    if (s.sandwich_norms) {
+      norm(layer_name(l, s.names.attn_out_norm), base + Block::kOutProj);
+      norm(layer_name(l, s.names.mlp_out_norm), base + Block::kDown);
+    }
     for (const LinearPart& part : parts) {
       const std::string module = layer_name(l, part.name);
       expect(module + ".weight", {part.out, part.in}, true, base + part.step);
@@ -200,11 +218,13 @@ void DecoderModel::build_blocks() {
   auto norm = [&](const std::string& module) {
     auto bias = params_.find(module + ".bias");
     return nn::Norm(s.norm, params_.at(module + ".weight"), bias == params_.end() ? nullptr : bias->second, s.norm_eps,
-                    false);
+                    s.norm_unit_offset);
   };
-  const nn::AttentionConfig ac{s.hidden, s.heads, s.kv_heads, s.head_dim, s.rope ? inv_freq_.data() : nullptr,
-                               s.sliding_window};
   for (int64_t l = 0; l < s.layers; ++l) {
+    const bool sliding = s.sliding_window > 0 && (s.sliding_layers.empty() || s.sliding_layers[static_cast<size_t>(l)]);
+    const double* inv_freq = !s.rope ? nullptr : sliding && !inv_freq_local_.empty() ? inv_freq_local_.data() : inv_freq_.data();
+    const nn::AttentionConfig ac{s.hidden, s.heads, s.kv_heads, s.head_dim, inv_freq, sliding ? s.sliding_window : 0,
+                                 s.attn_scale, s.attn_softcap};
     auto lin = [&](const std::string& part) -> const nn::Linear* {
       return part.empty() ? nullptr : linears_.at(layer_name(l, part)).get();
     };
@@ -213,7 +233,8 @@ void DecoderModel::build_blocks() {
                             fused ? nullptr : lin(s.names.v), fused ? lin(s.names.qkv) : nullptr, lin(s.names.o));
     if (s.qk_norm) {
       auto head_norm = [&](const std::string& part) {
-        return nn::Norm(nn::NormKind::Rms, params_.at(layer_name(l, part) + ".weight"), nullptr, s.norm_eps, false);
+        return nn::Norm(nn::NormKind::Rms, params_.at(layer_name(l, part) + ".weight"), nullptr, s.norm_eps,
+                        s.norm_unit_offset);
       };
       attention.set_head_norms(head_norm(s.names.q_norm), head_norm(s.names.k_norm));
     }
@@ -223,6 +244,8 @@ void DecoderModel::build_blocks() {
     blocks_.emplace_back(norm(layer_name(l, s.names.input_norm)), std::move(attention),
                          attn_sites_[static_cast<size_t>(l)].get(), norm(layer_name(l, s.names.post_norm)),
                          std::move(mlp), mlp_sites_[static_cast<size_t>(l)].get());
+    if (s.sandwich_norms)
+      blocks_.back().set_sandwich_norms(norm(layer_name(l, s.names.attn_out_norm)), norm(layer_name(l, s.names.mlp_out_norm)));
   }
   final_norm_ = norm(s.names.final_norm);
 }
@@ -269,6 +292,7 @@ void DecoderModel::embed(const Tensor& ids, const nn::Param* prompt, const nn::A
   embed_tokens(weight(spec_.names.embed + ".weight"), prompt, embedding_lora_, sel, ids, B, T, spec_.hidden, x);
   if (spec_.learned_positions)
     add_position_embeddings(weight(spec_.names.positions + ".weight"), positions, B * T, spec_.hidden, x);
+  if (spec_.embed_scale > 0) scale_values(B * T * spec_.hidden, spec_.embed_scale, x);
 }
 
 Tensor DecoderModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache, bool with_logits) {
@@ -356,12 +380,14 @@ Tensor DecoderModel::run(const Tensor& ids, const Tensor* key_valid, bool train,
     nn::AdapterSelection one = step.sel;
     one.rows_per_item = 1;
     head.forward(one, 1, p(normed) + (M - 1) * H, last.data_as<float>(), nullptr);
+    if (s.final_softcap > 0) kernels::softcap_forward(1, s.vocab, s.vocab, s.final_softcap, last.data_as<float>());
     return last;
   }
   Tensor logits = with_logits ? Tensor::uninitialized(DType::F32, {B, T, s.vocab}) : Tensor::uninitialized(DType::F32, {0});
   if (with_logits) {
     PEFT_PROFILE_SCOPE(Head);
     head.forward(step.sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
+    if (s.final_softcap > 0) kernels::softcap_forward(M, s.vocab, s.vocab, s.final_softcap, logits.data_as<float>());
   }
   if (train) {
     train_step_ = step;
@@ -412,6 +438,8 @@ double DecoderModel::loss_backward(const Tensor& logits, const Tensor& labels, b
   }();
   const double loss = ce.count ? ce.loss_sum / static_cast<double>(ce.count) : 0.0;
   if (lowest == kNoTrainable) return loss;
+  if (s.final_softcap > 0)  // through the cap: the logits given are the capped ones
+    kernels::softcap_backward(M, s.vocab, s.vocab, s.final_softcap, logits.data_as<float>(), p(dlogits));
   TensorPtr d_normed = lowest < head_depth(s.layers) ? f32({M, H}) : nullptr;
   {
     PEFT_PROFILE_SCOPE(Head);
@@ -435,7 +463,7 @@ double DecoderModel::train_loss(const Tensor& ids, const Tensor* key_valid, cons
   TensorPtr d_normed = lowest < head_depth(s.layers) ? f32({M, H}) : nullptr;
   const bool backward = lowest != kNoTrainable;
   const double loss =
-      blocked_head_loss(head, train_step_.sel, M, H, s.vocab, p(final_normed_), targets, backward, p(d_normed));
+      blocked_head_loss(head, train_step_.sel, M, H, s.vocab, p(final_normed_), targets, backward, p(d_normed), s.final_softcap);
   if (backward) backward_trunk(d_normed, lowest);
   return loss;
 }
@@ -462,6 +490,7 @@ void DecoderModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int l
   }
   // dx holds d(embeddings): virtual tokens first, then the looked-up rows (and their positions).
   PEFT_PROFILE_SCOPE(Embedding);
+  if (s.embed_scale > 0) scale_values(M * H, s.embed_scale, p(dx));
   if (s.learned_positions)
     position_embeddings_backward(parameter(s.names.positions + ".weight"), positions_->data_as<int32_t>(), M, H, p(dx));
   embed_tokens_backward(parameter(s.names.embed + ".weight"), train_prompt_.get(), embedding_lora_, train_step_.sel, *ids_,

@@ -47,7 +47,8 @@ class DecoderModel : public AdapterHost {
 
  private:
   DecoderSpec spec_;
-  std::vector<double> inv_freq_;  // [head_dim / 2] RoPE frequencies (empty without RoPE)
+  std::vector<double> inv_freq_;        // [head_dim / 2] RoPE frequencies (empty without RoPE)
+  std::vector<double> inv_freq_local_;  // [head_dim / 2] of the sliding-window layers, with rope_local_theta
   std::vector<nn::DecoderBlock> blocks_;
   nn::Norm final_norm_;
   bool checkpointing_ = false;

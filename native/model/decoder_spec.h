@@ -18,6 +18,9 @@ struct DecoderSpec {
   nn::NormKind norm = nn::NormKind::Rms;
   float norm_eps = 1e-5f;
   bool norm_bias = false;         // LayerNorm with a bias
+  bool norm_unit_offset = false;  // every norm scales by 1 + w (Gemma stores w − 1)
+  bool sandwich_norms = false;    // norms on the attention's and the MLP's outputs too (Gemma 2/3)
+  float embed_scale = 0;          // the embeddings (virtual tokens too) are multiplied by this (Gemma: √hidden); 0 = 1
 
   // Positions: RoPE in the attention, or a learned table added to the token embeddings.
   bool rope = true;
@@ -26,7 +29,12 @@ struct DecoderSpec {
   int64_t learned_positions = 0;       // rows of the learned table (the context limit); 0 = none
 
   bool qk_norm = false;          // RMSNorm of each query and key head before RoPE (Qwen3; names.q_norm / k_norm)
-  int64_t sliding_window = 0;    // every layer's queries see only the last this many positions (Mistral); 0 = all
+  int64_t sliding_window = 0;    // the queries see only the last this many positions (Mistral); 0 = all
+  std::vector<uint8_t> sliding_layers;  // [layers] 1 = the window applies (Gemma 2/3 alternate); empty = every layer
+  double rope_local_theta = 0;   // RoPE base of the sliding-window layers, unscaled (Gemma 3); 0 = as the others
+  float attn_scale = 0;          // query scale; 0 = 1 / sqrt(head_dim)
+  float attn_softcap = 0;        // attention scores soft-capped at this (Gemma 2); 0 = none
+  float final_softcap = 0;       // logits soft-capped at this (Gemma 2); 0 = none
   bool fused_qkv = false;  // one projection makes q, k and v (names.qkv)
   bool fused_gate_up = false;  // one projection makes the MLP's gate and up (names.gate_up, Phi-3)
   bool qkv_bias = false, out_bias = false, mlp_bias = false;
@@ -43,6 +51,7 @@ struct DecoderSpec {
     std::string q = "self_attn.q_proj", k = "self_attn.k_proj", v = "self_attn.v_proj", qkv;
     std::string o = "self_attn.o_proj";
     std::string q_norm = "self_attn.q_norm", k_norm = "self_attn.k_norm";
+    std::string attn_out_norm, mlp_out_norm;  // sandwich norms
     std::string gate = "mlp.gate_proj", up = "mlp.up_proj", down = "mlp.down_proj";  // plain MLP: gate = first, up empty
     std::string gate_up = "mlp.gate_up_proj";
     std::string final_norm = "model.norm";

@@ -5,6 +5,7 @@
 
 #include "core/profile.h"
 #include "core/tensor.h"
+#include "kernels/activation.h"
 #include "kernels/loss.h"
 
 namespace peft::model {
@@ -21,7 +22,8 @@ int64_t logits_row_stride(int64_t vocab) {
 }
 
 double blocked_head_loss(const nn::Linear& head, const nn::AdapterSelection& sel, int64_t M, int64_t H, int64_t vocab,
-                         const float* normed, const std::vector<int32_t>& targets, bool backward, float* d_normed) {
+                         const float* normed, const std::vector<int32_t>& targets, bool backward, float* d_normed,
+                         float softcap) {
   // Only rows with a label go through the head: an ignored row's loss and gradient are 0 (the last
   // position of each sequence, padding, prompt tokens masked out of the loss, virtual tokens).
   std::vector<int64_t> kept;
@@ -39,6 +41,9 @@ double blocked_head_loss(const nn::Linear& head, const nn::AdapterSelection& sel
   const int64_t ld = strided ? logits_row_stride(vocab) : vocab;
   Tensor block = Tensor::uninitialized(DType::F32, {rows, ld});
   float* logits = block.data_as<float>();
+  // With a soft-cap the gradient goes to a second block: its backward needs the capped logits.
+  Tensor grad_block = softcap > 0 && backward ? Tensor::uninitialized(DType::F32, {rows, ld}) : Tensor::uninitialized(DType::F32, {0});
+  float* grad = softcap > 0 && backward ? grad_block.data_as<float>() : logits;
   std::vector<float> row_loss(static_cast<size_t>(rows));
   std::vector<int32_t> block_targets(static_cast<size_t>(rows));
   // The kept rows of normed and of d_normed, gathered per block when some rows are left out.
@@ -66,20 +71,22 @@ double blocked_head_loss(const nn::Linear& head, const nn::AdapterSelection& sel
         head.forward_strided(n, x, logits, ld);
       else
         head.forward(sel, n, x, logits, nullptr);
+      if (softcap > 0) kernels::softcap_forward(n, vocab, ld, softcap, logits);
     }
     {
       PEFT_PROFILE_SCOPE(Loss);
       // Normalized by the whole batch's count, so the blocks' gradients add up to the mean's.
       loss_sum += kernels::cross_entropy(n, vocab, logits, block_targets.data(), -100, static_cast<double>(count),
-                                         row_loss.data(), backward ? logits : nullptr, ld)
+                                         row_loss.data(), backward ? grad : nullptr, ld)
                       .loss_sum;
+      if (backward && softcap > 0) kernels::softcap_backward(n, vocab, ld, softcap, logits, grad);
     }
     if (backward) {
       PEFT_PROFILE_SCOPE(Head);
       if (strided)
-        head.backward_strided(n, logits, ld, x, dx, false);
+        head.backward_strided(n, grad, ld, x, dx, false);
       else
-        head.backward(sel, n, logits, x, no_cache, dx, false);
+        head.backward(sel, n, grad, x, no_cache, dx, false);
       if (dx && !every_row)
         for (int64_t i = 0; i < n; ++i)
           std::memcpy(d_normed + kept[static_cast<size_t>(r0 + i)] * H, dx + i * H, sizeof(float) * static_cast<size_t>(H));

@@ -21,8 +21,10 @@ int64_t logits_row_stride(int64_t vocab);
 // their gradient in place and go through the head's backward: the head's own gradients (when it
 // trains) and, when d_normed is not null, d_normed [M, H] = ∂loss/∂normed. Rows whose target is
 // ignored never reach the head (their d_normed rows are 0). The head must carry no adapters (they
-// keep per-row state the whole-batch path handles).
+// keep per-row state the whole-batch path handles). softcap > 0: the logits are soft-capped first
+// (Gemma 2's final_logit_softcapping).
 double blocked_head_loss(const nn::Linear& head, const nn::AdapterSelection& sel, int64_t M, int64_t H, int64_t vocab,
-                         const float* normed, const std::vector<int32_t>& targets, bool backward, float* d_normed);
+                         const float* normed, const std::vector<int32_t>& targets, bool backward, float* d_normed,
+                         float softcap = 0);
 
 }  // namespace peft::model

@@ -24,6 +24,7 @@ kernels::AttentionShape Attention::shape(const AttentionStep& s) const {
 kernels::AttentionMask Attention::mask(const AttentionStep& s) const {
   kernels::AttentionMask m = s.mask;
   m.window = c_.window;
+  m.softcap = c_.softcap;
   return m;
 }
 
@@ -34,7 +35,9 @@ void Attention::set_head_norms(Norm q_norm, Norm k_norm) {
   k_norm_ = std::move(k_norm);
 }
 
-float Attention::scale() const { return static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim))); }
+float Attention::scale() const {
+  return c_.scale > 0 ? c_.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
+}
 
 void Attention::project_qkv(const AttentionStep& s, const float* x, AttentionCache& cache) const {
   const int64_t M = s.batch * s.seq, qd = q_dim(), kd = kv_dim();

@@ -1,6 +1,6 @@
 // Multi-head self-attention as a module: q/k/v projections (separate, or one fused projection),
 // optional RMSNorm of each query and key head (Qwen3's q_norm / k_norm), RoPE, grouped-query
-// attention with an optional sliding window, prefix-tuning keys and values, an optional KV cache,
+// attention with an optional sliding window and score soft-capping, prefix-tuning keys and values, an optional KV cache,
 // and the output projection. The projections are nn::Linear modules (owned by the model) that adapters attach to.
 #pragma once
 #include <cstdint>
@@ -38,6 +38,8 @@ struct AttentionConfig {
   int64_t hidden = 0, heads = 0, kv_heads = 0, head_dim = 0;
   const double* inv_freq = nullptr;  // [head_dim / 2] RoPE frequencies (the model's), or null: no RoPE
   int64_t window = 0;                // sliding window: a query sees the last `window` positions only; 0 = all
+  float scale = 0;                   // of the scores; 0 = 1 / sqrt(head_dim) (Gemma: query_pre_attn_scalar^-½)
+  float softcap = 0;                 // scores → softcap · tanh(scores / softcap) (Gemma 2); 0 = none
 };
 
 struct AttentionCache {

@@ -19,6 +19,13 @@ DecoderBlock::DecoderBlock(Norm input_norm, Attention attention, const Bottlenec
   PEFT_CHECK(attn_site_ && mlp_site_, ErrorCode::Argument, "A decoder block needs its two adapter sites");
 }
 
+void DecoderBlock::set_sandwich_norms(Norm attn_out_norm, Norm mlp_out_norm) {
+  PEFT_CHECK(attn_out_norm.dim() == hidden_ && mlp_out_norm.dim() == hidden_, ErrorCode::Shape,
+             "Expected sandwich norms over the hidden size (" + std::to_string(hidden_) + ")");
+  attn_out_norm_ = std::move(attn_out_norm);
+  mlp_out_norm_ = std::move(mlp_out_norm);
+}
+
 void DecoderBlock::apply_site(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h,
                               const float* input, float* out, TensorPtr& kept, BottleneckCache& cache) {
   if (site.empty()) return;
@@ -50,7 +57,14 @@ TensorPtr DecoderBlock::forward(const AttentionStep& s, TensorPtr x, BlockCache&
     input_norm_.forward(M, p(x), p(c.n1), c.norm1);
   }
   c.x2 = f32({M, H});
-  attention_.forward(s, p(c.n1), p(c.x2), c.attn, kv);
+  if (attn_out_norm_.present()) {
+    c.attn_proj = f32({M, H});
+    attention_.forward(s, p(c.n1), p(c.attn_proj), c.attn, kv);
+    PEFT_PROFILE_SCOPE(NormAct);
+    attn_out_norm_.forward(M, p(c.attn_proj), p(c.x2), c.attn_out_norm);
+  } else {
+    attention_.forward(s, p(c.n1), p(c.x2), c.attn, kv);
+  }
   apply_site(*attn_site_, s, M, H, p(c.n1), p(c.x2), c.attn_out, c.attn_adapters);
   add_into(M * H, p(x), p(c.x2));
   c.n2 = f32({M, H});
@@ -59,7 +73,14 @@ TensorPtr DecoderBlock::forward(const AttentionStep& s, TensorPtr x, BlockCache&
     post_norm_.forward(M, p(c.x2), p(c.n2), c.norm2);
   }
   TensorPtr y = f32({M, H});
-  mlp_.forward(s.sel, M, p(c.n2), p(y), c.mlp, s.train);
+  if (mlp_out_norm_.present()) {
+    c.mlp_proj = f32({M, H});
+    mlp_.forward(s.sel, M, p(c.n2), p(c.mlp_proj), c.mlp, s.train);
+    PEFT_PROFILE_SCOPE(NormAct);
+    mlp_out_norm_.forward(M, p(c.mlp_proj), p(y), c.mlp_out_norm);
+  } else {
+    mlp_.forward(s.sel, M, p(c.n2), p(y), c.mlp, s.train);
+  }
   apply_site(*mlp_site_, s, M, H, p(c.n2), p(y), c.mlp_out, c.mlp_adapters);
   add_into(M * H, p(c.x2), p(y));
   return y;
@@ -75,6 +96,12 @@ bool DecoderBlock::backward(const AttentionStep& s, const BlockCache& c, int low
   std::memcpy(dx2, dx, sizeof(float) * M * H);
   std::vector<float> d_sublayer, d_parallel;
   const float* d_mlp = site_backward(*mlp_site_, s, M, H, dx, p(c.n2), c.mlp_out, c.mlp_adapters, d_sublayer, d_parallel);
+  if (mlp_out_norm_.present()) {  // through the sandwich norm to the MLP's own output
+    float* d_proj = ws.get("block.d_proj", M * H);
+    PEFT_PROFILE_SCOPE(NormAct);
+    mlp_out_norm_.backward(M, d_mlp, p(c.mlp_proj), c.mlp_out_norm, d_proj);
+    d_mlp = d_proj;
+  }
   mlp_.backward(s.sel, M, d_mlp, p(c.n2), c.mlp, need(kDown), need(kGateUp) ? d_n : nullptr, ws);
   if (need(kGateUp)) {
     if (!d_parallel.empty()) add_into(M * H, d_parallel.data(), d_n);
@@ -89,6 +116,12 @@ bool DecoderBlock::backward(const AttentionStep& s, const BlockCache& c, int low
   // Attention: x2 = x + attn(n1) (+ adapters), n1 = norm1(x). dx2 holds d x2.
   const float* d_attn =
       site_backward(*attn_site_, s, M, H, dx2, p(c.n1), c.attn_out, c.attn_adapters, d_sublayer, d_parallel);
+  if (attn_out_norm_.present()) {
+    float* d_proj = ws.get("block.d_proj", M * H);
+    PEFT_PROFILE_SCOPE(NormAct);
+    attn_out_norm_.backward(M, d_attn, p(c.attn_proj), c.attn_out_norm, d_proj);
+    d_attn = d_proj;
+  }
   attention_.backward(s, d_attn, p(c.n1), c.attn, need(kOutProj), need(kQkv) ? d_n : nullptr, ws);
   if (!need(kQkv)) return false;
   if (!d_parallel.empty()) add_into(M * H, d_parallel.data(), d_n);

@@ -1,6 +1,8 @@
 // One pre-norm transformer decoder block as a module:
 //   x2 = x + attn(norm1(x)) (+ bottleneck adapters on the attention's output),
-//   y  = x2 + mlp(norm2(x2)) (+ bottleneck adapters on the MLP's output).
+//   y  = x2 + mlp(norm2(x2)) (+ bottleneck adapters on the MLP's output),
+// optionally with sandwich norms on the sublayers' outputs (Gemma 2/3): attn_out_norm(attn(..)),
+// mlp_out_norm(mlp(..)).
 // Llama, GPT-2 and their relatives differ only in the kind of each part (see model/decoder_spec.h).
 #pragma once
 #include <cstdint>
@@ -21,7 +23,8 @@ struct BlockCache {
   TensorPtr x2;        // [m, hidden] after the attention's residual
   TensorPtr attn_out;  // [m, hidden] attention output before its bottleneck adapters (only with them)
   TensorPtr mlp_out;   // [m, hidden] MLP output before its bottleneck adapters (only with them)
-  NormCache norm1, norm2;
+  TensorPtr attn_proj, mlp_proj;  // sandwich norms: [m, hidden] the sublayers' outputs before their norms
+  NormCache norm1, norm2, attn_out_norm, mlp_out_norm;
   AttentionCache attn;
   MlpCache mlp;
   BottleneckCache attn_adapters, mlp_adapters;
@@ -38,6 +41,9 @@ class DecoderBlock {
   DecoderBlock(Norm input_norm, Attention attention, const BottleneckSite* attn_site, Norm post_norm, Mlp mlp,
                const BottleneckSite* mlp_site);
 
+  // Norms of the attention's and the MLP's outputs, before the residual (their weights [hidden]).
+  void set_sandwich_norms(Norm attn_out_norm, Norm mlp_out_norm);
+
   // x: [B · T, hidden] → the block's output [B · T, hidden]. Fills cache (kept by the caller when
   // s.train). kv: this layer's KV cache, or null.
   TensorPtr forward(const AttentionStep& s, TensorPtr x, BlockCache& cache, const KvSlot* kv) const;
@@ -47,7 +53,7 @@ class DecoderBlock {
   bool backward(const AttentionStep& s, const BlockCache& cache, int lowest, float* dx, Workspace& ws) const;
 
  private:
-  Norm input_norm_, post_norm_;
+  Norm input_norm_, post_norm_, attn_out_norm_, mlp_out_norm_;
   Attention attention_;
   Mlp mlp_;
   const BottleneckSite *attn_site_, *mlp_site_;

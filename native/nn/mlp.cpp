@@ -37,6 +37,8 @@ void Mlp::forward(const AdapterSelection& sel, int64_t m, const float* x, float*
     PEFT_PROFILE_SCOPE(NormAct);
     if (kind_ == MlpKind::SwiGlu)
       kernels::swiglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
+    else if (kind_ == MlpKind::GeGlu)
+      kernels::geglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
     else
       kernels::gelu_tanh_forward(m * F, p(cache.gate), p(cache.act));
   }
@@ -59,6 +61,8 @@ void Mlp::backward(const AdapterSelection& sel, int64_t m, const float* dy, cons
     PEFT_PROFILE_SCOPE(NormAct);
     if (kind_ == MlpKind::SwiGlu)
       kernels::swiglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
+    else if (kind_ == MlpKind::GeGlu)
+      kernels::geglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
     else
       kernels::gelu_tanh_backward(m * F, d_act, p(cache.gate), d_gate);
   }

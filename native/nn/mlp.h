@@ -1,5 +1,6 @@
 // The feed-forward part of a transformer block as a module: gated (SwiGLU: down(silu(gate(x)) ⊙
-// up(x)), Llama; gate and up as one fused projection, Phi-3) or plain (down(gelu_tanh(fc(x))), GPT-2). Its projections are nn::Linear modules
+// up(x)), Llama; gate and up as one fused projection, Phi-3; GeGLU with tanh-GELU, Gemma) or plain
+// (down(gelu_tanh(fc(x))), GPT-2). Its projections are nn::Linear modules
 // (owned by the model) that adapters attach to.
 #pragma once
 #include <cstdint>
@@ -10,7 +11,7 @@
 
 namespace peft::nn {
 
-enum class MlpKind { SwiGlu, GeluTanh };
+enum class MlpKind { SwiGlu, GeGlu, GeluTanh };  // gated SiLU, gated tanh-GELU (Gemma), plain tanh-GELU
 
 struct MlpCache {
   TensorPtr gate;  // [m, F] gate(x) (plain: fc(x))
@@ -37,7 +38,7 @@ class Mlp {
   MlpKind kind_ = MlpKind::SwiGlu;
   const Linear *gate_ = nullptr, *up_ = nullptr, *down_ = nullptr, *gate_up_ = nullptr;
   int64_t width() const { return gate_up_ ? gate_up_->out_features() / 2 : gate_->out_features(); }
-  bool gated() const { return kind_ == MlpKind::SwiGlu; }
+  bool gated() const { return kind_ != MlpKind::GeluTanh; }
 };
 
 }  // namespace peft::nn

@@ -1,4 +1,5 @@
-// SwiGLU (vector loops of the active instruction set) and tanh-GELU (scalar), over the pool.
+// SwiGLU (vector loops of the active instruction set), tanh-GELU, GeGLU and soft-capping (scalar),
+// over the pool.
 #include <algorithm>
 #include <cmath>
 
@@ -21,6 +22,21 @@ void for_chunks(int64_t n, const Body& body) {
 
 constexpr float kGeluK = 0.7978845608028654f;  // √(2/π)
 constexpr float kGeluC = 0.044715f;
+
+inline float gelu_tanh(float v) { return 0.5f * v * (1.0f + std::tanh(kGeluK * (v + kGeluC * v * v * v))); }
+inline float gelu_tanh_grad(float v) {
+  const float t = std::tanh(kGeluK * (v + kGeluC * v * v * v));
+  return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * kGeluK * (1.0f + 3.0f * kGeluC * v * v);
+}
+
+// Rows of a strided matrix, split over the pool.
+template <typename Body>
+void for_rows(int64_t rows, int64_t cols, const Body& body) {
+  const int64_t per = std::max<int64_t>(1, kChunk / std::max<int64_t>(cols, 1));
+  parallel_for((rows + per - 1) / per, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t r = c0 * per; r < std::min(rows, c1 * per); ++r) body(r);
+  });
+}
 }  // namespace
 
 void swiglu_forward(int64_t n, const float* gate, const float* up, float* h) {
@@ -36,8 +52,7 @@ void swiglu_backward(int64_t n, const float* dh, const float* gate, const float*
 void gelu_tanh_forward(int64_t n, const float* x, float* y) {
   for_chunks(n, [&](int64_t b, int64_t len) {
     for (int64_t i = b; i < b + len; ++i) {
-      const float v = x[i];
-      y[i] = 0.5f * v * (1.0f + std::tanh(kGeluK * (v + kGeluC * v * v * v)));
+      y[i] = gelu_tanh(x[i]);
     }
   });
 }
@@ -45,10 +60,43 @@ void gelu_tanh_forward(int64_t n, const float* x, float* y) {
 void gelu_tanh_backward(int64_t n, const float* dy, const float* x, float* dx) {
   for_chunks(n, [&](int64_t b, int64_t len) {
     for (int64_t i = b; i < b + len; ++i) {
-      const float v = x[i];
-      const float t = std::tanh(kGeluK * (v + kGeluC * v * v * v));
-      const float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * kGeluK * (1.0f + 3.0f * kGeluC * v * v);
-      dx[i] = dy[i] * d;
+      dx[i] = dy[i] * gelu_tanh_grad(x[i]);
+    }
+  });
+}
+
+void geglu_forward(int64_t n, const float* gate, const float* up, float* h) {
+  for_chunks(n, [&](int64_t b, int64_t len) {
+    for (int64_t i = b; i < b + len; ++i) h[i] = gelu_tanh(gate[i]) * up[i];
+  });
+}
+
+void geglu_backward(int64_t n, const float* dh, const float* gate, const float* up, float* d_gate, float* d_up) {
+  for_chunks(n, [&](int64_t b, int64_t len) {
+    for (int64_t i = b; i < b + len; ++i) {
+      const float g = gate[i], u = up[i], d = dh[i];  // read first: the outputs may alias dh
+      d_gate[i] = d * u * gelu_tanh_grad(g);
+      d_up[i] = d * gelu_tanh(g);
+    }
+  });
+}
+
+void softcap_forward(int64_t rows, int64_t cols, int64_t ld, float cap, float* x) {
+  const float inv = 1.0f / cap;
+  for_rows(rows, cols, [&](int64_t r) {
+    float* row = x + r * ld;
+    for (int64_t j = 0; j < cols; ++j) row[j] = cap * std::tanh(row[j] * inv);
+  });
+}
+
+void softcap_backward(int64_t rows, int64_t cols, int64_t ld, float cap, const float* y, float* dy) {
+  const float inv = 1.0f / cap;
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* yr = y + r * ld;
+    float* dr = dy + r * ld;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float t = yr[j] * inv;
+      dr[j] *= 1.0f - t * t;
     }
   });
 }

@@ -26,6 +26,8 @@ constexpr int64_t kQueryBlock = 64;  // query rows per block: [64, S] f32 scores
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 void check(const AttentionShape& s, const AttentionMask& m) {
+  PEFT_CHECK(m.softcap >= 0 && std::isfinite(m.softcap), ErrorCode::Argument,
+             "Expected a finite, non-negative attention soft-cap but received " + std::to_string(m.softcap));
   PEFT_CHECK(m.window >= 0 && (m.window == 0 || m.causal), ErrorCode::Argument,
              "Expected a non-negative sliding window, and one only with a causal mask, but received " +
                  std::to_string(m.window));
@@ -62,6 +64,10 @@ void block_scores(const AttentionShape& s, const AttentionMask& m, float scale, 
   const MatrixRef qa{q + (blk.b * s.q_len + blk.t0) * q_row + blk.h * D, DType::F32, q_row, false};
   const MatrixRef kb{k + blk.b * s.kv_len * kv_row + blk.hk * D, DType::F32, kv_row, true};
   gemm(blk.rows, blk.keys, D, qa, kb, scores, blk.keys, scale, false);
+  if (m.softcap > 0) {
+    const float inv = 1.0f / m.softcap;
+    for (int64_t i = 0; i < blk.rows * blk.keys; ++i) scores[i] = m.softcap * std::tanh(scores[i] * inv);
+  }
   const uint8_t* valid = m.key_valid ? m.key_valid + blk.b * s.kv_len : nullptr;
   for (int64_t i = 0; i < blk.rows; ++i) {
     float* row = scores + i * blk.keys;
@@ -122,6 +128,7 @@ void attention_backward(const AttentionShape& s, const AttentionMask& mask, floa
   parallel_for(s.batch * s.kv_heads, 1, [&](int64_t begin, int64_t end) {
     const size_t block_floats = static_cast<size_t>(std::min(kQueryBlock, s.q_len) * s.kv_len);
     std::vector<float> probs(block_floats), dscores(block_floats), row_term(static_cast<size_t>(kQueryBlock));
+    std::vector<float> cap_grad(mask.softcap > 0 ? block_floats : 0);  // 1 − tanh² of each capped score (0 where hidden)
     for (int64_t bg = begin; bg < end; ++bg) {
       const int64_t b = bg / s.kv_heads, hk = bg % s.kv_heads;
       for (int64_t j = 0; j < s.kv_len; ++j) {
@@ -140,6 +147,11 @@ void attention_backward(const AttentionShape& s, const AttentionMask& mask, floa
           float* ds = dscores.data();
           // P = exp(scores − lse), recomputed; rows that saw no key have lse = -inf and get P = 0.
           block_scores(s, mask, scale, blk, q, k, p);
+          if (mask.softcap > 0)
+            for (int64_t i = 0; i < blk.rows * blk.keys; ++i) {
+              const float t = p[i] / mask.softcap;
+              cap_grad[static_cast<size_t>(i)] = std::isfinite(p[i]) ? 1.0f - t * t : 0.0f;
+            }
           for (int64_t i = 0; i < blk.rows; ++i) {
             const float l = lse[(b * s.q_heads + h) * s.q_len + blk.t0 + i];
             float* row = p + i * blk.keys;
@@ -163,6 +175,10 @@ void attention_backward(const AttentionShape& s, const AttentionMask& mask, floa
             const float* pr = p + i * blk.keys;
             float* dr = ds + i * blk.keys;
             for (int64_t j = 0; j < blk.keys; ++j) dr[j] = pr[j] * (dr[j] - row_term[static_cast<size_t>(i)]) * scale;
+            if (mask.softcap > 0) {
+              const float* cg = cap_grad.data() + i * blk.keys;
+              for (int64_t j = 0; j < blk.keys; ++j) dr[j] *= cg[j];
+            }
           }
           // dq rows = dS · k; dk += dSᵀ · q rows; dv += Pᵀ · dout rows
           gemm(blk.rows, D, blk.keys, MatrixRef{ds, DType::F32, blk.keys, false}, MatrixRef{k_g, DType::F32, kv_row, false},

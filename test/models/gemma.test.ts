@@ -1,0 +1,153 @@
+// Gemma 2 and Gemma 3 (text) as decoder specs, from Hugging Face directories written here: logits
+// against the float64 reference written from the published architecture (test/helpers/gemma-reference.ts),
+// the training loss (through the blocked, soft-capped head) against the reference's cross-entropy,
+// finite differences of every parameter's gradient, LoRA and cached generation against recomputation.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { getPeftModel, loadModel, ropeInverseFrequencies, Tensor, tensor, type Model } from '../../lib';
+import { checkModelGradients } from '../helpers/finite-diff';
+import { gemmaReferenceLogits } from '../helpers/gemma-reference';
+import { randomArray, rng } from '../helpers/random';
+import { f32Bytes, writeSafetensorsJs, type JsTensor } from '../helpers/safetensors-js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+const H = 8, F = 12, L = 3, HEADS = 4, KV = 2, D = 4, V = 13;
+type Weights = Map<string, [number[], Float32Array]>;
+
+/** Random Gemma weights; norm weights are stored as w − 1 (± 0.3 around 0). */
+function makeWeights(gemma3: boolean, seed: number): Weights {
+  const random = rng(seed);
+  const w: Weights = new Map();
+  const add = (name: string, shape: number[], scale = 0.5) =>
+    w.set(name, [shape, randomArray(random, shape.reduce((a, b) => a * b, 1), scale)]);
+  add('model.embed_tokens.weight', [V, H]);
+  for (let l = 0; l < L; l++) {
+    const p = `model.layers.${l}.`;
+    for (const n of ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm']) add(`${p}${n}.weight`, [H], 0.3);
+    add(p + 'self_attn.q_proj.weight', [HEADS * D, H]);
+    add(p + 'self_attn.k_proj.weight', [KV * D, H]);
+    add(p + 'self_attn.v_proj.weight', [KV * D, H]);
+    add(p + 'self_attn.o_proj.weight', [H, HEADS * D]);
+    if (gemma3) {
+      add(p + 'self_attn.q_norm.weight', [D], 0.3);
+      add(p + 'self_attn.k_norm.weight', [D], 0.3);
+    }
+    add(p + 'mlp.gate_proj.weight', [F, H]);
+    add(p + 'mlp.up_proj.weight', [F, H]);
+    add(p + 'mlp.down_proj.weight', [H, F]);
+  }
+  add('model.norm.weight', [H], 0.3);
+  return w;
+}
+
+function writeDir(config: Record<string, unknown>, weights: Weights): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-'));
+  dirs.push(dir);
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  writeSafetensorsJs(path.join(dir, 'model.safetensors'), [...weights].map(([k, [shape, v]]): [string, JsTensor] => [k, { dtype: 'F32', shape, bytes: f32Bytes([...v]) }]));
+  return dir;
+}
+
+const common = {
+  hidden_size: H, intermediate_size: F, num_hidden_layers: L, num_attention_heads: HEADS, num_key_value_heads: KV,
+  head_dim: D, vocab_size: V, rms_norm_eps: 1e-6, hidden_activation: 'gelu_pytorch_tanh', max_position_embeddings: 64,
+};
+const GEMMA2 = { ...common, model_type: 'gemma2', query_pre_attn_scalar: 6, sliding_window: 3, attn_logit_softcapping: 1.5, final_logit_softcapping: 2.5, rope_theta: 10000 };
+const GEMMA3 = { ...common, model_type: 'gemma3_text', query_pre_attn_scalar: 6, sliding_window: 3, sliding_window_pattern: 3, rope_theta: 1e6, rope_local_base_freq: 100, rope_scaling: { rope_type: 'linear', factor: 2 } };
+
+function referenceOf(model: Model, weights: Weights, ids: number[]): number[][] {
+  return gemmaReferenceLogits(model.config, (n) => weights.get(n)![1], ids, ropeInverseFrequencies(model.config)).map((r) => Array.from(r));
+}
+
+/** Mean next-token cross-entropy of reference logits [T][V] against ids. */
+function referenceLoss(logits: number[][], ids: number[]): number {
+  let sum = 0;
+  for (let t = 0; t + 1 < ids.length; t++) {
+    const row = logits[t], max = Math.max(...row);
+    sum += Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0)) + max - row[ids[t + 1]];
+  }
+  return sum / (ids.length - 1);
+}
+
+describe.each([
+  ['Gemma 2', GEMMA2, false],
+  ['Gemma 3', GEMMA3, true],
+] as const)('%s', (_name, config, gemma3) => {
+  const weights = makeWeights(gemma3, gemma3 ? 23 : 17);
+  const ids = [1, 5, 7, 2, 12, 3, 9, 4];
+  const load = () => loadModel(writeDir(config, weights));
+
+  it('gives the float64 reference logits, and its loss is the reference cross-entropy', async () => {
+    const model = await load();
+    expect(model.config.slidingLayers).toEqual(gemma3 ? [true, true, false] : [true, false, true]);
+    const ref = referenceOf(model, weights, ids);
+    const logits = Array.from((await model.forward([ids])).toFloat32Array());
+    const flat = ref.flat(), scale = Math.max(...flat.map(Math.abs));
+    expect(Math.max(...flat.map((r, i) => Math.abs(r - logits[i])))).toBeLessThan(2e-5 * scale);
+    if (!gemma3) expect(scale).toBeLessThan(2.5);  // the final soft-cap bounds every logit
+    const { loss } = await model.loss([ids]);
+    expect(Math.abs(loss - referenceLoss(ref, ids))).toBeLessThan(1e-5);
+  });
+
+  it('the reference depends on every Gemma-specific part (the test could fail)', async () => {
+    const model = await load();
+    const ref = referenceOf(model, weights, ids).flat();
+    const variants: Partial<typeof model.config>[] = [{ slidingWindow: undefined }, { queryPreAttnScalar: D }];
+    if (gemma3) variants.push({ ropeLocalTheta: 1e6 });
+    else variants.push({ attnLogitSoftcapping: undefined }, { finalLogitSoftcapping: undefined });
+    for (const change of variants) {
+      const other = gemmaReferenceLogits({ ...model.config, ...change }, (n) => weights.get(n)![1], ids, ropeInverseFrequencies(model.config)).flatMap((r) => Array.from(r));
+      expect([change, Math.max(...other.map((v, i) => Math.abs(v - ref[i]))) > 1e-4]).toEqual([change, true]);
+    }
+  });
+
+  it('the whole-logits path (forward, then lossBackward, through the soft-cap) gives the blocked path\'s loss and gradients', async () => {
+    const model = await load();
+    const blocked = await model.loss([ids]);
+    const idTensor = tensor(Int32Array.from(ids), [1, ids.length], 'i32');
+    const logits = model.nativeModel.forward(idTensor.handle, null, true);
+    const whole = model.nativeModel.lossBackward(logits, idTensor.handle, false);
+    expect(Math.abs(whole.loss - blocked.loss)).toBeLessThan(1e-6);
+    for (const [k, g] of Object.entries(blocked.grads)) {
+      const a = g.toFloat32Array(), b = new Tensor(whole.grads[k]).toFloat32Array();
+      const scale = Math.max(...a.map(Math.abs));
+      expect([k, Math.max(...a.map((v, i) => Math.abs(v - b[i]))) <= 1e-5 * scale]).toEqual([k, true]);
+    }
+  });
+
+  it('gradients of every parameter match finite differences', async () => {
+    const model = await load();
+    // A smaller step than the default: the √hidden-scaled embeddings under the (1 + w) norms curve
+    // enough for h = 1e-2 to miss by 15% on some entries (it converges to the analytic value as h shrinks).
+    const checked = await checkModelGradients(model, [ids, ids.slice().reverse()], [ids, [-100, ...ids.slice(1)]], { h: 3e-3 });
+    expect(checked).toBe(3 * model.parameterNames().length);
+  });
+
+  it('LoRA trains with activation checkpointing (same gradients) and cached generation equals recomputation', async () => {
+    const lora = { peft_type: 'LORA', r: 2, target_modules: 'all-linear', init_lora_weights: false } as const;
+    const plain = getPeftModel(await load(), lora, { seed: 2 });
+    const checkpointedBase = await load();
+    checkpointedBase.setGradientCheckpointing(true);
+    const checkpointed = getPeftModel(checkpointedBase, lora, { seed: 2 });
+    const a = await plain.loss([ids]), b = await checkpointed.loss([ids]);
+    expect(b.loss).toBe(a.loss);
+    for (const [k, g] of Object.entries(a.grads)) expect(Array.from(b.grads[k].toFloat32Array())).toEqual(Array.from(g.toFloat32Array()));
+    const { tokens } = await plain.generate([1, 5, 7], { maxNewTokens: 6, temperature: 0 });
+    const seq = [1, 5, 7];
+    for (const t of tokens) {
+      const logits = (await plain.forward([seq])).toFloat32Array();
+      const last = Array.from(logits.subarray((seq.length - 1) * V, seq.length * V));
+      expect(t).toBe(last.indexOf(Math.max(...last)));
+      seq.push(t);
+    }
+  });
+});
+
+it('the multimodal Gemma 3 (model_type gemma3) is refused with E_UNSUPPORTED naming the text-only type', async () => {
+  const dir = writeDir({ ...GEMMA3, model_type: 'gemma3' }, makeWeights(true, 1));
+  await expect(loadModel(dir)).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('gemma3_text') });
+});
