@@ -354,6 +354,7 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     attentionBias: arch === 'qwen2',
     mlpBias: false,
     qkNorm: arch === 'qwen3',
+    slidingWindow: undefined,  // llama.cpp's llama-architecture files carry none
     fusedProjections: false,
     bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
     eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,
