@@ -1,6 +1,7 @@
 // Elementwise MLP activations, forward and backward, over n f32 values.
 //   SwiGLU (Llama MLP): h = silu(gate) · up, silu(g) = g · σ(g)
 //   GELU, tanh approximation (GPT-2 "gelu_new"): y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+//   GELU with the exact error function (BERT's "gelu"): y = x·Φ(x)
 //   GeGLU (Gemma MLP): h = gelu_tanh(gate) · up
 //   Soft-capping (Gemma 2's final logits): y = cap · tanh(x / cap)
 #pragma once
@@ -17,6 +18,11 @@ void swiglu_backward(int64_t n, const float* dh, const float* gate, const float*
 void gelu_tanh_forward(int64_t n, const float* x, float* y);
 // dy, x: [n]. Output: dx: [n] (may alias dy).
 void gelu_tanh_backward(int64_t n, const float* dy, const float* x, float* dx);
+
+// x: [n]. Output: y: [n] (may alias x).
+void gelu_erf_forward(int64_t n, const float* x, float* y);
+// dy, x: [n]. Output: dx: [n] (may alias dy).
+void gelu_erf_backward(int64_t n, const float* dy, const float* x, float* dx);
 
 // gate, up: [n]. Output: h: [n] (may alias gate or up).
 void geglu_forward(int64_t n, const float* gate, const float* up, float* h);

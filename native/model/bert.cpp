@@ -14,44 +14,16 @@ namespace peft::model {
 
 namespace {
 
-using TensorPtr = std::shared_ptr<Tensor>;
-
-TensorPtr f32(const Shape& shape) { return std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, shape)); }
-float* p(const TensorPtr& t) { return t->data_as<float>(); }
-void add_into(int64_t n, const float* src, float* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
-}
-
-// GELU with the exact error function (BERT's "gelu"): y = x·Φ(x).
-void gelu_erf(int64_t n, const float* x, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678f));
-}
-// dx = dy · (Φ(x) + x·φ(x)); dx may alias dy.
-void gelu_erf_backward(int64_t n, const float* dy, const float* x, float* dx) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float cdf = 0.5f * (1.0f + std::erf(x[i] * 0.70710678f));
-    const float pdf = 0.39894228f * std::exp(-0.5f * x[i] * x[i]);
-    dx[i] = dy[i] * (cdf + x[i] * pdf);
-  }
-}
+using nn::add_into;
+using nn::f32;
+using nn::p;
+using nn::TensorPtr;
 
 HostDims bert_dims(const BertConfig& c) {
   return HostDims{c.hidden, c.vocab, c.layers, c.hidden, false, "bert.embeddings.word_embeddings", "bert.encoder.layer."};
 }
 
-// LayerNorm with its saved statistics.
-struct Norm {
-  TensorPtr mean, rstd;
-};
-
 }  // namespace
-
-struct BertClassifier::LayerCache {
-  TensorPtr x, q, k, v, attn, lse, pre1, h1, inter, act, pre2, attn_out, ffn_out;
-  Norm n1, n2;
-  nn::LinearCache query, key, value, attn_dense, inter_dense, out_dense;
-  nn::BottleneckCache attn_adapters, mlp_adapters;
-};
 
 BertClassifier::BertClassifier(BertConfig config, TensorMap weights)
     : AdapterHost(bert_dims(config)), config_(std::move(config)) {
@@ -96,6 +68,21 @@ BertClassifier::BertClassifier(BertConfig config, TensorMap weights)
   }
   dense("bert.pooler.dense", H, H);
   dense("classifier", c.num_labels, H);
+  auto layer_norm = [&](const std::string& module) {
+    return nn::Norm(nn::NormKind::Layer, params_.at(module + ".weight"), params_.at(module + ".bias"), c.ln_eps, false);
+  };
+  emb_norm_ = layer_norm("bert.embeddings.LayerNorm");
+  const nn::AttentionConfig ac{H, c.heads, c.heads, H / c.heads, nullptr};
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const std::string pre = "bert.encoder.layer." + std::to_string(l) + ".";
+    auto lin = [&](const std::string& name) { return linears_.at(pre + name).get(); };
+    nn::Attention attention(ac, l, lin("attention.self.query"), lin("attention.self.key"), lin("attention.self.value"),
+                            nullptr, lin("attention.output.dense"));
+    nn::Mlp mlp(nn::MlpKind::GeluErf, lin("intermediate.dense"), nullptr, lin("output.dense"));
+    blocks_.emplace_back(std::move(attention), attn_sites_[static_cast<size_t>(l)].get(),
+                         layer_norm(pre + "attention.output.LayerNorm"), std::move(mlp),
+                         mlp_sites_[static_cast<size_t>(l)].get(), layer_norm(pre + "output.LayerNorm"));
+  }
 }
 
 BertClassifier::~BertClassifier() = default;
@@ -130,20 +117,13 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
   if (!selection_.per_row.empty())
     PEFT_CHECK(static_cast<int64_t>(selection_.per_row.size()) == ids.dim(0), ErrorCode::Shape,
                "Expected one adapter name per batch row (" + std::to_string(ids.dim(0)) + ")");
-  const int64_t B = ids.dim(0), T = ids.dim(1), M = B * T, H = c.hidden, D = H / c.heads, F = c.intermediate;
+  const int64_t B = ids.dim(0), T = ids.dim(1), M = B * T, H = c.hidden;
   PEFT_CHECK(T <= c.positions, ErrorCode::Range,
              "Expected at most " + std::to_string(c.positions) + " tokens (max_position_embeddings) but received " +
                  std::to_string(T));
   nn::AdapterSelection sel = selection_;
   sel.rows_per_item = T;
   sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
-  auto layer_norm = [&](const std::string& module, const float* in, float* out, Norm& n) {
-    n.mean = f32({M});
-    n.rstd = f32({M});
-    kernels::layernorm_forward(M, H, in, weight_f32(module + ".weight"), weight_f32(module + ".bias"), c.ln_eps, out,
-                               p(n.mean), p(n.rstd));
-  };
-
   // Embeddings: word + position + token type 0, then LayerNorm.
   TensorPtr sum = f32({M, H});
   embed_tokens(weight("bert.embeddings.word_embeddings.weight"), nullptr, embedding_lora_, sel, ids, B, T, H, p(sum));
@@ -157,61 +137,23 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
     kernels::convert(row.data(), DType::F32, type.data(), type.dtype(), H);
     add_into(H, row.data(), p(sum) + i * H);
   }
-  Norm emb_norm;
+  nn::NormCache emb_cache;
   TensorPtr x = f32({M, H});
-  layer_norm("bert.embeddings.LayerNorm", p(sum), p(x), emb_norm);
+  emb_norm_.forward(M, p(sum), p(x), emb_cache);
 
+  nn::AttentionStep step;
+  step.sel = sel;
+  step.batch = B;
+  step.seq = T;
+  step.kv_len = T;
+  step.mask = kernels::AttentionMask{false, key_valid ? key_valid->data_as<uint8_t>() : nullptr};
+  step.layers = c.layers;
+  step.train = train;
   cache_.clear();
-  const kernels::AttentionShape as{B, T, T, c.heads, c.heads, D};
-  const kernels::AttentionMask mask{false, key_valid ? key_valid->data_as<uint8_t>() : nullptr};
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   for (int64_t l = 0; l < c.layers; ++l) {
-    const std::string pre = "bert.encoder.layer." + std::to_string(l) + ".";
-    auto lin = [&](const std::string& name) -> const nn::Linear& { return *linears_.at(pre + name); };
-    LayerCache lc;
-    auto kept = [&](nn::LinearCache& cache) { return train ? &cache : nullptr; };
-    lc.x = x;
-    lc.q = f32({M, H});
-    lc.k = f32({M, H});
-    lc.v = f32({M, H});
-    lin("attention.self.query").forward(sel, M, p(x), p(lc.q), kept(lc.query));
-    lin("attention.self.key").forward(sel, M, p(x), p(lc.k), kept(lc.key));
-    lin("attention.self.value").forward(sel, M, p(x), p(lc.v), kept(lc.value));
-    lc.attn = f32({M, H});
-    lc.lse = f32({B, c.heads, T});
-    kernels::attention_forward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(lc.lse));
-    // h1 = LN(x + dense(attn) (+ adapters))
-    lc.pre1 = f32({M, H});
-    lin("attention.output.dense").forward(sel, M, p(lc.attn), p(lc.pre1), kept(lc.attn_dense));
-    const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
-    if (!attn_site.empty()) {
-      lc.attn_out = f32({M, H});
-      std::memcpy(p(lc.attn_out), p(lc.pre1), sizeof(float) * M * H);
-      attn_site.forward(sel, false, M, p(lc.attn_out), p(lc.pre1), train ? &lc.attn_adapters : nullptr);
-      attn_site.forward(sel, true, M, p(x), p(lc.pre1), train ? &lc.attn_adapters : nullptr);
-    }
-    add_into(M * H, p(x), p(lc.pre1));
-    lc.h1 = f32({M, H});
-    layer_norm(pre + "attention.output.LayerNorm", p(lc.pre1), p(lc.h1), lc.n1);
-    // h2 = LN(h1 + dense(gelu(inter(h1))) (+ adapters))
-    lc.inter = f32({M, F});
-    lc.act = f32({M, F});
-    lin("intermediate.dense").forward(sel, M, p(lc.h1), p(lc.inter), kept(lc.inter_dense));
-    gelu_erf(M * F, p(lc.inter), p(lc.act));
-    lc.pre2 = f32({M, H});
-    lin("output.dense").forward(sel, M, p(lc.act), p(lc.pre2), kept(lc.out_dense));
-    const nn::BottleneckSite& mlp_site = *mlp_sites_[static_cast<size_t>(l)];
-    if (!mlp_site.empty()) {
-      lc.ffn_out = f32({M, H});
-      std::memcpy(p(lc.ffn_out), p(lc.pre2), sizeof(float) * M * H);
-      mlp_site.forward(sel, false, M, p(lc.ffn_out), p(lc.pre2), train ? &lc.mlp_adapters : nullptr);
-      mlp_site.forward(sel, true, M, p(lc.h1), p(lc.pre2), train ? &lc.mlp_adapters : nullptr);
-    }
-    add_into(M * H, p(lc.h1), p(lc.pre2));
-    TensorPtr next = f32({M, H});
-    layer_norm(pre + "output.LayerNorm", p(lc.pre2), p(next), lc.n2);
+    nn::EncoderBlockCache lc;
+    x = blocks_[static_cast<size_t>(l)].forward(step, x, lc);
     if (train) cache_.push_back(std::move(lc));
-    x = next;
   }
   // Pooler on the first token of each sequence, then the classifier.
   TensorPtr cls = f32({B, H}), pooled = f32({B, H});
@@ -223,12 +165,12 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
   Tensor logits = Tensor::uninitialized(DType::F32, {B, c.num_labels});
   linears_.at("classifier")->forward(per_item, B, p(pooled), logits.data_as<float>(), train ? &classifier_cache_ : nullptr);
   if (train) {
-    train_selection_ = sel;
     ids_ = std::make_shared<Tensor>(ids);
     key_valid_ = key_valid ? std::make_shared<Tensor>(*key_valid) : nullptr;
+    train_step_ = step;
+    train_step_.mask.key_valid = key_valid_ ? key_valid_->data_as<uint8_t>() : nullptr;  // the kept copy
     emb_sum_ = sum;
-    emb_mean_ = emb_norm.mean;
-    emb_rstd_ = emb_norm.rstd;
+    emb_norm_cache_ = emb_cache;
     final_hidden_ = x;
     cls_ = cls;
     pooled_ = pooled;
@@ -241,7 +183,7 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
 double BertClassifier::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
   const BertConfig& c = config_;
   PEFT_CHECK(final_hidden_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
-  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, D = H / c.heads, F = c.intermediate, C = c.num_labels;
+  const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, C = c.num_labels;
   PEFT_CHECK(logits.shape() == Shape({B, C}), ErrorCode::Shape, "logits do not match the last forward");
   const bool regression = C == 1;
   PEFT_CHECK(labels.numel() == B && labels.dtype() == (regression ? DType::F32 : DType::I32), ErrorCode::Shape,
@@ -249,7 +191,7 @@ double BertClassifier::loss_backward(const Tensor& logits, const Tensor& labels,
                  " sequences but received " + dtype_name(labels.dtype()) + " " + shape_to_string(labels.shape()));
   if (!accumulate)
     for (auto& [name, param] : params_) param->zero_grad();
-  const nn::AdapterSelection& sel = train_selection_;
+  const nn::AdapterSelection& sel = train_step_.sel;
   nn::AdapterSelection per_item = sel;
   per_item.rows_per_item = 1;
 
@@ -282,59 +224,11 @@ double BertClassifier::loss_backward(const Tensor& logits, const Tensor& labels,
   TensorPtr dx = std::make_shared<Tensor>(DType::F32, Shape{M, H});
   for (int64_t b = 0; b < B; ++b) std::memcpy(p(dx) + b * T * H, d_cls.data() + b * H, sizeof(float) * H);
 
-  const kernels::AttentionShape as{B, T, T, c.heads, c.heads, D};
-  const kernels::AttentionMask mask{false, key_valid_ ? key_valid_->data_as<uint8_t>() : nullptr};
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  auto norm_backward = [&](const std::string& module, const float* dy, const float* in, const Norm& n, float* d_in) {
-    nn::Param& w = parameter(module + ".weight");
-    nn::Param& b = parameter(module + ".bias");
-    kernels::layernorm_backward(M, H, dy, in, w.data(), p(n.mean), p(n.rstd), d_in, w.grad_data(), b.grad_data(), true);
-  };
-  TensorPtr d_pre = f32({M, H}), d_act = f32({M, F}), d_h1 = f32({M, H}), d_attn = f32({M, H});
-  TensorPtr dq = f32({M, H}), dk = f32({M, H}), dv = f32({M, H}), d_x = f32({M, H});
-  for (int64_t l = c.layers - 1; l >= 0; --l) {
-    const LayerCache& lc = cache_[static_cast<size_t>(l)];
-    const std::string pre = "bert.encoder.layer." + std::to_string(l) + ".";
-    auto lin = [&](const std::string& name) -> const nn::Linear& { return *linears_.at(pre + name); };
-    // h2 = LN(h1 + f): d pre2 from dx; f's gradient is d pre2; h1 gets d pre2 too.
-    norm_backward(pre + "output.LayerNorm", p(dx), p(lc.pre2), lc.n2, p(d_pre));
-    std::memcpy(p(d_h1), p(d_pre), sizeof(float) * M * H);
-    const nn::BottleneckSite& mlp_site = *mlp_sites_[static_cast<size_t>(l)];
-    std::vector<float> d_ffn;
-    const float* d_f = p(d_pre);
-    if (!mlp_site.empty()) {
-      d_ffn.assign(p(d_pre), p(d_pre) + M * H);
-      mlp_site.backward(sel, false, M, p(d_pre), p(lc.ffn_out), lc.mlp_adapters, d_ffn.data());
-      mlp_site.backward(sel, true, M, p(d_pre), p(lc.h1), lc.mlp_adapters, p(d_h1));
-      d_f = d_ffn.data();
-    }
-    lin("output.dense").backward(sel, M, d_f, p(lc.act), lc.out_dense, p(d_act), false);
-    gelu_erf_backward(M * F, p(d_act), p(lc.inter), p(d_act));
-    lin("intermediate.dense").backward(sel, M, p(d_act), p(lc.h1), lc.inter_dense, p(d_h1), true);
-    // h1 = LN(x + o)
-    norm_backward(pre + "attention.output.LayerNorm", p(d_h1), p(lc.pre1), lc.n1, p(d_pre));
-    std::memcpy(p(d_x), p(d_pre), sizeof(float) * M * H);
-    const nn::BottleneckSite& attn_site = *attn_sites_[static_cast<size_t>(l)];
-    std::vector<float> d_o_buf;
-    const float* d_o = p(d_pre);
-    if (!attn_site.empty()) {
-      d_o_buf.assign(p(d_pre), p(d_pre) + M * H);
-      attn_site.backward(sel, false, M, p(d_pre), p(lc.attn_out), lc.attn_adapters, d_o_buf.data());
-      attn_site.backward(sel, true, M, p(d_pre), p(lc.x), lc.attn_adapters, p(d_x));
-      d_o = d_o_buf.data();
-    }
-    lin("attention.output.dense").backward(sel, M, d_o, p(lc.attn), lc.attn_dense, p(d_attn), false);
-    kernels::attention_backward(as, mask, scale, p(lc.q), p(lc.k), p(lc.v), p(lc.attn), p(d_attn), p(lc.lse), p(dq),
-                                p(dk), p(dv));
-    lin("attention.self.query").backward(sel, M, p(dq), p(lc.x), lc.query, p(d_x), true);
-    lin("attention.self.key").backward(sel, M, p(dk), p(lc.x), lc.key, p(d_x), true);
-    lin("attention.self.value").backward(sel, M, p(dv), p(lc.x), lc.value, p(d_x), true);
-    std::swap(dx, d_x);
-  }
+  nn::Workspace ws;
+  for (int64_t l = c.layers - 1; l >= 0; --l) blocks_[static_cast<size_t>(l)].backward(train_step_, cache_[static_cast<size_t>(l)], p(dx), ws);
   // Embeddings: sum = word + position + type 0, x0 = LN(sum).
   std::vector<float> d_sum(static_cast<size_t>(M * H));
-  const Norm emb{emb_mean_, emb_rstd_};
-  norm_backward("bert.embeddings.LayerNorm", p(dx), p(emb_sum_), emb, d_sum.data());
+  emb_norm_.backward(M, p(dx), p(emb_sum_), emb_norm_cache_, d_sum.data());
   if (float* g = parameter("bert.embeddings.position_embeddings.weight").grad_data())
     for (int64_t i = 0; i < M; ++i) add_into(H, d_sum.data() + i * H, g + (i % T) * H);
   if (float* g = parameter("bert.embeddings.token_type_embeddings.weight").grad_data())

@@ -4,7 +4,7 @@
 // output.LayerNorm, bert.pooler.dense, classifier): word + position + token-type embeddings and a
 // LayerNorm, post-LayerNorm blocks with bidirectional attention over the non-padding tokens, GELU
 // (erf), the pooler (tanh of a dense layer on the first token) and a linear classifier. Every dense
-// layer is an nn::Linear that PEFT adapters attach to.
+// layer is an nn::Linear that PEFT adapters attach to; the blocks are nn::EncoderBlock modules.
 #pragma once
 #include <memory>
 #include <string>
@@ -12,6 +12,7 @@
 
 #include "core/tensor.h"
 #include "model/adapter_host.h"
+#include "nn/encoder_block.h"
 
 namespace peft::model {
 
@@ -43,11 +44,14 @@ class BertClassifier : public AdapterHost {
   double loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) override;
 
  private:
-  struct LayerCache;
   BertConfig config_;
-  std::vector<LayerCache> cache_;
-  nn::AdapterSelection train_selection_;
-  std::shared_ptr<Tensor> ids_, key_valid_, emb_sum_, emb_mean_, emb_rstd_, final_hidden_, cls_, pooled_;
+  nn::Norm emb_norm_;
+  std::vector<nn::EncoderBlock> blocks_;
+  // The last training forward.
+  nn::AttentionStep train_step_;
+  std::vector<nn::EncoderBlockCache> cache_;
+  nn::NormCache emb_norm_cache_;
+  std::shared_ptr<Tensor> ids_, key_valid_, emb_sum_, final_hidden_, cls_, pooled_;
   nn::LinearCache pooler_cache_, classifier_cache_;
   int64_t batch_ = 0, seq_ = 0;
 };

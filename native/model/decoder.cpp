@@ -74,7 +74,8 @@ void check_spec(const DecoderSpec& s) {
              ErrorCode::Config, "Expected non-negative embedding scale, attention scale, soft-caps and local RoPE base");
   PEFT_CHECK(!s.sandwich_norms || (!s.names.attn_out_norm.empty() && !s.names.mlp_out_norm.empty()), ErrorCode::Config,
              "Expected the names of the sandwich norms");
-  PEFT_CHECK(s.mlp != nn::MlpKind::GeluTanh ? (s.fused_gate_up || !s.names.up.empty()) : (s.names.up.empty() && !s.fused_gate_up),
+  const bool gated = s.mlp == nn::MlpKind::SwiGlu || s.mlp == nn::MlpKind::GeGlu;
+  PEFT_CHECK(gated ? (s.fused_gate_up || !s.names.up.empty()) : (s.names.up.empty() && !s.fused_gate_up),
              ErrorCode::Config, "Expected an up projection for a gated MLP and none for a plain one");
 }
 

@@ -1,6 +1,7 @@
 #include "nn/bottleneck.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "kernels/activation.h"
@@ -142,6 +143,28 @@ void BottleneckSite::backward(const AdapterSelection& sel, bool parallel, int64_
       (void)act;
     }
   }
+}
+
+void apply_bottleneck_site(const BottleneckSite& site, const AdapterSelection& sel, bool train, int64_t m, int64_t hidden,
+                           const float* input, float* out, std::shared_ptr<Tensor>& kept, BottleneckCache& cache) {
+  if (site.empty()) return;
+  kept = std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, {m, hidden}));
+  std::memcpy(kept->data(), out, sizeof(float) * m * hidden);
+  site.forward(sel, false, m, kept->data_as<float>(), out, train ? &cache : nullptr);
+  site.forward(sel, true, m, input, out, train ? &cache : nullptr);
+}
+
+const float* bottleneck_site_backward(const BottleneckSite& site, const AdapterSelection& sel, int64_t m, int64_t hidden,
+                                      const float* d_out, const float* input, const std::shared_ptr<Tensor>& kept,
+                                      const BottleneckCache& cache, std::vector<float>& d_sublayer,
+                                      std::vector<float>& d_parallel) {
+  d_parallel.clear();
+  if (site.empty()) return d_out;
+  d_sublayer.assign(d_out, d_out + m * hidden);  // the sequential adapters' input is the sublayer's output
+  site.backward(sel, false, m, d_out, kept->data_as<float>(), cache, d_sublayer.data());
+  d_parallel.assign(static_cast<size_t>(m * hidden), 0.0f);
+  site.backward(sel, true, m, d_out, input, cache, d_parallel.data());
+  return d_sublayer.data();
 }
 
 }  // namespace peft::nn

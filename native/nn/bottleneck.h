@@ -57,4 +57,16 @@ class BottleneckSite {
   std::map<std::string, BottleneckWeights> adapters_;
 };
 
+// A sublayer's output with a site's adapters: out [m, hidden] += the sequential adapters on out and
+// the parallel ones on input [m, hidden]; `kept` gets out before them (only when the site has adapters).
+void apply_bottleneck_site(const BottleneckSite& site, const AdapterSelection& sel, bool train, int64_t m, int64_t hidden,
+                           const float* input, float* out, std::shared_ptr<Tensor>& kept, BottleneckCache& cache);
+// d_out [m, hidden]: the gradient reaching the site's output. Returns the gradient reaching the
+// sublayer's own output (d_out itself, or d_sublayer filled) and fills d_parallel [m, hidden] with
+// the parallel adapters' gradient into their input (left empty without adapters).
+const float* bottleneck_site_backward(const BottleneckSite& site, const AdapterSelection& sel, int64_t m, int64_t hidden,
+                                      const float* d_out, const float* input, const std::shared_ptr<Tensor>& kept,
+                                      const BottleneckCache& cache, std::vector<float>& d_sublayer,
+                                      std::vector<float>& d_parallel);
+
 }  // namespace peft::nn

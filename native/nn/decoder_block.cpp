@@ -26,28 +26,6 @@ void DecoderBlock::set_sandwich_norms(Norm attn_out_norm, Norm mlp_out_norm) {
   mlp_out_norm_ = std::move(mlp_out_norm);
 }
 
-void DecoderBlock::apply_site(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h,
-                              const float* input, float* out, TensorPtr& kept, BottleneckCache& cache) {
-  if (site.empty()) return;
-  kept = f32({m, h});
-  std::memcpy(p(kept), out, sizeof(float) * m * h);
-  site.forward(s.sel, false, m, p(kept), out, s.train ? &cache : nullptr);
-  site.forward(s.sel, true, m, input, out, s.train ? &cache : nullptr);
-}
-
-const float* DecoderBlock::site_backward(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h,
-                                         const float* d_out, const float* input, const TensorPtr& kept,
-                                         const BottleneckCache& cache, std::vector<float>& d_sublayer,
-                                         std::vector<float>& d_parallel) {
-  d_parallel.clear();
-  if (site.empty()) return d_out;
-  d_sublayer.assign(d_out, d_out + m * h);  // the sequential adapters' input is the sublayer's output
-  site.backward(s.sel, false, m, d_out, p(kept), cache, d_sublayer.data());
-  d_parallel.assign(static_cast<size_t>(m * h), 0.0f);
-  site.backward(s.sel, true, m, d_out, input, cache, d_parallel.data());
-  return d_sublayer.data();
-}
-
 TensorPtr DecoderBlock::forward(const AttentionStep& s, TensorPtr x, BlockCache& c, const KvSlot* kv) const {
   const int64_t M = s.batch * s.seq, H = hidden_;
   c.x = x;
@@ -65,7 +43,7 @@ TensorPtr DecoderBlock::forward(const AttentionStep& s, TensorPtr x, BlockCache&
   } else {
     attention_.forward(s, p(c.n1), p(c.x2), c.attn, kv);
   }
-  apply_site(*attn_site_, s, M, H, p(c.n1), p(c.x2), c.attn_out, c.attn_adapters);
+  apply_bottleneck_site(*attn_site_, s.sel, s.train, M, H, p(c.n1), p(c.x2), c.attn_out, c.attn_adapters);
   add_into(M * H, p(x), p(c.x2));
   c.n2 = f32({M, H});
   {
@@ -81,7 +59,7 @@ TensorPtr DecoderBlock::forward(const AttentionStep& s, TensorPtr x, BlockCache&
   } else {
     mlp_.forward(s.sel, M, p(c.n2), p(y), c.mlp, s.train);
   }
-  apply_site(*mlp_site_, s, M, H, p(c.n2), p(y), c.mlp_out, c.mlp_adapters);
+  apply_bottleneck_site(*mlp_site_, s.sel, s.train, M, H, p(c.n2), p(y), c.mlp_out, c.mlp_adapters);
   add_into(M * H, p(c.x2), p(y));
   return y;
 }
@@ -95,7 +73,7 @@ bool DecoderBlock::backward(const AttentionStep& s, const BlockCache& c, int low
   // MLP: y = x2 + mlp(n2) (+ adapters), n2 = norm2(x2). dx holds d y.
   std::memcpy(dx2, dx, sizeof(float) * M * H);
   std::vector<float> d_sublayer, d_parallel;
-  const float* d_mlp = site_backward(*mlp_site_, s, M, H, dx, p(c.n2), c.mlp_out, c.mlp_adapters, d_sublayer, d_parallel);
+  const float* d_mlp = bottleneck_site_backward(*mlp_site_, s.sel, M, H, dx, p(c.n2), c.mlp_out, c.mlp_adapters, d_sublayer, d_parallel);
   if (mlp_out_norm_.present()) {  // through the sandwich norm to the MLP's own output
     float* d_proj = ws.get("block.d_proj", M * H);
     PEFT_PROFILE_SCOPE(NormAct);
@@ -115,7 +93,7 @@ bool DecoderBlock::backward(const AttentionStep& s, const BlockCache& c, int low
   if (!reach(kOutProj)) return false;
   // Attention: x2 = x + attn(n1) (+ adapters), n1 = norm1(x). dx2 holds d x2.
   const float* d_attn =
-      site_backward(*attn_site_, s, M, H, dx2, p(c.n1), c.attn_out, c.attn_adapters, d_sublayer, d_parallel);
+      bottleneck_site_backward(*attn_site_, s.sel, M, H, dx2, p(c.n1), c.attn_out, c.attn_adapters, d_sublayer, d_parallel);
   if (attn_out_norm_.present()) {
     float* d_proj = ws.get("block.d_proj", M * H);
     PEFT_PROFILE_SCOPE(NormAct);

@@ -58,18 +58,6 @@ class DecoderBlock {
   Mlp mlp_;
   const BottleneckSite *attn_site_, *mlp_site_;
   int64_t hidden_ = 0;
-
-  // out += the site's adapters (sequential ones on `output`, parallel ones on `input`), keeping the
-  // output before them in `kept` (when the site has adapters).
-  static void apply_site(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h, const float* input,
-                         float* out, TensorPtr& kept, BottleneckCache& cache);
-  // d_out: [m, hidden] reaching the site's output. Returns the gradient reaching the sublayer's own
-  // output (d_out, or d_sublayer filled) and fills d_parallel [m, hidden] with the parallel adapters'
-  // gradient into their input (left empty without adapters).
-  static const float* site_backward(const BottleneckSite& site, const AttentionStep& s, int64_t m, int64_t h,
-                                    const float* d_out, const float* input, const TensorPtr& kept,
-                                    const BottleneckCache& cache, std::vector<float>& d_sublayer,
-                                    std::vector<float>& d_parallel);
 };
 
 }  // namespace peft::nn

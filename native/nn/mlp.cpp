@@ -39,6 +39,8 @@ void Mlp::forward(const AdapterSelection& sel, int64_t m, const float* x, float*
       kernels::swiglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
     else if (kind_ == MlpKind::GeGlu)
       kernels::geglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
+    else if (kind_ == MlpKind::GeluErf)
+      kernels::gelu_erf_forward(m * F, p(cache.gate), p(cache.act));
     else
       kernels::gelu_tanh_forward(m * F, p(cache.gate), p(cache.act));
   }
@@ -63,6 +65,8 @@ void Mlp::backward(const AdapterSelection& sel, int64_t m, const float* dy, cons
       kernels::swiglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
     else if (kind_ == MlpKind::GeGlu)
       kernels::geglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
+    else if (kind_ == MlpKind::GeluErf)
+      kernels::gelu_erf_backward(m * F, d_act, p(cache.gate), d_gate);
     else
       kernels::gelu_tanh_backward(m * F, d_act, p(cache.gate), d_gate);
   }

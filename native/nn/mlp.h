@@ -1,6 +1,6 @@
 // The feed-forward part of a transformer block as a module: gated (SwiGLU: down(silu(gate(x)) ⊙
 // up(x)), Llama; gate and up as one fused projection, Phi-3; GeGLU with tanh-GELU, Gemma) or plain
-// (down(gelu_tanh(fc(x))), GPT-2). Its projections are nn::Linear modules
+// (down(gelu(fc(x))), GPT-2 with tanh-GELU, BERT with erf-GELU). Its projections are nn::Linear modules
 // (owned by the model) that adapters attach to.
 #pragma once
 #include <cstdint>
@@ -11,7 +11,8 @@
 
 namespace peft::nn {
 
-enum class MlpKind { SwiGlu, GeGlu, GeluTanh };  // gated SiLU, gated tanh-GELU (Gemma), plain tanh-GELU
+// Gated SiLU, gated tanh-GELU (Gemma); plain tanh-GELU (GPT-2), plain erf-GELU (BERT).
+enum class MlpKind { SwiGlu, GeGlu, GeluTanh, GeluErf };
 
 struct MlpCache {
   TensorPtr gate;  // [m, F] gate(x) (plain: fc(x))
@@ -38,7 +39,7 @@ class Mlp {
   MlpKind kind_ = MlpKind::SwiGlu;
   const Linear *gate_ = nullptr, *up_ = nullptr, *down_ = nullptr, *gate_up_ = nullptr;
   int64_t width() const { return gate_up_ ? gate_up_->out_features() / 2 : gate_->out_features(); }
-  bool gated() const { return kind_ != MlpKind::GeluTanh; }
+  bool gated() const { return kind_ == MlpKind::SwiGlu || kind_ == MlpKind::GeGlu; }
 };
 
 }  // namespace peft::nn

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { getPeftModel, loadModel, tensor } from '../../lib';
+import { handleOf } from '../../lib/tensor';
 import { checkGradients, checkModelGradients } from '../helpers/finite-diff';
 import { randomArray, rng } from '../helpers/random';
 import { f32Bytes, parseSafetensors, writeSafetensorsJs } from '../helpers/safetensors-js';
@@ -146,6 +147,20 @@ describe('BERT sequence classifier', () => {
     expect(keys).toContain('base_model.model.classifier.weight');
     expect(keys).toContain('base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight');
   });
+
+  it.each([['houlsby', 'sequential'], ['pfeiffer', 'parallel']] as const)(
+    'bottleneck adapters (%s, %s) in the encoder blocks: gradients match finite differences',
+    async (kind, mode) => {
+      const model = await loadModel(writeModelDir(weights));
+      const peft = getPeftModel(model, { peft_type: 'BOTTLENECK', task_type: 'SEQ_CLS', bottleneck_type: kind, mode, non_linearity: 'tanh', reduction_factor: 4, scaling: 2 }, { seed: 3 });
+      // Move the zero-initialised up-projections so that every gradient is non-trivial.
+      for (const [name, t] of Object.entries(peft.trainableParameters())) {
+        peft.base.nativeModel.setParameterValue(name, handleOf(tensor(t.toFloat32Array().map((v, i) => v + 0.3 * Math.sin(i + name.length)), t.shape), name));
+      }
+      const { names } = await checkGradients(peft, ids, [[1, 2]]);
+      expect(names.filter((n) => n.includes('_adapter.')).length).toBe(2 * (kind === 'houlsby' ? 2 : 1) * 4);
+    },
+  );
 
   it('in evaluation mode the loss runs no LoRA dropout: equal bit for bit to lora_dropout 0', async () => {
     const lora = { peft_type: 'LORA', task_type: 'SEQ_CLS', r: 2, init_lora_weights: false } as const;

@@ -1,4 +1,4 @@
-// SwiGLU (vector loops of the active instruction set), tanh-GELU, GeGLU and soft-capping (scalar),
+// SwiGLU (vector loops of the active instruction set), tanh- and erf-GELU, GeGLU and soft-capping (scalar),
 // over the pool.
 #include <algorithm>
 #include <cmath>
@@ -61,6 +61,22 @@ void gelu_tanh_backward(int64_t n, const float* dy, const float* x, float* dx) {
   for_chunks(n, [&](int64_t b, int64_t len) {
     for (int64_t i = b; i < b + len; ++i) {
       dx[i] = dy[i] * gelu_tanh_grad(x[i]);
+    }
+  });
+}
+
+void gelu_erf_forward(int64_t n, const float* x, float* y) {
+  for_chunks(n, [&](int64_t b, int64_t len) {
+    for (int64_t i = b; i < b + len; ++i) y[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678f));
+  });
+}
+
+void gelu_erf_backward(int64_t n, const float* dy, const float* x, float* dx) {
+  for_chunks(n, [&](int64_t b, int64_t len) {
+    for (int64_t i = b; i < b + len; ++i) {
+      const float cdf = 0.5f * (1.0f + std::erf(x[i] * 0.70710678f));
+      const float pdf = 0.39894228f * std::exp(-0.5f * x[i] * x[i]);  // φ(x) = e^(−x²/2) / √(2π)
+      dx[i] = dy[i] * (cdf + x[i] * pdf);
     }
   });
 }
