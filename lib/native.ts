@@ -211,6 +211,8 @@ export type NativeLlamaConfig = Pick<
   | 'qkNorm'
   | 'slidingWindow'
   | 'fusedProjections'
+  | 'numExperts'
+  | 'numExpertsPerTok'
   | 'modelType'
   | 'queryPreAttnScalar'
   | 'attnLogitSoftcapping'

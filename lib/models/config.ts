@@ -1,5 +1,5 @@
 /**
- * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, SmolLM), read from
+ * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Mixtral, Qwen2, Qwen3, Phi-3, SmolLM), read from
  * a Hugging Face `config.json` or from GGUF metadata, with RoPE frequencies as transformers computes
  * them (`default`, `linear` and `llama3` rope_scaling).
  */
@@ -39,6 +39,9 @@ export interface LlamaConfig {
   slidingWindow?: number;
   /** Phi-3: q/k/v are one projection (self_attn.qkv_proj) and so are the MLP's gate and up (mlp.gate_up_proj). */
   fusedProjections?: boolean;
+  /** Mixtral: a mixture of numExperts SwiGLU experts in place of the MLP, numExpertsPerTok per token. */
+  numExperts?: number;
+  numExpertsPerTok?: number;
   /** Gemma: scores scale by queryPreAttnScalar^-½ (instead of headDim^-½). */
   queryPreAttnScalar?: number;
   /** Gemma 2: attention scores and final logits soft-capped at these (cap · tanh(x / cap)). */
@@ -127,7 +130,7 @@ function gpt2ConfigFromHf(json: Record<string, unknown>, source: string): LlamaC
   };
 }
 
-const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'smollm'];
+const LLAMA_TYPES = ['llama', 'mistral', 'mixtral', 'qwen2', 'qwen3', 'phi3', 'smollm'];
 
 function bad(source: string, field: string, expectation: string, value: unknown): never {
   throw new PeftError(`Expected ${expectation} for ${field} in ${source} but received ${preview(value)}`, 'E_CONFIG');
@@ -180,12 +183,12 @@ function checkHeads(source: string, c: LlamaConfig): LlamaConfig {
 }
 
 /**
- * The sliding window of a config.json: Mistral's and Phi-3's `sliding_window` (null or absent: none). Qwen2 and
+ * The sliding window of a config.json: Mistral's, Mixtral's and Phi-3's `sliding_window` (null or absent: none). Qwen2 and
  * Qwen3 apply theirs only with `use_sliding_window`, and then to the layers past `max_window_layers`
  * alone: refused. Other Llama types have none.
  */
 function slidingWindowFrom(source: string, json: Record<string, unknown>, modelType: string): number | undefined {
-  if (modelType === 'mistral' || modelType === 'phi3') {
+  if (modelType === 'mistral' || modelType === 'mixtral' || modelType === 'phi3') {
     return json.sliding_window === null || json.sliding_window === undefined ? undefined : positiveInt(source, json, 'sliding_window', undefined, 1 << 30);
   }
   if ((modelType === 'qwen2' || modelType === 'qwen3') && json.use_sliding_window === true) {
@@ -250,6 +253,17 @@ function gemmaConfigFromHf(json: Record<string, unknown>, source: string, modelT
   });
 }
 
+/** Mixtral's experts: num_local_experts and num_experts_per_tok (the router's top k). */
+function expertsFrom(source: string, json: Record<string, unknown>, modelType: string): Pick<LlamaConfig, 'numExperts' | 'numExpertsPerTok'> {
+  if (modelType !== 'mixtral') return {};
+  const numExperts = positiveInt(source, json, 'num_local_experts', 8, 1024);
+  const numExpertsPerTok = positiveInt(source, json, 'num_experts_per_tok', 2, numExperts);
+  if (json.router_jitter_noise !== undefined && json.router_jitter_noise !== 0) {
+    throw new PeftError(`router_jitter_noise ${preview(json.router_jitter_noise)} in ${source} is not supported (0 is)`, 'E_UNSUPPORTED');
+  }
+  return { numExperts, numExpertsPerTok };
+}
+
 /** A Llama-family config from a Hugging Face config.json object. */
 export function configFromHf(json: Record<string, unknown>, source = 'config.json'): LlamaConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
@@ -294,6 +308,7 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
     qkNorm: modelType === 'qwen3',
     slidingWindow: slidingWindowFrom(source, json, modelType),
     fusedProjections: modelType === 'phi3',
+    ...expertsFrom(source, json, modelType),
     bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
     eosTokenId: typeof json.eos_token_id === 'number' || Array.isArray(json.eos_token_id) ? (json.eos_token_id as number | number[]) : undefined,
   });

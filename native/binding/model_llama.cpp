@@ -62,6 +62,8 @@ model::LlamaConfig read_config(const Napi::Object& o) {
   c.tie_embeddings = to_bool(o.Get("tieWordEmbeddings"), "config.tieWordEmbeddings");
   c.attention_bias = to_bool(o.Get("attentionBias"), "config.attentionBias");
   if (!o.Get("qkNorm").IsUndefined()) c.qk_norm = to_bool(o.Get("qkNorm"), "config.qkNorm");
+  if (!o.Get("numExperts").IsUndefined()) c.experts = to_int(o.Get("numExperts"), "config.numExperts");
+  if (!o.Get("numExpertsPerTok").IsUndefined()) c.experts_per_token = to_int(o.Get("numExpertsPerTok"), "config.numExpertsPerTok");
   if (!o.Get("fusedProjections").IsUndefined())
     c.fused_projections = to_bool(o.Get("fusedProjections"), "config.fusedProjections");
   if (!o.Get("slidingWindow").IsUndefined()) c.sliding_window = to_int(o.Get("slidingWindow"), "config.slidingWindow");

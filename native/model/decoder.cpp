@@ -47,13 +47,21 @@ std::vector<LinearPart> linear_parts(const DecoderSpec& s) {
     parts.push_back({s.names.v, Block::kQkv, s.qkv_bias, kd, H});
   }
   parts.push_back({s.names.o, Block::kOutProj, s.out_bias, H, qd});
-  if (s.fused_gate_up) {
+  if (s.experts > 0) {
+    parts.push_back({s.names.router, Block::kGateUp, false, s.experts, H});
+    for (int64_t e = 0; e < s.experts; ++e) {
+      const std::string expert = s.names.expert_prefix + std::to_string(e) + ".";
+      parts.push_back({expert + s.names.expert_gate, Block::kGateUp, false, F, H});
+      parts.push_back({expert + s.names.expert_up, Block::kGateUp, false, F, H});
+      parts.push_back({expert + s.names.expert_down, Block::kDown, false, H, F});
+    }
+  } else if (s.fused_gate_up) {
     parts.push_back({s.names.gate_up, Block::kGateUp, s.mlp_bias, 2 * F, H});
   } else {
     parts.push_back({s.names.gate, Block::kGateUp, s.mlp_bias, F, H});
     if (!s.names.up.empty()) parts.push_back({s.names.up, Block::kGateUp, s.mlp_bias, F, H});
   }
-  parts.push_back({s.names.down, Block::kDown, s.mlp_bias, H, F});
+  if (s.experts == 0) parts.push_back({s.names.down, Block::kDown, s.mlp_bias, H, F});
   return parts;
 }
 
@@ -75,8 +83,12 @@ void check_spec(const DecoderSpec& s) {
   PEFT_CHECK(!s.sandwich_norms || (!s.names.attn_out_norm.empty() && !s.names.mlp_out_norm.empty()), ErrorCode::Config,
              "Expected the names of the sandwich norms");
   const bool gated = s.mlp == nn::MlpKind::SwiGlu || s.mlp == nn::MlpKind::GeGlu;
-  PEFT_CHECK(gated ? (s.fused_gate_up || !s.names.up.empty()) : (s.names.up.empty() && !s.fused_gate_up),
-             ErrorCode::Config, "Expected an up projection for a gated MLP and none for a plain one");
+  PEFT_CHECK(s.experts >= 0 && (s.experts == 0 || (gated && s.experts_per_token >= 1 && s.experts_per_token <= s.experts)),
+             ErrorCode::Config, "Expected gated experts and 1 to " + std::to_string(s.experts) +
+                                    " experts per token but received " + std::to_string(s.experts_per_token));
+  if (s.experts == 0)
+    PEFT_CHECK(gated ? (s.fused_gate_up || !s.names.up.empty()) : (s.names.up.empty() && !s.fused_gate_up),
+               ErrorCode::Config, "Expected an up projection for a gated MLP and none for a plain one");
 }
 
 }  // namespace
@@ -240,11 +252,22 @@ void DecoderModel::build_blocks() {
       attention.set_head_norms(head_norm(s.names.q_norm), head_norm(s.names.k_norm));
     }
     const bool fused_mlp = s.fused_gate_up;
-    nn::Mlp mlp(s.mlp, fused_mlp ? nullptr : lin(s.names.gate), fused_mlp ? nullptr : lin(s.names.up), lin(s.names.down),
-                fused_mlp ? lin(s.names.gate_up) : nullptr);
+    nn::Mlp mlp;
+    if (s.experts == 0)
+      mlp = nn::Mlp(s.mlp, fused_mlp ? nullptr : lin(s.names.gate), fused_mlp ? nullptr : lin(s.names.up), lin(s.names.down),
+                    fused_mlp ? lin(s.names.gate_up) : nullptr);
     blocks_.emplace_back(norm(layer_name(l, s.names.input_norm)), std::move(attention),
                          attn_sites_[static_cast<size_t>(l)].get(), norm(layer_name(l, s.names.post_norm)),
                          std::move(mlp), mlp_sites_[static_cast<size_t>(l)].get());
+    if (s.experts > 0) {
+      std::vector<nn::Mlp> experts;
+      for (int64_t e = 0; e < s.experts; ++e) {
+        const std::string expert = s.names.expert_prefix + std::to_string(e) + ".";
+        experts.emplace_back(s.mlp, lin(expert + s.names.expert_gate), lin(expert + s.names.expert_up),
+                             lin(expert + s.names.expert_down));
+      }
+      blocks_.back().set_moe(nn::Moe(lin(s.names.router), std::move(experts), s.experts_per_token, s.moe_normalize));
+    }
     if (s.sandwich_norms)
       blocks_.back().set_sandwich_norms(norm(layer_name(l, s.names.attn_out_norm)), norm(layer_name(l, s.names.mlp_out_norm)));
   }

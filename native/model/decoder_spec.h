@@ -39,6 +39,10 @@ struct DecoderSpec {
   bool fused_gate_up = false;  // one projection makes the MLP's gate and up (names.gate_up, Phi-3)
   bool qkv_bias = false, out_bias = false, mlp_bias = false;
   nn::MlpKind mlp = nn::MlpKind::SwiGlu;
+  // A sparse mixture of experts in place of the MLP (Mixtral): `experts` SwiGLU MLPs of width
+  // `intermediate`, the top `experts_per_token` per token; routing weights renormalized (or not).
+  int64_t experts = 0, experts_per_token = 0;
+  bool moe_normalize = true;
   bool tied_head = false;  // the output head is the token embedding table
 
   // Hugging Face names. Block parts are relative to "<layer_prefix><index>."; a tensor is the
@@ -54,6 +58,8 @@ struct DecoderSpec {
     std::string attn_out_norm, mlp_out_norm;  // sandwich norms
     std::string gate = "mlp.gate_proj", up = "mlp.up_proj", down = "mlp.down_proj";  // plain MLP: gate = first, up empty
     std::string gate_up = "mlp.gate_up_proj";
+    std::string router = "block_sparse_moe.gate", expert_prefix = "block_sparse_moe.experts.";
+    std::string expert_gate = "w1", expert_up = "w3", expert_down = "w2";
     std::string final_norm = "model.norm";
     std::string head = "lm_head";
   } names;

@@ -26,6 +26,21 @@ void DecoderBlock::set_sandwich_norms(Norm attn_out_norm, Norm mlp_out_norm) {
   mlp_out_norm_ = std::move(mlp_out_norm);
 }
 
+void DecoderBlock::ffn_forward(const AttentionStep& s, int64_t m, const float* x, float* out, BlockCache& c) const {
+  if (has_moe_)
+    moe_.forward(s.sel, m, x, out, c.moe, s.train);
+  else
+    mlp_.forward(s.sel, m, x, out, c.mlp, s.train);
+}
+
+void DecoderBlock::ffn_backward(const AttentionStep& s, int64_t m, const float* dy, const float* x, const BlockCache& c,
+                                bool below_down, float* dx, Workspace& ws) const {
+  if (has_moe_)
+    moe_.backward(s.sel, m, dy, x, c.moe, below_down, dx, ws);
+  else
+    mlp_.backward(s.sel, m, dy, x, c.mlp, below_down, dx, ws);
+}
+
 TensorPtr DecoderBlock::forward(const AttentionStep& s, TensorPtr x, BlockCache& c, const KvSlot* kv) const {
   const int64_t M = s.batch * s.seq, H = hidden_;
   c.x = x;
@@ -53,11 +68,11 @@ TensorPtr DecoderBlock::forward(const AttentionStep& s, TensorPtr x, BlockCache&
   TensorPtr y = f32({M, H});
   if (mlp_out_norm_.present()) {
     c.mlp_proj = f32({M, H});
-    mlp_.forward(s.sel, M, p(c.n2), p(c.mlp_proj), c.mlp, s.train);
+    ffn_forward(s, M, p(c.n2), p(c.mlp_proj), c);
     PEFT_PROFILE_SCOPE(NormAct);
     mlp_out_norm_.forward(M, p(c.mlp_proj), p(y), c.mlp_out_norm);
   } else {
-    mlp_.forward(s.sel, M, p(c.n2), p(y), c.mlp, s.train);
+    ffn_forward(s, M, p(c.n2), p(y), c);
   }
   apply_bottleneck_site(*mlp_site_, s.sel, s.train, M, H, p(c.n2), p(y), c.mlp_out, c.mlp_adapters);
   add_into(M * H, p(c.x2), p(y));
@@ -80,7 +95,7 @@ bool DecoderBlock::backward(const AttentionStep& s, const BlockCache& c, int low
     mlp_out_norm_.backward(M, d_mlp, p(c.mlp_proj), c.mlp_out_norm, d_proj);
     d_mlp = d_proj;
   }
-  mlp_.backward(s.sel, M, d_mlp, p(c.n2), c.mlp, need(kDown), need(kGateUp) ? d_n : nullptr, ws);
+  ffn_backward(s, M, d_mlp, p(c.n2), c, need(kDown), need(kGateUp) ? d_n : nullptr, ws);
   if (need(kGateUp)) {
     if (!d_parallel.empty()) add_into(M * H, d_parallel.data(), d_n);
     float* d_x2 = need(kPostNorm) ? ws.get("block.d_x2", M * H) : nullptr;

@@ -11,6 +11,7 @@
 #include "nn/bottleneck.h"
 #include "nn/buffers.h"
 #include "nn/mlp.h"
+#include "nn/moe.h"
 #include "nn/norm.h"
 
 namespace peft::nn {
@@ -27,6 +28,7 @@ struct BlockCache {
   NormCache norm1, norm2, attn_out_norm, mlp_out_norm;
   AttentionCache attn;
   MlpCache mlp;
+  MoeCache moe;
   BottleneckCache attn_adapters, mlp_adapters;
 
   bool complete() const { return n1 != nullptr; }
@@ -41,6 +43,8 @@ class DecoderBlock {
   DecoderBlock(Norm input_norm, Attention attention, const BottleneckSite* attn_site, Norm post_norm, Mlp mlp,
                const BottleneckSite* mlp_site);
 
+  // A mixture of experts in place of the MLP (Mixtral).
+  void set_moe(Moe moe) { moe_ = std::move(moe); has_moe_ = true; }
   // Norms of the attention's and the MLP's outputs, before the residual (their weights [hidden]).
   void set_sandwich_norms(Norm attn_out_norm, Norm mlp_out_norm);
 
@@ -56,6 +60,12 @@ class DecoderBlock {
   Norm input_norm_, post_norm_, attn_out_norm_, mlp_out_norm_;
   Attention attention_;
   Mlp mlp_;
+  Moe moe_;
+  bool has_moe_ = false;
+  // The feed-forward part: the MLP or the mixture of experts.
+  void ffn_forward(const AttentionStep& s, int64_t m, const float* x, float* out, BlockCache& c) const;
+  void ffn_backward(const AttentionStep& s, int64_t m, const float* dy, const float* x, const BlockCache& c,
+                    bool below_down, float* dx, Workspace& ws) const;
   const BottleneckSite *attn_site_, *mlp_site_;
   int64_t hidden_ = 0;
 };

@@ -2,7 +2,8 @@
  * A plain float64 Llama forward pass written from the Hugging Face modeling code's definitions
  * (RMSNorm, rotate-half RoPE, grouped-query causal attention, SwiGLU MLP, tied or separate head;
  * Qwen3's RMSNorm of each query and key head before RoPE; Mistral's sliding window, in which
- * query t sees keys s with t − window < s ≤ t),
+ * query t sees keys s with t − window < s ≤ t; Mixtral's mixture of experts: the softmax of the
+ * router's scores, the top k renormalized, their SwiGLU experts summed),
  * used as the independent reference for the native model. Slow and simple on purpose.
  */
 import type { LlamaConfig } from '../../lib';
@@ -92,11 +93,29 @@ export function llamaReferenceLogits(c: LlamaConfig, weights: Weights, ids: numb
     });
     hidden = hidden.map((h) => {
       const x = rmsnorm(h, weights(p + 'post_attention_layernorm.weight'), c.rmsNormEps);
-      const gate = matvec(weights(p + 'mlp.gate_proj.weight'), x, F, H);
-      const up = matvec(weights(p + 'mlp.up_proj.weight'), x, F, H);
-      const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
-      const down = matvec(weights(p + 'mlp.down_proj.weight'), act, H, F);
-      return h.map((v0, i) => v0 + down[i]);
+      const swiglu = (gateName: string, upName: string, downName: string) => {
+        const gate = matvec(weights(gateName), x, F, H);
+        const up = matvec(weights(upName), x, F, H);
+        return matvec(weights(downName), gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]), H, F);
+      };
+      if (!c.numExperts) {
+        const down = swiglu(p + 'mlp.gate_proj.weight', p + 'mlp.up_proj.weight', p + 'mlp.down_proj.weight');
+        return h.map((v0, i) => v0 + down[i]);
+      }
+      // Mixtral: softmax over the router's scores, the top k kept and renormalized, their experts summed.
+      const scores = matvec(weights(p + 'block_sparse_moe.gate.weight'), x, c.numExperts, H);
+      const max = Math.max(...scores);
+      const prob = scores.map((s) => Math.exp(s - max));
+      const z = prob.reduce((a, b) => a + b, 0);
+      const top = Array.from(prob.keys()).sort((a, b) => prob[b] - prob[a]).slice(0, c.numExpertsPerTok!);
+      const kept = top.reduce((a, e) => a + prob[e] / z, 0);
+      const out = new Float64Array(H);
+      for (const e of top) {
+        const q = `${p}block_sparse_moe.experts.${e}.`;
+        const y = swiglu(q + 'w1.weight', q + 'w3.weight', q + 'w2.weight');
+        for (let i = 0; i < H; i++) out[i] += (prob[e] / z / kept) * y[i];
+      }
+      return h.map((v0, i) => v0 + out[i]);
     });
   }
   const head = c.tieWordEmbeddings ? embed : weights('lm_head.weight');

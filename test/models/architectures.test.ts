@@ -1,6 +1,6 @@
 // Architectures that are specs of the shared decoder (native/model/specs/): Qwen3 (RMSNorm of each
 // query and key head before RoPE) from a Hugging Face directory and from GGUF, Mistral with a
-// sliding window, and Phi-3 (fused qkv_proj and gate_up_proj). Each is checked against the float64 reference written from the published
+// sliding window, Phi-3 (fused qkv_proj and gate_up_proj) and Mixtral (a sparse mixture of experts). Each is checked against the float64 reference written from the published
 // architecture (test/helpers/llama-reference.ts), by finite differences of every parameter's
 // gradient, and by cached generation against recomputation.
 import * as fs from 'node:fs';
@@ -254,5 +254,65 @@ describe('Phi-3 (fused qkv_proj and gate_up_proj)', () => {
     const mlp = getPeftModel(await load(), { peft_type: 'LORA', r: 2, target_modules: ['gate_up_proj'], init_lora_weights: false }, { seed: 5 });
     expect(Object.keys((await mlp.loss([ids])).grads).length).toBe(4);
     await expectCachedGreedy(peft, [1, 5, 7], 6, sizes.vocab);
+  });
+});
+
+describe('Mixtral (sparse mixture of experts)', () => {
+  const sizes: Sizes = { hidden: 8, inter: 6, layers: 2, heads: 4, kvHeads: 2, headDim: 2, vocab: 11, qkNorm: false };
+  const EXPERTS = 4, TOP = 2;
+  /** The Llama weights with each layer's MLP replaced by a router and EXPERTS SwiGLU experts. */
+  function moeWeights(seed: number): Weights {
+    const base = makeWeights(sizes, seed);
+    const random = rng(seed + 100);
+    const out: Weights = new Map([...base].filter(([n]) => !n.includes('.mlp.')));
+    const add = (name: string, shape: number[], scale = 0.5) => out.set(name, [shape, randomArray(random, shape[0] * shape[1], scale)]);
+    for (let l = 0; l < sizes.layers; l++) {
+      const p = `model.layers.${l}.block_sparse_moe.`;
+      add(p + 'gate.weight', [EXPERTS, sizes.hidden], 1.5);
+      for (let e = 0; e < EXPERTS; e++) {
+        add(`${p}experts.${e}.w1.weight`, [sizes.inter, sizes.hidden]);
+        add(`${p}experts.${e}.w3.weight`, [sizes.inter, sizes.hidden]);
+        add(`${p}experts.${e}.w2.weight`, [sizes.hidden, sizes.inter]);
+      }
+    }
+    return out;
+  }
+  const weights = moeWeights(21);
+  const ids = [1, 5, 7, 2, 9, 3, 4];
+  const config = hfConfig('mixtral', sizes, { num_local_experts: EXPERTS, num_experts_per_tok: TOP, sliding_window: null });
+  const load = () => loadModel(writeHfDir(config, weights));
+
+  it('gives the float64 reference logits (router softmax, top 2 renormalized, experts summed)', async () => {
+    const model = await load();
+    expect([model.config.numExperts, model.config.numExpertsPerTok]).toEqual([EXPERTS, TOP]);
+    expect(model.parameterNames()).toContain('model.layers.1.block_sparse_moe.experts.3.w2.weight');
+    const ref = await expectReferenceLogits(model, weights, ids);
+    // Routing to every expert (k = 4) gives other logits: the top-k choice really applies.
+    const dense = llamaReferenceLogits({ ...model.config, numExpertsPerTok: EXPERTS }, (n) => weights.get(n)![1], ids, ropeInverseFrequencies(model.config)).flatMap((r) => Array.from(r));
+    expect(Math.max(...dense.map((v, i) => Math.abs(v - ref[i])))).toBeGreaterThan(1e-3);
+  });
+
+  it('gradients of every parameter (router and experts too) match finite differences', async () => {
+    const model = await load();
+    const checked = await checkModelGradients(model, [ids, ids.slice().reverse()], [ids, ids.slice().reverse()], { h: 3e-3 });
+    expect(checked).toBe(3 * model.parameterNames().length);
+  });
+
+  it('LoRA on the experts and the router (by module name) trains, with checkpointing too, and cached generation equals recomputation', async () => {
+    const lora = { peft_type: 'LORA', r: 2, target_modules: ['w1', 'w2', 'w3', 'gate'], init_lora_weights: false } as const;
+    const peft = getPeftModel(await load(), lora, { seed: 6 });
+    const { grads, loss } = await peft.loss([ids]);
+    const base = await load();
+    base.setGradientCheckpointing(true);
+    const checkpointed = await getPeftModel(base, lora, { seed: 6 }).loss([ids]);
+    expect(checkpointed.loss).toBe(loss);
+    for (const [k, g] of Object.entries(grads)) expect(Array.from(checkpointed.grads[k].toFloat32Array())).toEqual(Array.from(g.toFloat32Array()));
+    expect(Object.keys(grads).length).toBe(sizes.layers * (EXPERTS * 3 + 1) * 2);
+    expect(Object.keys(grads)).toContain('model.layers.0.block_sparse_moe.experts.2.w3.lora_B.default.weight');
+    await expectCachedGreedy(peft, [1, 5, 7], 6, sizes.vocab);
+  });
+
+  it('router_jitter_noise is refused with E_UNSUPPORTED', async () => {
+    await expect(loadModel(writeHfDir({ ...config, router_jitter_noise: 0.1 }, weights))).rejects.toMatchObject({ code: 'E_UNSUPPORTED' });
   });
 });

@@ -20,6 +20,8 @@ DecoderSpec llama_spec(const LlamaConfig& c) {
   s.qkv_bias = c.attention_bias;
   s.qk_norm = c.qk_norm;
   s.sliding_window = c.sliding_window;
+  s.experts = c.experts;
+  s.experts_per_token = c.experts_per_token;
   if (c.fused_projections) {
     s.fused_qkv = s.fused_gate_up = true;
     s.names.q = s.names.k = s.names.v = s.names.gate = s.names.up = "";

@@ -1,6 +1,7 @@
-// The Llama family (Llama 2/3, Mistral, Qwen2, Qwen3, Phi-3, SmolLM) as a decoder spec: RMSNorm, RoPE,
+// The Llama family (Llama 2/3, Mistral, Mixtral, Qwen2, Qwen3, Phi-3, SmolLM) as a decoder spec: RMSNorm, RoPE,
 // grouped-query attention with separate q/k/v (optionally with biases, per-head q/k norms or a
-// sliding window; fused q/k/v and gate/up projections for Phi-3), SwiGLU, tied or separate head.
+// sliding window; fused q/k/v and gate/up projections for Phi-3), SwiGLU or a mixture of SwiGLU
+// experts (Mixtral), tied or separate head.
 #pragma once
 #include <vector>
 
@@ -24,6 +25,7 @@ struct LlamaConfig {
   bool qk_norm = false;         // RMSNorm of each query and key head (Qwen3)
   int64_t sliding_window = 0;   // Mistral's sliding window; 0 = none
   bool fused_projections = false;  // Phi-3: self_attn.qkv_proj and mlp.gate_up_proj
+  int64_t experts = 0, experts_per_token = 0;  // Mixtral: block_sparse_moe with this many experts, top k
 };
 
 DecoderSpec llama_spec(const LlamaConfig& c);
