@@ -389,6 +389,10 @@ export interface NativeAddon {
   attentionBackwardAsync: Async<AttentionBackwardArgs, AttentionBackwardResult>;
   clipGradNorm: Sync<ClipArgs, number>;
   clipGradNormAsync: Async<ClipArgs, number>;
+  scale: Sync<[tensors: NativeTensor[], factor: number], void>;
+  scaleAsync: Async<[tensors: NativeTensor[], factor: number], void>;
+  copy: Sync<[target: NativeTensor, source: NativeTensor], void>;
+  copyAsync: Async<[target: NativeTensor, source: NativeTensor], void>;
   rmsnormForward: Sync<RmsNormForwardArgs, RmsNormForwardResult>;
   rmsnormForwardAsync: Async<RmsNormForwardArgs, RmsNormForwardResult>;
   rmsnormBackward: Sync<RmsNormBackwardArgs, RmsNormBackwardResult>;

@@ -1,5 +1,6 @@
 /**
- * Kernels for tests and advanced users: matrix products, the fused LoRA linear, fused optimizers, and the
+ * Kernels for tests and advanced users: matrix products, the fused LoRA linear, fused optimizers, in-place
+ * scaling and copying, and the
  * transformer layers (RMSNorm, LayerNorm, RoPE, SwiGLU, GELU, cross-entropy, embedding), each with its backward.
  * @module ops
  */
@@ -26,6 +27,7 @@ export {
   type SgdOptions,
 } from './optim';
 export { findNonFinite, findNonFiniteAsync, type NonFiniteReport } from './finite';
+export { scale, scaleAsync, copy, copyAsync } from './elementwise';
 export {
   attention,
   attentionAsync,

@@ -8,6 +8,7 @@ namespace peft::binding {
 
 void register_gemm_ops(Napi::Env env, Napi::Object exports);
 void register_optim_ops(Napi::Env env, Napi::Object exports);
+void register_elementwise_ops(Napi::Env env, Napi::Object exports);
 void register_norm_ops(Napi::Env env, Napi::Object exports);
 void register_rope_ops(Napi::Env env, Napi::Object exports);
 void register_activation_ops(Napi::Env env, Napi::Object exports);
@@ -26,6 +27,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeTensor", TensorWrap::define(env));
   register_gemm_ops(env, exports);
   register_optim_ops(env, exports);
+  register_elementwise_ops(env, exports);
   register_norm_ops(env, exports);
   register_rope_ops(env, exports);
   register_activation_ops(env, exports);

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/profile.h"
 #include "kernels/activation.h"
+#include "kernels/elementwise.h"
 #include "kernels/loss.h"
 #include "kernels/rope.h"
 #include "model/decoder_parts.h"
@@ -316,7 +317,7 @@ void DecoderModel::embed(const Tensor& ids, const nn::Param* prompt, const nn::A
   embed_tokens(weight(spec_.names.embed + ".weight"), prompt, embedding_lora_, sel, ids, B, T, spec_.hidden, x);
   if (spec_.learned_positions)
     add_position_embeddings(weight(spec_.names.positions + ".weight"), positions, B * T, spec_.hidden, x);
-  if (spec_.embed_scale > 0) scale_values(B * T * spec_.hidden, spec_.embed_scale, x);
+  if (spec_.embed_scale > 0) kernels::scale_values(B * T * spec_.hidden, spec_.embed_scale, x);
 }
 
 Tensor DecoderModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache, bool with_logits) {
@@ -514,7 +515,7 @@ void DecoderModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int l
   }
   // dx holds d(embeddings): virtual tokens first, then the looked-up rows (and their positions).
   PEFT_PROFILE_SCOPE(Embedding);
-  if (s.embed_scale > 0) scale_values(M * H, s.embed_scale, p(dx));
+  if (s.embed_scale > 0) kernels::scale_values(M * H, s.embed_scale, p(dx));
   if (s.learned_positions)
     position_embeddings_backward(parameter(s.names.positions + ".weight"), positions_->data_as<int32_t>(), M, H, p(dx));
   embed_tokens_backward(parameter(s.names.embed + ".weight"), train_prompt_.get(), embedding_lora_, train_step_.sel, *ids_,

@@ -80,8 +80,4 @@ void position_embeddings_backward(nn::Param& table, const int32_t* positions, in
     for (int64_t h = 0; h < H; ++h) g[positions[i] * H + h] += dx[i * H + h];
 }
 
-void scale_values(int64_t n, float factor, float* x) {
-  for (int64_t i = 0; i < n; ++i) x[i] *= factor;
-}
-
 }  // namespace peft::model

@@ -31,7 +31,4 @@ void add_position_embeddings(const Tensor& table, const int32_t* positions, int6
 // dx: [M, H] → adds each row into the table's gradient at its position (when the table trains).
 void position_embeddings_backward(nn::Param& table, const int32_t* positions, int64_t M, int64_t H, const float* dx);
 
-// x: [n] *= factor (Gemma's embedding scale, and its gradient).
-void scale_values(int64_t n, float factor, float* x);
-
 }  // namespace peft::model
