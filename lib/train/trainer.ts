@@ -460,15 +460,10 @@ export class Trainer {
 
   /**
    * Gives a trainable parameter saved values, in its own storage (which the model and the optimizer
-   * share). Only when it holds NaN or infinity (a diverged run) does the storage get replaced, and the
-   * optimizer follows through the shared params record.
+   * share), whatever it held before (NaN and infinities of a diverged run too).
    */
   private async setValues(session: Session, name: string, values: Float32Array): Promise<void> {
-    const p = session.params[name];
-    if (await copyInPlace(p, values)) return;
-    const fresh = tensor(values, p.shape);
-    this.peft.setParameterValue(name, fresh);
-    session.params[name] = fresh;
+    await copyInPlace(session.params[name], values);
   }
 
   private epochOf(session: Session): number {
