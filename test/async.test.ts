@@ -111,8 +111,9 @@ describe('threads and instruction sets', () => {
   it('PEFT_ISA forces a variant, and refuses one the CPU cannot run', () => {
     const show = 'process.stdout.write(JSON.stringify(lib.runtime.getIsa()))';
     for (const isa of runtime.supportedIsas()) expect(runChild({ PEFT_ISA: isa }, show)).toBe(isa);
-    // Without PEFT_ISA: AVX2 when the CPU has it (AVX-512 variants are opt-in until verified on hardware).
-    expect(runChild({ PEFT_ISA: '' }, show)).toBe(runtime.supportedIsas().includes('avx2') ? 'avx2' : 'scalar');
+    // Without PEFT_ISA: AVX-512 when the CPU has it, else AVX2, else scalar (avx512bf16 is opt-in).
+    const supported = runtime.supportedIsas();
+    expect(runChild({ PEFT_ISA: '' }, show)).toBe(supported.includes('avx512') ? 'avx512' : supported.includes('avx2') ? 'avx2' : 'scalar');
     const bogus = runChild({ PEFT_ISA: 'sse9' }, show);
     expect(bogus).toMatchObject({ error: 'PeftError', code: 'E_ARGUMENT' });
     expect(bogus.message).toMatch(/Expected one of scalar, avx2, avx512, avx512bf16 .* but received "sse9"/);

@@ -5,7 +5,8 @@
 // here see the same slow spells, so the median of the paired ratios A/B moves by about 1% between
 // two copies of one build: small changes can be measured. The model directory is written once
 // under .bench-out/ab-model. Prints medians, best steps, the paired speedup of B and whether the
-// two sides' losses are bit-identical.
+// two sides' losses are bit-identical. AB_ISA_A / AB_ISA_B set each side's PEFT_ISA (give two copies
+// of one build, at different paths, to compare instruction sets: one path loads once per process).
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -13,15 +14,17 @@ const root = path.resolve(__dirname, '..', '..');
 const { CASES, LR, peftConfig, loadOptions, tokenIds, writeModel } = require('./train-model');
 
 /** A fresh copy of dist/ bound to the addon at `binary` (lib/native.ts reads PEFT_NATIVE_BINARY when first required). */
-function loadDist(binary) {
+function loadDist(binary, isa) {
   process.env.PEFT_NATIVE_BINARY = path.resolve(binary);
+  if (isa) process.env.PEFT_ISA = isa;  // read when the addon loads
+  else delete process.env.PEFT_ISA;
   const dist = path.join(root, 'dist') + path.sep;
   for (const key of Object.keys(require.cache)) if (key.startsWith(dist)) delete require.cache[key];
   return require(path.join(root, 'dist'));
 }
 
-async function side(binary, c, modelDir) {
-  const dist = loadDist(binary);
+async function side(binary, c, modelDir, isa) {
+  const dist = loadDist(binary, isa);
   const model = await dist.loadModel(modelDir, loadOptions(c));
   const peft = dist.getPeftModel(model, peftConfig(c), { seed: 1 });
   peft.train();
@@ -50,7 +53,7 @@ async function main() {
   }
   const modelDir = path.join(root, '.bench-out', 'ab-model');
   if (!fs.existsSync(path.join(modelDir, 'model.safetensors'))) await writeModel(modelDir, loadDist(a));
-  const sides = [await side(a, c, modelDir), await side(b, c, modelDir)];
+  const sides = [await side(a, c, modelDir, process.env.AB_ISA_A), await side(b, c, modelDir, process.env.AB_ISA_B)];
   for (const s of sides) await s.step();  // warm-up
   for (let i = 0; i < steps; i++) {
     for (const s of i % 2 ? [...sides].reverse() : sides) {
