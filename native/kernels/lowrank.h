@@ -1,5 +1,7 @@
-// Low-rank (LoRA) linear layer, fused: the rank-r update is applied through the r-dimensional
-// bottleneck and B·A is never formed.
+// Low-rank (LoRA) linear layer: the rank-r update is applied through the r-dimensional bottleneck
+// and B·A is never formed. The branch functions are the one LoRA implementation: nn::Linear calls
+// them for each adapter's rows (with dropout and DoRA around them), and the fused layer below
+// (ops.lowrankForward / lowrankBackward) is the base product plus the branch.
 //   forward:  xa = x·Aᵀ;  y = x·Wᵀ + scale · xa·Bᵀ
 //   backward: g = scale · dy·B;  dB = scale · dyᵀ·xa;  dA = gᵀ·x;  dx = dy·W + g·A
 #pragma once
@@ -15,6 +17,17 @@ struct LowRankShape {
   int64_t k;  // input features
   int64_t r;  // rank
 };
+
+// The branch: x: [m, k] (f32/bf16); a: [r, k] f32; b: [n, r] f32. Outputs: xa: [m, r] = x·Aᵀ; y:
+// [m, n] at row stride ldy, = (or += when accumulate_y) scale · xa·Bᵀ.
+void lora_branch_forward(int64_t m, int64_t n, int64_t k, int64_t r, const void* x, DType x_dtype, const float* a,
+                         const float* b, float scale, float* xa, float* y, int64_t ldy, bool accumulate_y);
+// Its backward: dy: [m, n] f32; x: [m, k] the forward's input (read only when da is wanted); xa: [m, r].
+// Outputs: g: [m, r] = scale · dy·B (scratch the caller may reuse); db: [n, r] += scale · dyᵀ·xa, da:
+// [r, k] += gᵀ·x, dx: [m, k] (+)= g·A; each null when not wanted.
+void lora_branch_backward(int64_t m, int64_t n, int64_t k, int64_t r, const float* dy, const void* x, DType x_dtype,
+                          const float* xa, const float* a, const float* b, float scale, float* g, float* da, float* db,
+                          float* dx, bool accumulate_dx);
 
 // x: [m, k] (f32/bf16); w: [n, k] (f32/bf16); a: [r, k] f32; b: [n, r] f32.
 // Outputs: y: [m, n] f32; xa: [m, r] f32 (kept for the backward).

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/lowrank.h"
 #include "nn/dropout.h"
 #include "nn/linear.h"
 #include "nn/linear_math.h"
@@ -81,17 +82,17 @@ void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, 
     const int64_t row0 = range.first, rows = range.second - range.first;
     const float* xd = dropped_rows(sel, stream, w.dropout, row0, rows, in_, x, dropped);
     float* xa = saved.xa->data_as<float>() + row0 * r;
-    kernels::gemm(rows, r, in_, matrix(xd, in_, false), matrix(w.a->data(), in_, true), xa, r, 1.0f, false);
     float* yr = y + row0 * out_;
     if (!dora) {
-      kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), yr, out_, w.scaling, true);
+      kernels::lora_branch_forward(rows, out_, in_, r, xd, DType::F32, w.a->data(), w.b->data(), w.scaling, xa, yr, out_,
+                                   true);
       continue;
     }
     float* base = saved.base->data_as<float>() + row0 * out_;
     if (!shared_base) base_product(rows, xd, base, false, out_);
     lora_out.resize(static_cast<size_t>(rows * out_));
-    kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
-                  false);
+    kernels::lora_branch_forward(rows, out_, in_, r, xd, DType::F32, w.a->data(), w.b->data(), w.scaling, xa,
+                                 lora_out.data(), out_, false);
     const float* mag = w.magnitude->data();
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t o = 0; o < out_; ++o) {
@@ -137,24 +138,18 @@ void Linear::lora_backward(const AdapterSelection& sel, const std::string& name,
         }
       d_branch = d_lora.data();
     }
-    // dB = s · d_branchᵀ·xa; g = s · d_branch·B [rows, r]; dA = gᵀ·dropout(x)
-    if (gb) kernels::gemm(out_, r, rows, matrix(d_branch, out_, true), matrix(xa, r, false), gb, r, w.scaling, true);
+    // dB = s · d_branchᵀ·xa; g = s · d_branch·B [rows, r]; dA = gᵀ·dropout(x); with no dropout mask and
+    // no DoRA base term, dx += g·A too.
     g.resize(static_cast<size_t>(rows * r));
-    kernels::gemm(rows, r, out_, matrix(d_branch, out_, false), matrix(w.b->data(), r, false), g.data(), r, w.scaling,
-                  false);
-    if (ga || (dora && weight_->trainable)) {
-      const float* xd = dropped_rows(sel, stream, w.dropout, row0, rows, in_, x, dropped);
-      if (ga) kernels::gemm(r, in_, rows, matrix(g.data(), r, true), matrix(xd, in_, false), ga, in_, 1.0f, true);
-      if (dora && weight_->trainable)
-        kernels::gemm(out_, in_, rows, matrix(d_base.data(), out_, true), matrix(xd, in_, false), weight_->grad_data(),
-                      in_, 1.0f, true);
-    }
-    if (!dx) continue;
-    if (!(sel.train && w.dropout > 0) && (!dora || base_dx_folded)) {  // no mask, no DoRA base term: g·A adds straight into dx
-      kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dx + row0 * in_, in_, 1.0f,
-                    true);
-      continue;
-    }
+    const bool straight_dx = dx && !(sel.train && w.dropout > 0) && (!dora || base_dx_folded);
+    const float* xd = ga || (dora && weight_->trainable) ? dropped_rows(sel, stream, w.dropout, row0, rows, in_, x, dropped)
+                                                        : nullptr;
+    kernels::lora_branch_backward(rows, out_, in_, r, d_branch, xd, DType::F32, xa, w.a->data(), w.b->data(), w.scaling,
+                                  g.data(), ga, gb, straight_dx ? dx + row0 * in_ : nullptr, true);
+    if (dora && weight_->trainable)
+      kernels::gemm(out_, in_, rows, matrix(d_base.data(), out_, true), matrix(xd, in_, false), weight_->grad_data(), in_,
+                    1.0f, true);
+    if (!dx || straight_dx) continue;
     // d dropout(x) = g·A (+ d_base·W for DoRA), then through the same dropout mask.
     dxd.resize(static_cast<size_t>(rows * in_));
     kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,

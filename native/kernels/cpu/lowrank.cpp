@@ -1,7 +1,8 @@
-// Fused LoRA linear built from the blocked GEMM. The update goes through the rank-r bottleneck
-// (x·Aᵀ, then ·Bᵀ), costing 2·m·r·(k + n) extra FLOPs instead of forming the n×k matrix B·A.
+// The LoRA branch and the LoRA linear built from the blocked GEMM. The update goes through the rank-r
+// bottleneck (x·Aᵀ, then ·Bᵀ), costing 2·m·r·(k + n) extra FLOPs instead of forming the n×k matrix B·A.
 #include "kernels/lowrank.h"
 
+#include <algorithm>
 #include <string>
 
 #include "core/error.h"
@@ -16,38 +17,44 @@ void check_shape(const LowRankShape& s) {
 }
 }  // namespace
 
+void lora_branch_forward(int64_t m, int64_t n, int64_t k, int64_t r, const void* x, DType x_dtype, const float* a,
+                         const float* b, float scale, float* xa, float* y, int64_t ldy, bool accumulate_y) {
+  // xa[m, r] = x[m, k] · A[r, k]ᵀ; y[m, n] (+)= scale · xa · B[n, r]ᵀ
+  gemm(m, r, k, MatrixRef{x, x_dtype, k, false}, MatrixRef{a, DType::F32, k, true}, xa, r, 1.0f, false);
+  gemm(m, n, r, MatrixRef{xa, DType::F32, r, false}, MatrixRef{b, DType::F32, r, true}, y, ldy, scale, accumulate_y);
+}
+
+void lora_branch_backward(int64_t m, int64_t n, int64_t k, int64_t r, const float* dy, const void* x, DType x_dtype,
+                          const float* xa, const float* a, const float* b, float scale, float* g, float* da, float* db,
+                          float* dx, bool accumulate_dx) {
+  // dB[n, r] += scale · dy[m, n]ᵀ · xa[m, r]; g[m, r] = scale · dy · B[n, r]
+  if (db) gemm(n, r, m, MatrixRef{dy, DType::F32, n, true}, MatrixRef{xa, DType::F32, r, false}, db, r, scale, true);
+  gemm(m, r, n, MatrixRef{dy, DType::F32, n, false}, MatrixRef{b, DType::F32, r, false}, g, r, scale, false);
+  // dA[r, k] += g[m, r]ᵀ · x[m, k]; dx[m, k] (+)= g · A[r, k]
+  if (da) gemm(r, k, m, MatrixRef{g, DType::F32, r, true}, MatrixRef{x, x_dtype, k, false}, da, k, 1.0f, true);
+  if (dx) gemm(m, k, r, MatrixRef{g, DType::F32, r, false}, MatrixRef{a, DType::F32, k, false}, dx, k, 1.0f, accumulate_dx);
+}
+
 void lowrank_forward(const LowRankShape& s, const void* x, DType x_dtype, const void* w, DType w_dtype,
                      const float* a, const float* b, float scale, float* y, float* xa) {
   check_shape(s);
-  const MatrixRef xr{x, x_dtype, s.k, false};
-  // xa[m, r] = x[m, k] · A[r, k]ᵀ
-  gemm(s.m, s.r, s.k, xr, MatrixRef{a, DType::F32, s.k, true}, xa, s.r, 1.0f, false);
-  // y[m, n] = x · W[n, k]ᵀ + scale · xa · B[n, r]ᵀ, one pass over y
-  const GemmTerm terms[2] = {{xr, MatrixRef{w, w_dtype, s.k, true}, s.k, 1.0f},
-                             {MatrixRef{xa, DType::F32, s.r, false}, MatrixRef{b, DType::F32, s.r, true}, s.r, scale}};
-  gemm_sum(s.m, s.n, terms, 2, y, s.n, false);
+  // y[m, n] = x · W[n, k]ᵀ, then the branch adds scale · xa · Bᵀ
+  gemm(s.m, s.n, s.k, MatrixRef{x, x_dtype, s.k, false}, MatrixRef{w, w_dtype, s.k, true}, y, s.n, 1.0f, false);
+  lora_branch_forward(s.m, s.n, s.k, s.r, x, x_dtype, a, b, scale, xa, y, s.n, true);
 }
 
 void lowrank_backward(const LowRankShape& s, const float* dy, const void* x, DType x_dtype, const float* xa,
                       const void* w, DType w_dtype, const float* a, const float* b, float scale, float* dx,
                       float* da, float* db, float* workspace, bool accumulate_grads) {
   check_shape(s);
-  const MatrixRef dy_ref{dy, DType::F32, s.n, false};
-  // dB[n, r] (+)= scale · dy[m, n]ᵀ · xa[m, r]
-  gemm(s.n, s.r, s.m, MatrixRef{dy, DType::F32, s.n, true}, MatrixRef{xa, DType::F32, s.r, false}, db, s.r, scale,
-       accumulate_grads);
-  // g[m, r] = scale · dy · B[n, r]
-  float* g = workspace;
-  gemm(s.m, s.r, s.n, dy_ref, MatrixRef{b, DType::F32, s.r, false}, g, s.r, scale, false);
-  // dA[r, k] (+)= g[m, r]ᵀ · x[m, k]
-  gemm(s.r, s.k, s.m, MatrixRef{g, DType::F32, s.r, true}, MatrixRef{x, x_dtype, s.k, false}, da, s.k, 1.0f,
-       accumulate_grads);
-  if (dx != nullptr) {
-    // dx[m, k] = dy · W[n, k] + g · A[r, k], one pass over dx
-    const GemmTerm terms[2] = {{dy_ref, MatrixRef{w, w_dtype, s.k, false}, s.n, 1.0f},
-                               {MatrixRef{g, DType::F32, s.r, false}, MatrixRef{a, DType::F32, s.k, false}, s.r, 1.0f}};
-    gemm_sum(s.m, s.k, terms, 2, dx, s.k, false);
+  if (!accumulate_grads) {
+    std::fill(da, da + s.r * s.k, 0.0f);
+    std::fill(db, db + s.n * s.r, 0.0f);
   }
+  // dx[m, k] = dy · W[n, k], then the branch adds g · A
+  if (dx != nullptr)
+    gemm(s.m, s.k, s.n, MatrixRef{dy, DType::F32, s.n, false}, MatrixRef{w, w_dtype, s.k, false}, dx, s.k, 1.0f, false);
+  lora_branch_backward(s.m, s.n, s.k, s.r, dy, x, x_dtype, xa, a, b, scale, workspace, da, db, dx, true);
 }
 
 }  // namespace peft::kernels
