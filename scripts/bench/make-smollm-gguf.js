@@ -92,27 +92,29 @@ function encode(values, dtype) {
 
 /**
  * Writes the model to `out`; `shapes` overrides SmolLM-135M's (tests use a tiny one). Matrices are
- * `dtype` (F32 or F16), norms stay F32 as llama.cpp keeps them.
+ * `dtype` (F32 or F16), norms stay F32 as llama.cpp keeps them. `arch` 'qwen3' adds Qwen3's per-head
+ * q/k norms (attn_q_norm / attn_k_norm, weights 1 ± 0.3); `std` is the matrices' standard deviation.
  */
-function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135 }) {
+function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02 }) {
   const s = { ...SMOLLM_135M, ...shapes };
   const { tokens, merges, types } = vocabulary(s.vocab);
+  const key = (name) => `${arch}.${name}`;
   const metadata = [
-    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.architecture', { type: 'string', value: arch }],
     ['general.name', { type: 'string', value: `random SmolLM-135M-shaped (${dtype})` }],
     ['general.file_type', { type: 'u32', value: dtype === 'F16' ? 1 : 0 }],
-    ['llama.context_length', { type: 'u32', value: s.context }],
-    ['llama.embedding_length', { type: 'u32', value: s.hidden }],
-    ['llama.feed_forward_length', { type: 'u32', value: s.ffn }],
-    ['llama.block_count', { type: 'u32', value: s.layers }],
-    ['llama.attention.head_count', { type: 'u32', value: s.heads }],
-    ['llama.attention.head_count_kv', { type: 'u32', value: s.kvHeads }],
-    ['llama.attention.key_length', { type: 'u32', value: s.headDim }],
-    ['llama.attention.value_length', { type: 'u32', value: s.headDim }],
-    ['llama.rope.dimension_count', { type: 'u32', value: s.headDim }],
-    ['llama.rope.freq_base', { type: 'f32', value: 10000 }],
-    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: 1e-5 }],
-    ['llama.vocab_size', { type: 'u32', value: s.vocab }],
+    [key('context_length'), { type: 'u32', value: s.context }],
+    [key('embedding_length'), { type: 'u32', value: s.hidden }],
+    [key('feed_forward_length'), { type: 'u32', value: s.ffn }],
+    [key('block_count'), { type: 'u32', value: s.layers }],
+    [key('attention.head_count'), { type: 'u32', value: s.heads }],
+    [key('attention.head_count_kv'), { type: 'u32', value: s.kvHeads }],
+    [key('attention.key_length'), { type: 'u32', value: s.headDim }],
+    [key('attention.value_length'), { type: 'u32', value: s.headDim }],
+    [key('rope.dimension_count'), { type: 'u32', value: s.headDim }],
+    [key('rope.freq_base'), { type: 'f32', value: 10000 }],
+    [key('attention.layer_norm_rms_epsilon'), { type: 'f32', value: 1e-5 }],
+    [key('vocab_size'), { type: 'u32', value: s.vocab }],
     ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
     ['tokenizer.ggml.pre', { type: 'string', value: 'smollm' }],
     ['tokenizer.ggml.tokens', { type: 'array', elem: 'string', value: tokens }],
@@ -123,7 +125,8 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135 }) {
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: false }],
   ];
   let seedOf = seed;
-  const matrix = (name, rows, cols) => ({ name, shape: [rows, cols], type: dtype, bytes: () => encode(randomValues(rows * cols, 0.02, seedOf++), dtype) });
+  const matrix = (name, rows, cols) => ({ name, shape: [rows, cols], type: dtype, bytes: () => encode(randomValues(rows * cols, std, seedOf++), dtype) });
+  const headNorm = (name) => ({ name, shape: [s.headDim], type: 'F32', bytes: () => encode(randomValues(s.headDim, 0.3, seedOf++).map((v) => 1 + v), 'F32') });
   const norm = (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(new Float32Array(s.hidden).fill(1), 'F32') });
   const q = s.heads * s.headDim;
   const kv = s.kvHeads * s.headDim;
@@ -135,6 +138,7 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135 }) {
       matrix(`blk.${l}.attn_k.weight`, kv, s.hidden),
       matrix(`blk.${l}.attn_v.weight`, kv, s.hidden),
       matrix(`blk.${l}.attn_output.weight`, s.hidden, q),
+      ...(arch === 'qwen3' ? [headNorm(`blk.${l}.attn_q_norm.weight`), headNorm(`blk.${l}.attn_k_norm.weight`)] : []),
       norm(`blk.${l}.ffn_norm.weight`),
       matrix(`blk.${l}.ffn_gate.weight`, s.ffn, s.hidden),
       matrix(`blk.${l}.ffn_up.weight`, s.ffn, s.hidden),
