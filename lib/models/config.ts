@@ -197,6 +197,27 @@ function slidingWindowFrom(source: string, json: Record<string, unknown>, modelT
   return undefined;
 }
 
+/** The sizes, norm epsilon, RoPE and special tokens every Llama-layout config.json names alike. */
+function decoderSizes(source: string, json: Record<string, unknown>, maxPositionsDefault: number) {
+  const hiddenSize = positiveInt(source, json, 'hidden_size', undefined, LIMITS.width);
+  const numHeads = positiveInt(source, json, 'num_attention_heads', undefined, LIMITS.heads);
+  return {
+    hiddenSize,
+    intermediateSize: positiveInt(source, json, 'intermediate_size', undefined, LIMITS.width),
+    numLayers: positiveInt(source, json, 'num_hidden_layers', undefined, LIMITS.layers),
+    numHeads,
+    numKvHeads: positiveInt(source, json, 'num_key_value_heads', numHeads, LIMITS.heads),
+    headDim: positiveInt(source, json, 'head_dim', hiddenSize / numHeads, LIMITS.width),
+    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
+    rmsNormEps: positiveNumber(source, json, 'rms_norm_eps', 1e-6),
+    ropeTheta: positiveNumber(source, json, 'rope_theta', 10000),
+    ropeScaling: ropeScalingFrom(source, json.rope_scaling),
+    maxPositionEmbeddings: positiveInt(source, json, 'max_position_embeddings', maxPositionsDefault),
+    bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
+    eosTokenId: typeof json.eos_token_id === 'number' || Array.isArray(json.eos_token_id) ? (json.eos_token_id as number | number[]) : undefined,
+  };
+}
+
 /**
  * Gemma 2 / Gemma 3 (text): the Llama fields, GeGLU (tanh-GELU), query_pre_attn_scalar, the soft-caps
  * (Gemma 2), the sliding-window layers (`layer_types`, else every other layer for Gemma 2 and all but
@@ -205,9 +226,8 @@ function slidingWindowFrom(source: string, json: Record<string, unknown>, modelT
 function gemmaConfigFromHf(json: Record<string, unknown>, source: string, modelType: 'gemma2' | 'gemma3_text'): LlamaConfig {
   const act = json.hidden_activation ?? json.hidden_act ?? 'gelu_pytorch_tanh';
   if (act !== 'gelu_pytorch_tanh') bad(source, 'hidden_activation', '"gelu_pytorch_tanh"', act);
-  const hiddenSize = positiveInt(source, json, 'hidden_size', undefined, LIMITS.width);
-  const numHeads = positiveInt(source, json, 'num_attention_heads', undefined, LIMITS.heads);
-  const numLayers = positiveInt(source, json, 'num_hidden_layers', undefined, LIMITS.layers);
+  const sizes = decoderSizes(source, json, 8192);
+  const numLayers = sizes.numLayers;
   const optionalNumber = (field: string) => (json[field] === null || json[field] === undefined ? undefined : positiveNumber(source, json, field));
   let slidingLayers: boolean[];
   if (json.layer_types !== undefined) {
@@ -226,17 +246,7 @@ function gemmaConfigFromHf(json: Record<string, unknown>, source: string, modelT
   return checkHeads(source, {
     architecture: 'llama',
     modelType,
-    hiddenSize,
-    intermediateSize: positiveInt(source, json, 'intermediate_size', undefined, LIMITS.width),
-    numLayers,
-    numHeads,
-    numKvHeads: positiveInt(source, json, 'num_key_value_heads', numHeads, LIMITS.heads),
-    headDim: positiveInt(source, json, 'head_dim', hiddenSize / numHeads, LIMITS.width),
-    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
-    rmsNormEps: positiveNumber(source, json, 'rms_norm_eps', 1e-6),
-    ropeTheta: positiveNumber(source, json, 'rope_theta', 10000),
-    ropeScaling: ropeScalingFrom(source, json.rope_scaling),
-    maxPositionEmbeddings: positiveInt(source, json, 'max_position_embeddings', 8192),
+    ...sizes,
     tieWordEmbeddings: json.tie_word_embeddings !== false,
     attentionBias: json.attention_bias === true,
     mlpBias: false,
@@ -248,8 +258,6 @@ function gemmaConfigFromHf(json: Record<string, unknown>, source: string, modelT
     finalLogitSoftcapping: optionalNumber('final_logit_softcapping'),
     slidingLayers,
     ropeLocalTheta: modelType === 'gemma3_text' ? positiveNumber(source, json, 'rope_local_base_freq', 10000) : undefined,
-    bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
-    eosTokenId: typeof json.eos_token_id === 'number' || Array.isArray(json.eos_token_id) ? (json.eos_token_id as number | number[]) : undefined,
   });
 }
 
@@ -286,22 +294,10 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
   if (json.partial_rotary_factor !== undefined && json.partial_rotary_factor !== 1) {
     throw new PeftError(`partial_rotary_factor ${preview(json.partial_rotary_factor)} in ${source} is not supported (RoPE over the whole head only)`, 'E_UNSUPPORTED');
   }
-  const hiddenSize = positiveInt(source, json, 'hidden_size', undefined, LIMITS.width);
-  const numHeads = positiveInt(source, json, 'num_attention_heads', undefined, LIMITS.heads);
   return checkHeads(source, {
     architecture: 'llama',
     modelType,
-    hiddenSize,
-    intermediateSize: positiveInt(source, json, 'intermediate_size', undefined, LIMITS.width),
-    numLayers: positiveInt(source, json, 'num_hidden_layers', undefined, LIMITS.layers),
-    numHeads,
-    numKvHeads: positiveInt(source, json, 'num_key_value_heads', numHeads, LIMITS.heads),
-    headDim: positiveInt(source, json, 'head_dim', hiddenSize / numHeads, LIMITS.width),
-    vocabSize: positiveInt(source, json, 'vocab_size', undefined, LIMITS.vocab),
-    rmsNormEps: positiveNumber(source, json, 'rms_norm_eps', 1e-6),
-    ropeTheta: positiveNumber(source, json, 'rope_theta', 10000),
-    ropeScaling: ropeScalingFrom(source, json.rope_scaling),
-    maxPositionEmbeddings: positiveInt(source, json, 'max_position_embeddings', 2048),
+    ...decoderSizes(source, json, 2048),
     tieWordEmbeddings: json.tie_word_embeddings === true,
     attentionBias: json.attention_bias === true || modelType === 'qwen2',
     mlpBias: json.mlp_bias === true,
@@ -309,8 +305,6 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
     slidingWindow: slidingWindowFrom(source, json, modelType),
     fusedProjections: modelType === 'phi3',
     ...expertsFrom(source, json, modelType),
-    bosTokenId: typeof json.bos_token_id === 'number' ? json.bos_token_id : undefined,
-    eosTokenId: typeof json.eos_token_id === 'number' || Array.isArray(json.eos_token_id) ? (json.eos_token_id as number | number[]) : undefined,
   });
 }
 
