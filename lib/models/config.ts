@@ -315,8 +315,8 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
  */
 export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeight: boolean, source = 'the GGUF file'): LlamaConfig {
   const arch = metadata['general.architecture'];
-  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2', 'qwen3'].includes(arch)) {
-    throw new PeftError(`Expected general.architecture llama, mistral, qwen2 or qwen3 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
+  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2', 'qwen3', 'phi3'].includes(arch)) {
+    throw new PeftError(`Expected general.architecture llama, mistral, qwen2, qwen3 or phi3 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
   }
   const num = (key: string) => {
     const v = metadata[`${arch}.${key}`];
@@ -363,8 +363,9 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     attentionBias: arch === 'qwen2',
     mlpBias: false,
     qkNorm: arch === 'qwen3',
-    slidingWindow: undefined,  // llama.cpp's llama-architecture files carry none
-    fusedProjections: false,
+    // llama.cpp's llama-architecture files carry none; phi3 files may.
+    slidingWindow: num('attention.sliding_window') ? positiveInt(source, { sliding_window: num('attention.sliding_window') }, 'sliding_window', undefined, 1 << 30) : undefined,
+    fusedProjections: arch === 'phi3',
     bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
     eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,
   });

@@ -22,14 +22,18 @@ const LAYER_NAMES: Record<string, string> = {
   ffn_down: 'mlp.down_proj',
 };
 
-/** The Hugging Face name of a llama.cpp tensor name, or undefined for tensors we do not use. */
-export function huggingFaceName(ggufName: string): string | undefined {
+// Phi-3's fused projections under their llama.cpp names (in a phi3 file ffn_up is gate and up together).
+const PHI3_NAMES: Record<string, string> = { ...LAYER_NAMES, attn_qkv: 'self_attn.qkv_proj', ffn_up: 'mlp.gate_up_proj' };
+
+/** The Hugging Face name of a llama.cpp tensor name (of a file of `arch`), or undefined for tensors we do not use. */
+export function huggingFaceName(ggufName: string, arch = 'llama'): string | undefined {
+  const names = arch === 'phi3' ? PHI3_NAMES : LAYER_NAMES;
   if (ggufName === 'token_embd.weight') return 'model.embed_tokens.weight';
   if (ggufName === 'output_norm.weight') return 'model.norm.weight';
   if (ggufName === 'output.weight') return 'lm_head.weight';
   const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(ggufName);
-  if (!m || !LAYER_NAMES[m[2]]) return undefined;
-  return `model.layers.${m[1]}.${LAYER_NAMES[m[2]]}.${m[3]}`;
+  if (!m || !names[m[2]]) return undefined;
+  return `model.layers.${m[1]}.${names[m[2]]}.${m[3]}`;
 }
 
 /**
@@ -63,7 +67,7 @@ export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<s
   // Only llama-architecture files use the interleaved order (qwen2 keeps rotate-half, NEOX style).
   const permuted = config.modelType === 'llama' || config.modelType === 'mistral';
   for (const info of file.tensorInfos) {
-    const name = huggingFaceName(info.name);
+    const name = huggingFaceName(info.name, config.modelType);
     if (!name) continue;
     let t = file.tensor(info.name);
     // F16 files (the usual llama.cpp export) run in f32: the model computes with f32 or bf16 weights,

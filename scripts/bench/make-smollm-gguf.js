@@ -93,7 +93,8 @@ function encode(values, dtype) {
 /**
  * Writes the model to `out`; `shapes` overrides SmolLM-135M's (tests use a tiny one). Matrices are
  * `dtype` (F32 or F16), norms stay F32 as llama.cpp keeps them. `arch` 'qwen3' adds Qwen3's per-head
- * q/k norms (attn_q_norm / attn_k_norm, weights 1 ± 0.3); `std` is the matrices' standard deviation.
+ * q/k norms (attn_q_norm / attn_k_norm, weights 1 ± 0.3); 'phi3' fuses q/k/v (attn_qkv) and gate/up
+ * (ffn_up, gate rows first); `std` is the matrices' standard deviation.
  */
 function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02 }) {
   const s = { ...SMOLLM_135M, ...shapes };
@@ -132,16 +133,19 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
   const kv = s.kvHeads * s.headDim;
   const tensors = [matrix('token_embd.weight', s.vocab, s.hidden)];
   for (let l = 0; l < s.layers; l++) {
+    const attention = arch === 'phi3'
+      ? [matrix(`blk.${l}.attn_qkv.weight`, q + 2 * kv, s.hidden)]
+      : [matrix(`blk.${l}.attn_q.weight`, q, s.hidden), matrix(`blk.${l}.attn_k.weight`, kv, s.hidden), matrix(`blk.${l}.attn_v.weight`, kv, s.hidden)];
+    const mlp = arch === 'phi3'
+      ? [matrix(`blk.${l}.ffn_up.weight`, 2 * s.ffn, s.hidden)]
+      : [matrix(`blk.${l}.ffn_gate.weight`, s.ffn, s.hidden), matrix(`blk.${l}.ffn_up.weight`, s.ffn, s.hidden)];
     tensors.push(
       norm(`blk.${l}.attn_norm.weight`),
-      matrix(`blk.${l}.attn_q.weight`, q, s.hidden),
-      matrix(`blk.${l}.attn_k.weight`, kv, s.hidden),
-      matrix(`blk.${l}.attn_v.weight`, kv, s.hidden),
+      ...attention,
       matrix(`blk.${l}.attn_output.weight`, s.hidden, q),
       ...(arch === 'qwen3' ? [headNorm(`blk.${l}.attn_q_norm.weight`), headNorm(`blk.${l}.attn_k_norm.weight`)] : []),
       norm(`blk.${l}.ffn_norm.weight`),
-      matrix(`blk.${l}.ffn_gate.weight`, s.ffn, s.hidden),
-      matrix(`blk.${l}.ffn_up.weight`, s.ffn, s.hidden),
+      ...mlp,
       matrix(`blk.${l}.ffn_down.weight`, s.hidden, s.ffn),
     );
   }

@@ -1,4 +1,5 @@
-// GGUF files of the decoder specs that llama.cpp also reads (Llama, Qwen3 with its per-head q/k norms),
+// GGUF files of the decoder specs that llama.cpp also reads (Llama, Qwen3 with its per-head q/k norms,
+// Phi-3 with its fused projections),
 // written with random weights and a byte-level BPE vocabulary llama.cpp accepts
 // (scripts/bench/make-smollm-gguf.js): our greedy continuation of a prompt equals llama.cpp's
 // (node-llama-cpp, prebuilt, CPU). Runs when node-llama-cpp is installed beside the checkout
@@ -22,7 +23,7 @@ const SHAPES = { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, ffn: 
 const PROMPT = [5, 17, 42, 99, 7];
 const STEPS = 16;
 
-(installed ? describe : describe.skip).each(['llama', 'qwen3'])('%s GGUF in llama.cpp', (arch) => {
+(installed ? describe : describe.skip).each(['llama', 'qwen3', 'phi3'])('%s GGUF in llama.cpp', (arch) => {
   it(`greedy decoding gives llama.cpp's ${STEPS} tokens`, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `interop-${arch}-`));
     dirs.push(dir);
@@ -31,6 +32,7 @@ const STEPS = 16;
     const model = await loadModel(file);
     expect(model.config.modelType).toBe(arch);
     expect(model.config.qkNorm).toBe(arch === 'qwen3');
+    expect(model.config.fusedProjections).toBe(arch === 'phi3');
     const ours = (await model.generate(PROMPT, { maxNewTokens: STEPS, temperature: 0 })).tokens;
     const helper = path.join(__dirname, '..', 'helpers', 'llama-cpp-greedy.mjs');
     const theirs = JSON.parse(execFileSync(process.execPath, [helper, NODE_LLAMA_CPP, file, '', JSON.stringify(PROMPT), String(STEPS)], { encoding: 'utf8', timeout: 120_000 })).tokens as number[];
