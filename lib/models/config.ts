@@ -309,14 +309,31 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
 }
 
 /**
+ * Gemma 2's fields in a GGUF file as llama.cpp reads them: the soft-caps, the window on every other
+ * layer, and queries scaled by head_dim^-½ (llama.cpp's choice for every size but 27B, which files
+ * do not record).
+ */
+function gemma2FromGguf(source: string, num: (key: string) => unknown, layers: number): Partial<LlamaConfig> {
+  const optional = (key: string) => {
+    const v = num(key);
+    return v === undefined || v === 0 ? undefined : positiveNumber(source, { [key]: v }, key);
+  };
+  return {
+    attnLogitSoftcapping: optional('attn_logit_softcapping'),
+    finalLogitSoftcapping: optional('final_logit_softcapping'),
+    slidingLayers: Array.from({ length: layers }, (_, l) => l % 2 === 0),
+  };
+}
+
+/**
  * A Llama-family config from GGUF metadata (`general.architecture` and `<arch>.*` keys). The vocabulary
  * size comes from the embedded token list; `hasOutputWeight` says whether the file has a separate
  * output head (otherwise it is tied to the embeddings).
  */
 export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeight: boolean, source = 'the GGUF file'): LlamaConfig {
   const arch = metadata['general.architecture'];
-  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2', 'qwen3', 'phi3'].includes(arch)) {
-    throw new PeftError(`Expected general.architecture llama, mistral, qwen2, qwen3 or phi3 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
+  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2'].includes(arch)) {
+    throw new PeftError(`Expected general.architecture llama, mistral, qwen2, qwen3, phi3 or gemma2 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
   }
   const num = (key: string) => {
     const v = metadata[`${arch}.${key}`];
@@ -366,6 +383,7 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     // llama.cpp's llama-architecture files carry none; phi3 files may.
     slidingWindow: num('attention.sliding_window') ? positiveInt(source, { sliding_window: num('attention.sliding_window') }, 'sliding_window', undefined, 1 << 30) : undefined,
     fusedProjections: arch === 'phi3',
+    ...(arch === 'gemma2' ? gemma2FromGguf(source, num, positiveInt(source, get, 'num_hidden_layers', undefined, LIMITS.layers)) : {}),
     bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
     eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,
   });

@@ -25,9 +25,17 @@ const LAYER_NAMES: Record<string, string> = {
 // Phi-3's fused projections under their llama.cpp names (in a phi3 file ffn_up is gate and up together).
 const PHI3_NAMES: Record<string, string> = { ...LAYER_NAMES, attn_qkv: 'self_attn.qkv_proj', ffn_up: 'mlp.gate_up_proj' };
 
+// Gemma 2's four norms per block (ffn_norm is the one before the MLP).
+const GEMMA2_NAMES: Record<string, string> = {
+  ...LAYER_NAMES,
+  post_attention_norm: 'post_attention_layernorm',
+  ffn_norm: 'pre_feedforward_layernorm',
+  post_ffw_norm: 'post_feedforward_layernorm',
+};
+
 /** The Hugging Face name of a llama.cpp tensor name (of a file of `arch`), or undefined for tensors we do not use. */
 export function huggingFaceName(ggufName: string, arch = 'llama'): string | undefined {
-  const names = arch === 'phi3' ? PHI3_NAMES : LAYER_NAMES;
+  const names = arch === 'phi3' ? PHI3_NAMES : arch === 'gemma2' ? GEMMA2_NAMES : LAYER_NAMES;
   if (ggufName === 'token_embd.weight') return 'model.embed_tokens.weight';
   if (ggufName === 'output_norm.weight') return 'model.norm.weight';
   if (ggufName === 'output.weight') return 'lm_head.weight';
@@ -77,6 +85,8 @@ export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<s
       t.dispose();
       t = f32;
     }
+    // llama.cpp's converter stores Gemma's norm weights as 1 + w; the model keeps Hugging Face's w.
+    if (config.modelType === 'gemma2' && /(layernorm|model\.norm)\.weight$/.test(name)) t = tensor(t.toFloat32Array().map((v) => v - 1), [...t.shape]);
     if (permuted && /q_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numHeads);
     if (permuted && /k_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numKvHeads);
     weights.set(name, t);

@@ -94,7 +94,9 @@ function encode(values, dtype) {
  * Writes the model to `out`; `shapes` overrides SmolLM-135M's (tests use a tiny one). Matrices are
  * `dtype` (F32 or F16), norms stay F32 as llama.cpp keeps them. `arch` 'qwen3' adds Qwen3's per-head
  * q/k norms (attn_q_norm / attn_k_norm, weights 1 ± 0.3); 'phi3' fuses q/k/v (attn_qkv) and gate/up
- * (ffn_up, gate rows first); `std` is the matrices' standard deviation.
+ * (ffn_up, gate rows first); 'gemma2' has four norms per block (stored as 1 + w, as llama.cpp's
+ * converter writes them), a window of 4 on every other layer and soft-capped scores (5) and logits (3);
+ * `std` is the matrices' standard deviation.
  */
 function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02 }) {
   const s = { ...SMOLLM_135M, ...shapes };
@@ -116,6 +118,13 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
     [key('rope.freq_base'), { type: 'f32', value: 10000 }],
     [key('attention.layer_norm_rms_epsilon'), { type: 'f32', value: 1e-5 }],
     [key('vocab_size'), { type: 'u32', value: s.vocab }],
+    ...(arch === 'gemma2'
+      ? [
+          [key('attention.sliding_window'), { type: 'u32', value: 4 }],
+          [key('attn_logit_softcapping'), { type: 'f32', value: 5 }],
+          [key('final_logit_softcapping'), { type: 'f32', value: 3 }],
+        ]
+      : []),
     ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
     ['tokenizer.ggml.pre', { type: 'string', value: 'smollm' }],
     ['tokenizer.ggml.tokens', { type: 'array', elem: 'string', value: tokens }],
@@ -127,6 +136,7 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
   ];
   let seedOf = seed;
   const matrix = (name, rows, cols) => ({ name, shape: [rows, cols], type: dtype, bytes: () => encode(randomValues(rows * cols, std, seedOf++), dtype) });
+  const randomNorm = (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(randomValues(s.hidden, 0.3, seedOf++).map((v) => 1 + v), 'F32') });
   const headNorm = (name) => ({ name, shape: [s.headDim], type: 'F32', bytes: () => encode(randomValues(s.headDim, 0.3, seedOf++).map((v) => 1 + v), 'F32') });
   const norm = (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(new Float32Array(s.hidden).fill(1), 'F32') });
   const q = s.heads * s.headDim;
@@ -144,9 +154,11 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
       ...attention,
       matrix(`blk.${l}.attn_output.weight`, s.hidden, q),
       ...(arch === 'qwen3' ? [headNorm(`blk.${l}.attn_q_norm.weight`), headNorm(`blk.${l}.attn_k_norm.weight`)] : []),
+      ...(arch === 'gemma2' ? [randomNorm(`blk.${l}.post_attention_norm.weight`)] : []),
       norm(`blk.${l}.ffn_norm.weight`),
       ...mlp,
       matrix(`blk.${l}.ffn_down.weight`, s.hidden, s.ffn),
+      ...(arch === 'gemma2' ? [randomNorm(`blk.${l}.post_ffw_norm.weight`)] : []),
     );
   }
   tensors.push(norm('output_norm.weight')); // no output.weight: tied to the embeddings

@@ -1,5 +1,5 @@
 // GGUF files of the decoder specs that llama.cpp also reads (Llama, Qwen3 with its per-head q/k norms,
-// Phi-3 with its fused projections),
+// Phi-3 with its fused projections, Gemma 2 with its sandwich norms, soft-caps and alternating window),
 // written with random weights and a byte-level BPE vocabulary llama.cpp accepts
 // (scripts/bench/make-smollm-gguf.js): our greedy continuation of a prompt equals llama.cpp's
 // (node-llama-cpp, prebuilt, CPU). Runs when node-llama-cpp is installed beside the checkout
@@ -20,10 +20,10 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 const SHAPES = { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, ffn: 96, vocab: 320, context: 128 };
-const PROMPT = [5, 17, 42, 99, 7];
+const PROMPT = [5, 17, 42, 99, 7, 200, 31];  // longer than Gemma 2's window of 4
 const STEPS = 16;
 
-(installed ? describe : describe.skip).each(['llama', 'qwen3', 'phi3'])('%s GGUF in llama.cpp', (arch) => {
+(installed ? describe : describe.skip).each(['llama', 'qwen3', 'phi3', 'gemma2'])('%s GGUF in llama.cpp', (arch) => {
   it(`greedy decoding gives llama.cpp's ${STEPS} tokens`, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `interop-${arch}-`));
     dirs.push(dir);
