@@ -308,6 +308,14 @@ export function configFromHf(json: Record<string, unknown>, source = 'config.jso
   });
 }
 
+/** Mixtral in a GGUF file (a llama-architecture file with expert_count and expert_used_count). */
+function expertsFromGguf(source: string, num: (key: string) => unknown): Pick<LlamaConfig, 'numExperts' | 'numExpertsPerTok'> {
+  const count = num('expert_count');
+  if (count === undefined || count === 0) return {};
+  const numExperts = positiveInt(source, { expert_count: count }, 'expert_count', undefined, 1024);
+  return { numExperts, numExpertsPerTok: positiveInt(source, { expert_used_count: num('expert_used_count') }, 'expert_used_count', undefined, numExperts) };
+}
+
 /**
  * Gemma 2's fields in a GGUF file as llama.cpp reads them: the soft-caps, the window on every other
  * layer, and queries scaled by head_dim^-½ (llama.cpp's choice for every size but 27B, which files
@@ -383,6 +391,7 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     // llama.cpp's llama-architecture files carry none; phi3 files may.
     slidingWindow: num('attention.sliding_window') ? positiveInt(source, { sliding_window: num('attention.sliding_window') }, 'sliding_window', undefined, 1 << 30) : undefined,
     fusedProjections: arch === 'phi3',
+    ...expertsFromGguf(source, num),
     ...(arch === 'gemma2' ? gemma2FromGguf(source, num, positiveInt(source, get, 'num_hidden_layers', undefined, LIMITS.layers)) : {}),
     bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
     eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,

@@ -15,6 +15,7 @@ const LAYER_NAMES: Record<string, string> = {
   attn_v: 'self_attn.v_proj',
   attn_output: 'self_attn.o_proj',
   attn_q_norm: 'self_attn.q_norm',
+  ffn_gate_inp: 'block_sparse_moe.gate',  // Mixtral's router
   attn_k_norm: 'self_attn.k_norm',
   ffn_norm: 'post_attention_layernorm',
   ffn_gate: 'mlp.gate_proj',
@@ -69,12 +70,38 @@ export function unpermuteRotary(weight: Tensor, heads: number): Tensor {
   return tensor(out, [...weight.shape]);
 }
 
+// Mixtral's experts, stacked in one [experts, rows, cols] tensor per projection.
+const EXPERT_PARTS: Record<string, string> = { ffn_gate_exps: 'w1', ffn_up_exps: 'w3', ffn_down_exps: 'w2' };
+
+/**
+ * A stacked expert tensor `blk.N.ffn_{gate,up,down}_exps.weight` [experts, rows, cols] as one
+ * [rows, cols] tensor per expert under Hugging Face's names; null for other tensors.
+ */
+function splitExperts(ggufName: string, t: Tensor): Map<string, Tensor> | null {
+  const m = /^blk\.(\d+)\.(ffn_(?:gate|up|down)_exps)\.weight$/.exec(ggufName);
+  if (!m) return null;
+  if (t.shape.length !== 3) throw new PeftError(`Expected ${ggufName} of shape [experts, rows, cols] but it has ${JSON.stringify(t.shape)}`, 'E_FORMAT');
+  const [experts, rows, cols] = t.shape;
+  const values = t.toFloat32Array();
+  const out = new Map<string, Tensor>();
+  for (let e = 0; e < experts; e++) {
+    out.set(`model.layers.${m[1]}.block_sparse_moe.experts.${e}.${EXPERT_PARTS[m[2]]}.weight`, tensor(values.slice(e * rows * cols, (e + 1) * rows * cols), [rows, cols]));
+  }
+  return out;
+}
+
 /** All of a Llama GGUF's weights, by Hugging Face name, Q/K rows in Hugging Face order, F16 as f32. */
 export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<string, Tensor> {
   const weights = new Map<string, Tensor>();
   // Only llama-architecture files use the interleaved order (qwen2 keeps rotate-half, NEOX style).
   const permuted = config.modelType === 'llama' || config.modelType === 'mistral';
   for (const info of file.tensorInfos) {
+    if (config.numExperts && /_exps\.weight$/.test(info.name)) {
+      const stacked = file.tensor(info.name);
+      for (const [n, t] of splitExperts(info.name, stacked) ?? []) weights.set(n, t);
+      stacked.dispose();
+      continue;
+    }
     const name = huggingFaceName(info.name, config.modelType);
     if (!name) continue;
     let t = file.tensor(info.name);

@@ -96,9 +96,10 @@ function encode(values, dtype) {
  * q/k norms (attn_q_norm / attn_k_norm, weights 1 ± 0.3); 'phi3' fuses q/k/v (attn_qkv) and gate/up
  * (ffn_up, gate rows first); 'gemma2' has four norms per block (stored as 1 + w, as llama.cpp's
  * converter writes them), a window of 4 on every other layer and soft-capped scores (5) and logits (3);
- * `std` is the matrices' standard deviation.
+ * `experts` > 0 makes a Mixtral (a llama-architecture file with the top 2 of `experts` SwiGLU experts,
+ * stacked as ffn_{gate,up,down}_exps, and the router ffn_gate_inp); `std` is the matrices' standard deviation.
  */
-function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02 }) {
+function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02, experts = 0 }) {
   const s = { ...SMOLLM_135M, ...shapes };
   const { tokens, merges, types } = vocabulary(s.vocab);
   const key = (name) => `${arch}.${name}`;
@@ -118,6 +119,7 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
     [key('rope.freq_base'), { type: 'f32', value: 10000 }],
     [key('attention.layer_norm_rms_epsilon'), { type: 'f32', value: 1e-5 }],
     [key('vocab_size'), { type: 'u32', value: s.vocab }],
+    ...(experts ? [[key('expert_count'), { type: 'u32', value: experts }], [key('expert_used_count'), { type: 'u32', value: 2 }]] : []),
     ...(arch === 'gemma2'
       ? [
           [key('attention.sliding_window'), { type: 'u32', value: 4 }],
@@ -146,9 +148,13 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
     const attention = arch === 'phi3'
       ? [matrix(`blk.${l}.attn_qkv.weight`, q + 2 * kv, s.hidden)]
       : [matrix(`blk.${l}.attn_q.weight`, q, s.hidden), matrix(`blk.${l}.attn_k.weight`, kv, s.hidden), matrix(`blk.${l}.attn_v.weight`, kv, s.hidden)];
-    const mlp = arch === 'phi3'
-      ? [matrix(`blk.${l}.ffn_up.weight`, 2 * s.ffn, s.hidden)]
-      : [matrix(`blk.${l}.ffn_gate.weight`, s.ffn, s.hidden), matrix(`blk.${l}.ffn_up.weight`, s.ffn, s.hidden)];
+    const stacked = (name, rows, cols) => ({ name, shape: [experts, rows, cols], type: dtype, bytes: () => encode(randomValues(experts * rows * cols, std, seedOf++), dtype) });
+    const mlp = experts
+      ? [matrix(`blk.${l}.ffn_gate_inp.weight`, experts, s.hidden), stacked(`blk.${l}.ffn_gate_exps.weight`, s.ffn, s.hidden),
+         stacked(`blk.${l}.ffn_up_exps.weight`, s.ffn, s.hidden)]
+      : arch === 'phi3'
+        ? [matrix(`blk.${l}.ffn_up.weight`, 2 * s.ffn, s.hidden)]
+        : [matrix(`blk.${l}.ffn_gate.weight`, s.ffn, s.hidden), matrix(`blk.${l}.ffn_up.weight`, s.ffn, s.hidden)];
     tensors.push(
       norm(`blk.${l}.attn_norm.weight`),
       ...attention,
@@ -157,7 +163,7 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
       ...(arch === 'gemma2' ? [randomNorm(`blk.${l}.post_attention_norm.weight`)] : []),
       norm(`blk.${l}.ffn_norm.weight`),
       ...mlp,
-      matrix(`blk.${l}.ffn_down.weight`, s.hidden, s.ffn),
+      experts ? stacked(`blk.${l}.ffn_down_exps.weight`, s.hidden, s.ffn) : matrix(`blk.${l}.ffn_down.weight`, s.hidden, s.ffn),
       ...(arch === 'gemma2' ? [randomNorm(`blk.${l}.post_ffw_norm.weight`)] : []),
     );
   }

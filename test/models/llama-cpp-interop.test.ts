@@ -1,5 +1,6 @@
 // GGUF files of the decoder specs that llama.cpp also reads (Llama, Qwen3 with its per-head q/k norms,
-// Phi-3 with its fused projections, Gemma 2 with its sandwich norms, soft-caps and alternating window),
+// Phi-3 with its fused projections, Gemma 2 with its sandwich norms, soft-caps and alternating window,
+// Mixtral with its stacked experts),
 // written with random weights and a byte-level BPE vocabulary llama.cpp accepts
 // (scripts/bench/make-smollm-gguf.js): our greedy continuation of a prompt equals llama.cpp's
 // (node-llama-cpp, prebuilt, CPU). Runs when node-llama-cpp is installed beside the checkout
@@ -23,16 +24,20 @@ const SHAPES = { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, ffn: 
 const PROMPT = [5, 17, 42, 99, 7, 200, 31];  // longer than Gemma 2's window of 4
 const STEPS = 16;
 
-(installed ? describe : describe.skip).each(['llama', 'qwen3', 'phi3', 'gemma2'])('%s GGUF in llama.cpp', (arch) => {
+// Mixtral is a llama-architecture file with stacked experts.
+const CASES = [['llama', 0], ['qwen3', 0], ['phi3', 0], ['gemma2', 0], ['llama', 4]] as const;
+
+(installed ? describe : describe.skip).each(CASES)('%s GGUF (%i experts) in llama.cpp', (arch, experts) => {
   it(`greedy decoding gives llama.cpp's ${STEPS} tokens`, async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `interop-${arch}-`));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `interop-${arch}-${experts}-`));
     dirs.push(dir);
     const file = path.join(dir, 'model.gguf');
-    makeSmollmGguf({ out: file, shapes: SHAPES, arch, std: 0.3, seed: 7 });
+    makeSmollmGguf({ out: file, shapes: SHAPES, arch, std: 0.3, seed: 7, experts });
     const model = await loadModel(file);
     expect(model.config.modelType).toBe(arch);
     expect(model.config.qkNorm).toBe(arch === 'qwen3');
     expect(model.config.fusedProjections).toBe(arch === 'phi3');
+    expect(model.config.numExperts ?? 0).toBe(experts);
     const ours = (await model.generate(PROMPT, { maxNewTokens: STEPS, temperature: 0 })).tokens;
     const helper = path.join(__dirname, '..', 'helpers', 'llama-cpp-greedy.mjs');
     const theirs = JSON.parse(execFileSync(process.execPath, [helper, NODE_LLAMA_CPP, file, '', JSON.stringify(PROMPT), String(STEPS)], { encoding: 'utf8', timeout: 120_000 })).tokens as number[];
