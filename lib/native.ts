@@ -11,6 +11,24 @@ import type { DType } from './dtype';
 import type { LlamaConfig } from './models/config';
 
 /** @internal A native tensor object (native/binding/tensor_wrap.h). */
+/** One op of a backend against the CPU backend's scalar kernels (native/kernels/backend_compare.h). */
+export interface OpComparison {
+  /** The op-table entry, with its case after a slash when it has several (`gemm/bf16_nt`). */
+  op: string;
+  /** Largest absolute difference from the reference over the op's outputs. */
+  maxAbs: number;
+  /** Largest absolute reference value. */
+  refScale: number;
+  /** Values compared. */
+  outputs: number;
+}
+
+export interface BackendComparison {
+  /** Entries in the backend op table: every one should have at least one case. */
+  ops: number;
+  results: OpComparison[];
+}
+
 export interface NativeTensor {
   shape(): number[];
   dtype(): DType;
@@ -363,6 +381,8 @@ export interface NativeAddon {
   getIsa(): string;
   setIsa(isa: string): void;
   supportedIsas(): string[];
+  backends(): string[];
+  compareBackendOps(backend: string, isa: string, seed: number): BackendComparison;
   cpuFeatures(): Record<string, boolean | number>;
   numThreads(): number;
   externalMemory(): number;

@@ -3,7 +3,7 @@
  * @module runtime
  */
 import { PeftError } from './errors';
-import { native } from './native';
+import { native, type BackendComparison } from './native';
 import { expectNumber, fail } from './validate';
 
 /** Instruction-set variants of the CPU kernels. `scalar` is the reference. */
@@ -12,8 +12,8 @@ export type Isa = 'scalar' | 'avx2' | 'avx512' | 'avx512bf16';
 const ISAS: readonly Isa[] = ['scalar', 'avx2', 'avx512', 'avx512bf16'];
 
 /**
- * The variant in use: PEFT_ISA when set, else AVX2 on CPUs that have it (the AVX-512 variants are
- * opt-in with PEFT_ISA or {@link setIsa} until they have been verified on AVX-512 hardware), else scalar.
+ * The variant in use: PEFT_ISA when set, else AVX-512 on CPUs that have it (avx512bf16 is opt-in
+ * with PEFT_ISA or {@link setIsa}), else AVX2, else scalar.
  */
 export function getIsa(): Isa {
   return native.getIsa() as Isa;
@@ -34,6 +34,23 @@ export function setIsa(isa: Isa): void {
 /** The variants this CPU can run, slowest first. */
 export function supportedIsas(): Isa[] {
   return native.supportedIsas() as Isa[];
+}
+
+/** The kernel backends this build has (native/kernels/backend.h); `cpu` is always first. */
+export function backends(): string[] {
+  return native.backends();
+}
+
+/**
+ * Runs every op of `backend`'s table at instruction set `isa` and again on the CPU backend's scalar
+ * kernels, on the same random inputs (from `seed`), and reports each op's largest difference: the
+ * check a new backend or variant must pass (as ggml's test-backend-ops). The active variant is
+ * restored afterwards.
+ */
+export function compareBackendOps(backend: string, isa: Isa, seed = 1): BackendComparison {
+  if (!backends().includes(backend)) fail('backend', `one of ${backends().join(', ')}`, backend);
+  if (!ISAS.includes(isa)) fail('isa', `one of ${ISAS.join(', ')}`, isa);
+  return native.compareBackendOps(backend, isa, expectNumber(seed, 'seed', { min: 0, max: 2 ** 32, integer: true }));
 }
 
 /** CPU features that select the variants, and the number of physical cores. */

@@ -8,6 +8,8 @@
 #include "core/tensor.h"
 #include "core/profile.h"
 #include "core/thread_pool.h"
+#include "kernels/backend.h"
+#include "kernels/backend_compare.h"
 #include "kernels/isa.h"
 
 namespace peft::binding {
@@ -32,6 +34,39 @@ Napi::Value supported_isas(const Napi::CallbackInfo& info) {
     auto isas = kernels::supported_isas();
     Napi::Array out = Napi::Array::New(info.Env(), isas.size());
     for (size_t i = 0; i < isas.size(); ++i) out.Set(static_cast<uint32_t>(i), kernels::isa_name(isas[i]));
+    return out;
+  });
+}
+
+Napi::Value backends_js(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto all = kernels::backends();
+    Napi::Array out = Napi::Array::New(info.Env(), all.size());
+    for (size_t i = 0; i < all.size(); ++i) out.Set(static_cast<uint32_t>(i), all[i]->name);
+    return out;
+  });
+}
+
+// compareBackendOps(backend, isa, seed) → { ops: number, results: [{ op, maxAbs, refScale, outputs }] }
+Napi::Value compare_backend_ops(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const kernels::Backend& backend = kernels::find_backend(to_string(arg(info, 0), "backend"));
+    const kernels::Isa isa = kernels::parse_isa(to_string(arg(info, 1), "isa"));
+    const double seed = to_number(arg(info, 2), "seed");
+    const auto results = kernels::compare_backend_ops(backend, isa, static_cast<uint64_t>(seed));
+    Napi::Env env = info.Env();
+    Napi::Array list = Napi::Array::New(env, results.size());
+    for (size_t i = 0; i < results.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("op", results[i].op);
+      o.Set("maxAbs", results[i].max_abs);
+      o.Set("refScale", results[i].ref_scale);
+      o.Set("outputs", static_cast<double>(results[i].outputs));
+      list.Set(static_cast<uint32_t>(i), o);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("ops", kernels::backend_op_count());
+    out.Set("results", list);
     return out;
   });
 }
@@ -138,6 +173,8 @@ void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("getIsa", Napi::Function::New(env, get_isa));
   exports.Set("setIsa", Napi::Function::New(env, set_isa));
   exports.Set("supportedIsas", Napi::Function::New(env, supported_isas));
+  exports.Set("backends", Napi::Function::New(env, backends_js));
+  exports.Set("compareBackendOps", Napi::Function::New(env, compare_backend_ops));
   exports.Set("cpuFeatures", Napi::Function::New(env, cpu_features_js));
   exports.Set("externalMemory", Napi::Function::New(env, external_memory));
   exports.Set("liveStorages", Napi::Function::New(env, live_storages));

@@ -6,7 +6,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "core/host_memory.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -30,11 +29,12 @@ size_t padded_size(size_t nbytes) { return nbytes == 0 ? kAlignment : (nbytes + 
 
 Storage::LiveCounts Storage::live() { return {g_live_storages.load(), g_live_bytes.load(), g_live_views.load()}; }
 
-Storage::Storage(size_t nbytes, bool zero_fill) : data_(nullptr), nbytes_(nbytes) {
+Storage::Storage(size_t nbytes, bool zero_fill, Allocator& allocator)
+    : data_(nullptr), nbytes_(nbytes), allocator_(&allocator), device_(allocator.device()) {
   const size_t rounded = padded_size(nbytes);
-  data_ = host_allocate(rounded, zero_fill);
+  data_ = allocator.allocate(rounded, zero_fill);
   PEFT_CHECK(data_ != nullptr, ErrorCode::Memory,
-             "Could not allocate " + std::to_string(nbytes) + " bytes for a tensor");
+             "Could not allocate " + std::to_string(nbytes) + " bytes for a tensor in " + allocator.name() + " memory");
   g_live_storages.fetch_add(1, std::memory_order_relaxed);
   g_live_bytes.fetch_add(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
   // In the sanitizer build (npm run test:asan) the rounding pad is unreadable, so a kernel that runs past
@@ -53,7 +53,7 @@ Storage::~Storage() {
     return;
   }
   PEFT_UNPOISON(data_, padded_size(nbytes_));
-  host_free(data_, padded_size(nbytes_));
+  allocator_->free(data_, padded_size(nbytes_));
   g_live_storages.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
 }
@@ -109,10 +109,10 @@ static Shape contiguous_strides(const Shape& shape) {
   return strides;
 }
 
-Tensor::Tensor(DType dtype, Shape shape)
+Tensor::Tensor(DType dtype, Shape shape, Allocator& allocator)
     : dtype_(dtype), shape_(std::move(shape)), numel_(shape_numel(shape_)), offset_bytes_(0) {
   strides_ = contiguous_strides(shape_);
-  storage_ = std::make_shared<Storage>(static_cast<size_t>(numel_) * dtype_size(dtype_));
+  storage_ = std::make_shared<Storage>(static_cast<size_t>(numel_) * dtype_size(dtype_), true, allocator);
 }
 
 Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, int64_t offset_bytes)
@@ -127,9 +127,9 @@ Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, int64
              "Tensor of shape " + shape_to_string(shape_) + " does not fit in its storage");
 }
 
-Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+Tensor Tensor::uninitialized(DType dtype, Shape shape, Allocator& allocator) {
   const int64_t numel = shape_numel(shape);
-  auto storage = std::make_shared<Storage>(static_cast<size_t>(numel) * dtype_size(dtype), false);
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(numel) * dtype_size(dtype), false, allocator);
   return Tensor(dtype, std::move(shape), std::move(storage));
 }
 

@@ -7,18 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/dtype.h"
 
 namespace peft {
 
-enum class Device : uint8_t { CPU };
-
-// One aligned allocation. Freed when the last Tensor sharing it goes away.
+// One aligned allocation from an allocator (and so on its device). Freed by that allocator when the
+// last Tensor sharing it goes away.
 class Storage {
  public:
   // zero_fill = false leaves the bytes undefined, for outputs a kernel overwrites in full.
-  explicit Storage(size_t nbytes, bool zero_fill = true);  // throws E_MEMORY on failure
-  // A view of memory owned elsewhere (a memory-mapped file): `owner` is kept alive while the
+  explicit Storage(size_t nbytes, bool zero_fill = true, Allocator& allocator = host_allocator());  // E_MEMORY on failure
+  // A view of host memory owned elsewhere (a memory-mapped file): `owner` is kept alive while the
   // storage is, and nothing is freed here.
   Storage(void* data, size_t nbytes, std::shared_ptr<const void> owner);
   ~Storage();
@@ -28,6 +28,7 @@ class Storage {
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   bool is_view() const { return owner_ != nullptr; }  // memory owned elsewhere (e.g. a mapped file)
+  Device device() const { return device_; }
 
   // Use counting for async calls: readers share, a writer is exclusive. Conflicts throw E_BUSY.
   void acquire(bool write, const char* what);
@@ -45,6 +46,8 @@ class Storage {
  private:
   void* data_;
   size_t nbytes_;
+  Allocator* allocator_ = nullptr;     // null for views
+  Device device_ = Device::CPU;
   std::shared_ptr<const void> owner_;  // set for views; data_ is then not ours to free
   std::atomic<int> users_{0};  // >0: number of readers; -1: one writer
 };
@@ -57,13 +60,13 @@ int64_t shape_numel(const Shape& shape);
 
 class Tensor {
  public:
-  Tensor(DType dtype, Shape shape);  // new zero-filled contiguous storage
+  Tensor(DType dtype, Shape shape, Allocator& allocator = host_allocator());  // new zero-filled contiguous storage
   // New contiguous storage left uninitialised: only for outputs that are written in full.
-  static Tensor uninitialized(DType dtype, Shape shape);
+  static Tensor uninitialized(DType dtype, Shape shape, Allocator& allocator = host_allocator());
   Tensor(DType dtype, Shape shape, std::shared_ptr<Storage> storage, int64_t offset_bytes = 0);
 
   DType dtype() const { return dtype_; }
-  Device device() const { return Device::CPU; }
+  Device device() const { return storage_->device(); }
   const Shape& shape() const { return shape_; }
   const Shape& strides() const { return strides_; }  // in elements
   int64_t dim(int i) const { return shape_[i < 0 ? shape_.size() + i : i]; }

@@ -35,4 +35,9 @@ void softcap_forward(int64_t rows, int64_t cols, int64_t ld, float cap, float* x
 // gradient of the values before capping, in place: dy · (1 − (y / cap)²).
 void softcap_backward(int64_t rows, int64_t cols, int64_t ld, float cap, const float* y, float* dy);
 
+// The bottleneck adapters' activations, elementwise: y = act(x) / dx = dy · act'(x) (dx may alias dy).
+enum class Pointwise { Relu, GeluTanh, Silu, Tanh };
+void pointwise_forward(Pointwise a, int64_t n, const float* x, float* y);
+void pointwise_backward(Pointwise a, int64_t n, const float* dy, const float* x, float* dx);
+
 }  // namespace peft::kernels

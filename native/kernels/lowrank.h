@@ -41,4 +41,13 @@ void lowrank_backward(const LowRankShape& s, const float* dy, const void* x, DTy
                       const void* w, DType w_dtype, const float* a, const float* b, float scale, float* dx,
                       float* da, float* db, float* workspace, bool accumulate_grads);
 
+// DoRA's output, per element with g = mag[o] / norm[o]: y[i, o] += (g − 1)·base[i, o] + g·lora[i, o].
+// base, lora, y: [rows, n]; mag, norm: [n].
+void dora_combine_forward(int64_t rows, int64_t n, const float* mag, const float* norm, const float* base,
+                          const float* lora, float* y);
+// Its backward: d_lora = dy·g, d_base = dy·(g − 1), and gm[o] += Σ_i dy·(base + lora) / norm[o]
+// when gm is not null. dy, base, lora, d_lora, d_base: [rows, n].
+void dora_combine_backward(int64_t rows, int64_t n, const float* mag, const float* norm, const float* dy,
+                           const float* base, const float* lora, float* d_lora, float* d_base, float* gm);
+
 }  // namespace peft::kernels

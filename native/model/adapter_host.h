@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/backend.h"
 #include "nn/adapter_selection.h"
 #include "nn/bottleneck.h"
 #include "nn/embedding_lora.h"
@@ -57,6 +58,12 @@ class AdapterHost {
   // activations). Architectures without it refuse with E_UNSUPPORTED.
   virtual void set_checkpointing(bool on);
 
+  // --- where it runs ---
+  // The backend every op of this model runs on (kernels/backend.h): the CPU's unless set. Tensors
+  // handed to the model must be in that backend's memory.
+  const kernels::Context& context() const { return ctx_; }
+  void set_backend(const kernels::Backend& backend) { ctx_ = kernels::Context{&backend}; }
+
   // --- parameters and modules ---
   const HostDims& dims() const { return dims_; }
   // Every parameter, base and adapter, by name.
@@ -89,6 +96,7 @@ class AdapterHost {
   int64_t prefix_length() const;
 
  protected:
+  kernels::Context ctx_ = kernels::cpu_context();
   explicit AdapterHost(HostDims dims);
   const Tensor& weight(const std::string& name) const;
   const float* weight_f32(const std::string& name) const;

@@ -14,7 +14,6 @@ namespace peft::model {
 
 namespace {
 
-using nn::add_into;
 using nn::f32;
 using nn::p;
 using nn::TensorPtr;
@@ -125,21 +124,21 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
   sel.rows_per_item = T;
   sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
   // Embeddings: word + position + token type 0, then LayerNorm.
-  TensorPtr sum = f32({M, H});
-  embed_tokens(weight("bert.embeddings.word_embeddings.weight"), nullptr, embedding_lora_, sel, ids, B, T, H, p(sum));
+  TensorPtr sum = f32(ctx_, {M, H});
+  embed_tokens(ctx_, weight("bert.embeddings.word_embeddings.weight"), nullptr, embedding_lora_, sel, ids, B, T, H, p(sum));
   std::vector<float> row(static_cast<size_t>(H));
   const Tensor& pos = weight("bert.embeddings.position_embeddings.weight");
   const Tensor& type = weight("bert.embeddings.token_type_embeddings.weight");
   for (int64_t i = 0; i < M; ++i) {
-    kernels::convert(row.data(), DType::F32, static_cast<const char*>(pos.data()) + (i % T) * H * dtype_size(pos.dtype()),
+    ctx_.convert(row.data(), DType::F32, static_cast<const char*>(pos.data()) + (i % T) * H * dtype_size(pos.dtype()),
                      pos.dtype(), H);
-    add_into(H, row.data(), p(sum) + i * H);
-    kernels::convert(row.data(), DType::F32, type.data(), type.dtype(), H);
-    add_into(H, row.data(), p(sum) + i * H);
+    ctx_.add_values(H, row.data(), p(sum) + i * H);
+    ctx_.convert(row.data(), DType::F32, type.data(), type.dtype(), H);
+    ctx_.add_values(H, row.data(), p(sum) + i * H);
   }
   nn::NormCache emb_cache;
-  TensorPtr x = f32({M, H});
-  emb_norm_.forward(M, p(sum), p(x), emb_cache);
+  TensorPtr x = f32(ctx_, {M, H});
+  emb_norm_.forward(ctx_, M, p(sum), p(x), emb_cache);
 
   nn::AttentionStep step;
   step.sel = sel;
@@ -152,18 +151,18 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
   cache_.clear();
   for (int64_t l = 0; l < c.layers; ++l) {
     nn::EncoderBlockCache lc;
-    x = blocks_[static_cast<size_t>(l)].forward(step, x, lc);
+    x = blocks_[static_cast<size_t>(l)].forward(ctx_, step, x, lc);
     if (train) cache_.push_back(std::move(lc));
   }
   // Pooler on the first token of each sequence, then the classifier.
-  TensorPtr cls = f32({B, H}), pooled = f32({B, H});
+  TensorPtr cls = f32(ctx_, {B, H}), pooled = f32(ctx_, {B, H});
   for (int64_t b = 0; b < B; ++b) std::memcpy(p(cls) + b * H, p(x) + b * T * H, sizeof(float) * H);
   nn::AdapterSelection per_item = sel;
   per_item.rows_per_item = 1;
-  linears_.at("bert.pooler.dense")->forward(per_item, B, p(cls), p(pooled), train ? &pooler_cache_ : nullptr);
+  linears_.at("bert.pooler.dense")->forward(ctx_, per_item, B, p(cls), p(pooled), train ? &pooler_cache_ : nullptr);
   for (int64_t i = 0; i < B * H; ++i) p(pooled)[i] = std::tanh(p(pooled)[i]);
   Tensor logits = Tensor::uninitialized(DType::F32, {B, c.num_labels});
-  linears_.at("classifier")->forward(per_item, B, p(pooled), logits.data_as<float>(), train ? &classifier_cache_ : nullptr);
+  linears_.at("classifier")->forward(ctx_, per_item, B, p(pooled), logits.data_as<float>(), train ? &classifier_cache_ : nullptr);
   if (train) {
     ids_ = std::make_shared<Tensor>(ids);
     key_valid_ = key_valid ? std::make_shared<Tensor>(*key_valid) : nullptr;
@@ -212,28 +211,28 @@ double BertClassifier::loss_backward(const Tensor& logits, const Tensor& labels,
                      std::to_string(y));
     }
     std::vector<float> row_loss(static_cast<size_t>(B));
-    const kernels::CrossEntropyResult ce = kernels::cross_entropy(B, C, logits.data_as<float>(), labels.data_as<int32_t>(),
+    const kernels::CrossEntropyResult ce = ctx_.cross_entropy(B, C, logits.data_as<float>(), labels.data_as<int32_t>(),
                                                                   -100, 0.0, row_loss.data(), dlogits.data());
     loss = ce.count ? ce.loss_sum / static_cast<double>(ce.count) : 0.0;
   }
 
   std::vector<float> d_pooled(static_cast<size_t>(B * H)), d_cls(static_cast<size_t>(B * H));
-  linears_.at("classifier")->backward(per_item, B, dlogits.data(), p(pooled_), classifier_cache_, d_pooled.data(), false);
+  linears_.at("classifier")->backward(ctx_, per_item, B, dlogits.data(), p(pooled_), classifier_cache_, d_pooled.data(), false);
   for (int64_t i = 0; i < B * H; ++i) d_pooled[static_cast<size_t>(i)] *= 1.0f - p(pooled_)[i] * p(pooled_)[i];
-  linears_.at("bert.pooler.dense")->backward(per_item, B, d_pooled.data(), p(cls_), pooler_cache_, d_cls.data(), false);
+  linears_.at("bert.pooler.dense")->backward(ctx_, per_item, B, d_pooled.data(), p(cls_), pooler_cache_, d_cls.data(), false);
   TensorPtr dx = std::make_shared<Tensor>(DType::F32, Shape{M, H});
   for (int64_t b = 0; b < B; ++b) std::memcpy(p(dx) + b * T * H, d_cls.data() + b * H, sizeof(float) * H);
 
   nn::Workspace ws;
-  for (int64_t l = c.layers - 1; l >= 0; --l) blocks_[static_cast<size_t>(l)].backward(train_step_, cache_[static_cast<size_t>(l)], p(dx), ws);
+  for (int64_t l = c.layers - 1; l >= 0; --l) blocks_[static_cast<size_t>(l)].backward(ctx_, train_step_, cache_[static_cast<size_t>(l)], p(dx), ws);
   // Embeddings: sum = word + position + type 0, x0 = LN(sum).
   std::vector<float> d_sum(static_cast<size_t>(M * H));
-  emb_norm_.backward(M, p(dx), p(emb_sum_), emb_norm_cache_, d_sum.data());
+  emb_norm_.backward(ctx_, M, p(dx), p(emb_sum_), emb_norm_cache_, d_sum.data());
   if (float* g = parameter("bert.embeddings.position_embeddings.weight").grad_data())
-    for (int64_t i = 0; i < M; ++i) add_into(H, d_sum.data() + i * H, g + (i % T) * H);
+    for (int64_t i = 0; i < M; ++i) ctx_.add_values(H, d_sum.data() + i * H, g + (i % T) * H);
   if (float* g = parameter("bert.embeddings.token_type_embeddings.weight").grad_data())
-    for (int64_t i = 0; i < M; ++i) add_into(H, d_sum.data() + i * H, g);
-  embed_tokens_backward(parameter("bert.embeddings.word_embeddings.weight"), nullptr, embedding_lora_, sel, *ids_, B, T, H,
+    for (int64_t i = 0; i < M; ++i) ctx_.add_values(H, d_sum.data() + i * H, g);
+  embed_tokens_backward(ctx_, parameter("bert.embeddings.word_embeddings.weight"), nullptr, embedding_lora_, sel, *ids_, B, T, H,
                         d_sum.data());
   return loss;
 }

@@ -288,11 +288,11 @@ void DecoderModel::reset_cache(int64_t max_len) {
   const int64_t V = prefix ? prefix->value->dim(0) : 0, kv_dim = s.kv_heads * s.head_dim;
   const int64_t total = max_len + prompt_length() + V;
   for (int64_t l = 0; l < s.layers; ++l) {
-    k_cache_.push_back(f32({total, s.kv_heads, s.head_dim}));
-    v_cache_.push_back(f32({total, s.kv_heads, s.head_dim}));
+    k_cache_.push_back(f32(ctx_, {total, s.kv_heads, s.head_dim}));
+    v_cache_.push_back(f32(ctx_, {total, s.kv_heads, s.head_dim}));
     if (V) {  // the prefix's keys and values fill the first V positions
-      nn::join_prefix(*prefix, l, 0, s.layers, kv_dim, 1, 0, nullptr, p(k_cache_.back()));
-      nn::join_prefix(*prefix, l, 1, s.layers, kv_dim, 1, 0, nullptr, p(v_cache_.back()));
+      nn::join_prefix(ctx_, *prefix, l, 0, s.layers, kv_dim, 1, 0, nullptr, p(k_cache_.back()));
+      nn::join_prefix(ctx_, *prefix, l, 1, s.layers, kv_dim, 1, 0, nullptr, p(v_cache_.back()));
     }
   }
   cache_len_ = V;
@@ -314,10 +314,10 @@ Tensor DecoderModel::step(const Tensor& ids) {
 void DecoderModel::embed(const Tensor& ids, const nn::Param* prompt, const nn::AdapterSelection& sel,
                          const int32_t* positions, int64_t B, int64_t T, float* x) const {
   PEFT_PROFILE_SCOPE(Embedding);
-  embed_tokens(weight(spec_.names.embed + ".weight"), prompt, embedding_lora_, sel, ids, B, T, spec_.hidden, x);
+  embed_tokens(ctx_, weight(spec_.names.embed + ".weight"), prompt, embedding_lora_, sel, ids, B, T, spec_.hidden, x);
   if (spec_.learned_positions)
-    add_position_embeddings(weight(spec_.names.positions + ".weight"), positions, B * T, spec_.hidden, x);
-  if (spec_.embed_scale > 0) kernels::scale_values(B * T * spec_.hidden, spec_.embed_scale, x);
+    add_position_embeddings(ctx_, weight(spec_.names.positions + ".weight"), positions, B * T, spec_.hidden, x);
+  if (spec_.embed_scale > 0) ctx_.scale_values(B * T * spec_.hidden, spec_.embed_scale, x);
 }
 
 Tensor DecoderModel::run(const Tensor& ids, const Tensor* key_valid, bool train, bool use_cache, bool with_logits) {
@@ -372,14 +372,14 @@ Tensor DecoderModel::run(const Tensor& ids, const Tensor* key_valid, bool train,
   step.layers = s.layers;
   step.train = train;
 
-  TensorPtr x = f32({M, H});
+  TensorPtr x = f32(ctx_, {M, H});
   embed(ids, prompt.get(), step.sel, step.positions, B, T, p(x));
   cache_.clear();
   for (int64_t l = 0; l < s.layers; ++l) {
     nn::BlockCache lc;
     nn::KvSlot slot{use_cache ? p(k_cache_[static_cast<size_t>(l)]) : nullptr,
                     use_cache ? p(v_cache_[static_cast<size_t>(l)]) : nullptr, start};
-    TensorPtr next = blocks_[static_cast<size_t>(l)].forward(step, x, lc, use_cache ? &slot : nullptr);
+    TensorPtr next = blocks_[static_cast<size_t>(l)].forward(ctx_, step, x, lc, use_cache ? &slot : nullptr);
     if (train) {
       // With activation checkpointing a block keeps only its input; the backward recomputes the rest.
       if (checkpointing_) {
@@ -392,11 +392,11 @@ Tensor DecoderModel::run(const Tensor& ids, const Tensor* key_valid, bool train,
     }
     x = next;
   }
-  TensorPtr normed = f32({M, H});
+  TensorPtr normed = f32(ctx_, {M, H});
   nn::NormCache final_cache;
   {
     PEFT_PROFILE_SCOPE(NormAct);
-    final_norm_.forward(M, p(x), p(normed), final_cache);
+    final_norm_.forward(ctx_, M, p(x), p(normed), final_cache);
   }
   const nn::Linear& head = *linears_.at(s.names.head);
   if (use_cache) {  // only the last position's logits: the next token's distribution
@@ -404,15 +404,15 @@ Tensor DecoderModel::run(const Tensor& ids, const Tensor* key_valid, bool train,
     Tensor last = Tensor::uninitialized(DType::F32, {1, s.vocab});
     nn::AdapterSelection one = step.sel;
     one.rows_per_item = 1;
-    head.forward(one, 1, p(normed) + (M - 1) * H, last.data_as<float>(), nullptr);
-    if (s.final_softcap > 0) kernels::softcap_forward(1, s.vocab, s.vocab, s.final_softcap, last.data_as<float>());
+    head.forward(ctx_, one, 1, p(normed) + (M - 1) * H, last.data_as<float>(), nullptr);
+    if (s.final_softcap > 0) ctx_.softcap_forward(1, s.vocab, s.vocab, s.final_softcap, last.data_as<float>());
     return last;
   }
   Tensor logits = with_logits ? Tensor::uninitialized(DType::F32, {B, T, s.vocab}) : Tensor::uninitialized(DType::F32, {0});
   if (with_logits) {
     PEFT_PROFILE_SCOPE(Head);
-    head.forward(step.sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
-    if (s.final_softcap > 0) kernels::softcap_forward(M, s.vocab, s.vocab, s.final_softcap, logits.data_as<float>());
+    head.forward(ctx_, step.sel, M, p(normed), logits.data_as<float>(), train ? &head_cache_ : nullptr);
+    if (s.final_softcap > 0) ctx_.softcap_forward(M, s.vocab, s.vocab, s.final_softcap, logits.data_as<float>());
   }
   if (train) {
     train_step_ = step;
@@ -454,21 +454,21 @@ double DecoderModel::loss_backward(const Tensor& logits, const Tensor& labels, b
   PEFT_CHECK(logits.shape() == Shape({batch_, seq_, s.vocab}), ErrorCode::Shape, "logits do not match the last forward");
   const int lowest = begin_backward(accumulate);
   const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
-  TensorPtr dlogits = f32({M, s.vocab});
+  TensorPtr dlogits = f32(ctx_, {M, s.vocab});
   std::vector<float> row_loss(static_cast<size_t>(M));
   const kernels::CrossEntropyResult ce = [&] {
     PEFT_PROFILE_SCOPE(Loss);
-    return kernels::cross_entropy(M, s.vocab, logits.data_as<float>(), targets.data(), -100, 0.0, row_loss.data(),
+    return ctx_.cross_entropy(M, s.vocab, logits.data_as<float>(), targets.data(), -100, 0.0, row_loss.data(),
                                   p(dlogits));
   }();
   const double loss = ce.count ? ce.loss_sum / static_cast<double>(ce.count) : 0.0;
   if (lowest == kNoTrainable) return loss;
   if (s.final_softcap > 0)  // through the cap: the logits given are the capped ones
-    kernels::softcap_backward(M, s.vocab, s.vocab, s.final_softcap, logits.data_as<float>(), p(dlogits));
-  TensorPtr d_normed = lowest < head_depth(s.layers) ? f32({M, H}) : nullptr;
+    ctx_.softcap_backward(M, s.vocab, s.vocab, s.final_softcap, logits.data_as<float>(), p(dlogits));
+  TensorPtr d_normed = lowest < head_depth(s.layers) ? f32(ctx_, {M, H}) : nullptr;
   {
     PEFT_PROFILE_SCOPE(Head);
-    linears_.at(s.names.head)->backward(train_step_.sel, M, p(dlogits), p(final_normed_), head_cache_, p(d_normed), false);
+    linears_.at(s.names.head)->backward(ctx_, train_step_.sel, M, p(dlogits), p(final_normed_), head_cache_, p(d_normed), false);
   }
   dlogits.reset();
   backward_trunk(d_normed, lowest);
@@ -485,10 +485,10 @@ double DecoderModel::train_loss(const Tensor& ids, const Tensor* key_valid, cons
   const int64_t M = batch_ * seq_, H = s.hidden;
   const int lowest = begin_backward(accumulate);
   const std::vector<int32_t> targets = next_token_targets(labels, batch_, seq_);
-  TensorPtr d_normed = lowest < head_depth(s.layers) ? f32({M, H}) : nullptr;
+  TensorPtr d_normed = lowest < head_depth(s.layers) ? f32(ctx_, {M, H}) : nullptr;
   const bool backward = lowest != kNoTrainable;
   const double loss =
-      blocked_head_loss(head, train_step_.sel, M, H, s.vocab, p(final_normed_), targets, backward, p(d_normed), s.final_softcap);
+      blocked_head_loss(ctx_, head, train_step_.sel, M, H, s.vocab, p(final_normed_), targets, backward, p(d_normed), s.final_softcap);
   if (backward) backward_trunk(d_normed, lowest);
   return loss;
 }
@@ -498,10 +498,10 @@ void DecoderModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int l
   const int64_t B = batch_, T = seq_, M = B * T, H = s.hidden;
   const int final_depth = final_norm_depth(s.layers);
   if (lowest > final_depth) return;
-  TensorPtr dx = f32({M, H});
+  TensorPtr dx = f32(ctx_, {M, H});
   {
     PEFT_PROFILE_SCOPE(NormAct);
-    final_norm_.backward(M, p(d_normed), p(final_input_), final_norm_cache_, lowest < final_depth ? p(dx) : nullptr);
+    final_norm_.backward(ctx_, M, p(d_normed), p(final_input_), final_norm_cache_, lowest < final_depth ? p(dx) : nullptr);
   }
   if (lowest >= final_depth) return;
   nn::Workspace ws;
@@ -509,16 +509,16 @@ void DecoderModel::backward_trunk(const std::shared_ptr<Tensor>& d_normed, int l
     const nn::BlockCache& kept = cache_[static_cast<size_t>(l)];
     nn::BlockCache recomputed;
     if (!kept.complete())  // checkpointed: run the block again from its input
-      blocks_[static_cast<size_t>(l)].forward(train_step_, kept.x, recomputed, nullptr);
+      blocks_[static_cast<size_t>(l)].forward(ctx_, train_step_, kept.x, recomputed, nullptr);
     const nn::BlockCache& lc = kept.complete() ? kept : recomputed;
-    if (!blocks_[static_cast<size_t>(l)].backward(train_step_, lc, lowest - layer_depth(l), p(dx), ws)) return;
+    if (!blocks_[static_cast<size_t>(l)].backward(ctx_, train_step_, lc, lowest - layer_depth(l), p(dx), ws)) return;
   }
   // dx holds d(embeddings): virtual tokens first, then the looked-up rows (and their positions).
   PEFT_PROFILE_SCOPE(Embedding);
-  if (s.embed_scale > 0) kernels::scale_values(M * H, s.embed_scale, p(dx));
+  if (s.embed_scale > 0) ctx_.scale_values(M * H, s.embed_scale, p(dx));
   if (s.learned_positions)
-    position_embeddings_backward(parameter(s.names.positions + ".weight"), positions_->data_as<int32_t>(), M, H, p(dx));
-  embed_tokens_backward(parameter(s.names.embed + ".weight"), train_prompt_.get(), embedding_lora_, train_step_.sel, *ids_,
+    position_embeddings_backward(ctx_, parameter(s.names.positions + ".weight"), positions_->data_as<int32_t>(), M, H, p(dx));
+  embed_tokens_backward(ctx_, parameter(s.names.embed + ".weight"), train_prompt_.get(), embedding_lora_, train_step_.sel, *ids_,
                         B, T, H, p(dx));
 }
 

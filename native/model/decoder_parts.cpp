@@ -15,7 +15,7 @@ std::vector<int32_t> next_token_targets(const Tensor& labels, int64_t B, int64_t
   return targets;
 }
 
-void embed_tokens(const Tensor& table, const nn::Param* prompt, const std::map<std::string, nn::EmbeddingLora>& lora,
+void embed_tokens(const kernels::Context& ctx, const Tensor& table, const nn::Param* prompt, const std::map<std::string, nn::EmbeddingLora>& lora,
                   const nn::AdapterSelection& sel, const Tensor& ids, int64_t B, int64_t T, int64_t H, float* x) {
   const int64_t P = prompt ? prompt->value->dim(0) : 0, vocab = table.dim(0), n = T - P;
   for (int64_t b = 0; b < B; ++b) {
@@ -23,7 +23,7 @@ void embed_tokens(const Tensor& table, const nn::Param* prompt, const std::map<s
     const int32_t* row_ids = ids.data_as<int32_t>() + b * n;
     float* rows = x + (b * T + P) * H;
     if (table.dtype() == DType::F32) {
-      kernels::embedding_forward(n, vocab, H, row_ids, table.data_as<float>(), rows);
+      ctx.embedding_forward(n, vocab, H, row_ids, table.data_as<float>(), rows);
       continue;
     }
     for (int64_t t = 0; t < n; ++t)  // a bf16 table: check the ids, then convert the rows looked up
@@ -31,19 +31,19 @@ void embed_tokens(const Tensor& table, const nn::Param* prompt, const std::map<s
                  "Expected token ids in [0, " + std::to_string(vocab) + ") but ids[" + std::to_string(b) + "][" +
                      std::to_string(t) + "] is " + std::to_string(row_ids[t]));
     for (int64_t t = 0; t < n; ++t)
-      kernels::convert(rows + t * H, DType::F32, table.data_as<uint16_t>() + row_ids[t] * H, DType::BF16, H);
+      ctx.convert(rows + t * H, DType::F32, table.data_as<uint16_t>() + row_ids[t] * H, DType::BF16, H);
   }
   for (const auto& [name, w] : lora) {
     if (w.merged) continue;
     for (const nn::RowRange& r : nn::adapter_rows(sel, name, B * T))
       for (int64_t row = r.first; row < r.second; ++row) {
         const int64_t b = row / T, t = row % T;
-        if (t >= P) nn::embedding_lora_forward(w, 1, ids.data_as<int32_t>() + b * n + (t - P), x + row * H);
+        if (t >= P) nn::embedding_lora_forward(ctx, w, 1, ids.data_as<int32_t>() + b * n + (t - P), x + row * H);
       }
   }
 }
 
-void embed_tokens_backward(nn::Param& table, nn::Param* prompt, const std::map<std::string, nn::EmbeddingLora>& lora,
+void embed_tokens_backward(const kernels::Context& ctx, nn::Param& table, nn::Param* prompt, const std::map<std::string, nn::EmbeddingLora>& lora,
                            const nn::AdapterSelection& sel, const Tensor& ids, int64_t B, int64_t T, int64_t H,
                            const float* dx) {
   const int64_t P = prompt ? prompt->value->dim(0) : 0, n = T - P;
@@ -56,24 +56,24 @@ void embed_tokens_backward(nn::Param& table, nn::Param* prompt, const std::map<s
     for (const nn::RowRange& r : nn::adapter_rows(sel, name, B * T))
       for (int64_t row = r.first; row < r.second; ++row) {
         const int64_t b = row / T, t = row % T;
-        if (t >= P) nn::embedding_lora_backward(w, 1, ids.data_as<int32_t>() + b * n + (t - P), dx + row * H);
+        if (t >= P) nn::embedding_lora_backward(ctx, w, 1, ids.data_as<int32_t>() + b * n + (t - P), dx + row * H);
       }
   }
   if (float* g = table.grad_data())
     for (int64_t b = 0; b < B; ++b)
-      kernels::embedding_backward(n, table.value->dim(0), H, dx + (b * T + P) * H, ids.data_as<int32_t>() + b * n, g, true);
+      ctx.embedding_backward(n, table.value->dim(0), H, dx + (b * T + P) * H, ids.data_as<int32_t>() + b * n, g, true);
 }
 
-void add_position_embeddings(const Tensor& table, const int32_t* positions, int64_t M, int64_t H, float* x) {
+void add_position_embeddings(const kernels::Context& ctx, const Tensor& table, const int32_t* positions, int64_t M, int64_t H, float* x) {
   std::vector<float> row(static_cast<size_t>(H));
   for (int64_t i = 0; i < M; ++i) {
-    kernels::convert(row.data(), DType::F32,
+    ctx.convert(row.data(), DType::F32,
                      static_cast<const char*>(table.data()) + positions[i] * H * dtype_size(table.dtype()), table.dtype(), H);
     for (int64_t h = 0; h < H; ++h) x[i * H + h] += row[h];
   }
 }
 
-void position_embeddings_backward(nn::Param& table, const int32_t* positions, int64_t M, int64_t H, const float* dx) {
+void position_embeddings_backward(const kernels::Context& ctx, nn::Param& table, const int32_t* positions, int64_t M, int64_t H, const float* dx) {
   float* g = table.grad_data();
   if (!g) return;
   for (int64_t i = 0; i < M; ++i)

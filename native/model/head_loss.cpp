@@ -21,7 +21,7 @@ int64_t logits_row_stride(int64_t vocab) {
   return ld;
 }
 
-double blocked_head_loss(const nn::Linear& head, const nn::AdapterSelection& sel, int64_t M, int64_t H, int64_t vocab,
+double blocked_head_loss(const kernels::Context& ctx, const nn::Linear& head, const nn::AdapterSelection& sel, int64_t M, int64_t H, int64_t vocab,
                          const float* normed, const std::vector<int32_t>& targets, bool backward, float* d_normed,
                          float softcap) {
   // Only rows with a label go through the head: an ignored row's loss and gradient are 0 (the last
@@ -68,25 +68,25 @@ double blocked_head_loss(const nn::Linear& head, const nn::AdapterSelection& sel
     {
       PEFT_PROFILE_SCOPE(Head);
       if (strided)
-        head.forward_strided(n, x, logits, ld);
+        head.forward_strided(ctx, n, x, logits, ld);
       else
-        head.forward(sel, n, x, logits, nullptr);
-      if (softcap > 0) kernels::softcap_forward(n, vocab, ld, softcap, logits);
+        head.forward(ctx, sel, n, x, logits, nullptr);
+      if (softcap > 0) ctx.softcap_forward(n, vocab, ld, softcap, logits);
     }
     {
       PEFT_PROFILE_SCOPE(Loss);
       // Normalized by the whole batch's count, so the blocks' gradients add up to the mean's.
-      loss_sum += kernels::cross_entropy(n, vocab, logits, block_targets.data(), -100, static_cast<double>(count),
+      loss_sum += ctx.cross_entropy(n, vocab, logits, block_targets.data(), -100, static_cast<double>(count),
                                          row_loss.data(), backward ? grad : nullptr, ld)
                       .loss_sum;
-      if (backward && softcap > 0) kernels::softcap_backward(n, vocab, ld, softcap, logits, grad);
+      if (backward && softcap > 0) ctx.softcap_backward(n, vocab, ld, softcap, logits, grad);
     }
     if (backward) {
       PEFT_PROFILE_SCOPE(Head);
       if (strided)
-        head.backward_strided(n, grad, ld, x, dx, false);
+        head.backward_strided(ctx, n, grad, ld, x, dx, false);
       else
-        head.backward(sel, n, grad, x, no_cache, dx, false);
+        head.backward(ctx, sel, n, grad, x, no_cache, dx, false);
       if (dx && !every_row)
         for (int64_t i = 0; i < n; ++i)
           std::memcpy(d_normed + kept[static_cast<size_t>(r0 + i)] * H, dx + i * H, sizeof(float) * static_cast<size_t>(H));

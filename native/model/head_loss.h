@@ -23,7 +23,7 @@ int64_t logits_row_stride(int64_t vocab);
 // ignored never reach the head (their d_normed rows are 0). The head must carry no adapters (they
 // keep per-row state the whole-batch path handles). softcap > 0: the logits are soft-capped first
 // (Gemma 2's final_logit_softcapping).
-double blocked_head_loss(const nn::Linear& head, const nn::AdapterSelection& sel, int64_t M, int64_t H, int64_t vocab,
+double blocked_head_loss(const kernels::Context& ctx, const nn::Linear& head, const nn::AdapterSelection& sel, int64_t M, int64_t H, int64_t vocab,
                          const float* normed, const std::vector<int32_t>& targets, bool backward, float* d_normed,
                          float softcap = 0);
 

@@ -39,51 +39,51 @@ float Attention::scale() const {
   return c_.scale > 0 ? c_.scale : static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
 }
 
-void Attention::project_qkv(const AttentionStep& s, const float* x, AttentionCache& cache) const {
+void Attention::project_qkv(const kernels::Context& ctx, const AttentionStep& s, const float* x, AttentionCache& cache) const {
   const int64_t M = s.batch * s.seq, qd = q_dim(), kd = kv_dim();
   auto kept = [&](LinearCache& lc) { return s.train ? &lc : nullptr; };
-  cache.q = f32({M, qd});
-  cache.k = f32({M, kd});
-  cache.v = f32({M, kd});
+  cache.q = f32(ctx, {M, qd});
+  cache.k = f32(ctx, {M, kd});
+  cache.v = f32(ctx, {M, kd});
   PEFT_PROFILE_SCOPE(Gemm);
   if (!qkv_) {
-    q_->forward(s.sel, M, x, p(cache.q), kept(cache.q_proj));
-    k_->forward(s.sel, M, x, p(cache.k), kept(cache.k_proj));
-    v_->forward(s.sel, M, x, p(cache.v), kept(cache.v_proj));
+    q_->forward(ctx, s.sel, M, x, p(cache.q), kept(cache.q_proj));
+    k_->forward(ctx, s.sel, M, x, p(cache.k), kept(cache.k_proj));
+    v_->forward(ctx, s.sel, M, x, p(cache.v), kept(cache.v_proj));
     return;
   }
   const int64_t width = qd + 2 * kd;
-  TensorPtr qkv = f32({M, width});
-  qkv_->forward(s.sel, M, x, p(qkv), kept(cache.qkv_proj));
-  copy_columns(M, qd, width, 0, p(qkv), p(cache.q));
-  copy_columns(M, kd, width, qd, p(qkv), p(cache.k));
-  copy_columns(M, kd, width, qd + kd, p(qkv), p(cache.v));
+  TensorPtr qkv = f32(ctx, {M, width});
+  qkv_->forward(ctx, s.sel, M, x, p(qkv), kept(cache.qkv_proj));
+  ctx.copy_columns(M, qd, width, 0, p(qkv), p(cache.q));
+  ctx.copy_columns(M, kd, width, qd, p(qkv), p(cache.k));
+  ctx.copy_columns(M, kd, width, qd + kd, p(qkv), p(cache.v));
 }
 
-void Attention::forward(const AttentionStep& s, const float* x, float* out, AttentionCache& cache, const KvSlot* kv) const {
+void Attention::forward(const kernels::Context& ctx, const AttentionStep& s, const float* x, float* out, AttentionCache& cache, const KvSlot* kv) const {
   const int64_t B = s.batch, T = s.seq, M = B * T, kd = kv_dim(), V = s.prefix ? s.prefix->value->dim(0) : 0;
-  project_qkv(s, x, cache);
+  project_qkv(ctx, s, x, cache);
   if (q_norm_.present()) {  // each head's vector normalized on its own: rows of head_dim
     PEFT_PROFILE_SCOPE(NormAct);
     cache.q_raw = cache.q;
     cache.k_raw = cache.k;
-    cache.q = f32({M, q_dim()});
-    cache.k = f32({M, kd});
-    q_norm_.forward(M * c_.heads, p(cache.q_raw), p(cache.q), cache.q_norm);
-    k_norm_.forward(M * c_.kv_heads, p(cache.k_raw), p(cache.k), cache.k_norm);
+    cache.q = f32(ctx, {M, q_dim()});
+    cache.k = f32(ctx, {M, kd});
+    q_norm_.forward(ctx, M * c_.heads, p(cache.q_raw), p(cache.q), cache.q_norm);
+    k_norm_.forward(ctx, M * c_.kv_heads, p(cache.k_raw), p(cache.k), cache.k_norm);
   }
   if (c_.inv_freq) {
     PEFT_PROFILE_SCOPE(NormAct);
-    kernels::rope_apply({B, T, c_.heads, c_.head_dim}, p(cache.q), s.positions, c_.inv_freq, false, p(cache.q));
-    kernels::rope_apply({B, T, c_.kv_heads, c_.head_dim}, p(cache.k), s.positions, c_.inv_freq, false, p(cache.k));
+    ctx.rope_apply({B, T, c_.heads, c_.head_dim}, p(cache.q), s.positions, c_.inv_freq, false, p(cache.q));
+    ctx.rope_apply({B, T, c_.kv_heads, c_.head_dim}, p(cache.k), s.positions, c_.inv_freq, false, p(cache.k));
   }
   const float* keys = p(cache.k);
   const float* values = p(cache.v);
   if (V) {  // keys and values: the prefix's, then the tokens', per batch row
-    cache.k_all = f32({B, V + T, c_.kv_heads, c_.head_dim});
-    cache.v_all = f32({B, V + T, c_.kv_heads, c_.head_dim});
-    join_prefix(*s.prefix, layer_, 0, s.layers, kd, B, T, p(cache.k), p(cache.k_all));
-    join_prefix(*s.prefix, layer_, 1, s.layers, kd, B, T, p(cache.v), p(cache.v_all));
+    cache.k_all = f32(ctx, {B, V + T, c_.kv_heads, c_.head_dim});
+    cache.v_all = f32(ctx, {B, V + T, c_.kv_heads, c_.head_dim});
+    join_prefix(ctx, *s.prefix, layer_, 0, s.layers, kd, B, T, p(cache.k), p(cache.k_all));
+    join_prefix(ctx, *s.prefix, layer_, 1, s.layers, kd, B, T, p(cache.v), p(cache.v_all));
     keys = p(cache.k_all);
     values = p(cache.v_all);
   }
@@ -93,76 +93,76 @@ void Attention::forward(const AttentionStep& s, const float* x, float* out, Atte
     keys = kv->k;
     values = kv->v;
   }
-  cache.attn = f32({M, q_dim()});
-  cache.lse = f32({B, c_.heads, T});
+  cache.attn = f32(ctx, {M, q_dim()});
+  cache.lse = f32(ctx, {B, c_.heads, T});
   {
     PEFT_PROFILE_SCOPE(Attention);
-    kernels::attention_forward(shape(s), mask(s), scale(), p(cache.q), keys, values, p(cache.attn), p(cache.lse));
+    ctx.attention_forward(shape(s), mask(s), scale(), p(cache.q), keys, values, p(cache.attn), p(cache.lse));
   }
   PEFT_PROFILE_SCOPE(Gemm);
-  o_->forward(s.sel, M, p(cache.attn), out, s.train ? &cache.o_proj : nullptr);
+  o_->forward(ctx, s.sel, M, p(cache.attn), out, s.train ? &cache.o_proj : nullptr);
 }
 
-void Attention::project_qkv_backward(const AttentionStep& s, const float* dq, const float* dk, const float* dv,
+void Attention::project_qkv_backward(const kernels::Context& ctx, const AttentionStep& s, const float* dq, const float* dk, const float* dv,
                                      const float* x, const AttentionCache& cache, float* dx, Workspace& ws) const {
   const int64_t M = s.batch * s.seq, qd = q_dim(), kd = kv_dim();
   PEFT_PROFILE_SCOPE(Gemm);
   if (!qkv_) {
-    q_->backward(s.sel, M, dq, x, cache.q_proj, dx, false);
-    k_->backward(s.sel, M, dk, x, cache.k_proj, dx, true);
-    v_->backward(s.sel, M, dv, x, cache.v_proj, dx, true);
+    q_->backward(ctx, s.sel, M, dq, x, cache.q_proj, dx, false);
+    k_->backward(ctx, s.sel, M, dk, x, cache.k_proj, dx, true);
+    v_->backward(ctx, s.sel, M, dv, x, cache.v_proj, dx, true);
     return;
   }
   const int64_t width = qd + 2 * kd;
-  float* dqkv = ws.get("attention.dqkv", M * width);
-  place_columns(M, qd, width, 0, dq, dqkv);
-  place_columns(M, kd, width, qd, dk, dqkv);
-  place_columns(M, kd, width, qd + kd, dv, dqkv);
-  qkv_->backward(s.sel, M, dqkv, x, cache.qkv_proj, dx, false);
+  float* dqkv = ws.get(ctx, "attention.dqkv", M * width);
+  ctx.place_columns(M, qd, width, 0, dq, dqkv);
+  ctx.place_columns(M, kd, width, qd, dk, dqkv);
+  ctx.place_columns(M, kd, width, qd + kd, dv, dqkv);
+  qkv_->backward(ctx, s.sel, M, dqkv, x, cache.qkv_proj, dx, false);
 }
 
-void Attention::backward(const AttentionStep& s, const float* dy, const float* x, const AttentionCache& cache,
+void Attention::backward(const kernels::Context& ctx, const AttentionStep& s, const float* dy, const float* x, const AttentionCache& cache,
                          bool below_out, float* dx, Workspace& ws) const {
   const int64_t B = s.batch, T = s.seq, M = B * T, qd = q_dim(), kd = kv_dim(), S = s.kv_len;
   const int64_t V = s.prefix ? s.prefix->value->dim(0) : 0;
-  float* d_attn = below_out ? ws.get("attention.d_attn", M * qd) : nullptr;
+  float* d_attn = below_out ? ws.get(ctx, "attention.d_attn", M * qd) : nullptr;
   {
     PEFT_PROFILE_SCOPE(Gemm);
-    o_->backward(s.sel, M, dy, p(cache.attn), cache.o_proj, d_attn, false);
+    o_->backward(ctx, s.sel, M, dy, p(cache.attn), cache.o_proj, d_attn, false);
   }
   if (!below_out) return;
-  float* dq = ws.get("attention.dq", M * qd);
-  float* dk = ws.get("attention.dk", M * kd);
-  float* dv = ws.get("attention.dv", M * kd);
+  float* dq = ws.get(ctx, "attention.dq", M * qd);
+  float* dk = ws.get(ctx, "attention.dk", M * kd);
+  float* dv = ws.get(ctx, "attention.dv", M * kd);
   {
     PEFT_PROFILE_SCOPE(Attention);
     if (V) {
-      float* dk_all = ws.get("attention.dk_all", B * S * kd);
-      float* dv_all = ws.get("attention.dv_all", B * S * kd);
-      kernels::attention_backward(shape(s), mask(s), scale(), p(cache.q), p(cache.k_all), p(cache.v_all), p(cache.attn),
+      float* dk_all = ws.get(ctx, "attention.dk_all", B * S * kd);
+      float* dv_all = ws.get(ctx, "attention.dv_all", B * S * kd);
+      ctx.attention_backward(shape(s), mask(s), scale(), p(cache.q), p(cache.k_all), p(cache.v_all), p(cache.attn),
                                   d_attn, p(cache.lse), dq, dk_all, dv_all);
-      split_prefix_grad(*s.prefix, layer_, 0, s.layers, kd, B, T, dk_all, dk);
-      split_prefix_grad(*s.prefix, layer_, 1, s.layers, kd, B, T, dv_all, dv);
+      split_prefix_grad(ctx, *s.prefix, layer_, 0, s.layers, kd, B, T, dk_all, dk);
+      split_prefix_grad(ctx, *s.prefix, layer_, 1, s.layers, kd, B, T, dv_all, dv);
     } else {
-      kernels::attention_backward(shape(s), mask(s), scale(), p(cache.q), p(cache.k), p(cache.v), p(cache.attn), d_attn,
+      ctx.attention_backward(shape(s), mask(s), scale(), p(cache.q), p(cache.k), p(cache.v), p(cache.attn), d_attn,
                                   p(cache.lse), dq, dk, dv);
     }
   }
   if (c_.inv_freq) {
     PEFT_PROFILE_SCOPE(NormAct);
-    kernels::rope_apply({B, T, c_.heads, c_.head_dim}, dq, s.positions, c_.inv_freq, true, dq);
-    kernels::rope_apply({B, T, c_.kv_heads, c_.head_dim}, dk, s.positions, c_.inv_freq, true, dk);
+    ctx.rope_apply({B, T, c_.heads, c_.head_dim}, dq, s.positions, c_.inv_freq, true, dq);
+    ctx.rope_apply({B, T, c_.kv_heads, c_.head_dim}, dk, s.positions, c_.inv_freq, true, dk);
   }
   if (q_norm_.present()) {
     PEFT_PROFILE_SCOPE(NormAct);
-    float* dq_raw = ws.get("attention.dq_raw", M * qd);
-    float* dk_raw = ws.get("attention.dk_raw", M * kd);
-    q_norm_.backward(M * c_.heads, dq, p(cache.q_raw), cache.q_norm, dq_raw);
-    k_norm_.backward(M * c_.kv_heads, dk, p(cache.k_raw), cache.k_norm, dk_raw);
+    float* dq_raw = ws.get(ctx, "attention.dq_raw", M * qd);
+    float* dk_raw = ws.get(ctx, "attention.dk_raw", M * kd);
+    q_norm_.backward(ctx, M * c_.heads, dq, p(cache.q_raw), cache.q_norm, dq_raw);
+    k_norm_.backward(ctx, M * c_.kv_heads, dk, p(cache.k_raw), cache.k_norm, dk_raw);
     dq = dq_raw;
     dk = dk_raw;
   }
-  project_qkv_backward(s, dq, dk, dv, x, cache, dx, ws);
+  project_qkv_backward(ctx, s, dq, dk, dv, x, cache, dx, ws);
 }
 
 }  // namespace peft::nn

@@ -68,11 +68,11 @@ class Attention {
   int64_t kv_dim() const { return c_.kv_heads * c_.head_dim; }
   // x: [B · T, hidden] (the normed input) → out: [B · T, hidden], the output projection's result.
   // kv: this layer's cache, or null.
-  void forward(const AttentionStep& s, const float* x, float* out, AttentionCache& cache, const KvSlot* kv) const;
+  void forward(const kernels::Context& ctx, const AttentionStep& s, const float* x, float* out, AttentionCache& cache, const KvSlot* kv) const;
   // dy: [B · T, hidden]; x: the forward's input. below_out: something under the output projection
   // trains (else only its own gradients are made). dx: [B · T, hidden] written, or null. Adds the
   // projections' and the prefix's gradients.
-  void backward(const AttentionStep& s, const float* dy, const float* x, const AttentionCache& cache, bool below_out,
+  void backward(const kernels::Context& ctx, const AttentionStep& s, const float* dy, const float* x, const AttentionCache& cache, bool below_out,
                 float* dx, Workspace& ws) const;
 
  private:
@@ -84,8 +84,8 @@ class Attention {
   kernels::AttentionShape shape(const AttentionStep& s) const;
   kernels::AttentionMask mask(const AttentionStep& s) const;
   float scale() const;
-  void project_qkv(const AttentionStep& s, const float* x, AttentionCache& cache) const;
-  void project_qkv_backward(const AttentionStep& s, const float* dq, const float* dk, const float* dv, const float* x,
+  void project_qkv(const kernels::Context& ctx, const AttentionStep& s, const float* x, AttentionCache& cache) const;
+  void project_qkv_backward(const kernels::Context& ctx, const AttentionStep& s, const float* dq, const float* dk, const float* dv, const float* x,
                             const AttentionCache& cache, float* dx, Workspace& ws) const;
 };
 

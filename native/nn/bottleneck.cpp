@@ -12,47 +12,6 @@ namespace peft::nn {
 
 namespace {
 
-void activate(Activation a, int64_t n, const float* x, float* y) {
-  switch (a) {
-    case Activation::Relu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : 0.0f;
-      break;
-    case Activation::Gelu:
-      kernels::gelu_tanh_forward(n, x, y);
-      break;
-    case Activation::Silu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i]));
-      break;
-    case Activation::Tanh:
-      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
-      break;
-  }
-}
-
-// dx = dy · act'(x); dy, x, dx: [n] (dx may alias dy)
-void activate_backward(Activation a, int64_t n, const float* dy, const float* x, float* dx) {
-  switch (a) {
-    case Activation::Relu:
-      for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0 ? dy[i] : 0.0f;
-      break;
-    case Activation::Gelu:
-      kernels::gelu_tanh_backward(n, dy, x, dx);
-      break;
-    case Activation::Silu:
-      for (int64_t i = 0; i < n; ++i) {
-        const float s = 1.0f / (1.0f + std::exp(-x[i]));
-        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
-      }
-      break;
-    case Activation::Tanh:
-      for (int64_t i = 0; i < n; ++i) {
-        const float t = std::tanh(x[i]);
-        dx[i] = dy[i] * (1.0f - t * t);
-      }
-      break;
-  }
-}
-
 void check(const ParamPtr& p, const Shape& shape, const std::string& what) {
   PEFT_CHECK(p && p->value->dtype() == DType::F32 && p->value->shape() == shape, ErrorCode::Shape,
              "Expected an f32 " + what + " of shape " + shape_to_string(shape) + " but received " +
@@ -63,7 +22,7 @@ void check(const ParamPtr& p, const Shape& shape, const std::string& what) {
 
 Activation parse_activation(const std::string& name) {
   if (name == "relu") return Activation::Relu;
-  if (name == "gelu" || name == "gelu_new") return Activation::Gelu;
+  if (name == "gelu" || name == "gelu_new") return Activation::GeluTanh;
   if (name == "swish" || name == "silu") return Activation::Silu;
   if (name == "tanh") return Activation::Tanh;
   throw Error(ErrorCode::Config,
@@ -83,7 +42,7 @@ void BottleneckSite::add(const std::string& adapter, BottleneckWeights w) {
 
 bool BottleneckSite::remove(const std::string& adapter) { return adapters_.erase(adapter) > 0; }
 
-void BottleneckSite::forward(const AdapterSelection& sel, bool parallel, int64_t m, const float* x, float* out,
+void BottleneckSite::forward(const kernels::Context& ctx, const AdapterSelection& sel, bool parallel, int64_t m, const float* x, float* out,
                              BottleneckCache* cache) const {
   const int64_t H = hidden_;
   for (const auto& [name, w] : adapters_) {
@@ -96,12 +55,12 @@ void BottleneckSite::forward(const AdapterSelection& sel, bool parallel, int64_t
       const int64_t rows = r.second - r.first;
       float* pre = e.pre->data_as<float>() + r.first * b;
       float* act = e.act->data_as<float>() + r.first * b;
-      kernels::gemm(rows, b, H, matrix(x + r.first * H, H, false), matrix(*w.down_w->value, true), pre, b, 1.0f, false);
+      ctx.gemm(rows, b, H, matrix(x + r.first * H, H, false), matrix(*w.down_w->value, true), pre, b, 1.0f, false);
       for (int64_t i = 0; i < rows; ++i)
         for (int64_t j = 0; j < b; ++j) pre[i * b + j] += w.down_b->data()[j];
-      activate(w.act, rows * b, pre, act);
+      ctx.pointwise_forward(w.act, rows * b, pre, act);
       float* o = out + r.first * H;
-      kernels::gemm(rows, H, b, matrix(act, b, false), matrix(*w.up_w->value, true), o, H, w.scaling, true);
+      ctx.gemm(rows, H, b, matrix(act, b, false), matrix(*w.up_w->value, true), o, H, w.scaling, true);
       for (int64_t i = 0; i < rows; ++i)
         for (int64_t j = 0; j < H; ++j) o[i * H + j] += w.scaling * w.up_b->data()[j];
     }
@@ -109,7 +68,7 @@ void BottleneckSite::forward(const AdapterSelection& sel, bool parallel, int64_t
   }
 }
 
-void BottleneckSite::backward(const AdapterSelection& sel, bool parallel, int64_t m, const float* d_out, const float* x,
+void BottleneckSite::backward(const kernels::Context& ctx, const AdapterSelection& sel, bool parallel, int64_t m, const float* d_out, const float* x,
                               const BottleneckCache& cache, float* dx) const {
   const int64_t H = hidden_;
   for (const auto& [name, w] : adapters_) {
@@ -125,45 +84,45 @@ void BottleneckSite::backward(const AdapterSelection& sel, bool parallel, int64_
       const float* act = it->second.act->data_as<float>() + r.first * b;
       // out += s·(act·upᵀ + up_b): d up = s·dyᵀ·act, d up_b = s·Σ dy, d act = s·dy·up.
       if (float* g = w.up_w->grad_data())
-        kernels::gemm(H, b, rows, matrix(dy, H, true), matrix(act, b, false), g, b, w.scaling, true);
+        ctx.gemm(H, b, rows, matrix(dy, H, true), matrix(act, b, false), g, b, w.scaling, true);
       if (float* g = w.up_b->grad_data())
         for (int64_t i = 0; i < rows; ++i)
           for (int64_t j = 0; j < H; ++j) g[j] += w.scaling * dy[i * H + j];
       d_act.assign(static_cast<size_t>(rows * b), 0.0f);
-      kernels::gemm(rows, b, H, matrix(dy, H, false), matrix(*w.up_w->value, false), d_act.data(), b, w.scaling, false);
-      activate_backward(w.act, rows * b, d_act.data(), pre, d_act.data());
+      ctx.gemm(rows, b, H, matrix(dy, H, false), matrix(*w.up_w->value, false), d_act.data(), b, w.scaling, false);
+      ctx.pointwise_backward(w.act, rows * b, d_act.data(), pre, d_act.data());
       if (float* g = w.down_w->grad_data())
-        kernels::gemm(b, H, rows, matrix(d_act.data(), b, true), matrix(x + r.first * H, H, false), g, H, 1.0f, true);
+        ctx.gemm(b, H, rows, matrix(d_act.data(), b, true), matrix(x + r.first * H, H, false), g, H, 1.0f, true);
       if (float* g = w.down_b->grad_data())
         for (int64_t i = 0; i < rows; ++i)
           for (int64_t j = 0; j < b; ++j) g[j] += d_act[static_cast<size_t>(i * b + j)];
       if (dx)
-        kernels::gemm(rows, H, b, matrix(d_act.data(), b, false), matrix(*w.down_w->value, false), dx + r.first * H, H, 1.0f,
+        ctx.gemm(rows, H, b, matrix(d_act.data(), b, false), matrix(*w.down_w->value, false), dx + r.first * H, H, 1.0f,
                       true);
       (void)act;
     }
   }
 }
 
-void apply_bottleneck_site(const BottleneckSite& site, const AdapterSelection& sel, bool train, int64_t m, int64_t hidden,
+void apply_bottleneck_site(const kernels::Context& ctx, const BottleneckSite& site, const AdapterSelection& sel, bool train, int64_t m, int64_t hidden,
                            const float* input, float* out, std::shared_ptr<Tensor>& kept, BottleneckCache& cache) {
   if (site.empty()) return;
   kept = std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, {m, hidden}));
   std::memcpy(kept->data(), out, sizeof(float) * m * hidden);
-  site.forward(sel, false, m, kept->data_as<float>(), out, train ? &cache : nullptr);
-  site.forward(sel, true, m, input, out, train ? &cache : nullptr);
+  site.forward(ctx, sel, false, m, kept->data_as<float>(), out, train ? &cache : nullptr);
+  site.forward(ctx, sel, true, m, input, out, train ? &cache : nullptr);
 }
 
-const float* bottleneck_site_backward(const BottleneckSite& site, const AdapterSelection& sel, int64_t m, int64_t hidden,
+const float* bottleneck_site_backward(const kernels::Context& ctx, const BottleneckSite& site, const AdapterSelection& sel, int64_t m, int64_t hidden,
                                       const float* d_out, const float* input, const std::shared_ptr<Tensor>& kept,
                                       const BottleneckCache& cache, std::vector<float>& d_sublayer,
                                       std::vector<float>& d_parallel) {
   d_parallel.clear();
   if (site.empty()) return d_out;
   d_sublayer.assign(d_out, d_out + m * hidden);  // the sequential adapters' input is the sublayer's output
-  site.backward(sel, false, m, d_out, kept->data_as<float>(), cache, d_sublayer.data());
+  site.backward(ctx, sel, false, m, d_out, kept->data_as<float>(), cache, d_sublayer.data());
   d_parallel.assign(static_cast<size_t>(m * hidden), 0.0f);
-  site.backward(sel, true, m, d_out, input, cache, d_parallel.data());
+  site.backward(ctx, sel, true, m, d_out, input, cache, d_parallel.data());
   return d_sublayer.data();
 }
 

@@ -50,11 +50,11 @@ class DecoderBlock {
 
   // x: [B · T, hidden] → the block's output [B · T, hidden]. Fills cache (kept by the caller when
   // s.train). kv: this layer's KV cache, or null.
-  TensorPtr forward(const AttentionStep& s, TensorPtr x, BlockCache& cache, const KvSlot* kv) const;
+  TensorPtr forward(const kernels::Context& ctx, const AttentionStep& s, TensorPtr x, BlockCache& cache, const KvSlot* kv) const;
   // dx: [B · T, hidden], in: the gradient of the output; out: of the input. lowest: the lowest
   // trainable step relative to this block (negative: something below the block trains). Returns
   // false when nothing below the block needs a gradient (dx is then not meaningful).
-  bool backward(const AttentionStep& s, const BlockCache& cache, int lowest, float* dx, Workspace& ws) const;
+  bool backward(const kernels::Context& ctx, const AttentionStep& s, const BlockCache& cache, int lowest, float* dx, Workspace& ws) const;
 
  private:
   Norm input_norm_, post_norm_, attn_out_norm_, mlp_out_norm_;
@@ -63,8 +63,8 @@ class DecoderBlock {
   Moe moe_;
   bool has_moe_ = false;
   // The feed-forward part: the MLP or the mixture of experts.
-  void ffn_forward(const AttentionStep& s, int64_t m, const float* x, float* out, BlockCache& c) const;
-  void ffn_backward(const AttentionStep& s, int64_t m, const float* dy, const float* x, const BlockCache& c,
+  void ffn_forward(const kernels::Context& ctx, const AttentionStep& s, int64_t m, const float* x, float* out, BlockCache& c) const;
+  void ffn_backward(const kernels::Context& ctx, const AttentionStep& s, int64_t m, const float* dy, const float* x, const BlockCache& c,
                     bool below_down, float* dx, Workspace& ws) const;
   const BottleneckSite *attn_site_, *mlp_site_;
   int64_t hidden_ = 0;

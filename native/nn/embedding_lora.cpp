@@ -4,7 +4,7 @@
 
 namespace peft::nn {
 
-void embedding_lora_forward(const EmbeddingLora& w, int64_t rows, const int32_t* ids, float* y) {
+void embedding_lora_forward(const kernels::Context& ctx, const EmbeddingLora& w, int64_t rows, const int32_t* ids, float* y) {
   const int64_t r = w.a->value->dim(0), vocab = w.a->value->dim(1), hidden = w.b->value->dim(0);
   const float* a = w.a->data();
   const float* b = w.b->data();
@@ -18,7 +18,7 @@ void embedding_lora_forward(const EmbeddingLora& w, int64_t rows, const int32_t*
   }
 }
 
-void embedding_lora_backward(const EmbeddingLora& w, int64_t rows, const int32_t* ids, const float* dy) {
+void embedding_lora_backward(const kernels::Context& ctx, const EmbeddingLora& w, int64_t rows, const int32_t* ids, const float* dy) {
   const int64_t r = w.a->value->dim(0), vocab = w.a->value->dim(1), hidden = w.b->value->dim(0);
   const float* a = w.a->data();
   const float* b = w.b->data();

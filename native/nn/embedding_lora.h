@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "nn/param.h"
+#include "kernels/backend.h"
 
 namespace peft::nn {
 
@@ -16,8 +17,8 @@ struct EmbeddingLora {
 };
 
 // y[i] += s · B · A[:, ids[i]] for rows [row0, row0 + rows); ids: [rows] i32; y: [rows, hidden].
-void embedding_lora_forward(const EmbeddingLora& w, int64_t rows, const int32_t* ids, float* y);
+void embedding_lora_forward(const kernels::Context& ctx, const EmbeddingLora& w, int64_t rows, const int32_t* ids, float* y);
 // dy: [rows, hidden]; ids: [rows]. Adds into the gradients of A and B (when they train).
-void embedding_lora_backward(const EmbeddingLora& w, int64_t rows, const int32_t* ids, const float* dy);
+void embedding_lora_backward(const kernels::Context& ctx, const EmbeddingLora& w, int64_t rows, const int32_t* ids, const float* dy);
 
 }  // namespace peft::nn

@@ -32,10 +32,10 @@ class EncoderBlock {
                const BottleneckSite* mlp_site, Norm out_norm);
 
   // x: [B · T, hidden] → the block's output [B · T, hidden]; fills cache.
-  TensorPtr forward(const AttentionStep& s, TensorPtr x, EncoderBlockCache& cache) const;
+  TensorPtr forward(const kernels::Context& ctx, const AttentionStep& s, TensorPtr x, EncoderBlockCache& cache) const;
   // dx: [B · T, hidden], in: the gradient of the output; out: of the input. Adds every trainable
   // parameter's gradient.
-  void backward(const AttentionStep& s, const EncoderBlockCache& cache, float* dx, Workspace& ws) const;
+  void backward(const kernels::Context& ctx, const AttentionStep& s, const EncoderBlockCache& cache, float* dx, Workspace& ws) const;
 
  private:
   Attention attention_;

@@ -6,30 +6,23 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
+#include "nn/buffers.h"
 #include "nn/linear_math.h"
 
 namespace peft::nn {
 
 namespace {
 
-std::shared_ptr<Tensor> f32(const Shape& shape) {
-  return std::make_shared<Tensor>(Tensor::uninitialized(DType::F32, shape));
+// v[i, j] *= scale[j] for the rows in `ranges`; v: [m, n], scale: [n]
+void scale_columns(const kernels::Context& ctx, const std::vector<RowRange>& ranges, int64_t n, const float* scale,
+                   float* v) {
+  for (const RowRange& r : ranges) ctx.scale_columns(r.second - r.first, n, scale, v + r.first * n);
 }
 
-// v[i, j] *= scale[j] for the rows in `ranges`; v: [m, n]
-void scale_columns(const std::vector<RowRange>& ranges, int64_t n, const float* scale, float* v) {
-  for (const RowRange& r : ranges)
-    parallel_for(r.second - r.first, 64, [&](int64_t b, int64_t e) {
-      for (int64_t i = r.first + b; i < r.first + e; ++i)
-        for (int64_t j = 0; j < n; ++j) v[i * n + j] *= scale[j];
-    });
-}
-
-// g[j] += Σ_{rows in ranges} u[i, j] · v[i, j]; u, v: [m, n]
-void add_column_dots(const std::vector<RowRange>& ranges, int64_t n, const float* u, const float* v, float* g) {
-  for (const RowRange& r : ranges)
-    for (int64_t i = r.first; i < r.second; ++i)
-      for (int64_t j = 0; j < n; ++j) g[j] += u[i * n + j] * v[i * n + j];
+// g[j] += Σ_{rows in ranges} u[i, j] · v[i, j]; u, v: [m, n], g: [n]
+void add_column_dots(const kernels::Context& ctx, const std::vector<RowRange>& ranges, int64_t n, const float* u,
+                     const float* v, float* g) {
+  for (const RowRange& r : ranges) ctx.add_column_dots(r.second - r.first, n, u + r.first * n, v + r.first * n, g);
 }
 
 void check_vector(const ParamPtr& p, int64_t n, const std::string& what) {
@@ -57,7 +50,7 @@ Linear::Linear(std::string name, ParamPtr weight, ParamPtr bias)
   if (bias_) check_vector(bias_, out_, "bias for " + name_);
 }
 
-void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, float* y, LinearCache* cache) const {
+void Linear::forward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* x, float* y, LinearCache* cache) const {
   // Feed-forward IA3 scales the input of the base product.
   const float* input = x;
   std::shared_ptr<Tensor> scaled;
@@ -66,22 +59,22 @@ void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, flo
     const auto ranges = adapter_rows(sel, name, m);
     if (ranges.empty()) continue;
     if (!scaled) {
-      scaled = f32({m, in_});
-      std::memcpy(scaled->data(), x, sizeof(float) * m * in_);
+      scaled = f32(ctx, {m, in_});
+      ctx.copy_values(m * in_, x, p(scaled));
     }
-    scale_columns(ranges, in_, w.scale->data(), scaled->data_as<float>());
+    scale_columns(ctx, ranges, in_, w.scale->data(), scaled->data_as<float>());
   }
   if (scaled) input = scaled->data_as<float>();
 
-  base_product(m, input, y, false, out_);
+  base_product(ctx, m, input, y, false, out_);
   // DoRA without dropout reuses x·Wᵀ for its base term instead of computing it again.
   std::shared_ptr<Tensor> plain;
   for (const auto& [name, w] : lora_)
     if (!plain && dora_shares_base(sel, w) && !adapter_rows(sel, name, m).empty()) {
-      plain = f32({m, out_});
-      std::memcpy(plain->data(), y, sizeof(float) * m * out_);
+      plain = f32(ctx, {m, out_});
+      ctx.copy_values(m * out_, y, p(plain));
     }
-  add_bias(m, y, out_);
+  add_bias(ctx, m, y, out_);
   // Other IA3 adapters scale the output (bias included, as PEFT does).
   std::shared_ptr<Tensor> unscaled;
   for (const auto& [name, w] : ia3_) {
@@ -89,10 +82,10 @@ void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, flo
     const auto ranges = adapter_rows(sel, name, m);
     if (ranges.empty()) continue;
     if (cache && !unscaled) {
-      unscaled = f32({m, out_});
-      std::memcpy(unscaled->data(), y, sizeof(float) * m * out_);
+      unscaled = f32(ctx, {m, out_});
+      ctx.copy_values(m * out_, y, p(unscaled));
     }
-    scale_columns(ranges, out_, w.scale->data(), y);
+    scale_columns(ctx, ranges, out_, w.scale->data(), y);
   }
   if (cache) {
     cache->scaled_input = scaled;
@@ -100,40 +93,47 @@ void Linear::forward(const AdapterSelection& sel, int64_t m, const float* x, flo
     cache->lora.clear();
   }
   for (const auto& [name, w] : lora_)
-    if (!w.merged) lora_forward(sel, name, w, m, x, y, cache, plain);
+    if (!w.merged) lora_forward(ctx, sel, name, w, m, x, y, cache, plain);
 }
 
-void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const LinearCache& cache,
+void Linear::backward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const LinearCache& cache,
                       float* dx, bool accumulate_dx) const {
   // Output IA3: y = u ⊙ l, so dl = Σ dy ⊙ u and the base sees dy ⊙ l.
   const float* dy_base = dy;
-  std::vector<float> dy_scaled;
+  TensorPtr dy_scaled;  // [m, out]
   for (const auto& [name, w] : ia3_) {
     if (w.merged || w.feedforward) continue;
     const auto ranges = adapter_rows(sel, name, m);
     if (ranges.empty()) continue;
     PEFT_CHECK(cache.unscaled_output != nullptr, ErrorCode::Internal, "IA3 backward without its forward cache");
-    if (float* g = w.scale->grad_data()) add_column_dots(ranges, out_, dy, cache.unscaled_output->data_as<float>(), g);
-    if (dy_scaled.empty()) dy_scaled.assign(dy, dy + m * out_);
-    scale_columns(ranges, out_, w.scale->data(), dy_scaled.data());
+    if (float* g = w.scale->grad_data()) add_column_dots(ctx, ranges, out_, dy, cache.unscaled_output->data_as<float>(), g);
+    if (!dy_scaled) {
+      dy_scaled = f32(ctx, {m, out_});
+      ctx.copy_values(m * out_, dy, p(dy_scaled));
+    }
+    scale_columns(ctx, ranges, out_, w.scale->data(), p(dy_scaled));
   }
-  if (!dy_scaled.empty()) dy_base = dy_scaled.data();
+  if (dy_scaled) dy_base = p(dy_scaled);
   const float* input = cache.scaled_input ? cache.scaled_input->data_as<float>() : x;
 
-  add_base_grads(m, dy_base, out_, input);
+  add_base_grads(ctx, m, dy_base, out_, input);
 
   if (dx) {
     if (cache.scaled_input) {
       // Input IA3: the product saw x ⊙ l, so d(x ⊙ l) = dy·W gives dl = Σ x ⊙ d(x ⊙ l) and dx = d(x ⊙ l) ⊙ l.
-      std::vector<float> d_input(static_cast<size_t>(m * in_));
-      base_product_dx(m, dy_base, d_input.data(), false, out_);
+      TensorPtr d_input = f32(ctx, {m, in_});
+      base_product_dx(ctx, m, dy_base, p(d_input), false, out_);
       for (const auto& [name, w] : ia3_) {
         if (w.merged || !w.feedforward) continue;
         const auto ranges = adapter_rows(sel, name, m);
-        if (float* g = w.scale->grad_data()) add_column_dots(ranges, in_, x, d_input.data(), g);
-        scale_columns(ranges, in_, w.scale->data(), d_input.data());
+        if (float* g = w.scale->grad_data()) add_column_dots(ctx, ranges, in_, x, p(d_input), g);
+        scale_columns(ctx, ranges, in_, w.scale->data(), p(d_input));
       }
-      for (int64_t i = 0; i < m * in_; ++i) dx[i] = (accumulate_dx ? dx[i] : 0.0f) + d_input[static_cast<size_t>(i)];
+      if (accumulate_dx) {
+        ctx.add_values(m * in_, p(d_input), dx);
+      } else {
+        ctx.copy_values(m * in_, p(d_input), dx);
+      }
     } else {
       // DoRA without dropout adds (dy ⊙ (g − 1))·W to dx (g = magnitude / norm): one product of
       // dy ⊙ (1 + Σ (g − 1)) with W carries both it and the layer's own dy·W.
@@ -149,14 +149,14 @@ void Linear::backward(const AdapterSelection& sel, int64_t m, const float* dy, c
             for (int64_t o = 0; o < out_; ++o)
               dy_gain[static_cast<size_t>(i * out_ + o)] += dy_base[i * out_ + o] * (mag[o] / norm[static_cast<size_t>(o)] - 1.0f);
       }
-      base_product_dx(m, dy_gain.empty() ? dy_base : dy_gain.data(), dx, accumulate_dx, out_);
+      base_product_dx(ctx, m, dy_gain.empty() ? dy_base : dy_gain.data(), dx, accumulate_dx, out_);
     }
   }
   for (const auto& [name, w] : lora_) {
     if (w.merged) continue;
     auto it = cache.lora.find(name);
     if (it == cache.lora.end()) continue;  // the adapter applied to no row
-    lora_backward(sel, name, w, m, dy, x, it->second, dx, dx && !cache.scaled_input && dora_shares_base(sel, w));
+    lora_backward(ctx, sel, name, w, m, dy, x, it->second, dx, dx && !cache.scaled_input && dora_shares_base(sel, w));
   }
 }
 

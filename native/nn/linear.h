@@ -14,6 +14,7 @@
 #include "nn/adapter_selection.h"
 #include "nn/param.h"
 #include "nn/quant_weight.h"
+#include "kernels/backend.h"
 
 namespace peft::nn {
 
@@ -61,17 +62,17 @@ class Linear {
   const QuantWeight* quant() const { return weight_->quant.get(); }
 
   // x: [m, in] f32 → y: [m, out] f32. cache: where a training forward keeps its activations, or null.
-  void forward(const AdapterSelection& sel, int64_t m, const float* x, float* y, LinearCache* cache) const;
+  void forward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* x, float* y, LinearCache* cache) const;
   // dy: [m, out] f32; x: [m, in] the forward's input; cache: that forward's. dx: [m, in] or null;
   // accumulate_dx adds into it. Adds into the gradients of the trainable parameters.
-  void backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const LinearCache& cache,
+  void backward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const LinearCache& cache,
                 float* dx, bool accumulate_dx) const;
 
   // The same for a layer without adapters and a dense W, with y / dy at row stride ldy >= out. A padded
   // stride keeps the rows of a GEMM tile out of one cache set where out·4 bytes is a multiple of
   // 4 KiB (an output head over 49,152 words): such a stride costs the head's products 10-15%.
-  void forward_strided(int64_t m, const float* x, float* y, int64_t ldy) const;
-  void backward_strided(int64_t m, const float* dy, int64_t ldy, const float* x, float* dx, bool accumulate_dx) const;
+  void forward_strided(const kernels::Context& ctx, int64_t m, const float* x, float* y, int64_t ldy) const;
+  void backward_strided(const kernels::Context& ctx, int64_t m, const float* dy, int64_t ldy, const float* x, float* dx, bool accumulate_dx) const;
 
   // Adapters, by name. A layer holds adapters of one kind (LoRA or IA3).
   void add_lora(const std::string& adapter, LoraWeights weights);
@@ -102,12 +103,12 @@ class Linear {
   // The base products: y[m, out] = x[m, in]·Wᵀ and dx[m, in] = dy[m, out]·W (+ the output when
   // accumulate), for a dense or a 4-bit W (linear_base.cpp).
   // ldy: the row stride of y / dy (a 4-bit W takes out only).
-  void base_product(int64_t m, const float* x, float* y, bool accumulate, int64_t ldy) const;
-  void base_product_dx(int64_t m, const float* dy, float* dx, bool accumulate, int64_t ldy) const;
+  void base_product(const kernels::Context& ctx, int64_t m, const float* x, float* y, bool accumulate, int64_t ldy) const;
+  void base_product_dx(const kernels::Context& ctx, int64_t m, const float* dy, float* dx, bool accumulate, int64_t ldy) const;
   // y[m, out] (row stride ldy) += b; b's gradient += Σ rows of dy; W's gradient += dyᵀ·input (each
   // only where it trains).
-  void add_bias(int64_t m, float* y, int64_t ldy) const;
-  void add_base_grads(int64_t m, const float* dy, int64_t ldy, const float* input) const;
+  void add_bias(const kernels::Context& ctx, int64_t m, float* y, int64_t ldy) const;
+  void add_base_grads(const kernels::Context& ctx, int64_t m, const float* dy, int64_t ldy, const float* input) const;
   void check_strided(int64_t ldy) const;
   // W [out, in] as f32 values (a 4-bit W dequantized whole: for merging only).
   std::vector<float> weight_values() const;
@@ -121,10 +122,10 @@ class Linear {
     return w.magnitude && !w.merged && !(sel.train && w.dropout > 0);
   }
   // plain: [m, out] x·Wᵀ (no bias) when some adapter shares it (dora_shares_base), else null.
-  void lora_forward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
+  void lora_forward(const kernels::Context& ctx, const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
                     const float* x, float* y, LinearCache* cache, const std::shared_ptr<Tensor>& plain) const;
   // base_dx_folded: the layer's own dx product already carried DoRA's base term (Linear::backward).
-  void lora_backward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
+  void lora_backward(const kernels::Context& ctx, const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
                      const float* dy, const float* x, const LinearCache::Lora& saved, float* dx,
                      bool base_dx_folded) const;
 };

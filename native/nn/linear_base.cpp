@@ -13,55 +13,35 @@
 
 namespace peft::nn {
 
-namespace {
-
-// The dequantized-panel buffer of this thread's 4-bit products, grown to the largest layer seen.
-float* quant_workspace(int64_t out, int64_t in) {
-  thread_local std::vector<float> buffer;
-  const auto need = static_cast<size_t>(kernels::quant4_matmul_workspace(out, in));
-  if (buffer.size() < need) buffer.resize(need);
-  return buffer.data();
-}
-
-}  // namespace
-
-void Linear::base_product(int64_t m, const float* x, float* y, bool accumulate, int64_t ldy) const {
+void Linear::base_product(const kernels::Context& ctx, int64_t m, const float* x, float* y, bool accumulate, int64_t ldy) const {
   if (const QuantWeight* q = quant()) {
-    kernels::quant4_matmul(m, out_, in_, matrix(x, in_, false), q->view(), y, ldy, 1.0f, accumulate,
-                           quant_workspace(out_, in_), q->compute_dtype);
+    ctx.quant4_matmul(m, out_, in_, matrix(x, in_, false), q->view(), y, ldy, 1.0f, accumulate, q->compute_dtype);
     return;
   }
-  kernels::gemm(m, out_, in_, matrix(x, in_, false), matrix(*weight_->value, true), y, ldy, 1.0f, accumulate);
+  ctx.gemm(m, out_, in_, matrix(x, in_, false), matrix(*weight_->value, true), y, ldy, 1.0f, accumulate);
 }
 
-void Linear::base_product_dx(int64_t m, const float* dy, float* dx, bool accumulate, int64_t ldy) const {
+void Linear::base_product_dx(const kernels::Context& ctx, int64_t m, const float* dy, float* dx, bool accumulate, int64_t ldy) const {
   if (const QuantWeight* q = quant()) {
     PEFT_CHECK(ldy == out_, ErrorCode::Internal, "A 4-bit product's dy has no row stride");
-    kernels::quant4_matmul_dx(m, out_, in_, dy, q->view(), dx, 1.0f, accumulate, quant_workspace(out_, in_),
-                              q->compute_dtype);
+    ctx.quant4_matmul_dx(m, out_, in_, dy, q->view(), dx, 1.0f, accumulate, q->compute_dtype);
     return;
   }
-  kernels::gemm(m, in_, out_, matrix(dy, ldy, false), matrix(*weight_->value, false), dx, in_, 1.0f, accumulate);
+  ctx.gemm(m, in_, out_, matrix(dy, ldy, false), matrix(*weight_->value, false), dx, in_, 1.0f, accumulate);
 }
 
-void Linear::add_bias(int64_t m, float* y, int64_t ldy) const {
+void Linear::add_bias(const kernels::Context& ctx, int64_t m, float* y, int64_t ldy) const {
   if (!bias_) return;
-  const float* b = bias_->data();
-  parallel_for(m, 64, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t j = 0; j < out_; ++j) y[i * ldy + j] += b[j];
-  });
+  ctx.add_row_vector(m, out_, ldy, bias_->data(), y);
 }
 
-void Linear::add_base_grads(int64_t m, const float* dy, int64_t ldy, const float* input) const {
+void Linear::add_base_grads(const kernels::Context& ctx, int64_t m, const float* dy, int64_t ldy, const float* input) const {
   if (float* gw = weight_->grad_data()) {
     PEFT_CHECK(weight_->value->dtype() == DType::F32, ErrorCode::DType, "Cannot train the bf16 weight " + weight_->name);
-    kernels::gemm(out_, in_, m, matrix(dy, ldy, true), matrix(input, in_, false), gw, in_, 1.0f, true);
+    ctx.gemm(out_, in_, m, matrix(dy, ldy, true), matrix(input, in_, false), gw, in_, 1.0f, true);
   }
   if (bias_)
-    if (float* gb = bias_->grad_data())
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < out_; ++j) gb[j] += dy[i * ldy + j];
+    if (float* gb = bias_->grad_data()) ctx.add_column_sums(m, out_, ldy, dy, gb);
 }
 
 void Linear::check_strided(int64_t ldy) const {
@@ -72,17 +52,17 @@ void Linear::check_strided(int64_t ldy) const {
                  std::to_string(ldy));
 }
 
-void Linear::forward_strided(int64_t m, const float* x, float* y, int64_t ldy) const {
+void Linear::forward_strided(const kernels::Context& ctx, int64_t m, const float* x, float* y, int64_t ldy) const {
   check_strided(ldy);
-  base_product(m, x, y, false, ldy);
-  add_bias(m, y, ldy);
+  base_product(ctx, m, x, y, false, ldy);
+  add_bias(ctx, m, y, ldy);
 }
 
-void Linear::backward_strided(int64_t m, const float* dy, int64_t ldy, const float* x, float* dx,
+void Linear::backward_strided(const kernels::Context& ctx, int64_t m, const float* dy, int64_t ldy, const float* x, float* dx,
                               bool accumulate_dx) const {
   check_strided(ldy);
-  add_base_grads(m, dy, ldy, x);
-  if (dx) base_product_dx(m, dy, dx, accumulate_dx, ldy);
+  add_base_grads(ctx, m, dy, ldy, x);
+  if (dx) base_product_dx(ctx, m, dy, dx, accumulate_dx, ldy);
 }
 
 std::vector<float> Linear::weight_values() const {

@@ -17,8 +17,6 @@ namespace peft::nn {
 
 namespace {
 
-std::shared_ptr<Tensor> f32(const Shape& shape) { return std::make_shared<Tensor>(DType::F32, shape); }
-
 // rows × cols of `x` starting at row0, with dropout applied when p > 0 (into `buffer`).
 const float* dropped_rows(const AdapterSelection& sel, uint64_t stream, float p, int64_t row0, int64_t rows,
                           int64_t cols, const float* x, std::vector<float>& buffer) {
@@ -63,19 +61,19 @@ std::vector<float> Linear::dora_norm(const LoraWeights& w) const {
   return norm;
 }
 
-void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
+void Linear::lora_forward(const kernels::Context& ctx, const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
                           const float* x, float* y, LinearCache* cache, const std::shared_ptr<Tensor>& plain) const {
   const auto ranges = adapter_rows(sel, name, m);
   if (ranges.empty()) return;
   const int64_t r = w.a->value->dim(0);
   const uint64_t stream = dropout_stream(name_, name);
   LinearCache::Lora saved;
-  saved.xa = f32({m, r});
+  saved.xa = ctx.zeros(DType::F32, {m, r});
   const bool dora = w.magnitude != nullptr;
   const bool shared_base = dora && plain && dora_shares_base(sel, w);
   if (dora) {
     saved.norm = dora_norm(w);
-    saved.base = shared_base ? plain : f32({m, out_});
+    saved.base = shared_base ? plain : ctx.zeros(DType::F32, {m, out_});
   }
   std::vector<float> dropped, lora_out;
   for (const RowRange& range : ranges) {
@@ -84,26 +82,21 @@ void Linear::lora_forward(const AdapterSelection& sel, const std::string& name, 
     float* xa = saved.xa->data_as<float>() + row0 * r;
     float* yr = y + row0 * out_;
     if (!dora) {
-      kernels::lora_branch_forward(rows, out_, in_, r, xd, DType::F32, w.a->data(), w.b->data(), w.scaling, xa, yr, out_,
+      ctx.lora_branch_forward(rows, out_, in_, r, xd, DType::F32, w.a->data(), w.b->data(), w.scaling, xa, yr, out_,
                                    true);
       continue;
     }
     float* base = saved.base->data_as<float>() + row0 * out_;
-    if (!shared_base) base_product(rows, xd, base, false, out_);
+    if (!shared_base) base_product(ctx, rows, xd, base, false, out_);
     lora_out.resize(static_cast<size_t>(rows * out_));
-    kernels::lora_branch_forward(rows, out_, in_, r, xd, DType::F32, w.a->data(), w.b->data(), w.scaling, xa,
+    ctx.lora_branch_forward(rows, out_, in_, r, xd, DType::F32, w.a->data(), w.b->data(), w.scaling, xa,
                                  lora_out.data(), out_, false);
-    const float* mag = w.magnitude->data();
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t o = 0; o < out_; ++o) {
-        const float g = mag[o] / saved.norm[static_cast<size_t>(o)];
-        yr[i * out_ + o] += (g - 1.0f) * base[i * out_ + o] + g * lora_out[static_cast<size_t>(i * out_ + o)];
-      }
+    ctx.dora_combine_forward(rows, out_, w.magnitude->data(), saved.norm.data(), base, lora_out.data(), yr);
   }
   if (cache) cache->lora[name] = std::move(saved);
 }
 
-void Linear::lora_backward(const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
+void Linear::lora_backward(const kernels::Context& ctx, const AdapterSelection& sel, const std::string& name, const LoraWeights& w, int64_t m,
                            const float* dy, const float* x, const LinearCache::Lora& saved, float* dx,
                            bool base_dx_folded) const {
   const auto ranges = adapter_rows(sel, name, m);
@@ -124,18 +117,12 @@ void Linear::lora_backward(const AdapterSelection& sel, const std::string& name,
       const float* mag = w.magnitude->data();
       const float* base = saved.base->data_as<float>() + row0 * out_;
       lora_out.resize(static_cast<size_t>(rows * out_));
-      kernels::gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
+      ctx.gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
                     false);
       d_lora.resize(static_cast<size_t>(rows * out_));
       d_base.resize(static_cast<size_t>(rows * out_));
-      for (int64_t i = 0; i < rows; ++i)
-        for (int64_t o = 0; o < out_; ++o) {
-          const size_t k = static_cast<size_t>(i * out_ + o);
-          const float n = saved.norm[static_cast<size_t>(o)], gain = mag[o] / n;
-          if (gm) gm[o] += dyr[k] * (base[k] + lora_out[k]) / n;
-          d_lora[k] = dyr[k] * gain;
-          d_base[k] = dyr[k] * (gain - 1.0f);
-        }
+      ctx.dora_combine_backward(rows, out_, mag, saved.norm.data(), dyr, base, lora_out.data(), d_lora.data(),
+                                d_base.data(), gm);
       d_branch = d_lora.data();
     }
     // dB = s · d_branchᵀ·xa; g = s · d_branch·B [rows, r]; dA = gᵀ·dropout(x); with no dropout mask and
@@ -144,20 +131,20 @@ void Linear::lora_backward(const AdapterSelection& sel, const std::string& name,
     const bool straight_dx = dx && !(sel.train && w.dropout > 0) && (!dora || base_dx_folded);
     const float* xd = ga || (dora && weight_->trainable) ? dropped_rows(sel, stream, w.dropout, row0, rows, in_, x, dropped)
                                                         : nullptr;
-    kernels::lora_branch_backward(rows, out_, in_, r, d_branch, xd, DType::F32, xa, w.a->data(), w.b->data(), w.scaling,
+    ctx.lora_branch_backward(rows, out_, in_, r, d_branch, xd, DType::F32, xa, w.a->data(), w.b->data(), w.scaling,
                                   g.data(), ga, gb, straight_dx ? dx + row0 * in_ : nullptr, true);
     if (dora && weight_->trainable)
-      kernels::gemm(out_, in_, rows, matrix(d_base.data(), out_, true), matrix(xd, in_, false), weight_->grad_data(), in_,
+      ctx.gemm(out_, in_, rows, matrix(d_base.data(), out_, true), matrix(xd, in_, false), weight_->grad_data(), in_,
                     1.0f, true);
     if (!dx || straight_dx) continue;
     // d dropout(x) = g·A (+ d_base·W for DoRA), then through the same dropout mask.
     dxd.resize(static_cast<size_t>(rows * in_));
-    kernels::gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,
+    ctx.gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,
                   false);
-    if (dora && !base_dx_folded) base_product_dx(rows, d_base.data(), dxd.data(), true, out_);
+    if (dora && !base_dx_folded) base_product_dx(ctx, rows, d_base.data(), dxd.data(), true, out_);
     if (sel.train && w.dropout > 0) dropout_rows(sel.seed, stream, w.dropout, row0, rows, in_, dxd.data(), dxd.data());
     float* dxr = dx + row0 * in_;
-    for (int64_t i = 0; i < rows * in_; ++i) dxr[i] += dxd[static_cast<size_t>(i)];
+    ctx.add_values(rows * in_, dxd.data(), dxr);
   }
 }
 

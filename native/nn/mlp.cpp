@@ -14,73 +14,73 @@ Mlp::Mlp(MlpKind kind, const Linear* gate, const Linear* up, const Linear* down,
              "and a down projection");
 }
 
-void Mlp::forward(const AdapterSelection& sel, int64_t m, const float* x, float* out, MlpCache& cache, bool train) const {
+void Mlp::forward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* x, float* out, MlpCache& cache, bool train) const {
   const int64_t F = width();
   auto kept = [&](LinearCache& lc) { return train ? &lc : nullptr; };
-  cache.gate = f32({m, F});
-  cache.act = f32({m, F});
-  if (gated()) cache.up = f32({m, F});
+  cache.gate = f32(ctx, {m, F});
+  cache.act = f32(ctx, {m, F});
+  if (gated()) cache.up = f32(ctx, {m, F});
   if (gate_up_) {
-    TensorPtr both = f32({m, 2 * F});
+    TensorPtr both = f32(ctx, {m, 2 * F});
     {
       PEFT_PROFILE_SCOPE(Gemm);
-      gate_up_->forward(sel, m, x, p(both), kept(cache.gate_up_proj));
+      gate_up_->forward(ctx, sel, m, x, p(both), kept(cache.gate_up_proj));
     }
-    copy_columns(m, F, 2 * F, 0, p(both), p(cache.gate));
-    copy_columns(m, F, 2 * F, F, p(both), p(cache.up));
+    ctx.copy_columns(m, F, 2 * F, 0, p(both), p(cache.gate));
+    ctx.copy_columns(m, F, 2 * F, F, p(both), p(cache.up));
   } else {
     PEFT_PROFILE_SCOPE(Gemm);
-    gate_->forward(sel, m, x, p(cache.gate), kept(cache.gate_proj));
-    if (up_) up_->forward(sel, m, x, p(cache.up), kept(cache.up_proj));
+    gate_->forward(ctx, sel, m, x, p(cache.gate), kept(cache.gate_proj));
+    if (up_) up_->forward(ctx, sel, m, x, p(cache.up), kept(cache.up_proj));
   }
   {
     PEFT_PROFILE_SCOPE(NormAct);
     if (kind_ == MlpKind::SwiGlu)
-      kernels::swiglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
+      ctx.swiglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
     else if (kind_ == MlpKind::GeGlu)
-      kernels::geglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
+      ctx.geglu_forward(m * F, p(cache.gate), p(cache.up), p(cache.act));
     else if (kind_ == MlpKind::GeluErf)
-      kernels::gelu_erf_forward(m * F, p(cache.gate), p(cache.act));
+      ctx.gelu_erf_forward(m * F, p(cache.gate), p(cache.act));
     else
-      kernels::gelu_tanh_forward(m * F, p(cache.gate), p(cache.act));
+      ctx.gelu_tanh_forward(m * F, p(cache.gate), p(cache.act));
   }
   PEFT_PROFILE_SCOPE(Gemm);
-  down_->forward(sel, m, p(cache.act), out, kept(cache.down_proj));
+  down_->forward(ctx, sel, m, p(cache.act), out, kept(cache.down_proj));
 }
 
-void Mlp::backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MlpCache& cache,
+void Mlp::backward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MlpCache& cache,
                    bool below_down, float* dx, Workspace& ws) const {
   const int64_t F = width();
-  float* d_act = below_down ? ws.get("mlp.d_act", m * F) : nullptr;
+  float* d_act = below_down ? ws.get(ctx, "mlp.d_act", m * F) : nullptr;
   {
     PEFT_PROFILE_SCOPE(Gemm);
-    down_->backward(sel, m, dy, p(cache.act), cache.down_proj, d_act, false);
+    down_->backward(ctx, sel, m, dy, p(cache.act), cache.down_proj, d_act, false);
   }
   if (!below_down) return;
-  float* d_gate = ws.get("mlp.d_gate", m * F);
-  float* d_up = gated() ? ws.get("mlp.d_up", m * F) : nullptr;
+  float* d_gate = ws.get(ctx, "mlp.d_gate", m * F);
+  float* d_up = gated() ? ws.get(ctx, "mlp.d_up", m * F) : nullptr;
   {
     PEFT_PROFILE_SCOPE(NormAct);
     if (kind_ == MlpKind::SwiGlu)
-      kernels::swiglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
+      ctx.swiglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
     else if (kind_ == MlpKind::GeGlu)
-      kernels::geglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
+      ctx.geglu_backward(m * F, d_act, p(cache.gate), p(cache.up), d_gate, d_up);
     else if (kind_ == MlpKind::GeluErf)
-      kernels::gelu_erf_backward(m * F, d_act, p(cache.gate), d_gate);
+      ctx.gelu_erf_backward(m * F, d_act, p(cache.gate), d_gate);
     else
-      kernels::gelu_tanh_backward(m * F, d_act, p(cache.gate), d_gate);
+      ctx.gelu_tanh_backward(m * F, d_act, p(cache.gate), d_gate);
   }
   if (gate_up_) {
-    float* d_both = ws.get("mlp.d_gate_up", m * 2 * F);
-    place_columns(m, F, 2 * F, 0, d_gate, d_both);
-    place_columns(m, F, 2 * F, F, d_up, d_both);
+    float* d_both = ws.get(ctx, "mlp.d_gate_up", m * 2 * F);
+    ctx.place_columns(m, F, 2 * F, 0, d_gate, d_both);
+    ctx.place_columns(m, F, 2 * F, F, d_up, d_both);
     PEFT_PROFILE_SCOPE(Gemm);
-    gate_up_->backward(sel, m, d_both, x, cache.gate_up_proj, dx, false);
+    gate_up_->backward(ctx, sel, m, d_both, x, cache.gate_up_proj, dx, false);
     return;
   }
   PEFT_PROFILE_SCOPE(Gemm);
-  gate_->backward(sel, m, d_gate, x, cache.gate_proj, dx, false);
-  if (up_) up_->backward(sel, m, d_up, x, cache.up_proj, dx, true);
+  gate_->backward(ctx, sel, m, d_gate, x, cache.gate_proj, dx, false);
+  if (up_) up_->backward(ctx, sel, m, d_up, x, cache.up_proj, dx, true);
 }
 
 }  // namespace peft::nn

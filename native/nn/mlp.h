@@ -29,10 +29,10 @@ class Mlp {
   Mlp(MlpKind kind, const Linear* gate, const Linear* up, const Linear* down, const Linear* gate_up = nullptr);
 
   // x: [m, hidden] → out: [m, hidden]. train: keep what the backward needs in cache.
-  void forward(const AdapterSelection& sel, int64_t m, const float* x, float* out, MlpCache& cache, bool train) const;
+  void forward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* x, float* out, MlpCache& cache, bool train) const;
   // dy: [m, hidden]; x: the forward's input. below_down: something under the down projection trains
   // (else only its gradients are made). dx: [m, hidden] written, or null.
-  void backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MlpCache& cache,
+  void backward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MlpCache& cache,
                 bool below_down, float* dx, Workspace& ws) const;
 
  private:

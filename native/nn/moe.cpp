@@ -32,12 +32,12 @@ Moe::Moe(const Linear* router, std::vector<Mlp> experts, int64_t top_k, bool nor
              "received " + std::to_string(top_k_));
 }
 
-void Moe::forward(const AdapterSelection& sel, int64_t m, const float* x, float* out, MoeCache& c, bool train) const {
+void Moe::forward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* x, float* out, MoeCache& c, bool train) const {
   const int64_t H = hidden(), E = count(), K = top_k_;
-  c.probs = f32({m, E});
+  c.probs = f32(ctx, {m, E});
   {
     PEFT_PROFILE_SCOPE(Gemm);
-    router_->forward(sel, m, x, p(c.probs), train ? &c.router : nullptr);
+    router_->forward(ctx, sel, m, x, p(c.probs), train ? &c.router : nullptr);
   }
   c.chosen.assign(static_cast<size_t>(m * K), 0);
   c.weights.assign(static_cast<size_t>(m * K), 0.0f);
@@ -73,10 +73,10 @@ void Moe::forward(const AdapterSelection& sel, int64_t m, const float* x, float*
     const auto n = static_cast<int64_t>(ex.rows.size());
     if (n == 0) continue;
     ex.sel = gathered_selection(sel, ex.rows);
-    ex.x = f32({n, H});
-    ex.y = f32({n, H});
+    ex.x = f32(ctx, {n, H});
+    ex.y = f32(ctx, {n, H});
     for (int64_t r = 0; r < n; ++r) std::memcpy(p(ex.x) + r * H, x + ex.rows[r] * H, sizeof(float) * H);
-    experts_[static_cast<size_t>(e)].forward(ex.sel, n, p(ex.x), p(ex.y), ex.mlp, train);
+    experts_[static_cast<size_t>(e)].forward(ctx, ex.sel, n, p(ex.x), p(ex.y), ex.mlp, train);
     for (int64_t r = 0; r < n; ++r) {
       const float w = c.weights[static_cast<size_t>(ex.rows[r] * K + ex.slots[r])];
       const float* y = p(ex.y) + r * H;
@@ -87,7 +87,7 @@ void Moe::forward(const AdapterSelection& sel, int64_t m, const float* x, float*
   }
 }
 
-void Moe::backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MoeCache& c,
+void Moe::backward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MoeCache& c,
                    bool below_down, float* dx, Workspace& ws) const {
   const int64_t H = hidden(), E = count(), K = top_k_;
   if (dx) std::memset(dx, 0, sizeof(float) * m * H);
@@ -96,7 +96,7 @@ void Moe::backward(const AdapterSelection& sel, int64_t m, const float* dy, cons
     const MoeCache::Expert& ex = c.experts[static_cast<size_t>(e)];
     const auto n = static_cast<int64_t>(ex.rows.size());
     if (n == 0) continue;
-    TensorPtr d_y = f32({n, H});
+    TensorPtr d_y = f32(ctx, {n, H});
     for (int64_t r = 0; r < n; ++r) {
       const size_t slot = static_cast<size_t>(ex.rows[r] * K + ex.slots[r]);
       const float* g = dy + ex.rows[r] * H;
@@ -108,14 +108,14 @@ void Moe::backward(const AdapterSelection& sel, int64_t m, const float* dy, cons
       }
       d_weight[slot] = dot;
     }
-    float* d_x = below_down && dx ? ws.get("moe.dx", n * H) : nullptr;
-    experts_[static_cast<size_t>(e)].backward(ex.sel, n, p(d_y), p(ex.x), ex.mlp, below_down, d_x, ws);
+    float* d_x = below_down && dx ? ws.get(ctx, "moe.dx", n * H) : nullptr;
+    experts_[static_cast<size_t>(e)].backward(ctx, ex.sel, n, p(d_y), p(ex.x), ex.mlp, below_down, d_x, ws);
     if (d_x)
-      for (int64_t r = 0; r < n; ++r) add_into(H, d_x + r * H, dx + ex.rows[r] * H);
+      for (int64_t r = 0; r < n; ++r) ctx.add_values(H, d_x + r * H, dx + ex.rows[r] * H);
   }
   if (!below_down) return;
   // Through the routing weights to the router's scores: w_j = p_j / Σ_top p (or p_j), p = softmax(scores).
-  TensorPtr d_scores = f32({m, E});
+  TensorPtr d_scores = f32(ctx, {m, E});
   std::vector<double> d_prob(static_cast<size_t>(E));
   for (int64_t i = 0; i < m; ++i) {
     const float* prob = p(c.probs) + i * E;
@@ -134,7 +134,7 @@ void Moe::backward(const AdapterSelection& sel, int64_t m, const float* dy, cons
     for (int64_t e = 0; e < E; ++e) p(d_scores)[i * E + e] = static_cast<float>(prob[e] * (d_prob[static_cast<size_t>(e)] - dot));
   }
   PEFT_PROFILE_SCOPE(Gemm);
-  router_->backward(sel, m, p(d_scores), x, c.router, dx, true);
+  router_->backward(ctx, sel, m, p(d_scores), x, c.router, dx, true);
 }
 
 }  // namespace peft::nn

@@ -36,10 +36,10 @@ class Moe {
   Moe(const Linear* router, std::vector<Mlp> experts, int64_t top_k, bool normalize);
 
   // x: [m, hidden] → out: [m, hidden]. train: keep what the backward needs.
-  void forward(const AdapterSelection& sel, int64_t m, const float* x, float* out, MoeCache& cache, bool train) const;
+  void forward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* x, float* out, MoeCache& cache, bool train) const;
   // dy: [m, hidden]; x: the forward's input. below_down: something under the experts' down
   // projections trains (else only those get gradients). dx: [m, hidden] written, or null.
-  void backward(const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MoeCache& cache,
+  void backward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const MoeCache& cache,
                 bool below_down, float* dx, Workspace& ws) const;
 
  private:

@@ -18,29 +18,29 @@ const float* Norm::effective_weight(std::unique_ptr<float[]>& scratch) const {
   return scratch.get();
 }
 
-void Norm::forward(int64_t m, const float* x, float* y, NormCache& cache) const {
+void Norm::forward(const kernels::Context& ctx, int64_t m, const float* x, float* y, NormCache& cache) const {
   const int64_t d = dim();
   std::unique_ptr<float[]> scratch;
   const float* w = effective_weight(scratch);
-  cache.rstd = f32({m});
+  cache.rstd = f32(ctx, {m});
   if (kind_ == NormKind::Rms) {
-    kernels::rmsnorm_forward(m, d, x, w, eps_, y, p(cache.rstd));
+    ctx.rmsnorm_forward(m, d, x, w, eps_, y, p(cache.rstd));
     return;
   }
-  cache.mean = f32({m});
-  kernels::layernorm_forward(m, d, x, w, bias_ ? bias_->data() : nullptr, eps_, y, p(cache.mean), p(cache.rstd));
+  cache.mean = f32(ctx, {m});
+  ctx.layernorm_forward(m, d, x, w, bias_ ? bias_->data() : nullptr, eps_, y, p(cache.mean), p(cache.rstd));
 }
 
-void Norm::backward(int64_t m, const float* dy, const float* x, const NormCache& cache, float* dx) const {
+void Norm::backward(const kernels::Context& ctx, int64_t m, const float* dy, const float* x, const NormCache& cache, float* dx) const {
   const int64_t d = dim();
   std::unique_ptr<float[]> scratch;
   const float* w = effective_weight(scratch);
   // The offset is a constant, so the gradient of w is the gradient of 1 + w.
   if (kind_ == NormKind::Rms) {
-    kernels::rmsnorm_backward(m, d, dy, x, w, p(cache.rstd), dx, weight_->grad_data(), true);
+    ctx.rmsnorm_backward(m, d, dy, x, w, p(cache.rstd), dx, weight_->grad_data(), true);
     return;
   }
-  kernels::layernorm_backward(m, d, dy, x, w, p(cache.mean), p(cache.rstd), dx, weight_->grad_data(),
+  ctx.layernorm_backward(m, d, dy, x, w, p(cache.mean), p(cache.rstd), dx, weight_->grad_data(),
                               bias_ ? bias_->grad_data() : nullptr, true);
 }
 

@@ -25,10 +25,10 @@ class Norm {
   bool present() const { return weight_ != nullptr; }
   int64_t dim() const { return weight_->value->numel(); }
   // x: [m, dim] → y: [m, dim] (y may alias x); fills cache.
-  void forward(int64_t m, const float* x, float* y, NormCache& cache) const;
+  void forward(const kernels::Context& ctx, int64_t m, const float* x, float* y, NormCache& cache) const;
   // dy, x: [m, dim]; cache: that forward's. dx: [m, dim] written, or null. Adds the weight's (and
   // bias's) gradient where they train.
-  void backward(int64_t m, const float* dy, const float* x, const NormCache& cache, float* dx) const;
+  void backward(const kernels::Context& ctx, int64_t m, const float* dy, const float* x, const NormCache& cache, float* dx) const;
 
  private:
   NormKind kind_ = NormKind::Rms;

@@ -4,7 +4,7 @@
 
 namespace peft::nn {
 
-void join_prefix(const Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B,
+void join_prefix(const kernels::Context& ctx, const Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B,
                  int64_t T, const float* tokens, float* all) {
   const int64_t V = prefix.value->dim(0), S = V + T, stride = layers * 2 * kv_dim;
   for (int64_t b = 0; b < B; ++b) {
@@ -15,7 +15,7 @@ void join_prefix(const Param& prefix, int64_t layer, int which, int64_t layers, 
   }
 }
 
-void split_prefix_grad(Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B, int64_t T,
+void split_prefix_grad(const kernels::Context& ctx, Param& prefix, int64_t layer, int which, int64_t layers, int64_t kv_dim, int64_t B, int64_t T,
                        const float* d_all, float* d_tokens) {
   const int64_t V = prefix.value->dim(0), S = V + T, stride = layers * 2 * kv_dim;
   float* g = prefix.grad_data();

@@ -117,4 +117,44 @@ void softcap_backward(int64_t rows, int64_t cols, int64_t ld, float cap, const f
   });
 }
 
+void pointwise_forward(Pointwise a, int64_t n, const float* x, float* y) {
+  switch (a) {
+    case Pointwise::Relu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : 0.0f;
+      break;
+    case Pointwise::GeluTanh:
+      gelu_tanh_forward(n, x, y);
+      break;
+    case Pointwise::Silu:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i]));
+      break;
+    case Pointwise::Tanh:
+      for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+      break;
+  }
+}
+
+void pointwise_backward(Pointwise a, int64_t n, const float* dy, const float* x, float* dx) {
+  switch (a) {
+    case Pointwise::Relu:
+      for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > 0 ? dy[i] : 0.0f;
+      break;
+    case Pointwise::GeluTanh:
+      gelu_tanh_backward(n, dy, x, dx);
+      break;
+    case Pointwise::Silu:
+      for (int64_t i = 0; i < n; ++i) {
+        const float s = 1.0f / (1.0f + std::exp(-x[i]));
+        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+      }
+      break;
+    case Pointwise::Tanh:
+      for (int64_t i = 0; i < n; ++i) {
+        const float t = std::tanh(x[i]);
+        dx[i] = dy[i] * (1.0f - t * t);
+      }
+      break;
+  }
+}
+
 }  // namespace peft::kernels

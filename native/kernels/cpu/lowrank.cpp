@@ -57,4 +57,25 @@ void lowrank_backward(const LowRankShape& s, const float* dy, const void* x, DTy
   lora_branch_backward(s.m, s.n, s.k, s.r, dy, x, x_dtype, xa, a, b, scale, workspace, da, db, dx, true);
 }
 
+void dora_combine_forward(int64_t rows, int64_t n, const float* mag, const float* norm, const float* base,
+                          const float* lora, float* y) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t o = 0; o < n; ++o) {
+      const float g = mag[o] / norm[o];
+      y[i * n + o] += (g - 1.0f) * base[i * n + o] + g * lora[i * n + o];
+    }
+}
+
+void dora_combine_backward(int64_t rows, int64_t n, const float* mag, const float* norm, const float* dy,
+                           const float* base, const float* lora, float* d_lora, float* d_base, float* gm) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t o = 0; o < n; ++o) {
+      const int64_t k = i * n + o;
+      const float gain = mag[o] / norm[o];
+      if (gm) gm[o] += dy[k] * (base[k] + lora[k]) / norm[o];
+      d_lora[k] = dy[k] * gain;
+      d_base[k] = dy[k] * (gain - 1.0f);
+    }
+}
+
 }  // namespace peft::kernels
