@@ -296,10 +296,12 @@ export interface NativeLlama {
   addLora(
     module: string,
     adapter: string,
-    a: NativeTensor,
+    /** lora_A [r, in]; null with options.shareA. */
+    a: NativeTensor | null,
     b: NativeTensor,
     magnitude: NativeTensor | null,
-    options: { scaling: number; dropout: number; useDora: boolean },
+    /** shareA: a module whose A (of this adapter) this one uses as the same parameter. */
+    options: { scaling: number; dropout: number; useDora: boolean; shareA?: string },
   ): void;
   addIa3(module: string, adapter: string, vector: NativeTensor, feedforward: boolean): void;
   addEmbeddingLora(adapter: string, a: NativeTensor, b: NativeTensor, scaling: number): void;

@@ -19,6 +19,7 @@ import { tensor, Tensor } from '../tensor';
 import type { AdapterState, AdapterTensors } from './attach';
 import { modulesToSave } from './attach';
 import { normalizeConfig, type PeftConfig } from './config';
+import { expertFileTensors, expertParts } from './expert-params';
 import { FILE_PREFIX, ia3Vector, loraA, loraB, loraMagnitude, moduleOf, promptEmbeddings } from './names';
 
 export const CONFIG_FILE = 'adapter_config.json';
@@ -34,7 +35,11 @@ export function adapterFileTensors(model: Model, state: AdapterState): Record<st
   const { name, config } = state;
   // The native layers' current tensors (a parameter's storage can have been replaced since attaching).
   for (const p of model.nativeModel.parameters()) if (state.weights.has(p.name)) state.weights.set(p.name, new Tensor(p.tensor));
+  const experts = state.experts ?? [];
+  if (experts.length && config.peft_type === 'LORA') Object.assign(out, expertFileTensors(experts, config.r!, name, state.weights));
+  const expertModules = new Set(experts.flatMap((t) => Array.from({ length: t.experts }, (_, e) => expertParts(t, e, name).map((p) => p.module)).flat()));
   for (const module of state.modules) {
+    if (expertModules.has(module)) continue;
     const ea = state.weights.get(`${module}.lora_embedding_A.${name}`);
     if (ea) {
       out[`${FILE_PREFIX}${module}.lora_embedding_A`] = ea;
@@ -82,7 +87,7 @@ export async function writeAdapter(model: Model, state: AdapterState, dir: strin
   for (const file of [WEIGHTS_FILE, CONFIG_FILE]) checkInsideOutput(dir, path.join(dir, file));
   fs.mkdirSync(dir, { recursive: true });
   const config = { ...state.config } as PeftConfig;
-  if (config.peft_type === 'LORA' && !config.target_modules) config.target_modules = ['q_proj', 'v_proj'];
+  if (config.peft_type === 'LORA' && !config.target_modules && !config.target_parameters?.length) config.target_modules = ['q_proj', 'v_proj'];
   const tensors = adapterFileTensors(model, state);
   removeFileDurably(path.join(dir, CONFIG_FILE));
   await writeSafetensors(path.join(dir, WEIGHTS_FILE), tensors, { format: 'pt' });

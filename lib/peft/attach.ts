@@ -9,6 +9,7 @@ import type { Model } from '../models/model';
 import { handleOf, tensor, Tensor } from '../tensor';
 import type { BottleneckConfig, IA3Config, LoraConfig, PeftConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig } from './config';
 import { LstmPromptEncoder, MlpPromptEncoder, PrefixProjection, type PromptEncoder } from './prompt-encoder';
+import { expertParts, expertTargets, splitExpertFactors, type ExpertFactors, type ExpertTarget } from './expert-params';
 import { initLora } from './lora-init';
 import { checkAdapterName, FILE_PREFIX, ia3Vector, loraA, loraB, loraMagnitude, moduleOf, promptEmbeddings } from './names';
 import { SeededRandom } from './random';
@@ -40,6 +41,8 @@ export interface AdapterState {
   encoder?: PromptEncoder;
   encoderOutput?: string;
   trainable: boolean;
+  /** LoRA with target_parameters: the fused expert tensors it adapts (their modules are in `modules`). */
+  experts?: ExpertTarget[];
 }
 
 // Hugging Face PEFT's default targets per architecture.
@@ -91,7 +94,55 @@ export function modulesToSave(model: Model, config: PeftConfig): string[] {
   return model.parameterNames().filter((p) => chosen.includes(moduleOf(p)));
 }
 
-function attachLora(model: Model, name: string, config: LoraConfig, rng: SeededRandom, loaded?: AdapterTensors): string[] {
+function attachLora(model: Model, name: string, config: LoraConfig, rng: SeededRandom, loaded?: AdapterTensors): { modules: string[]; experts: ExpertTarget[] } {
+  const experts = expertTargets(model, config);
+  if (loaded && experts.length) loaded = { ...loaded, lora: new Map(loaded.lora) };
+  const expertModules = attachExpertLora(model, name, config, experts, rng, loaded);
+  // With target_parameters alone (no target_modules), PEFT adapts only those parameters.
+  const modules = config.target_modules === null && experts.length ? [] : attachModuleLora(model, name, config, rng, loaded);
+  return { modules: [...modules, ...expertModules], experts };
+}
+
+/**
+ * LoRA on the fused expert parameters (expert-params.ts) as LoRA on each expert's w1 / w3 / w2, w3
+ * sharing w1's A. Removes the tensors it used from `loaded`. Returns the modules it adapted.
+ */
+function attachExpertLora(model: Model, name: string, config: LoraConfig, targets: ExpertTarget[], rng: SeededRandom, loaded?: AdapterTensors): string[] {
+  const r = config.r!;
+  const scaling = config.use_rslora ? config.lora_alpha! / Math.sqrt(r) : config.lora_alpha! / r;
+  const modules: string[] = [];
+  for (const t of targets) {
+    let factors: ExpertFactors;
+    const given = loaded?.lora.get(t.fileModule);
+    if (loaded) {
+      if (!given) throw new PeftError(`The adapter file has no tensor ${FILE_PREFIX}${t.fileModule}.lora_A.weight, which its config (target_parameters: ${t.parameter}) needs`, 'E_FORMAT');
+      loaded.lora.delete(t.fileModule);
+      factors = splitExpertFactors(t, r, given.a, given.b);
+    } else {
+      factors = { a: [], b: [] };
+      for (let e = 0; e < t.experts; e++) {
+        const init = initLora(config.init_lora_weights ?? true, { out: t.rows, in: t.cols, r }, scaling, rng, () => {
+          throw new PeftError(`init_lora_weights "${config.init_lora_weights}" is not available for target_parameters`, 'E_UNSUPPORTED');
+        }, t.fileModule);
+        factors.a.push(init.a.toFloat32Array());
+        factors.b.push(init.b.toFloat32Array());
+      }
+    }
+    for (let e = 0; e < t.experts; e++) {
+      for (const [i, part] of expertParts(t, e, name).entries()) {
+        const rows = part.rows[1] - part.rows[0];
+        const b = tensor(factors.b[e].slice(part.rows[0] * r, part.rows[1] * r), [rows, r]);
+        const a = i === 0 ? tensor(factors.a[e], [r, t.cols]) : null;
+        model.nativeModel.addLora(part.module, name, a ? handleOf(a, 'A') : null, handleOf(b, 'B'), null,
+          { scaling, dropout: 0, useDora: false, ...(i > 0 ? { shareA: expertParts(t, e, name)[0].module } : {}) });
+        modules.push(part.module);
+      }
+    }
+  }
+  return modules;
+}
+
+function attachModuleLora(model: Model, name: string, config: LoraConfig, rng: SeededRandom, loaded?: AdapterTensors): string[] {
   const nativeModel = model.nativeModel;
   const targets = config.target_modules ?? defaultsOf(model).lora;
   const EMBED = embedModule(model);
@@ -312,13 +363,17 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
   const feedforward = new Set<string>();
   let encoder: PromptEncoder | undefined;
   let encoderOutput: string | undefined;
+  let experts: ExpertTarget[] | undefined;
   const baseNames = model.parameterNames();
   switch (config.peft_type) {
-    case 'LORA':
-      modules = attachLora(model, name, config, rng, loaded);
+    case 'LORA': {
+      const attached = attachLora(model, name, config, rng, loaded);
+      modules = attached.modules;
+      if (attached.experts.length) experts = attached.experts;
       if (config.bias === 'all') copyParams.push(...baseNames.filter((p) => p.endsWith('.bias')));
       if (config.bias === 'lora_only') copyParams.push(...modules.map((m) => `${m}.bias`).filter((p) => baseNames.includes(p)));
       break;
+    }
     case 'IA3':
       modules = attachIa3(model, name, config, rng, feedforward, loaded);
       break;
@@ -367,5 +422,5 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
   const bottleneck = new RegExp(`^(?:model\\.layers|transformer\\.h|bert\\.encoder\\.layer)\\.\\d+\\.(attn|mlp)_adapter\\.adapter_(down|up)\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(weight|bias)$`);
   const weights = new Map<string, Tensor>();
   for (const p of model.nativeModel.parameters()) if (mine.has(p.name) || bottleneck.test(p.name)) weights.set(p.name, new Tensor(p.tensor));
-  return { name, config, modules, weights, copies, feedforward, encoder, encoderOutput, trainable: !config.inference_mode };
+  return { name, config, modules, weights, copies, feedforward, encoder, encoderOutput, trainable: !config.inference_mode, ...(experts ? { experts } : {}) };
 }

@@ -292,6 +292,8 @@ export function combineLoraAdapters(
   options: WeightedAdapterOptions = {},
 ): { config: LoraConfig; tensors: AdapterTensors } {
   const { adapters, weights } = checkSources(configs, adapterList, weightList, adapterName);
+  const fused = adapters.find((a) => (configs[a] as LoraConfig).target_parameters?.length);
+  if (fused) throw new PeftError(`Cannot combine adapter ${fused}: combining adapters of fused expert parameters (target_parameters) is not supported`, 'E_UNSUPPORTED');
   const plan = checkOptions(options, adapters.length === 1);
   const sources = readSources(model, configs, adapters, weights);
   const first = sources[0].config;

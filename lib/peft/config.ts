@@ -38,6 +38,12 @@ export interface LoraConfig extends BaseConfig {
   layers_pattern?: string[] | string | null;
   rank_pattern?: Record<string, number>;
   alpha_pattern?: Record<string, number>;
+  /**
+   * Fused expert parameters to adapt (PEFT ≥ 0.17's ParamWrapper): full names or suffixes of
+   * model.layers.N.mlp.experts.gate_up_proj / .down_proj. With these and no target_modules, no
+   * module is targeted besides them.
+   */
+  target_parameters?: string[] | null;
 }
 
 export interface IA3Config extends BaseConfig {
@@ -127,12 +133,12 @@ const COMMON_KEYS = ['peft_type', 'task_type', 'base_model_name_or_path', 'revis
 // Keys PEFT writes that change nothing here at their default values.
 const INERT_KEYS = [
   'layer_replication', 'loftq_config', 'megatron_config', 'megatron_core', 'lora_bias', 'eva_config', 'corda_config',
-  'trainable_token_indices', 'target_parameters', 'use_qalora', 'qalora_group_size', 'runtime_config', 'alora_invocation_tokens',
+  'trainable_token_indices', 'use_qalora', 'qalora_group_size', 'runtime_config', 'alora_invocation_tokens',
   'arrow_config', 'ensure_weight_tying', 'peft_version', 'tokenizer_kwargs', 'layers_pattern_is_regex',
 ];
 const KEYS: Record<PeftType, string[]> = {
   LORA: ['r', 'lora_alpha', 'lora_dropout', 'target_modules', 'exclude_modules', 'bias', 'use_rslora', 'use_dora', 'fan_in_fan_out',
-    'init_lora_weights', 'layers_to_transform', 'layers_pattern', 'rank_pattern', 'alpha_pattern'],
+    'init_lora_weights', 'layers_to_transform', 'layers_pattern', 'rank_pattern', 'alpha_pattern', 'target_parameters'],
   IA3: ['target_modules', 'exclude_modules', 'feedforward_modules', 'fan_in_fan_out', 'init_ia3_weights'],
   PROMPT_TUNING: ['num_virtual_tokens', 'token_dim', 'num_transformer_submodules', 'num_attention_heads', 'num_layers',
     'prompt_tuning_init', 'prompt_tuning_init_text', 'tokenizer_name_or_path'],
@@ -165,6 +171,13 @@ function boolean(c: Record<string, unknown>, key: string, fallback: boolean): bo
   const v = c[key] ?? fallback;
   if (typeof v !== 'boolean') bad(key, 'a boolean', v);
   return v;
+}
+
+function parameterNames(c: Record<string, unknown>, key: string): string[] | null {
+  const v = c[key];
+  if (v === undefined || v === null) return null;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || !x)) bad(key, 'a list of parameter names', v);
+  return [...(v as string[])];
 }
 
 function targets(c: Record<string, unknown>, key: string): TargetModules | null {
@@ -256,6 +269,7 @@ export function normalizeConfig(config: unknown, warn: (message: string) => void
         layers_pattern: (pattern ?? null) as string[] | string | null,
         rank_pattern: patternMap(c, 'rank_pattern', (v) => Number.isInteger(v) && v >= 1, 'an integer rank ≥ 1'),
         alpha_pattern: patternMap(c, 'alpha_pattern', (v) => Number.isFinite(v) && v > 0, 'a positive alpha'),
+        target_parameters: parameterNames(c, 'target_parameters'),
       };
     }
     case 'IA3':

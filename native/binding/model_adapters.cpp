@@ -28,10 +28,22 @@ Napi::Value add_lora(model::AdapterHost& m, const Napi::CallbackInfo& info) {
   const std::string module = to_string(arg(info, 0), "module");
   const std::string adapter = to_string(arg(info, 1), "adapter");
   nn::LoraWeights w;
-  w.a = trainable_param(to_tensor(arg(info, 2), "A"));
+  Napi::Object o = to_object(arg(info, 5), "options");
+  // shareA: another module whose A (of the same adapter) this one uses too, as one parameter:
+  // PEFT's LoRA on a fused expert gate_up_proj applies one A to both the gate and the up rows.
+  const Napi::Value share = o.Get("shareA");
+  if (share.IsUndefined() || share.IsNull()) {
+    w.a = trainable_param(to_tensor(arg(info, 2), "A"));
+  } else {
+    const std::string owner = to_string(share, "options.shareA");
+    const auto& owned = m.linear(owner).lora();
+    auto it = owned.find(adapter);
+    PEFT_CHECK(it != owned.end(), ErrorCode::Argument,
+               "Cannot share lora_A with " + owner + ": it has no LoRA adapter named " + adapter);
+    w.a = it->second.a;
+  }
   w.b = trainable_param(to_tensor(arg(info, 3), "B"));
   auto magnitude = to_tensor_or_null(arg(info, 4), "magnitude");
-  Napi::Object o = to_object(arg(info, 5), "options");
   w.scaling = static_cast<float>(option_number(o, "scaling", 1.0));
   w.dropout = static_cast<float>(option_number(o, "dropout", 0.0));
   if (option_bool(o, "useDora", false) && !magnitude) {

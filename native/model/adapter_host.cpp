@@ -1,5 +1,6 @@
 #include "model/adapter_host.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -49,17 +50,20 @@ void AdapterHost::add_lora(const std::string& module, const std::string& adapter
   nn::Linear& lin = linear(module);
   const std::string a = module + ".lora_A." + adapter + ".weight", b = module + ".lora_B." + adapter + ".weight";
   const std::string mag = module + ".lora_magnitude_vector." + adapter + ".weight";
+  // An A already registered (another module's, shared: see the binding's shareA) keeps its name.
+  const bool shared_a = w.a && params_.count(w.a->name) && params_.at(w.a->name) == w.a;
+  PEFT_CHECK(!shared_a || !w.magnitude, ErrorCode::Unsupported, "DoRA cannot share lora_A between modules (" + module + ")");
   for (const std::string& n : {a, b, mag})
     PEFT_CHECK(!params_.count(n), ErrorCode::Config, "The model already has a parameter " + n);
-  if (w.a) w.a->name = a;
+  if (w.a && !shared_a) w.a->name = a;
   if (w.b) w.b->name = b;
   if (w.magnitude) w.magnitude->name = mag;
   for (const nn::ParamPtr& param : {w.a, w.b, w.magnitude})
-    if (param) param->depth = module_depth(module);
+    if (param) param->depth = std::max(param->depth, module_depth(module));
   nn::LoraWeights copy = w;
   lin.add_lora(adapter, std::move(copy));
   for (const nn::ParamPtr& param : {w.a, w.b, w.magnitude})
-    if (param) params_[param->name] = param;
+    if (param && !(shared_a && param == w.a)) params_[param->name] = param;
 }
 
 void AdapterHost::add_ia3(const std::string& module, const std::string& adapter, nn::Ia3Weights w) {

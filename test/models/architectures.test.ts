@@ -7,13 +7,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { getPeftModel, loadModel, ropeInverseFrequencies, type Model } from '../../lib';
-import { checkModelGradients } from '../helpers/finite-diff';
+import { getPeftModel, loadAdapter, loadModel, ropeInverseFrequencies, type Model } from '../../lib';
+import { checkGradients, checkModelGradients } from '../helpers/finite-diff';
 import { GGML, writeGguf, bytesOf, type MetaValue } from '../helpers/gguf';
 import { llamaReferenceLogits } from '../helpers/llama-reference';
 import { STORIES_HF_DIR } from '../helpers/models';
 import { randomArray, rng } from '../helpers/random';
-import { f32Bytes, writeSafetensorsJs, type JsTensor } from '../helpers/safetensors-js';
+import { f32Bytes, parseSafetensors, writeSafetensorsJs, type JsTensor } from '../helpers/safetensors-js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -310,6 +310,115 @@ describe('Mixtral (sparse mixture of experts)', () => {
     expect(Object.keys(grads).length).toBe(sizes.layers * (EXPERTS * 3 + 1) * 2);
     expect(Object.keys(grads)).toContain('model.layers.0.block_sparse_moe.experts.2.w3.lora_B.default.weight');
     await expectCachedGreedy(peft, [1, 5, 7], 6, sizes.vocab);
+  });
+
+  describe("PEFT's target_parameters on the fused expert tensors (experts.gate_up_proj [E, 2I, H], experts.down_proj [E, H, I])", () => {
+    const R = 2, ALPHA = 3, SCALE = ALPHA / R;
+    const H = sizes.hidden, I = sizes.inter;
+    const TARGETS = ['mlp.experts.gate_up_proj', 'mlp.experts.down_proj'];
+    // PEFT's ParamWrapper layout: A [r·E, in], B [out, r·E]; gate_up_proj, listed first, is the inner wrapper.
+    const fileKey = (l: number, p: 'gate_up_proj' | 'down_proj', f: 'A' | 'B') =>
+      `base_model.model.model.layers.${l}.mlp.experts.${p === 'gate_up_proj' ? 'base_layer.' : ''}lora_${f}.weight`;
+    function adapterTensors(seed: number): Map<string, [number[], Float32Array]> {
+      const random = rng(seed);
+      const out = new Map<string, [number[], Float32Array]>();
+      for (let l = 0; l < sizes.layers; l++) {
+        for (const [p, rows, cols] of [['gate_up_proj', 2 * I, H], ['down_proj', H, I]] as const) {
+          out.set(fileKey(l, p, 'A'), [[R * EXPERTS, cols], randomArray(random, R * EXPERTS * cols, 0.5)]);
+          out.set(fileKey(l, p, 'B'), [[rows, R * EXPERTS], randomArray(random, rows * R * EXPERTS, 0.5)]);
+        }
+      }
+      return out;
+    }
+    /** delta_e = s · einsum("o r e, e r i -> e o i", B.reshape(out, r, E), A.reshape(E, r, in)), from PEFT's get_delta_weight. */
+    function delta(a: [number[], Float32Array], b: [number[], Float32Array], e: number): Float32Array {
+      const cols = a[0][1], rows = b[0][0];
+      const d = new Float32Array(rows * cols);
+      for (let o = 0; o < rows; o++) {
+        for (let i = 0; i < cols; i++) {
+          let sum = 0;
+          for (let k = 0; k < R; k++) sum += b[1][o * R * EXPERTS + k * EXPERTS + e] * a[1][(e * R + k) * cols + i];
+          d[o * cols + i] = SCALE * sum;
+        }
+      }
+      return d;
+    }
+    function writeAdapterDir(tensors: Map<string, [number[], Float32Array]>): string {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-adapter-'));
+      dirs.push(dir);
+      fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({
+        peft_type: 'LORA', r: R, lora_alpha: ALPHA, lora_dropout: 0, target_modules: null, target_parameters: TARGETS, bias: 'none',
+      }));
+      writeSafetensorsJs(path.join(dir, 'adapter_model.safetensors'), [...tensors].map(([k, [shape, v]]) => [k, { dtype: 'F32', shape, bytes: f32Bytes([...v]) }]));
+      return dir;
+    }
+
+    it('an adapter in PEFT\'s layout gives the logits of the base with its einsum delta added to every expert', async () => {
+      const tensors = adapterTensors(31);
+      const merged: Weights = new Map(weights);
+      const add = (name: string, d: Float32Array, rowOffset: number) => {
+        const [shape, w] = merged.get(name)!;
+        merged.set(name, [shape, w.map((v, j) => v + d[rowOffset * shape[1] + j])]);
+      };
+      for (let l = 0; l < sizes.layers; l++) {
+        for (let e = 0; e < EXPERTS; e++) {
+          const p = `model.layers.${l}.block_sparse_moe.experts.${e}.`;
+          const gateUp = delta(tensors.get(fileKey(l, 'gate_up_proj', 'A'))!, tensors.get(fileKey(l, 'gate_up_proj', 'B'))!, e);
+          add(p + 'w1.weight', gateUp, 0);  // the gate's rows first ...
+          add(p + 'w3.weight', gateUp, I);  // ... then the up projection's
+          add(p + 'w2.weight', delta(tensors.get(fileKey(l, 'down_proj', 'A'))!, tensors.get(fileKey(l, 'down_proj', 'B'))!, e), 0);
+        }
+      }
+      const peft = await loadAdapter(await load(), writeAdapterDir(tensors));
+      const ref = llamaReferenceLogits(peft.base.config, (n) => merged.get(n)![1], ids, ropeInverseFrequencies(peft.base.config)).flatMap((r) => Array.from(r));
+      const logits = Array.from((await peft.forward([ids])).toFloat32Array());
+      const scale = Math.max(...ref.map(Math.abs));
+      expect(Math.max(...ref.map((r, i) => Math.abs(r - logits[i])))).toBeLessThan(2e-5 * scale);
+      // The adapter changes the logits: the deltas are really applied.
+      const base = Array.from((await (await load()).forward([ids])).toFloat32Array());
+      expect(Math.max(...base.map((v, i) => Math.abs(v - logits[i])))).toBeGreaterThan(1e-2 * scale);
+      // Merged into the experts' weights (w3 through the shared A), the plain model gives the same logits.
+      const plain = Array.from((await peft.mergeAndUnload().forward([ids])).toFloat32Array());
+      expect(Math.max(...ref.map((r, i) => Math.abs(r - plain[i])))).toBeLessThan(2e-5 * scale);
+    });
+
+    it('saves back to the same keys and values, bit for bit', async () => {
+      const tensors = adapterTensors(32);
+      const peft = await loadAdapter(await load(), writeAdapterDir(tensors));
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-saved-'));
+      dirs.push(out);
+      await peft.saveAdapter(out);
+      const saved = parseSafetensors(path.join(out, 'adapter_model.safetensors')).tensors;
+      expect([...saved.keys()].sort()).toEqual([...tensors.keys()].sort());
+      for (const [k, [shape, v]] of tensors) {
+        expect(saved.get(k)!.shape).toEqual(shape);
+        expect(Buffer.from(saved.get(k)!.bytes).equals(Buffer.from(f32Bytes([...v])))).toBe(true);
+      }
+      const config = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8'));
+      expect([config.target_parameters, config.target_modules]).toEqual([TARGETS, null]);
+    });
+
+    it('a new adapter trains one A per expert shared by the gate and up rows, and its gradients match finite differences', async () => {
+      const peft = getPeftModel(await load(), { peft_type: 'LORA', r: R, lora_alpha: ALPHA, target_parameters: TARGETS, init_lora_weights: false }, { seed: 3 });
+      const names = Object.keys(peft.trainableParameters());
+      // Per layer and expert: w1's A (shared with w3), w1's and w3's halves of B, and down_proj's A and B: as many values as PEFT's.
+      expect(names.length).toBe(sizes.layers * EXPERTS * 5);
+      expect(names).not.toContain('model.layers.0.block_sparse_moe.experts.0.w3.lora_A.default.weight');
+      const values = Object.values(peft.trainableParameters()).reduce((n, t) => n + t.size, 0);
+      expect(values).toBe(sizes.layers * (R * EXPERTS * H + 2 * I * R * EXPERTS + R * EXPERTS * I + H * R * EXPERTS));
+      const { checked } = await checkGradients(peft, [ids], [ids], { h: 3e-3, only: (n) => n.includes('.experts.1.') && n.includes('layers.0') });
+      expect(checked).toBe(5 * 3);
+    });
+
+    it('refuses DoRA, dropout and parameters the model does not have', async () => {
+      const model = await load();
+      const make = (extra: Record<string, unknown>) => () => getPeftModel(model, { peft_type: 'LORA', r: R, target_parameters: TARGETS, ...extra } as never);
+      expect(make({ use_dora: true })).toThrow(expect.objectContaining({ code: 'E_UNSUPPORTED' }));
+      expect(make({ lora_dropout: 0.1 })).toThrow(expect.objectContaining({ code: 'E_UNSUPPORTED' }));
+      expect(make({ target_parameters: ['mlp.experts.up_proj'] })).toThrow(/names no fused expert parameter/);
+      const dense = await loadModel(STORIES_HF_DIR);
+      expect(() => getPeftModel(dense, { peft_type: 'LORA', r: R, target_parameters: TARGETS })).toThrow(/no mixture-of-experts/);
+    });
   });
 
   it('router_jitter_noise is refused with E_UNSUPPORTED', async () => {
