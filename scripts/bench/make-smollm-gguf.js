@@ -97,9 +97,11 @@ function encode(values, dtype) {
  * (ffn_up, gate rows first); 'gemma2' has four norms per block (stored as 1 + w, as llama.cpp's
  * converter writes them), a window of 4 on every other layer and soft-capped scores (5) and logits (3);
  * `experts` > 0 makes a Mixtral (a llama-architecture file with the top 2 of `experts` SwiGLU experts,
- * stacked as ffn_{gate,up,down}_exps, and the router ffn_gate_inp); `std` is the matrices' standard deviation.
+ * stacked as ffn_{gate,up,down}_exps, and the router ffn_gate_inp); `std` is the matrices' standard deviation;
+ * `overrides` replaces the values of `<arch>.*` keys, by name without the prefix (tests perturb
+ * rope.freq_base with it).
  */
-function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02, experts = 0 }) {
+function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02, experts = 0, overrides = {} }) {
   const s = { ...SMOLLM_135M, ...shapes };
   const { tokens, merges, types } = vocabulary(s.vocab);
   const key = (name) => `${arch}.${name}`;
@@ -136,6 +138,11 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
     ['tokenizer.ggml.eos_token_id', { type: 'u32', value: 0 }],
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: false }],
   ];
+  for (const [name, value] of Object.entries(overrides)) {
+    const entry = metadata.find(([k]) => k === key(name));
+    if (!entry) throw new Error(`no metadata key ${key(name)} to override`);
+    entry[1] = { ...entry[1], value };
+  }
   let seedOf = seed;
   const matrix = (name, rows, cols) => ({ name, shape: [rows, cols], type: dtype, bytes: () => encode(randomValues(rows * cols, std, seedOf++), dtype) });
   const randomNorm = (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(randomValues(s.hidden, 0.3, seedOf++).map((v) => 1 + v), 'F32') });

@@ -1,8 +1,13 @@
 // Greedy continuation with node-llama-cpp (llama.cpp), for comparing our outputs with llama.cpp's.
 // Usage: node llama-cpp-greedy.mjs <node-llama-cpp dir> <model.gguf> <lora.gguf or ""> <prompt ids JSON> <n> [probabilities]
-// Prints {"tokens": [...]} on stdout; with the word `probabilities` as the sixth argument also
-// {"probabilities": [[p(token 0), p(token 1), ...], ...]}: llama.cpp's next-token distribution after
-// the prompt and after each generated token but the last (one row per generated token, the row it was chosen from).
+// Prints {"tokens": [...]} on stdout: llama.cpp's greedy tokens with its default context (f16 KV
+// cache, flash attention "auto"). With the word `probabilities` as the sixth argument, also
+// {"f32": {"tokens": [...], "probabilities": [[p(token 0), p(token 1), ...], ...]}}: the same
+// continuation from a context that keeps its KV cache in f32 and runs attention without flash
+// attention, and with it the next-token distribution each token was chosen from (after the prompt,
+// then after each generated token but the last). The f16 cache and the flash-attention kernel round
+// keys, values (and, in the kernel, queries) to f16, which moves log-probabilities by ~1e-2 on these
+// models; the f32 context leaves only llama.cpp's arithmetic (f32, with its f16 GELU table).
 //
 // Why these are the model's own probabilities: at temperature 0 node-llama-cpp's sampler chain is
 // llama.cpp's greedy sampler alone (no top-k / top-p / min-p / temperature; no repeat penalty, grammar
@@ -13,14 +18,12 @@ import { pathToFileURL } from 'node:url';
 import * as path from 'node:path';
 
 const [moduleDir, modelPath, loraPath, promptJson, n, extra] = process.argv.slice(2);
-const withProbabilities = extra === 'probabilities';
+const prompt = JSON.parse(promptJson);
 const { getLlama, LlamaLogLevel } = await import(pathToFileURL(path.join(moduleDir, 'dist', 'index.js')).href);
 const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
 const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
-const kv = process.env.KVT ? { experimentalKvCacheKeyType: process.env.KVT, experimentalKvCacheValueType: process.env.KVT } : {};
-const fa = process.env.FA ? { flashAttention: process.env.FA === '1' } : {};
-const context = await model.createContext({ contextSize: 256, batchSize: 64, threads: 1, ...kv, ...fa, ...(loraPath ? { lora: { adapters: [{ filePath: loraPath }] } } : {}) });
-const sequence = context.getSequence();
+const lora = loraPath ? { lora: { adapters: [{ filePath: loraPath }] } } : {};
+const F32 = { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', flashAttention: false };
 
 /** The Map node-llama-cpp returns (token → probability, every token of the vocabulary) as a dense row. */
 function denseRow(probabilities) {
@@ -32,15 +35,23 @@ function denseRow(probabilities) {
   return row;
 }
 
-const tokens = [];
-const probabilities = [];
-const options = { temperature: 0 };  // greedy; see above for why the probabilities stay unmodified
-for await (const out of sequence.evaluateWithMetadata(JSON.parse(promptJson), { probabilities: withProbabilities }, options)) {
-  tokens.push(out.token);
-  if (withProbabilities) probabilities.push(denseRow(out.probabilities));
-  if (tokens.length >= Number(n)) break;
+/** n greedy tokens (fewer if an end-of-generation token comes first) and, if asked, their distributions. */
+async function greedy(contextOptions, withProbabilities) {
+  const context = await model.createContext({ contextSize: 256, batchSize: 64, threads: 1, ...lora, ...contextOptions });
+  const tokens = [];
+  const probabilities = [];
+  const options = { temperature: 0 };  // greedy; see above for why the probabilities stay unmodified
+  for await (const out of context.getSequence().evaluateWithMetadata(prompt, { probabilities: withProbabilities }, options)) {
+    tokens.push(out.token);
+    if (withProbabilities) probabilities.push(denseRow(out.probabilities));
+    if (tokens.length >= Number(n)) break;
+  }
+  await context.dispose();
+  return withProbabilities ? { tokens, probabilities } : { tokens };
 }
-console.log(JSON.stringify(withProbabilities ? { tokens, probabilities } : { tokens }));
-await context.dispose();
+
+const result = await greedy({}, false);
+if (extra === 'probabilities') result.f32 = await greedy(F32, true);
+console.log(JSON.stringify(result));
 await model.dispose();
 await llama.dispose();
