@@ -1,5 +1,5 @@
 /**
- * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Mixtral, Qwen2, Qwen3, Phi-3, SmolLM), read from
+ * Model configurations: the decoder-only Llama family (Llama 2/3, Mistral, Mixtral, Qwen2, Qwen3, Phi-3, SmolLM, Gemma 2/3), read from
  * a Hugging Face `config.json` or from GGUF metadata, with RoPE frequencies as transformers computes
  * them (`default`, `linear` and `llama3` rope_scaling).
  */
@@ -334,14 +334,46 @@ function gemma2FromGguf(source: string, num: (key: string) => unknown, layers: n
 }
 
 /**
+ * Gemma 3's fields in a `gemma3` GGUF file as llama.cpp reads them (src/models/gemma3.cpp), under
+ * the names the HF gemma3_text path gives them. The window (attention.sliding_window; absent or 0:
+ * none, every layer global) falls on all but every `attention.sliding_window_pattern`-th layer
+ * (default 6, as transformers' sliding_window_pattern; llama.cpp takes it only as a scalar and
+ * falls back to 6 for an array, and so do we). Those layers use rope.freq_base_swa (default 10000)
+ * without rope.scaling, which applies to the global layers only. Queries scale by head_dim^-½ except
+ * at 62 layers (27B), where llama.cpp, like the published config, uses (hidden / heads)^-½: set
+ * explicitly so the config equals the HF one. No attention soft-cap; the final one is optional.
+ */
+function gemma3FromGguf(source: string, num: (key: string) => unknown, sizes: { layers: number; hidden: number; heads: number; headDim: number; window: boolean }): Partial<LlamaConfig> {
+  const optional = (key: string) => {
+    const v = num(key);
+    return v === undefined || v === 0 ? undefined : positiveNumber(source, { [key]: v }, key);
+  };
+  const rawPattern = num('attention.sliding_window_pattern');
+  const pattern = rawPattern === undefined || Array.isArray(rawPattern) ? 6 : nonNegativeInt(source, 'gemma3.attention.sliding_window_pattern', rawPattern);
+  // llama_hparams::set_swa_pattern: layer l slides when l % pattern < pattern − 1 (pattern 0: all do).
+  const slides = (l: number) => sizes.window && (pattern === 0 || l % pattern < pattern - 1);
+  return {
+    slidingLayers: Array.from({ length: sizes.layers }, (_, l) => slides(l)),
+    ropeLocalTheta: optional('rope.freq_base_swa') ?? 10000,
+    queryPreAttnScalar: sizes.layers === 62 ? sizes.hidden / sizes.heads : sizes.headDim,
+    finalLogitSoftcapping: optional('final_logit_softcapping'),
+  };
+}
+
+function nonNegativeInt(source: string, field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) bad(source, field, 'a non-negative integer', v);
+  return v;
+}
+
+/**
  * A Llama-family config from GGUF metadata (`general.architecture` and `<arch>.*` keys). The vocabulary
  * size comes from the embedded token list; `hasOutputWeight` says whether the file has a separate
  * output head (otherwise it is tied to the embeddings).
  */
 export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeight: boolean, source = 'the GGUF file'): LlamaConfig {
   const arch = metadata['general.architecture'];
-  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2'].includes(arch)) {
-    throw new PeftError(`Expected general.architecture llama, mistral, qwen2, qwen3, phi3 or gemma2 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
+  if (typeof arch !== 'string' || !['llama', 'mistral', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'gemma3'].includes(arch)) {
+    throw new PeftError(`Expected general.architecture llama, mistral, qwen2, qwen3, phi3, gemma2 or gemma3 in ${source} but received ${preview(arch)}`, 'E_UNSUPPORTED');
   }
   const num = (key: string) => {
     const v = metadata[`${arch}.${key}`];
@@ -363,19 +395,23 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
   };
   const hiddenSize = positiveInt(source, get, 'hidden_size', undefined, LIMITS.width);
   const numHeads = positiveInt(source, get, 'num_attention_heads', undefined, LIMITS.heads);
+  const numLayers = positiveInt(source, get, 'num_hidden_layers', undefined, LIMITS.layers);
+  const headDim = positiveInt(source, get, 'head_dim', hiddenSize / numHeads, LIMITS.width);
+  const window = num('attention.sliding_window');
   const scalingType = metadata[`${arch}.rope.scaling.type`];
   const scalingFactor = num('rope.scaling.factor');
   const bos = num('tokenizer.ggml.bos_token_id') ?? metadata['tokenizer.ggml.bos_token_id'];
   const eos = metadata['tokenizer.ggml.eos_token_id'];
   return checkHeads(source, {
     architecture: 'llama',
-    modelType: arch,
+    // The native side picks Gemma 3's spec by the HF name (a gemma3 GGUF holds the text model only).
+    modelType: arch === 'gemma3' ? 'gemma3_text' : arch,
     hiddenSize,
     intermediateSize: positiveInt(source, get, 'intermediate_size', undefined, LIMITS.width),
-    numLayers: positiveInt(source, get, 'num_hidden_layers', undefined, LIMITS.layers),
+    numLayers,
     numHeads,
     numKvHeads: positiveInt(source, get, 'num_key_value_heads', undefined, LIMITS.heads),
-    headDim: positiveInt(source, get, 'head_dim', hiddenSize / numHeads, LIMITS.width),
+    headDim,
     vocabSize: positiveInt(source, get, 'vocab_size', undefined, LIMITS.vocab),
     rmsNormEps: positiveNumber(source, get, 'rms_norm_eps'),
     ropeTheta: positiveNumber(source, get, 'rope_theta'),
@@ -387,12 +423,13 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     tieWordEmbeddings: !hasOutputWeight,
     attentionBias: arch === 'qwen2',
     mlpBias: false,
-    qkNorm: arch === 'qwen3',
-    // llama.cpp's llama-architecture files carry none; phi3 files may.
-    slidingWindow: num('attention.sliding_window') ? positiveInt(source, { sliding_window: num('attention.sliding_window') }, 'sliding_window', undefined, 1 << 30) : undefined,
+    qkNorm: arch === 'qwen3' || arch === 'gemma3',
+    // llama.cpp's llama-architecture files carry none; phi3 and gemma3 files may.
+    slidingWindow: window ? positiveInt(source, { sliding_window: window }, 'sliding_window', undefined, 1 << 30) : undefined,
     fusedProjections: arch === 'phi3',
     ...expertsFromGguf(source, num),
-    ...(arch === 'gemma2' ? gemma2FromGguf(source, num, positiveInt(source, get, 'num_hidden_layers', undefined, LIMITS.layers)) : {}),
+    ...(arch === 'gemma2' ? gemma2FromGguf(source, num, numLayers) : {}),
+    ...(arch === 'gemma3' ? gemma3FromGguf(source, num, { layers: numLayers, hidden: hiddenSize, heads: numHeads, headDim, window: Boolean(window) }) : {}),
     bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
     eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,
   });

@@ -96,6 +96,11 @@ function encode(values, dtype) {
  * q/k norms (attn_q_norm / attn_k_norm, weights 1 ± 0.3); 'phi3' fuses q/k/v (attn_qkv) and gate/up
  * (ffn_up, gate rows first); 'gemma2' has four norms per block (stored as 1 + w, as llama.cpp's
  * converter writes them), a window of 4 on every other layer and soft-capped scores (5) and logits (3);
+ * 'gemma3' has Gemma 3's six norms per block (the four of Gemma 2 and per-head attn_q_norm / attn_k_norm),
+ * every one random and stored as 1 + w as llama.cpp's converter writes them (any tensor named *norm.weight),
+ * a window of 4 on all but every sixth layer (llama.cpp's default pattern; no
+ * attention.sliding_window_pattern key, as the converter writes none), global RoPE base 1e6 with linear
+ * scaling 2 and local base (rope.freq_base_swa) 1000, and no soft-caps;
  * `experts` > 0 makes a Mixtral (a llama-architecture file with the top 2 of `experts` SwiGLU experts,
  * stacked as ffn_{gate,up,down}_exps, and the router ffn_gate_inp); `std` is the matrices' standard deviation;
  * `overrides` replaces the values of `<arch>.*` keys, by name without the prefix (tests perturb
@@ -103,6 +108,7 @@ function encode(values, dtype) {
  */
 function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02, experts = 0, overrides = {} }) {
   const s = { ...SMOLLM_135M, ...shapes };
+  const gemma3 = arch === 'gemma3';
   const { tokens, merges, types } = vocabulary(s.vocab);
   const key = (name) => `${arch}.${name}`;
   const metadata = [
@@ -118,7 +124,7 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
     [key('attention.key_length'), { type: 'u32', value: s.headDim }],
     [key('attention.value_length'), { type: 'u32', value: s.headDim }],
     [key('rope.dimension_count'), { type: 'u32', value: s.headDim }],
-    [key('rope.freq_base'), { type: 'f32', value: 10000 }],
+    [key('rope.freq_base'), { type: 'f32', value: gemma3 ? 1e6 : 10000 }],
     [key('attention.layer_norm_rms_epsilon'), { type: 'f32', value: 1e-5 }],
     [key('vocab_size'), { type: 'u32', value: s.vocab }],
     ...(experts ? [[key('expert_count'), { type: 'u32', value: experts }], [key('expert_used_count'), { type: 'u32', value: 2 }]] : []),
@@ -127,6 +133,14 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
           [key('attention.sliding_window'), { type: 'u32', value: 4 }],
           [key('attn_logit_softcapping'), { type: 'f32', value: 5 }],
           [key('final_logit_softcapping'), { type: 'f32', value: 3 }],
+        ]
+      : []),
+    ...(gemma3
+      ? [
+          [key('attention.sliding_window'), { type: 'u32', value: 4 }],
+          [key('rope.freq_base_swa'), { type: 'f32', value: 1000 }],
+          [key('rope.scaling.type'), { type: 'string', value: 'linear' }],
+          [key('rope.scaling.factor'), { type: 'f32', value: 2 }],
         ]
       : []),
     ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
@@ -147,7 +161,8 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
   const matrix = (name, rows, cols) => ({ name, shape: [rows, cols], type: dtype, bytes: () => encode(randomValues(rows * cols, std, seedOf++), dtype) });
   const randomNorm = (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(randomValues(s.hidden, 0.3, seedOf++).map((v) => 1 + v), 'F32') });
   const headNorm = (name) => ({ name, shape: [s.headDim], type: 'F32', bytes: () => encode(randomValues(s.headDim, 0.3, seedOf++).map((v) => 1 + v), 'F32') });
-  const norm = (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(new Float32Array(s.hidden).fill(1), 'F32') });
+  // Gemma 3's norms are all random, so that a missed 1 + w shift on any of them shows.
+  const norm = gemma3 ? randomNorm : (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(new Float32Array(s.hidden).fill(1), 'F32') });
   const q = s.heads * s.headDim;
   const kv = s.kvHeads * s.headDim;
   const tensors = [matrix('token_embd.weight', s.vocab, s.hidden)];
@@ -166,12 +181,12 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
       norm(`blk.${l}.attn_norm.weight`),
       ...attention,
       matrix(`blk.${l}.attn_output.weight`, s.hidden, q),
-      ...(arch === 'qwen3' ? [headNorm(`blk.${l}.attn_q_norm.weight`), headNorm(`blk.${l}.attn_k_norm.weight`)] : []),
-      ...(arch === 'gemma2' ? [randomNorm(`blk.${l}.post_attention_norm.weight`)] : []),
+      ...(arch === 'qwen3' || gemma3 ? [headNorm(`blk.${l}.attn_q_norm.weight`), headNorm(`blk.${l}.attn_k_norm.weight`)] : []),
+      ...(arch === 'gemma2' || gemma3 ? [randomNorm(`blk.${l}.post_attention_norm.weight`)] : []),
       norm(`blk.${l}.ffn_norm.weight`),
       ...mlp,
       experts ? stacked(`blk.${l}.ffn_down_exps.weight`, s.hidden, s.ffn) : matrix(`blk.${l}.ffn_down.weight`, s.hidden, s.ffn),
-      ...(arch === 'gemma2' ? [randomNorm(`blk.${l}.post_ffw_norm.weight`)] : []),
+      ...(arch === 'gemma2' || gemma3 ? [randomNorm(`blk.${l}.post_ffw_norm.weight`)] : []),
     );
   }
   tensors.push(norm('output_norm.weight')); // no output.weight: tied to the embeddings

@@ -6,11 +6,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { getPeftModel, loadModel, ropeInverseFrequencies, Tensor, tensor, type Model } from '../../lib';
+import { configFromGguf, configFromHf, getPeftModel, loadModel, readGguf, ropeInverseFrequencies, Tensor, tensor, type Model } from '../../lib';
 import { checkModelGradients } from '../helpers/finite-diff';
 import { gemmaReferenceLogits } from '../helpers/gemma-reference';
 import { randomArray, rng } from '../helpers/random';
 import { f32Bytes, writeSafetensorsJs, type JsTensor } from '../helpers/safetensors-js';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { makeSmollmGguf } = require('../../scripts/bench/make-smollm-gguf');
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
@@ -150,4 +153,57 @@ describe.each([
 it('the multimodal Gemma 3 (model_type gemma3) is refused with E_UNSUPPORTED naming the text-only type', async () => {
   const dir = writeDir({ ...GEMMA3, model_type: 'gemma3' }, makeWeights(true, 1));
   await expect(loadModel(dir)).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringContaining('gemma3_text') });
+});
+
+// llama.cpp's `gemma3` GGUF architecture (scripts/bench/make-smollm-gguf.js writes it as llama.cpp's
+// converter does): its metadata reads to the config of the equivalent config.json.
+describe('Gemma 3 GGUF (general.architecture gemma3)', () => {
+  const SHAPES = { hidden: 16, layers: 7, heads: 4, kvHeads: 2, headDim: 8, ffn: 24, vocab: 300, context: 64 };
+  // The config.json llama.cpp's converter would have made the file from (transformers' names and meanings).
+  const HF = {
+    model_type: 'gemma3_text', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 7, num_attention_heads: 4,
+    num_key_value_heads: 2, head_dim: 8, vocab_size: 300, max_position_embeddings: 64, rms_norm_eps: Math.fround(1e-5),
+    hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: 8, sliding_window: 4, sliding_window_pattern: 6,
+    rope_theta: 1e6, rope_local_base_freq: 1000, rope_scaling: { rope_type: 'linear', factor: 2 }, bos_token_id: 0, eos_token_id: 0,
+  };
+  const file = (() => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma3-gguf-'));
+    dirs.push(dir);
+    return makeSmollmGguf({ out: path.join(dir, 'model.gguf'), shapes: SHAPES, arch: 'gemma3', std: 0.3, seed: 3 }) as string;
+  })();
+  const metadataOf = () => {
+    const g = readGguf(file);
+    const m = { ...g.metadata } as Record<string, unknown>;
+    g.dispose();
+    return m;
+  };
+
+  it('reads to the config of the equivalent config.json', () => {
+    const config = configFromGguf(metadataOf(), false);
+    expect(config).toEqual(configFromHf(HF));
+    expect(config.slidingLayers).toEqual([true, true, true, true, true, false, true]);
+  });
+
+  it('follows llama.cpp for the keys it may lack or vary: pattern, window, local base, 27B\'s scale', () => {
+    const base = metadataOf();
+    const read = (change: Record<string, unknown>) => {
+      const m = { ...base, ...change };
+      for (const [k, v] of Object.entries(change)) if (v === undefined) delete m[k];
+      return configFromGguf(m, false);
+    };
+    expect(read({ 'gemma3.attention.sliding_window_pattern': 3 }).slidingLayers).toEqual([true, true, false, true, true, false, true]);
+    expect(read({ 'gemma3.attention.sliding_window_pattern': 0 }).slidingLayers).toEqual(new Array(7).fill(true));
+    // llama.cpp reads the pattern as a scalar only; an array leaves its default of 6.
+    expect(read({ 'gemma3.attention.sliding_window_pattern': [true, false] }).slidingLayers).toEqual([true, true, true, true, true, false, true]);
+    expect(() => read({ 'gemma3.attention.sliding_window_pattern': -1 })).toThrow(/non-negative integer for gemma3.attention.sliding_window_pattern/);
+    // No window (or 0): every layer global, with the global RoPE.
+    for (const w of [undefined, 0]) {
+      const c = read({ 'gemma3.attention.sliding_window': w });
+      expect([c.slidingWindow, c.slidingLayers]).toEqual([undefined, new Array(7).fill(false)]);
+    }
+    expect(read({ 'gemma3.rope.freq_base_swa': undefined }).ropeLocalTheta).toBe(10000);
+    expect(read({ 'gemma3.final_logit_softcapping': 30 }).finalLogitSoftcapping).toBe(30);
+    // 62 layers is 27B to llama.cpp: queries scale by (hidden / heads)^-½, as its config.json says (168 there).
+    expect(read({ 'gemma3.block_count': 62 }).queryPreAttnScalar).toBe(SHAPES.hidden / SHAPES.heads);  // 4, not head_dim 8
+  });
 });
