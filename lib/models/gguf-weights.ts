@@ -36,7 +36,7 @@ const GEMMA2_NAMES: Record<string, string> = {
 
 /** The Hugging Face name of a llama.cpp tensor name (of a file of `arch`), or undefined for tensors we do not use. */
 export function huggingFaceName(ggufName: string, arch = 'llama'): string | undefined {
-  const names = arch === 'phi3' ? PHI3_NAMES : arch === 'gemma2' ? GEMMA2_NAMES : LAYER_NAMES;
+  const names = arch === 'phi3' ? PHI3_NAMES : arch === 'gemma2' || arch === 'gemma3_text' ? GEMMA2_NAMES : LAYER_NAMES;
   if (ggufName === 'token_embd.weight') return 'model.embed_tokens.weight';
   if (ggufName === 'output_norm.weight') return 'model.norm.weight';
   if (ggufName === 'output.weight') return 'lm_head.weight';
@@ -112,8 +112,11 @@ export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<s
       t.dispose();
       t = f32;
     }
-    // llama.cpp's converter stores Gemma's norm weights as 1 + w; the model keeps Hugging Face's w.
-    if (config.modelType === 'gemma2' && /(layernorm|model\.norm)\.weight$/.test(name)) t = tensor(t.toFloat32Array().map((v) => v - 1), [...t.shape]);
+    // llama.cpp's converter stores Gemma's norm weights as 1 + w (Gemma 3's per-head q/k norms too:
+    // it shifts every *norm.weight); the model keeps Hugging Face's w.
+    if ((config.modelType === 'gemma2' || config.modelType === 'gemma3_text') && /(layernorm|model\.norm|q_norm|k_norm)\.weight$/.test(name)) {
+      t = tensor(t.toFloat32Array().map((v) => v - 1), [...t.shape]);
+    }
     if (permuted && /q_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numHeads);
     if (permuted && /k_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numKvHeads);
     weights.set(name, t);

@@ -17,7 +17,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import type { Model } from '../models/model';
 import { tensor, Tensor } from '../tensor';
 import type { AdapterState, AdapterTensors } from './attach';
-import { modulesToSave } from './attach';
+import { adapterWeights, modulesToSave } from './attach';
 import { normalizeConfig, type PeftConfig } from './config';
 import { expertFileTensors, expertParts } from './expert-params';
 import { FILE_PREFIX, ia3Vector, loraA, loraB, loraMagnitude, moduleOf, promptEmbeddings } from './names';
@@ -33,33 +33,32 @@ function reshaped(t: Tensor, shape: number[]): Tensor {
 export function adapterFileTensors(model: Model, state: AdapterState): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   const { name, config } = state;
-  // The native layers' current tensors (a parameter's storage can have been replaced since attaching).
-  for (const p of model.nativeModel.parameters()) if (state.weights.has(p.name)) state.weights.set(p.name, new Tensor(p.tensor));
+  const weights = adapterWeights(model, state);
   const experts = state.experts ?? [];
-  if (experts.length && config.peft_type === 'LORA') Object.assign(out, expertFileTensors(experts, config.r!, name, state.weights));
+  if (experts.length && config.peft_type === 'LORA') Object.assign(out, expertFileTensors(experts, config.r!, name, weights));
   const expertModules = new Set(experts.flatMap((t) => Array.from({ length: t.experts }, (_, e) => expertParts(t, e, name).map((p) => p.module)).flat()));
   for (const module of state.modules) {
     if (expertModules.has(module)) continue;
-    const ea = state.weights.get(`${module}.lora_embedding_A.${name}`);
+    const ea = weights.get(`${module}.lora_embedding_A.${name}`);
     if (ea) {
       out[`${FILE_PREFIX}${module}.lora_embedding_A`] = ea;
-      out[`${FILE_PREFIX}${module}.lora_embedding_B`] = state.weights.get(`${module}.lora_embedding_B.${name}`)!;
+      out[`${FILE_PREFIX}${module}.lora_embedding_B`] = weights.get(`${module}.lora_embedding_B.${name}`)!;
     }
-    const a = state.weights.get(loraA(module, name));
+    const a = weights.get(loraA(module, name));
     if (a) {
       out[`${FILE_PREFIX}${module}.lora_A.weight`] = a;
-      out[`${FILE_PREFIX}${module}.lora_B.weight`] = state.weights.get(loraB(module, name))!;
-      const magnitude = state.weights.get(loraMagnitude(module, name));
+      out[`${FILE_PREFIX}${module}.lora_B.weight`] = weights.get(loraB(module, name))!;
+      const magnitude = weights.get(loraMagnitude(module, name));
       if (magnitude) out[`${FILE_PREFIX}${module}.lora_magnitude_vector`] = magnitude;
     }
-    const l = state.weights.get(ia3Vector(module, name));
+    const l = weights.get(ia3Vector(module, name));
     if (l) out[`${FILE_PREFIX}${module}.ia3_l`] = reshaped(l, state.feedforward.has(module) ? [1, l.size] : [l.size, 1]);
   }
-  for (const [param, value] of state.weights) {
+  for (const [param, value] of weights) {
     const m = /^((?:model\.layers|transformer\.h|bert\.encoder\.layer)\.\d+\.(?:attn|mlp)_adapter\.adapter_(?:down|up))\.[^.]+\.(weight|bias)$/.exec(param);
     if (m) out[`${FILE_PREFIX}${m[1]}.${m[2]}`] = value;
   }
-  const prompt = state.weights.get(promptEmbeddings(name)) ?? state.weights.get(`prefix_kv.${name}`);
+  const prompt = weights.get(promptEmbeddings(name)) ?? weights.get(`prefix_kv.${name}`);
   if (prompt) out.prompt_embeddings = prompt;
   const saved = new Set(modulesToSave(model, config));
   for (const [param, value] of state.copies) {

@@ -31,8 +31,11 @@ export interface AdapterState {
   config: PeftConfig;
   /** Modules holding this adapter's LoRA or IA3 weights. */
   modules: string[];
-  /** Native parameter name → tensor, for the weights the native layers hold. */
-  weights: Map<string, Tensor>;
+  /**
+   * The native parameters this adapter owns, by name. Their values live only in the native model
+   * (which holds the one parameter list); adapterWeights() reads them when needed.
+   */
+  paramNames: Set<string>;
   /** Base parameter name → this adapter's copy, swapped in while the adapter is active. */
   copies: Map<string, Tensor>;
   /** IA3: the modules whose input (not output) is scaled. */
@@ -354,6 +357,13 @@ function attachPromptEncoder(model: Model, name: string, config: PromptEncoderCo
   return encoder;
 }
 
+/** An adapter's native parameters as they are now, by name. */
+export function adapterWeights(model: Model, state: AdapterState): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const p of model.nativeModel.parameters()) if (state.paramNames.has(p.name)) out.set(p.name, new Tensor(p.tensor));
+  return out;
+}
+
 /** Attaches adapter `name` to the model and returns its state. */
 export function attachAdapter(model: Model, name: string, config: PeftConfig, seed: number, loaded?: AdapterTensors): AdapterState {
   checkAdapterName(name);
@@ -420,7 +430,6 @@ export function attachAdapter(model: Model, name: string, config: PeftConfig, se
   mine.add(promptEmbeddings(name));
   mine.add(`prefix_kv.${name}`);
   const bottleneck = new RegExp(`^(?:model\\.layers|transformer\\.h|bert\\.encoder\\.layer)\\.\\d+\\.(attn|mlp)_adapter\\.adapter_(down|up)\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(weight|bias)$`);
-  const weights = new Map<string, Tensor>();
-  for (const p of model.nativeModel.parameters()) if (mine.has(p.name) || bottleneck.test(p.name)) weights.set(p.name, new Tensor(p.tensor));
-  return { name, config, modules, weights, copies, feedforward, encoder, encoderOutput, trainable: !config.inference_mode, ...(experts ? { experts } : {}) };
+  const paramNames = new Set(model.nativeModel.parameters().filter((p) => mine.has(p.name) || bottleneck.test(p.name)).map((p) => p.name));
+  return { name, config, modules, paramNames, copies, feedforward, encoder, encoderOutput, trainable: !config.inference_mode, ...(experts ? { experts } : {}) };
 }

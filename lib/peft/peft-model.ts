@@ -136,7 +136,7 @@ export class PeftModel {
     if (this.merged.includes(name)) throw new PeftError(`Unmerge adapter ${name} before deleting it`, 'E_CONFIG');
     this.restoreOriginals();
     // LayerNorm tuning and BitFit hold only copies of base parameters: nothing native to delete.
-    if (s.weights.size > 0) this.base.nativeModel.deleteAdapter(name);
+    if (s.paramNames.size > 0) this.base.nativeModel.deleteAdapter(name);
     this.adapters.delete(name);
     if (this.active === name) this.active = this.adapters.keys().next().value ?? DEFAULT_ADAPTER;
     this.applyState();
@@ -369,7 +369,7 @@ export class PeftModel {
     this.idle('dispose()');
     if (!this.unloaded) this.base.dispose();  // first: refuses (E_BUSY) before anything is freed
     for (const s of this.adapters.values()) {
-      for (const t of [...s.weights.values(), ...s.copies.values(), ...(s.encoder?.params.map((p) => p.tensor) ?? [])]) t.dispose();
+      for (const t of [...s.copies.values(), ...(s.encoder?.params.map((p) => p.tensor) ?? [])]) t.dispose();
     }
     for (const t of [...this.originals.values(), ...(this.encoderGrads?.values() ?? [])]) t.dispose();
     this.adapters.clear();
@@ -455,7 +455,6 @@ export class PeftModel {
     const tokens = (s.config as { num_virtual_tokens: number }).num_virtual_tokens;
     const value = tensor(out, [tokens, out.length / tokens]);
     this.base.nativeModel.setParameterValue(s.encoderOutput!, handleOf(value, s.encoderOutput!));
-    s.weights.set(s.encoderOutput!, value);
   }
 
   /** The active adapter's copies are the live base parameters: take their current storage. */
@@ -502,7 +501,7 @@ export class PeftModel {
         this.base.replaceParameter(name, copy);
       }
     }
-    const trains = (name: string) => Boolean(active && active.trainable && this.training && (active.weights.has(name) || active.copies.has(name)));
+    const trains = (name: string) => Boolean(active && active.trainable && this.training && (active.paramNames.has(name) || active.copies.has(name)));
     for (const p of nativeModel.parameters()) {
       if (p.trainable !== trains(p.name)) nativeModel.setTrainable(p.name, trains(p.name));
     }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { configFromGguf, configFromHf, getPeftModel, loadModel, readGguf, ropeInverseFrequencies, Tensor, tensor, type Model } from '../../lib';
 import { checkModelGradients } from '../helpers/finite-diff';
 import { gemmaReferenceLogits } from '../helpers/gemma-reference';
+import { GGML, parseGguf } from '../helpers/gguf';
 import { randomArray, rng } from '../helpers/random';
 import { f32Bytes, writeSafetensorsJs, type JsTensor } from '../helpers/safetensors-js';
 
@@ -156,7 +157,10 @@ it('the multimodal Gemma 3 (model_type gemma3) is refused with E_UNSUPPORTED nam
 });
 
 // llama.cpp's `gemma3` GGUF architecture (scripts/bench/make-smollm-gguf.js writes it as llama.cpp's
-// converter does): its metadata reads to the config of the equivalent config.json.
+// converter does): its metadata reads to the config of the equivalent config.json, and the file's
+// weights, read here by the test's own GGUF parser, renamed and unshifted by llama.cpp's rules, give
+// the float64 reference's logits and the HF directory's. node-llama-cpp's tokens and distributions
+// for the same kind of file: test/models/llama-cpp-interop.test.ts.
 describe('Gemma 3 GGUF (general.architecture gemma3)', () => {
   const SHAPES = { hidden: 16, layers: 7, heads: 4, kvHeads: 2, headDim: 8, ffn: 24, vocab: 300, context: 64 };
   // The config.json llama.cpp's converter would have made the file from (transformers' names and meanings).
@@ -166,6 +170,7 @@ describe('Gemma 3 GGUF (general.architecture gemma3)', () => {
     hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: 8, sliding_window: 4, sliding_window_pattern: 6,
     rope_theta: 1e6, rope_local_base_freq: 1000, rope_scaling: { rope_type: 'linear', factor: 2 }, bos_token_id: 0, eos_token_id: 0,
   };
+  const ids = [1, 200, 37, 5, 299, 12, 64, 3, 150, 9];  // longer than the window of 4
   const file = (() => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma3-gguf-'));
     dirs.push(dir);
@@ -205,5 +210,49 @@ describe('Gemma 3 GGUF (general.architecture gemma3)', () => {
     expect(read({ 'gemma3.final_logit_softcapping': 30 }).finalLogitSoftcapping).toBe(30);
     // 62 layers is 27B to llama.cpp: queries scale by (hidden / heads)^-½, as its config.json says (168 there).
     expect(read({ 'gemma3.block_count': 62 }).queryPreAttnScalar).toBe(SHAPES.hidden / SHAPES.heads);  // 4, not head_dim 8
+  });
+
+  // llama.cpp's names for Gemma 3's block tensors (gguf-py's tensor_mapping.py and constants.py).
+  const BLOCK_NAMES: Record<string, string> = {
+    attn_norm: 'input_layernorm', attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj',
+    attn_output: 'self_attn.o_proj', attn_q_norm: 'self_attn.q_norm', attn_k_norm: 'self_attn.k_norm',
+    post_attention_norm: 'post_attention_layernorm', ffn_norm: 'pre_feedforward_layernorm', ffn_gate: 'mlp.gate_proj',
+    ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj', post_ffw_norm: 'post_feedforward_layernorm',
+  };
+  function hfName(gguf: string): string {
+    if (gguf === 'token_embd.weight') return 'model.embed_tokens.weight';
+    if (gguf === 'output_norm.weight') return 'model.norm.weight';
+    const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(gguf);
+    if (!m || !BLOCK_NAMES[m[2]]) throw new Error(`unexpected tensor ${gguf}`);
+    return `model.layers.${m[1]}.${BLOCK_NAMES[m[2]]}.weight`;
+  }
+
+  /** The file's tensors under their HF names, read by the test's own parser; norms back to w (the converter stored 1 + w for every *norm.weight). */
+  function hfWeightsOfFile(): Weights {
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const parsed = parseGguf(bytes);
+    const out: Weights = new Map();
+    for (const t of parsed.tensors) {
+      if (t.type !== GGML.F32.id) throw new Error(`${t.name} is not F32`);
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const start = parsed.dataStart + t.offset;
+      const values = new Float32Array(bytes.slice(start, start + 4 * n).buffer);
+      const name = hfName(t.name);
+      out.set(name, [t.shape, name.endsWith('norm.weight') ? values.map((v) => v - 1) : values]);
+    }
+    return out;
+  }
+
+  it('gives the float64 reference logits of its HF weights, and the equivalent HF directory\'s', async () => {
+    const weights = hfWeightsOfFile();
+    expect(weights.size).toBe(2 + 13 * SHAPES.layers);
+    const model = await loadModel(file);
+    const logits = Array.from((await model.forward([ids])).toFloat32Array());
+    const ref = gemmaReferenceLogits(configFromHf(HF), (n) => weights.get(n)![1], ids, ropeInverseFrequencies(configFromHf(HF))).flatMap((r) => Array.from(r));
+    const scale = Math.max(...ref.map(Math.abs));
+    expect(Math.max(...ref.map((r, i) => Math.abs(r - logits[i])))).toBeLessThan(2e-5 * scale);
+    const hf = await loadModel(writeDir(HF, weights));
+    const hfLogits = (await hf.forward([ids])).toFloat32Array();
+    expect(Math.max(...logits.map((v, i) => Math.abs(v - hfLogits[i])))).toBeLessThan(1e-6 * scale);
   });
 });

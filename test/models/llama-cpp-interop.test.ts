@@ -1,6 +1,6 @@
 // GGUF files of the decoder specs that llama.cpp also reads (Llama, Qwen3 with its per-head q/k norms,
 // Phi-3 with its fused projections, Gemma 2 with its sandwich norms, soft-caps and alternating window,
-// Mixtral with its stacked experts),
+// Mixtral with its stacked experts, Gemma 3 with its q/k norms, local and global layers and two RoPE bases),
 // written with random weights and a byte-level BPE vocabulary llama.cpp accepts
 // (scripts/bench/make-smollm-gguf.js): our greedy continuation of a prompt equals llama.cpp's
 // (node-llama-cpp, prebuilt, CPU), and so do our next-token distributions at every step (llama.cpp's
@@ -24,7 +24,7 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 const SHAPES = { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, ffn: 96, vocab: 320, context: 128 };
-const PROMPT = [5, 17, 42, 99, 7, 200, 31];  // longer than Gemma 2's window of 4
+const PROMPT = [5, 17, 42, 99, 7, 200, 31];  // longer than Gemma 2's and Gemma 3's window of 4
 const STEPS = 16;
 const TOP = 10;
 
@@ -35,7 +35,7 @@ interface Case {
   std: number;
   /** Largest allowed difference of our distributions from llama.cpp's (f32 context), any step. */
   tolerance: Difference;
-  /** The RoPE base that the 10% perturbation below changes. */
+  /** The RoPE base that the 10% perturbation below changes: that of the layers where positions matter most. */
   ropeKey: string;
 }
 
@@ -47,20 +47,24 @@ interface Case {
  *   2e-5 and 2e-4 leave 8-10×.
  * - GeGLU (Gemma) models: ggml's CPU GELU looks its value up in an f16 table (input and output rounded
  *   to f16, GGML_GELU_FP16 in ggml-cpu/vec.h); emulating that table in the float64 reference of
- *   test/helpers/gemma-reference.ts brings it from 1.0e-4 to 1.9e-5 of llama.cpp on Gemma 2, while
- *   ours is within 4e-7 of the plain reference. Measured 4.2e-6 / 1.0e-4 → 3e-5 / 5e-4.
+ *   test/helpers/gemma-reference.ts brings it from 1.0e-4 to 1.9e-5 of llama.cpp on Gemma 2 and from
+ *   1.5e-3 to 9e-5 on Gemma 3, while ours is within 1e-6 of the plain reference. Measured: Gemma 2
+ *   (2 layers) 4.2e-6 / 1.0e-4 → 3e-5 / 5e-4; Gemma 3 (7 layers) 9.2e-5 / 1.5e-3 → 3e-4 / 5e-3.
  * For scale, a 10% change of the RoPE base on our side alone moves the top-10 log-probabilities by
- * 1.4e-1 to 2.0 (SwiGLU models) and 5.9e-3 (Gemma 2); asserted below.
+ * 1.4e-1 to 2.0 (SwiGLU models), 5.9e-3 (Gemma 2) and 1.2e-2 (Gemma 3's local base); asserted below.
  */
 const SWIGLU = { prob: 2e-5, topLog: 2e-4 };
 
-// Mixtral is a llama-architecture file with stacked experts.
+// Mixtral is a llama-architecture file with stacked experts. Gemma 3 has 7 layers so that both kinds
+// come in (its window is on all but every sixth: layers 0-4 and 6 local, 5 global), and a smaller std:
+// with the tied head and the √hidden-scaled embeddings, 0.3 makes it repeat the last prompt token.
 const CASES: Case[] = [
   { arch: 'llama', experts: 0, layers: 2, std: 0.3, tolerance: SWIGLU, ropeKey: 'rope.freq_base' },
   { arch: 'qwen3', experts: 0, layers: 2, std: 0.3, tolerance: SWIGLU, ropeKey: 'rope.freq_base' },
   { arch: 'phi3', experts: 0, layers: 2, std: 0.3, tolerance: SWIGLU, ropeKey: 'rope.freq_base' },
   { arch: 'gemma2', experts: 0, layers: 2, std: 0.3, tolerance: { prob: 3e-5, topLog: 5e-4 }, ropeKey: 'rope.freq_base' },
   { arch: 'llama', experts: 4, layers: 2, std: 0.3, tolerance: SWIGLU, ropeKey: 'rope.freq_base' },
+  { arch: 'gemma3', experts: 0, layers: 7, std: 0.15, tolerance: { prob: 3e-4, topLog: 5e-3 }, ropeKey: 'rope.freq_base_swa' },
 ];
 
 interface LlamaCppRun {
@@ -128,8 +132,8 @@ function writeModel(c: Case, overrides: Record<string, number> = {}): string {
   it(`greedy decoding gives llama.cpp's ${STEPS} tokens, and every step's distribution is llama.cpp's`, async () => {
     const file = writeModel(c);
     const model = await loadModel(file);
-    expect(model.config.modelType).toBe(c.arch);
-    expect(model.config.qkNorm).toBe(c.arch === 'qwen3');
+    expect(model.config.modelType).toBe(c.arch === 'gemma3' ? 'gemma3_text' : c.arch);
+    expect(model.config.qkNorm).toBe(c.arch === 'qwen3' || c.arch === 'gemma3');
     expect(model.config.fusedProjections).toBe(c.arch === 'phi3');
     expect(model.config.numExperts ?? 0).toBe(c.experts);
     const ours = (await model.generate(PROMPT, { maxNewTokens: STEPS, temperature: 0 })).tokens;
