@@ -11,7 +11,8 @@
 #include "binding/errors.h"
 #include "binding/op_runner.h"
 #include "core/host_memory.h"
-#include "model/bert.h"
+#include "model/encoder.h"
+#include "model/specs/bert.h"
 #include "model/decoder.h"
 #include "model/specs/gemma.h"
 #include "model/specs/gpt2.h"
@@ -282,7 +283,7 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       PEFT_CHECK(quantized.empty() || architecture != "bert", ErrorCode::Unsupported,
                  "4-bit weights are available for the decoder architectures only");
       if (architecture == "bert")
-        state_->model = std::make_unique<model::BertClassifier>(read_bert_config(config_object), std::move(weights));
+        state_->model = std::make_unique<model::EncoderModel>(model::bert_spec(read_bert_config(config_object)), std::move(weights));
       else
         state_->model = std::make_unique<model::DecoderModel>(decoder_spec(config_object), std::move(weights),
                                                               std::move(quantized));

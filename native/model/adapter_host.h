@@ -1,7 +1,7 @@
 // What every model architecture shares: its parameters by name, the linear layers PEFT adapters
 // attach to, and the adapters that live outside linear layers (virtual tokens, prefix keys and
 // values, LoRA on the embeddings, bottleneck adapters after each layer's attention and MLP), plus
-// which adapters the next forward applies. An architecture (DecoderModel, BertClassifier) derives
+// which adapters the next forward applies. A model (DecoderModel, EncoderModel) derives
 // from it and implements the forward, the backward and the KV-cache steps.
 #pragma once
 #include <map>

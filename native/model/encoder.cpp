@@ -1,5 +1,6 @@
-#include "model/bert.h"
+#include "model/encoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -18,18 +19,19 @@ using nn::f32;
 using nn::p;
 using nn::TensorPtr;
 
-HostDims bert_dims(const BertConfig& c) {
-  return HostDims{c.hidden, c.vocab, c.layers, c.hidden, false, "bert.embeddings.word_embeddings", "bert.encoder.layer."};
+HostDims encoder_dims(const EncoderSpec& s) {
+  return HostDims{s.hidden, s.vocab, s.layers, s.hidden, false, s.names.word, s.names.layer_prefix};
 }
 
 }  // namespace
 
-BertClassifier::BertClassifier(BertConfig config, TensorMap weights)
-    : AdapterHost(bert_dims(config)), config_(std::move(config)) {
-  const BertConfig& c = config_;
+EncoderModel::EncoderModel(EncoderSpec spec, TensorMap weights)
+    : AdapterHost(encoder_dims(spec)), spec_(std::move(spec)) {
+  const EncoderSpec& c = spec_;
+  const EncoderSpec::Names& n = c.names;
   PEFT_CHECK(c.hidden > 0 && c.layers > 0 && c.heads > 0 && c.hidden % c.heads == 0 && c.intermediate > 0 && c.vocab > 0 &&
                  c.positions > 0 && c.type_vocab > 0 && c.num_labels > 0,
-             ErrorCode::Config, "Expected positive sizes and a hidden size divisible by the heads in the BERT config");
+             ErrorCode::Config, "Expected positive sizes and a hidden size divisible by the heads in the " + c.architecture + " config");
   const int64_t H = c.hidden;
   auto expect = [&](const std::string& name, const Shape& shape) {
     auto it = weights.find(name);
@@ -42,6 +44,7 @@ BertClassifier::BertClassifier(BertConfig config, TensorMap weights)
     auto param = std::make_shared<nn::Param>(name, it->second);
     param->trainable = it->second->dtype() == DType::F32;
     params_[name] = param;
+    base_names_.push_back(name);
   };
   auto dense = [&](const std::string& module, int64_t out, int64_t in) {
     expect(module + ".weight", {out, in});
@@ -52,59 +55,50 @@ BertClassifier::BertClassifier(BertConfig config, TensorMap weights)
     expect(module + ".weight", {H});
     expect(module + ".bias", {H});
   };
-  expect("bert.embeddings.word_embeddings.weight", {c.vocab, H});
-  expect("bert.embeddings.position_embeddings.weight", {c.positions, H});
-  expect("bert.embeddings.token_type_embeddings.weight", {c.type_vocab, H});
-  norm("bert.embeddings.LayerNorm");
+  expect(n.word + ".weight", {c.vocab, H});
+  expect(n.position + ".weight", {c.positions, H});
+  expect(n.token_type + ".weight", {c.type_vocab, H});
+  norm(n.embed_norm);
   for (int64_t l = 0; l < c.layers; ++l) {
-    const std::string pre = "bert.encoder.layer." + std::to_string(l) + ".";
-    for (const char* proj : {"query", "key", "value"}) dense(pre + "attention.self." + proj, H, H);
-    dense(pre + "attention.output.dense", H, H);
-    norm(pre + "attention.output.LayerNorm");
-    dense(pre + "intermediate.dense", c.intermediate, H);
-    dense(pre + "output.dense", H, c.intermediate);
-    norm(pre + "output.LayerNorm");
+    const std::string pre = n.layer_prefix + std::to_string(l) + ".";
+    for (const std::string* proj : {&n.q, &n.k, &n.v}) dense(pre + *proj, H, H);
+    dense(pre + n.attn_out, H, H);
+    norm(pre + n.attn_norm);
+    dense(pre + n.intermediate, c.intermediate, H);
+    dense(pre + n.output, H, c.intermediate);
+    norm(pre + n.output_norm);
   }
-  dense("bert.pooler.dense", H, H);
-  dense("classifier", c.num_labels, H);
+  dense(n.pooler, H, H);
+  dense(n.classifier, c.num_labels, H);
+  std::sort(base_names_.begin(), base_names_.end());
   auto layer_norm = [&](const std::string& module) {
-    return nn::Norm(nn::NormKind::Layer, params_.at(module + ".weight"), params_.at(module + ".bias"), c.ln_eps, false);
+    return nn::Norm(nn::NormKind::Layer, params_.at(module + ".weight"), params_.at(module + ".bias"), c.norm_eps, false);
   };
-  emb_norm_ = layer_norm("bert.embeddings.LayerNorm");
+  emb_norm_ = layer_norm(n.embed_norm);
   const nn::AttentionConfig ac{H, c.heads, c.heads, H / c.heads, nullptr};
   for (int64_t l = 0; l < c.layers; ++l) {
-    const std::string pre = "bert.encoder.layer." + std::to_string(l) + ".";
+    const std::string pre = n.layer_prefix + std::to_string(l) + ".";
     auto lin = [&](const std::string& name) { return linears_.at(pre + name).get(); };
-    nn::Attention attention(ac, l, lin("attention.self.query"), lin("attention.self.key"), lin("attention.self.value"),
-                            nullptr, lin("attention.output.dense"));
-    nn::Mlp mlp(nn::MlpKind::GeluErf, lin("intermediate.dense"), nullptr, lin("output.dense"));
-    blocks_.emplace_back(std::move(attention), attn_sites_[static_cast<size_t>(l)].get(),
-                         layer_norm(pre + "attention.output.LayerNorm"), std::move(mlp),
-                         mlp_sites_[static_cast<size_t>(l)].get(), layer_norm(pre + "output.LayerNorm"));
+    nn::Attention attention(ac, l, lin(n.q), lin(n.k), lin(n.v), nullptr, lin(n.attn_out));
+    nn::Mlp mlp(c.mlp, lin(n.intermediate), nullptr, lin(n.output));
+    blocks_.emplace_back(std::move(attention), attn_sites_[static_cast<size_t>(l)].get(), layer_norm(pre + n.attn_norm),
+                         std::move(mlp), mlp_sites_[static_cast<size_t>(l)].get(), layer_norm(pre + n.output_norm));
   }
 }
 
-BertClassifier::~BertClassifier() = default;
+EncoderModel::~EncoderModel() = default;
 
-std::vector<std::string> BertClassifier::parameter_names() const {
-  std::vector<std::string> names;
-  for (const auto& [name, param] : params_)
-    if (name.compare(0, 5, "bert.") == 0 || name.compare(0, 11, "classifier.") == 0)
-      if (name.find(".lora_") == std::string::npos && name.find("_adapter.") == std::string::npos &&
-          name.find(".ia3_l.") == std::string::npos)
-        names.push_back(name);
-  return names;
+std::vector<std::string> EncoderModel::parameter_names() const { return base_names_; }
+
+void EncoderModel::reset_cache(int64_t) {
+  throw Error(ErrorCode::Unsupported, "A sequence classifier (" + spec_.architecture + ") does not generate text");
+}
+Tensor EncoderModel::step(const Tensor&) {
+  throw Error(ErrorCode::Unsupported, "A sequence classifier (" + spec_.architecture + ") does not generate text");
 }
 
-void BertClassifier::reset_cache(int64_t) {
-  throw Error(ErrorCode::Unsupported, "A sequence classifier (BERT) does not generate text");
-}
-Tensor BertClassifier::step(const Tensor&) {
-  throw Error(ErrorCode::Unsupported, "A sequence classifier (BERT) does not generate text");
-}
-
-Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool train) {
-  const BertConfig& c = config_;
+Tensor EncoderModel::forward(const Tensor& ids, const Tensor* key_valid, bool train) {
+  const EncoderSpec& c = spec_;
   PEFT_CHECK(ids.ndim() == 2 && ids.dtype() == DType::I32, ErrorCode::Shape,
              "Expected i32 ids of shape [batch, seq] but received " + std::string(dtype_name(ids.dtype())) + " " +
                  shape_to_string(ids.shape()));
@@ -112,7 +106,7 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
     PEFT_CHECK(key_valid->dtype() == DType::U8 && key_valid->shape() == ids.shape(), ErrorCode::Shape,
                "Expected a u8 attention mask of shape " + shape_to_string(ids.shape()));
   PEFT_CHECK(active_prompt() == nullptr && active_prefix() == nullptr, ErrorCode::Unsupported,
-             "Prompt and prefix tuning are not available for the BERT classifier");
+             "Prompt and prefix tuning are not available for the " + spec_.architecture + " classifier");
   if (!selection_.per_row.empty())
     PEFT_CHECK(static_cast<int64_t>(selection_.per_row.size()) == ids.dim(0), ErrorCode::Shape,
                "Expected one adapter name per batch row (" + std::to_string(ids.dim(0)) + ")");
@@ -125,10 +119,10 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
   sel.train = train && sel.dropout;  // an evaluation-mode loss runs no dropout
   // Embeddings: word + position + token type 0, then LayerNorm.
   TensorPtr sum = f32(ctx_, {M, H});
-  embed_tokens(ctx_, weight("bert.embeddings.word_embeddings.weight"), nullptr, embedding_lora_, sel, ids, B, T, H, p(sum));
+  embed_tokens(ctx_, weight(c.names.word + ".weight"), nullptr, embedding_lora_, sel, ids, B, T, H, p(sum));
   std::vector<float> row(static_cast<size_t>(H));
-  const Tensor& pos = weight("bert.embeddings.position_embeddings.weight");
-  const Tensor& type = weight("bert.embeddings.token_type_embeddings.weight");
+  const Tensor& pos = weight(c.names.position + ".weight");
+  const Tensor& type = weight(c.names.token_type + ".weight");
   for (int64_t i = 0; i < M; ++i) {
     ctx_.convert(row.data(), DType::F32, static_cast<const char*>(pos.data()) + (i % T) * H * dtype_size(pos.dtype()),
                      pos.dtype(), H);
@@ -159,10 +153,10 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
   for (int64_t b = 0; b < B; ++b) std::memcpy(p(cls) + b * H, p(x) + b * T * H, sizeof(float) * H);
   nn::AdapterSelection per_item = sel;
   per_item.rows_per_item = 1;
-  linears_.at("bert.pooler.dense")->forward(ctx_, per_item, B, p(cls), p(pooled), train ? &pooler_cache_ : nullptr);
+  linears_.at(c.names.pooler)->forward(ctx_, per_item, B, p(cls), p(pooled), train ? &pooler_cache_ : nullptr);
   for (int64_t i = 0; i < B * H; ++i) p(pooled)[i] = std::tanh(p(pooled)[i]);
   Tensor logits = Tensor::uninitialized(DType::F32, {B, c.num_labels});
-  linears_.at("classifier")->forward(ctx_, per_item, B, p(pooled), logits.data_as<float>(), train ? &classifier_cache_ : nullptr);
+  linears_.at(c.names.classifier)->forward(ctx_, per_item, B, p(pooled), logits.data_as<float>(), train ? &classifier_cache_ : nullptr);
   if (train) {
     ids_ = std::make_shared<Tensor>(ids);
     key_valid_ = key_valid ? std::make_shared<Tensor>(*key_valid) : nullptr;
@@ -179,8 +173,8 @@ Tensor BertClassifier::forward(const Tensor& ids, const Tensor* key_valid, bool 
   return logits;
 }
 
-double BertClassifier::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
-  const BertConfig& c = config_;
+double EncoderModel::loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) {
+  const EncoderSpec& c = spec_;
   PEFT_CHECK(final_hidden_ != nullptr, ErrorCode::Argument, "loss_backward needs a forward with train = true first");
   const int64_t B = batch_, T = seq_, M = B * T, H = c.hidden, C = c.num_labels;
   PEFT_CHECK(logits.shape() == Shape({B, C}), ErrorCode::Shape, "logits do not match the last forward");
@@ -217,9 +211,9 @@ double BertClassifier::loss_backward(const Tensor& logits, const Tensor& labels,
   }
 
   std::vector<float> d_pooled(static_cast<size_t>(B * H)), d_cls(static_cast<size_t>(B * H));
-  linears_.at("classifier")->backward(ctx_, per_item, B, dlogits.data(), p(pooled_), classifier_cache_, d_pooled.data(), false);
+  linears_.at(c.names.classifier)->backward(ctx_, per_item, B, dlogits.data(), p(pooled_), classifier_cache_, d_pooled.data(), false);
   for (int64_t i = 0; i < B * H; ++i) d_pooled[static_cast<size_t>(i)] *= 1.0f - p(pooled_)[i] * p(pooled_)[i];
-  linears_.at("bert.pooler.dense")->backward(ctx_, per_item, B, d_pooled.data(), p(cls_), pooler_cache_, d_cls.data(), false);
+  linears_.at(c.names.pooler)->backward(ctx_, per_item, B, d_pooled.data(), p(cls_), pooler_cache_, d_cls.data(), false);
   TensorPtr dx = std::make_shared<Tensor>(DType::F32, Shape{M, H});
   for (int64_t b = 0; b < B; ++b) std::memcpy(p(dx) + b * T * H, d_cls.data() + b * H, sizeof(float) * H);
 
@@ -228,11 +222,11 @@ double BertClassifier::loss_backward(const Tensor& logits, const Tensor& labels,
   // Embeddings: sum = word + position + type 0, x0 = LN(sum).
   std::vector<float> d_sum(static_cast<size_t>(M * H));
   emb_norm_.backward(ctx_, M, p(dx), p(emb_sum_), emb_norm_cache_, d_sum.data());
-  if (float* g = parameter("bert.embeddings.position_embeddings.weight").grad_data())
+  if (float* g = parameter(c.names.position + ".weight").grad_data())
     for (int64_t i = 0; i < M; ++i) ctx_.add_values(H, d_sum.data() + i * H, g + (i % T) * H);
-  if (float* g = parameter("bert.embeddings.token_type_embeddings.weight").grad_data())
+  if (float* g = parameter(c.names.token_type + ".weight").grad_data())
     for (int64_t i = 0; i < M; ++i) ctx_.add_values(H, d_sum.data() + i * H, g);
-  embed_tokens_backward(ctx_, parameter("bert.embeddings.word_embeddings.weight"), nullptr, embedding_lora_, sel, *ids_, B, T, H,
+  embed_tokens_backward(ctx_, parameter(c.names.word + ".weight"), nullptr, embedding_lora_, sel, *ids_, B, T, H,
                         d_sum.data());
   return loss;
 }
