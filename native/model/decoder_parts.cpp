@@ -49,8 +49,7 @@ void embed_tokens_backward(const kernels::Context& ctx, nn::Param& table, nn::Pa
   const int64_t P = prompt ? prompt->value->dim(0) : 0, n = T - P;
   if (prompt)
     if (float* g = prompt->grad_data())
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t i = 0; i < P * H; ++i) g[i] += dx[b * T * H + i];
+      for (int64_t b = 0; b < B; ++b) ctx.add_values(P * H, dx + b * T * H, g);
   for (const auto& [name, w] : lora) {
     if (w.merged) continue;
     for (const nn::RowRange& r : nn::adapter_rows(sel, name, B * T))
@@ -69,15 +68,14 @@ void add_position_embeddings(const kernels::Context& ctx, const Tensor& table, c
   for (int64_t i = 0; i < M; ++i) {
     ctx.convert(row.data(), DType::F32,
                      static_cast<const char*>(table.data()) + positions[i] * H * dtype_size(table.dtype()), table.dtype(), H);
-    for (int64_t h = 0; h < H; ++h) x[i * H + h] += row[h];
+    ctx.add_values(H, row.data(), x + i * H);
   }
 }
 
 void position_embeddings_backward(const kernels::Context& ctx, nn::Param& table, const int32_t* positions, int64_t M, int64_t H, const float* dx) {
   float* g = table.grad_data();
   if (!g) return;
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t h = 0; h < H; ++h) g[positions[i] * H + h] += dx[i * H + h];
+  for (int64_t i = 0; i < M; ++i) ctx.add_values(H, dx + i * H, g + positions[i] * H);
 }
 
 }  // namespace peft::model

@@ -149,12 +149,12 @@ Tensor EncoderModel::forward(const Tensor& ids, const Tensor* key_valid, bool tr
     if (train) cache_.push_back(std::move(lc));
   }
   // Pooler on the first token of each sequence, then the classifier.
-  TensorPtr cls = f32(ctx_, {B, H}), pooled = f32(ctx_, {B, H});
-  for (int64_t b = 0; b < B; ++b) std::memcpy(p(cls) + b * H, p(x) + b * T * H, sizeof(float) * H);
+  TensorPtr cls = f32(ctx_, {B, H}), pre_pool = f32(ctx_, {B, H}), pooled = f32(ctx_, {B, H});
+  ctx_.copy_columns(B, H, T * H, 0, p(x), p(cls));  // row 0 of each sequence
   nn::AdapterSelection per_item = sel;
   per_item.rows_per_item = 1;
-  linears_.at(c.names.pooler)->forward(ctx_, per_item, B, p(cls), p(pooled), train ? &pooler_cache_ : nullptr);
-  for (int64_t i = 0; i < B * H; ++i) p(pooled)[i] = std::tanh(p(pooled)[i]);
+  linears_.at(c.names.pooler)->forward(ctx_, per_item, B, p(cls), p(pre_pool), train ? &pooler_cache_ : nullptr);
+  ctx_.pointwise_forward(kernels::Pointwise::Tanh, B * H, p(pre_pool), p(pooled));
   Tensor logits = Tensor::uninitialized(DType::F32, {B, c.num_labels});
   linears_.at(c.names.classifier)->forward(ctx_, per_item, B, p(pooled), logits.data_as<float>(), train ? &classifier_cache_ : nullptr);
   if (train) {
@@ -166,6 +166,7 @@ Tensor EncoderModel::forward(const Tensor& ids, const Tensor* key_valid, bool tr
     emb_norm_cache_ = emb_cache;
     final_hidden_ = x;
     cls_ = cls;
+    pre_pool_ = pre_pool;
     pooled_ = pooled;
     batch_ = B;
     seq_ = T;
@@ -212,10 +213,10 @@ double EncoderModel::loss_backward(const Tensor& logits, const Tensor& labels, b
 
   std::vector<float> d_pooled(static_cast<size_t>(B * H)), d_cls(static_cast<size_t>(B * H));
   linears_.at(c.names.classifier)->backward(ctx_, per_item, B, dlogits.data(), p(pooled_), classifier_cache_, d_pooled.data(), false);
-  for (int64_t i = 0; i < B * H; ++i) d_pooled[static_cast<size_t>(i)] *= 1.0f - p(pooled_)[i] * p(pooled_)[i];
+  ctx_.pointwise_backward(kernels::Pointwise::Tanh, B * H, d_pooled.data(), p(pre_pool_), d_pooled.data());
   linears_.at(c.names.pooler)->backward(ctx_, per_item, B, d_pooled.data(), p(cls_), pooler_cache_, d_cls.data(), false);
   TensorPtr dx = std::make_shared<Tensor>(DType::F32, Shape{M, H});
-  for (int64_t b = 0; b < B; ++b) std::memcpy(p(dx) + b * T * H, d_cls.data() + b * H, sizeof(float) * H);
+  ctx_.place_columns(B, H, T * H, 0, d_cls.data(), p(dx));  // the gradient reaches row 0 of each sequence
 
   nn::Workspace ws;
   for (int64_t l = c.layers - 1; l >= 0; --l) blocks_[static_cast<size_t>(l)].backward(ctx_, train_step_, cache_[static_cast<size_t>(l)], p(dx), ws);

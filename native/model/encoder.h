@@ -39,7 +39,7 @@ class EncoderModel : public AdapterHost {
   nn::AttentionStep train_step_;
   std::vector<nn::EncoderBlockCache> cache_;
   nn::NormCache emb_norm_cache_;
-  std::shared_ptr<Tensor> ids_, key_valid_, emb_sum_, final_hidden_, cls_, pooled_;
+  std::shared_ptr<Tensor> ids_, key_valid_, emb_sum_, final_hidden_, cls_, pre_pool_, pooled_;
   nn::LinearCache pooler_cache_, classifier_cache_;
   int64_t batch_ = 0, seq_ = 0;
 };
