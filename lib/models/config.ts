@@ -317,19 +317,25 @@ function expertsFromGguf(source: string, num: (key: string) => unknown): Pick<Ll
 }
 
 /**
- * Gemma 2's fields in a GGUF file as llama.cpp reads them: the soft-caps, the window on every other
- * layer, and queries scaled by head_dim^-½ (llama.cpp's choice for every size but 27B, which files
- * do not record).
+ * Gemma 2's fields in a GGUF file as llama.cpp reads them (src/models/gemma2.cpp): the soft-caps, the
+ * window (4096 when the file has none) on all but every `attention.sliding_window_pattern`-th layer
+ * (default 2: every other layer), and queries scaled by head_dim^-½ except at 46 layers (27B), where
+ * llama.cpp, like the published config's query_pre_attn_scalar, uses (hidden / heads)^-½.
  */
-function gemma2FromGguf(source: string, num: (key: string) => unknown, layers: number): Partial<LlamaConfig> {
+function gemma2FromGguf(source: string, num: (key: string) => unknown, sizes: { layers: number; hidden: number; heads: number; headDim: number }): Partial<LlamaConfig> {
   const optional = (key: string) => {
     const v = num(key);
     return v === undefined || v === 0 ? undefined : positiveNumber(source, { [key]: v }, key);
   };
+  const rawPattern = num('attention.sliding_window_pattern');
+  const pattern = rawPattern === undefined || Array.isArray(rawPattern) ? 2 : nonNegativeInt(source, 'gemma2.attention.sliding_window_pattern', rawPattern);
+  const window = num('attention.sliding_window');
   return {
     attnLogitSoftcapping: optional('attn_logit_softcapping'),
     finalLogitSoftcapping: optional('final_logit_softcapping'),
-    slidingLayers: Array.from({ length: layers }, (_, l) => l % 2 === 0),
+    slidingWindow: window ? positiveInt(source, { sliding_window: window }, 'sliding_window', undefined, 1 << 30) : 4096,
+    slidingLayers: Array.from({ length: sizes.layers }, (_, l) => pattern === 0 || l % pattern < pattern - 1),
+    queryPreAttnScalar: sizes.layers === 46 ? sizes.hidden / sizes.heads : sizes.headDim,
   };
 }
 
@@ -428,7 +434,7 @@ export function configFromGguf(metadata: Record<string, unknown>, hasOutputWeigh
     slidingWindow: window ? positiveInt(source, { sliding_window: window }, 'sliding_window', undefined, 1 << 30) : undefined,
     fusedProjections: arch === 'phi3',
     ...expertsFromGguf(source, num),
-    ...(arch === 'gemma2' ? gemma2FromGguf(source, num, numLayers) : {}),
+    ...(arch === 'gemma2' ? gemma2FromGguf(source, num, { layers: numLayers, hidden: hiddenSize, heads: numHeads, headDim }) : {}),
     ...(arch === 'gemma3' ? gemma3FromGguf(source, num, { layers: numLayers, hidden: hiddenSize, heads: numHeads, headDim, window: Boolean(window) }) : {}),
     bosTokenId: typeof bos === 'number' ? bos : typeof bos === 'bigint' ? Number(bos) : undefined,
     eosTokenId: typeof eos === 'number' ? eos : typeof eos === 'bigint' ? Number(eos) : undefined,

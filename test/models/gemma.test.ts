@@ -256,3 +256,36 @@ describe('Gemma 3 GGUF (general.architecture gemma3)', () => {
     expect(Math.max(...logits.map((v, i) => Math.abs(v - hfLogits[i])))).toBeLessThan(1e-6 * scale);
   });
 });
+
+// llama.cpp's `gemma2` GGUF reading (src/models/gemma2.cpp) for the keys a file may lack or vary.
+describe('Gemma 2 GGUF metadata (general.architecture gemma2)', () => {
+  const SHAPES = { hidden: 16, layers: 5, heads: 4, kvHeads: 2, headDim: 8, ffn: 24, vocab: 300, context: 64 };
+  const base = (() => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma2-gguf-'));
+    dirs.push(dir);
+    const file = makeSmollmGguf({ out: path.join(dir, 'model.gguf'), shapes: SHAPES, arch: 'gemma2', std: 0.3, seed: 4 }) as string;
+    const g = readGguf(file);
+    const m = { ...g.metadata } as Record<string, unknown>;
+    g.dispose();
+    return m;
+  })();
+  const read = (change: Record<string, unknown>) => {
+    const m = { ...base, ...change };
+    for (const [k, v] of Object.entries(change)) if (v === undefined) delete m[k];
+    return configFromGguf(m, false);
+  };
+
+  it('windows every other layer by default, or by attention.sliding_window_pattern', () => {
+    expect(read({}).slidingLayers).toEqual([true, false, true, false, true]);
+    expect(read({ 'gemma2.attention.sliding_window_pattern': 3 }).slidingLayers).toEqual([true, true, false, true, true]);
+  });
+
+  it('takes a window of 4096 when the file has none, as llama.cpp does', () => {
+    expect(read({ 'gemma2.attention.sliding_window': undefined }).slidingWindow).toBe(4096);
+  });
+
+  it('scales queries by head_dim^-½, and by (hidden / heads)^-½ at 46 layers (27B)', () => {
+    expect(read({}).queryPreAttnScalar).toBe(SHAPES.headDim);
+    expect(read({ 'gemma2.block_count': 46 }).queryPreAttnScalar).toBe(SHAPES.hidden / SHAPES.heads);
+  });
+});
