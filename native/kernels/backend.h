@@ -92,6 +92,17 @@ struct Backend {
                                       const int32_t* labels, int32_t ignore_index, double normalizer, float* row_loss,
                                       float* dlogits, int64_t ld);
 
+  // Mixture-of-experts routing (moe.h).
+  void (*moe_route)(const Context&, int64_t m, int64_t E, int64_t K, bool normalize, float* scores, int32_t* chosen,
+                    float* weights);
+  void (*moe_route_backward)(const Context&, int64_t m, int64_t E, int64_t K, bool normalize, const float* probs,
+                             const int32_t* chosen, const float* weights, const double* d_weight, float* d_scores);
+  void (*gather_rows)(const Context&, int64_t n, int64_t H, const int64_t* rows, const float* src, float* dst);
+  void (*scatter_add_rows)(const Context&, int64_t n, int64_t H, const int64_t* rows, const float* scale,
+                           const float* src, float* dst);
+  void (*gather_rows_scaled_dot)(const Context&, int64_t n, int64_t H, const int64_t* rows, const float* scale,
+                                 const float* g, const float* y, float* out, double* dot);
+
   // Elementwise (convert.h, elementwise.h).
   void (*convert)(const Context&, void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n);
   void (*scale_values)(const Context&, int64_t n, float factor, float* x);
@@ -226,6 +237,23 @@ struct Context {
                                    int32_t ignore_index, double normalizer, float* row_loss, float* dlogits,
                                    int64_t ld = 0) const {
     return backend->cross_entropy(*this, rows, vocab, logits, labels, ignore_index, normalizer, row_loss, dlogits, ld);
+  }
+  void moe_route(int64_t m, int64_t E, int64_t K, bool normalize, float* scores, int32_t* chosen, float* weights) const {
+    backend->moe_route(*this, m, E, K, normalize, scores, chosen, weights);
+  }
+  void moe_route_backward(int64_t m, int64_t E, int64_t K, bool normalize, const float* probs, const int32_t* chosen,
+                          const float* weights, const double* d_weight, float* d_scores) const {
+    backend->moe_route_backward(*this, m, E, K, normalize, probs, chosen, weights, d_weight, d_scores);
+  }
+  void gather_rows(int64_t n, int64_t H, const int64_t* rows, const float* src, float* dst) const {
+    backend->gather_rows(*this, n, H, rows, src, dst);
+  }
+  void scatter_add_rows(int64_t n, int64_t H, const int64_t* rows, const float* scale, const float* src, float* dst) const {
+    backend->scatter_add_rows(*this, n, H, rows, scale, src, dst);
+  }
+  void gather_rows_scaled_dot(int64_t n, int64_t H, const int64_t* rows, const float* scale, const float* g,
+                              const float* y, float* out, double* dot) const {
+    backend->gather_rows_scaled_dot(*this, n, H, rows, scale, g, y, out, dot);
   }
   void convert(void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n) const {
     backend->convert(*this, dst, dst_dtype, src, src_dtype, n);

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "kernels/moe.h"
 #include "kernels/rope.h"
 
 namespace peft::kernels {
@@ -361,6 +362,54 @@ std::vector<Case> embedding_loss_cases() {
   };
 }
 
+std::vector<Case> moe_cases() {
+  const int64_t m = 9, E = 5, K = 2, H = 33;
+  const std::vector<int64_t> rows = {0, 2, 3, 7, 8};
+  std::vector<Case> cases;
+  for (bool normalize : {true, false}) {
+    cases.push_back({"moe_route", normalize ? "normalized" : "", [=](const Context& c, Rng& r) {
+                       Values scores = random(r, m * E, -3, 3), weights(static_cast<size_t>(m * K));
+                       std::vector<int32_t> chosen(static_cast<size_t>(m * K));
+                       c.moe_route(m, E, K, normalize, scores.data(), chosen.data(), weights.data());
+                       Values picks(chosen.begin(), chosen.end());
+                       return join({&scores, &weights, &picks});
+                     }});
+    cases.push_back({"moe_route_backward", normalize ? "normalized" : "", [=](const Context& c, Rng& r) {
+                       Values probs = random(r, m * E, -3, 3), weights(static_cast<size_t>(m * K));
+                       std::vector<int32_t> chosen(static_cast<size_t>(m * K));
+                       moe_route(m, E, K, normalize, probs.data(), chosen.data(), weights.data());  // the reference's routing
+                       std::vector<double> d_weight(static_cast<size_t>(m * K));
+                       for (double& d : d_weight) d = r.uniform(-1, 1);
+                       Values d_scores(static_cast<size_t>(m * E));
+                       c.moe_route_backward(m, E, K, normalize, probs.data(), chosen.data(), weights.data(), d_weight.data(),
+                                            d_scores.data());
+                       return d_scores;
+                     }});
+  }
+  cases.push_back({"gather_rows", "", [=](const Context& c, Rng& r) {
+                     Values src = random(r, m * H), dst(rows.size() * H);
+                     c.gather_rows(static_cast<int64_t>(rows.size()), H, rows.data(), src.data(), dst.data());
+                     return dst;
+                   }});
+  for (bool scaled : {true, false})
+    cases.push_back({"scatter_add_rows", scaled ? "scaled" : "", [=](const Context& c, Rng& r) {
+                       Values src = random(r, static_cast<int64_t>(rows.size()) * H), scale = random(r, static_cast<int64_t>(rows.size()));
+                       Values dst = random(r, m * H);
+                       c.scatter_add_rows(static_cast<int64_t>(rows.size()), H, rows.data(), scaled ? scale.data() : nullptr,
+                                          src.data(), dst.data());
+                       return dst;
+                     }});
+  cases.push_back({"gather_rows_scaled_dot", "", [=](const Context& c, Rng& r) {
+                     const auto n = static_cast<int64_t>(rows.size());
+                     Values g = random(r, m * H), y = random(r, n * H), scale = random(r, n), out(static_cast<size_t>(n * H));
+                     std::vector<double> dot(static_cast<size_t>(n));
+                     c.gather_rows_scaled_dot(n, H, rows.data(), scale.data(), g.data(), y.data(), out.data(), dot.data());
+                     Values dots(dot.begin(), dot.end());
+                     return join({&out, &dots});
+                   }});
+  return cases;
+}
+
 std::vector<Case> elementwise_cases() {
   const int64_t m = 13, n = 70, n_all = 1000;
   return {
@@ -440,7 +489,7 @@ std::vector<Case> elementwise_cases() {
 std::vector<Case> all_cases() {
   std::vector<Case> all;
   for (auto&& group : {gemm_cases(), adapter_cases(), quant4_cases(), norm_cases(), attention_cases(),
-                       activation_cases(), embedding_loss_cases(), elementwise_cases()})
+                       activation_cases(), embedding_loss_cases(), moe_cases(), elementwise_cases()})
     all.insert(all.end(), group.begin(), group.end());
   return all;
 }

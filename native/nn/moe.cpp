@@ -1,9 +1,6 @@
 #include "nn/moe.h"
 
-#include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <numeric>
 
 #include "core/error.h"
 #include "core/profile.h"
@@ -21,6 +18,13 @@ AdapterSelection gathered_selection(const AdapterSelection& sel, const std::vect
   for (int64_t r : rows) out.per_row.push_back(sel.per_row[static_cast<size_t>(r / sel.rows_per_item)]);
   out.rows_per_item = 1;
   return out;
+}
+
+// The routing weight of each of an expert's gathered rows.
+std::vector<float> routing_weights(const MoeCache& c, const MoeCache::Expert& ex, int64_t K) {
+  std::vector<float> w(ex.rows.size());
+  for (size_t r = 0; r < w.size(); ++r) w[r] = c.weights[static_cast<size_t>(ex.rows[r] * K + ex.slots[r])];
+  return w;
 }
 
 }  // namespace
@@ -41,25 +45,7 @@ void Moe::forward(const kernels::Context& ctx, const AdapterSelection& sel, int6
   }
   c.chosen.assign(static_cast<size_t>(m * K), 0);
   c.weights.assign(static_cast<size_t>(m * K), 0.0f);
-  std::vector<int32_t> order(static_cast<size_t>(E));
-  for (int64_t i = 0; i < m; ++i) {
-    float* row = p(c.probs) + i * E;
-    const float max = *std::max_element(row, row + E);
-    double sum = 0;
-    for (int64_t e = 0; e < E; ++e) sum += std::exp(static_cast<double>(row[e] - max));
-    for (int64_t e = 0; e < E; ++e) row[e] = static_cast<float>(std::exp(static_cast<double>(row[e] - max)) / sum);
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) {
-      return row[a] > row[b] || (row[a] == row[b] && a < b);
-    });
-    double kept = 0;
-    for (int64_t j = 0; j < K; ++j) kept += row[order[static_cast<size_t>(j)]];
-    for (int64_t j = 0; j < K; ++j) {
-      c.chosen[static_cast<size_t>(i * K + j)] = order[static_cast<size_t>(j)];
-      const float w = row[order[static_cast<size_t>(j)]];
-      c.weights[static_cast<size_t>(i * K + j)] = normalize_ ? static_cast<float>(w / kept) : w;
-    }
-  }
+  ctx.moe_route(m, E, K, normalize_, p(c.probs), c.chosen.data(), c.weights.data());
   c.experts.assign(static_cast<size_t>(E), {});
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < K; ++j) {
@@ -75,14 +61,10 @@ void Moe::forward(const kernels::Context& ctx, const AdapterSelection& sel, int6
     ex.sel = gathered_selection(sel, ex.rows);
     ex.x = f32(ctx, {n, H});
     ex.y = f32(ctx, {n, H});
-    for (int64_t r = 0; r < n; ++r) std::memcpy(p(ex.x) + r * H, x + ex.rows[r] * H, sizeof(float) * H);
+    ctx.gather_rows(n, H, ex.rows.data(), x, p(ex.x));
     experts_[static_cast<size_t>(e)].forward(ctx, ex.sel, n, p(ex.x), p(ex.y), ex.mlp, train);
-    for (int64_t r = 0; r < n; ++r) {
-      const float w = c.weights[static_cast<size_t>(ex.rows[r] * K + ex.slots[r])];
-      const float* y = p(ex.y) + r * H;
-      float* o = out + ex.rows[r] * H;
-      for (int64_t h = 0; h < H; ++h) o[h] += w * y[h];
-    }
+    const std::vector<float> w = routing_weights(c, ex, K);
+    ctx.scatter_add_rows(n, H, ex.rows.data(), w.data(), p(ex.y), out);
     if (!train) ex = MoeCache::Expert{};  // nothing to keep
   }
 }
@@ -97,42 +79,18 @@ void Moe::backward(const kernels::Context& ctx, const AdapterSelection& sel, int
     const auto n = static_cast<int64_t>(ex.rows.size());
     if (n == 0) continue;
     TensorPtr d_y = f32(ctx, {n, H});
-    for (int64_t r = 0; r < n; ++r) {
-      const size_t slot = static_cast<size_t>(ex.rows[r] * K + ex.slots[r]);
-      const float* g = dy + ex.rows[r] * H;
-      const float* y = p(ex.y) + r * H;
-      double dot = 0;
-      for (int64_t h = 0; h < H; ++h) {
-        p(d_y)[r * H + h] = c.weights[slot] * g[h];
-        dot += static_cast<double>(g[h]) * y[h];
-      }
-      d_weight[slot] = dot;
-    }
+    const std::vector<float> w = routing_weights(c, ex, K);
+    std::vector<double> dots(static_cast<size_t>(n));
+    ctx.gather_rows_scaled_dot(n, H, ex.rows.data(), w.data(), dy, p(ex.y), p(d_y), dots.data());
+    for (int64_t r = 0; r < n; ++r) d_weight[static_cast<size_t>(ex.rows[r] * K + ex.slots[r])] = dots[static_cast<size_t>(r)];
     float* d_x = below_down && dx ? ws.get(ctx, "moe.dx", n * H) : nullptr;
     experts_[static_cast<size_t>(e)].backward(ctx, ex.sel, n, p(d_y), p(ex.x), ex.mlp, below_down, d_x, ws);
-    if (d_x)
-      for (int64_t r = 0; r < n; ++r) ctx.add_values(H, d_x + r * H, dx + ex.rows[r] * H);
+    if (d_x) ctx.scatter_add_rows(n, H, ex.rows.data(), nullptr, d_x, dx);
   }
   if (!below_down) return;
-  // Through the routing weights to the router's scores: w_j = p_j / Σ_top p (or p_j), p = softmax(scores).
+  // Through the routing weights to the router's scores.
   TensorPtr d_scores = f32(ctx, {m, E});
-  std::vector<double> d_prob(static_cast<size_t>(E));
-  for (int64_t i = 0; i < m; ++i) {
-    const float* prob = p(c.probs) + i * E;
-    std::fill(d_prob.begin(), d_prob.end(), 0.0);
-    double kept = 0, weighted = 0;
-    for (int64_t j = 0; j < K; ++j) {
-      kept += prob[c.chosen[static_cast<size_t>(i * K + j)]];
-      weighted += d_weight[static_cast<size_t>(i * K + j)] * c.weights[static_cast<size_t>(i * K + j)];
-    }
-    for (int64_t j = 0; j < K; ++j) {
-      const double g = d_weight[static_cast<size_t>(i * K + j)];
-      d_prob[static_cast<size_t>(c.chosen[static_cast<size_t>(i * K + j)])] = normalize_ ? (g - weighted) / kept : g;
-    }
-    double dot = 0;
-    for (int64_t e = 0; e < E; ++e) dot += prob[e] * d_prob[static_cast<size_t>(e)];
-    for (int64_t e = 0; e < E; ++e) p(d_scores)[i * E + e] = static_cast<float>(prob[e] * (d_prob[static_cast<size_t>(e)] - dot));
-  }
+  ctx.moe_route_backward(m, E, K, normalize_, p(c.probs), c.chosen.data(), c.weights.data(), d_weight.data(), p(d_scores));
   PEFT_PROFILE_SCOPE(Gemm);
   router_->backward(ctx, sel, m, p(d_scores), x, c.router, dx, true);
 }

@@ -10,6 +10,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/embedding.h"
 #include "kernels/lowrank.h"
+#include "kernels/moe.h"
 #include "kernels/norm.h"
 
 namespace peft::kernels {
@@ -114,6 +115,21 @@ Backend make_cpu_backend() {
   b.cross_entropy = [](const Context&, int64_t rows, int64_t vocab, const float* logits, const int32_t* labels,
                        int32_t ignore, double normalizer, float* row_loss, float* dlogits, int64_t ld) {
     return cross_entropy(rows, vocab, logits, labels, ignore, normalizer, row_loss, dlogits, ld);
+  };
+  b.moe_route = [](const Context&, int64_t m, int64_t E, int64_t K, bool normalize, float* scores, int32_t* chosen,
+                   float* weights) { moe_route(m, E, K, normalize, scores, chosen, weights); };
+  b.moe_route_backward = [](const Context&, int64_t m, int64_t E, int64_t K, bool normalize, const float* probs,
+                            const int32_t* chosen, const float* weights, const double* d_weight, float* d_scores) {
+    moe_route_backward(m, E, K, normalize, probs, chosen, weights, d_weight, d_scores);
+  };
+  b.gather_rows = [](const Context&, int64_t n, int64_t H, const int64_t* rows, const float* src, float* dst) {
+    gather_rows(n, H, rows, src, dst);
+  };
+  b.scatter_add_rows = [](const Context&, int64_t n, int64_t H, const int64_t* rows, const float* scale, const float* src,
+                          float* dst) { scatter_add_rows(n, H, rows, scale, src, dst); };
+  b.gather_rows_scaled_dot = [](const Context&, int64_t n, int64_t H, const int64_t* rows, const float* scale,
+                                const float* g, const float* y, float* out, double* dot) {
+    gather_rows_scaled_dot(n, H, rows, scale, g, y, out, dot);
   };
   b.convert = [](const Context&, void* dst, DType dd, const void* src, DType sd, int64_t n) { convert(dst, dd, src, sd, n); };
   b.scale_values = [](const Context&, int64_t n, float f, float* x) { scale_values(n, f, x); };
