@@ -9,7 +9,9 @@ import { preview } from '../validate';
 /** RoPE scaling as in config.json's `rope_scaling`. */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number }
+  /** Explicit per-frequency multipliers of the inverse frequencies, [headDim / 2] (a GGUF file's rope_freqs tensor, inverted). */
+  | { type: 'factors'; factors: number[] };
 
 /**
  * A decoder's configuration: the Llama family, or GPT-2 (learned positions, LayerNorm with
@@ -450,6 +452,7 @@ export function ropeScalingFactors(headDim: number, theta: number, scaling: Rope
   const half = headDim / 2;
   const out = new Float32Array(half).fill(1);
   if (scaling?.type === 'linear') return out.fill(1 / scaling.factor);
+  if (scaling?.type === 'factors') return Float32Array.from(scaling.factors);
   if (scaling?.type === 'llama3') {
     const lowWavelen = scaling.originalMaxPositionEmbeddings / scaling.lowFreqFactor;
     const highWavelen = scaling.originalMaxPositionEmbeddings / scaling.highFreqFactor;

@@ -2,6 +2,7 @@
  * A Hugging Face `config.json` object for a model config (Llama family or GPT-2): the inverse of
  * configFromHf, with transformers' field names, for models loaded from GGUF files or built in code.
  */
+import { PeftError } from '../errors';
 import type { LlamaConfig } from './config';
 
 const ARCHITECTURES: Record<string, string> = {
@@ -34,6 +35,9 @@ export function hfConfigJson(config: LlamaConfig, dtype: keyof typeof TORCH_DTYP
     };
   }
   const scaling = config.ropeScaling;
+  if (scaling?.type === 'factors') {
+    throw new PeftError('This model\'s RoPE scaling came from a GGUF rope_freqs tensor, which a config.json cannot state; export it as GGUF instead', 'E_UNSUPPORTED');
+  }
   const modelType = config.modelType === 'smollm' ? 'llama' : config.modelType;
   return {
     architectures: [ARCHITECTURES[config.modelType] ?? 'LlamaForCausalLM'],

@@ -487,6 +487,22 @@ async function checkFiniteWeights(location: string, weights: ReadonlyMap<string,
   );
 }
 
+/**
+ * llama.cpp stores Llama 3's RoPE scaling (and LongRoPE-style factors) as a `rope_freqs.weight` tensor
+ * [headDim / 2]: frequency i turns at inv_freq_i / rope_freqs_i (times a linear scaling's 1 / factor).
+ */
+function withRopeFreqs(config: LlamaConfig, file: ReturnType<typeof readGguf>, source: string): LlamaConfig {
+  if (!file.tensorInfos.some((t) => t.name === 'rope_freqs.weight')) return config;
+  const t = file.tensor('rope_freqs.weight');
+  const freqs = t.to('f32').toFloat32Array();
+  t.dispose();
+  if (freqs.length !== config.headDim / 2 || freqs.some((f) => !Number.isFinite(f) || f <= 0)) {
+    throw new PeftError(`Expected rope_freqs.weight in ${source} to hold ${config.headDim / 2} positive finite factors (head_dim / 2) but it has ${freqs.length} values${freqs.length === config.headDim / 2 ? ', not all positive and finite' : ''}`, 'E_FORMAT');
+  }
+  const linear = config.ropeScaling?.type === 'linear' ? 1 / config.ropeScaling.factor : 1;
+  return { ...config, ropeScaling: { type: 'factors', factors: Array.from(freqs, (f) => linear / f) } };
+}
+
 /** Loads a Hugging Face model directory, a GGUF file, or an `hf:owner/name[/file]` reference. */
 export async function loadModel(location: string, options: LoadModelOptions = {}): Promise<Model> {
   const resolved = await resolveModel(location, options);
@@ -494,7 +510,7 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   if (resolved.endsWith('.gguf')) {
     const file = readGguf(resolved);
     const hasOutput = file.tensorInfos.some((t) => t.name === 'output.weight');
-    const config = configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved);
+    const config = withRopeFreqs(configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved), file, resolved);
     const raw = llamaWeightsFromGguf(file, config);
     await checkFiniteWeights(location, raw, options);
     const weights = castWeights(raw, loadDtype(options));

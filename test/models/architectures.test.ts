@@ -166,6 +166,23 @@ describe('Qwen3 (per-head q/k RMSNorm)', () => {
     expect(model.config.modelType).toBe('qwen3');
     expect(model.config.qkNorm).toBe(true);
     await expectReferenceLogits(model, weights, ids);
+
+    // llama.cpp's rope_freqs tensor (Llama 3's scaling as written by its converter): frequency i turns at
+    // inv_freq_i / rope_freqs_i. The float64 reference gets those frequencies computed here.
+    const freqs = [1, 2.5, 8];
+    const withFreqs = path.join(path.dirname(file), 'freqs.gguf');
+    fs.writeFileSync(withFreqs, writeGguf({ metadata, tensors: [...tensors, { name: 'rope_freqs.weight', shape: [sizes.headDim / 2], type: GGML.F32.id, data: bytesOf(Float32Array.from(freqs)) }] }).bytes);
+    const scaled = await loadModel(withFreqs, { tokenizer: STORIES_HF_DIR });
+    const invFreq = Float32Array.from(freqs, (f, i) => 1 / (10000 ** ((2 * i) / sizes.headDim) * f));
+    const ref = llamaReferenceLogits(scaled.config, (n) => weights.get(n)![1], ids, invFreq).flatMap((r) => Array.from(r));
+    const got = Array.from((await scaled.forward([ids])).toFloat32Array());
+    const scale = Math.max(...ref.map(Math.abs));
+    expect(Math.max(...ref.map((r, i) => Math.abs(r - got[i])))).toBeLessThan(2e-5 * scale);
+    const plain = Array.from((await model.forward([ids])).toFloat32Array());
+    expect(Math.max(...plain.map((v, i) => Math.abs(v - got[i])))).toBeGreaterThan(1e-3 * scale);  // the factors apply
+    const bad = path.join(path.dirname(file), 'bad-freqs.gguf');
+    fs.writeFileSync(bad, writeGguf({ metadata, tensors: [...tensors, { name: 'rope_freqs.weight', shape: [2], type: GGML.F32.id, data: bytesOf(Float32Array.from([1, 2])) }] }).bytes);
+    await expect(loadModel(bad, { tokenizer: STORIES_HF_DIR })).rejects.toMatchObject({ code: 'E_FORMAT', message: expect.stringContaining('rope_freqs.weight') });
   });
 });
 
