@@ -115,4 +115,25 @@ function markdownTables(summaries, modes) {
   return lines;
 }
 
-module.exports = { summarize, markdownTables, PHASES };
+/**
+ * One line per case for scripts to compare runs: `case=<id> tok_s=<n> torch_fp32_tok_s=<n>` and more
+ * key=value fields (NA where a run failed or was not made). Keys never contain spaces.
+ */
+function machineLines(summaries) {
+  const v = (x, digits = 1) => (x === null || x === undefined || !Number.isFinite(x) ? 'NA' : x.toFixed(digits));
+  return summaries.map((s) => {
+    const fp32 = s.torch.fp32;
+    const fields = {
+      case: s.id,
+      tok_s: v(s.ours.tokensPerSecond),
+      torch_fp32_tok_s: v(fp32?.tokensPerSecond),
+      ratio_fp32: v(fp32?.oursRatio, 3),
+      gflops: v(s.ours.gflops),
+      of_f32_peak: v(s.ours.ofF32Peak, 3),
+      peak_rss_mib: v(s.ours.peakRss === undefined || s.ours.error ? null : s.ours.peakRss / 2 ** 20, 0),
+    };
+    return Object.entries(fields).map(([k, x]) => `${k}=${x}`).join(' ');
+  });
+}
+
+module.exports = { summarize, markdownTables, machineLines, PHASES };

@@ -18,7 +18,7 @@ const { findTorch } = require('./torch_ref');
 const { CASES, SHAPE, BATCH, SEQ, writeModel } = require('./train-model');
 const { runOurs } = require('./train-ours');
 const { MODES, runTorch } = require('./train-torch');
-const { summarize, markdownTables } = require('./train-report');
+const { summarize, markdownTables, machineLines } = require('./train-report');
 const { num } = require('./table');
 
 const root = path.resolve(__dirname, '..', '..');
@@ -187,6 +187,8 @@ function render(report, cases, json) {
   const losses = summaries.map((s) => `${s.id} ${s.ours.loss0?.toFixed(5) ?? '-'} / ${s.torch.fp32?.loss0?.toFixed(5) ?? '-'}`);
   lines.push('', `First-step loss, ours / torch fp32 (same weights and tokens; prompt tuning's virtual tokens differ): ${losses.join('; ')}`);
   console.log(`\n${lines.join('\n')}`);
+  // For scripts: one key=value line per case.
+  console.log(`\n${machineLines(summaries).join('\n')}`);
   meta.torch = torchInfo?.version ?? null;
   writeAtomic(json, `${JSON.stringify({ ...report, results: summaries }, null, 2)}\n`);
   const md = json.replace(/\.json$/, '') + '.md';
