@@ -100,6 +100,8 @@ export interface NativeGgufReader {
   info(): NativeGgufInfo;
   load(name: string): NativeTensor;
   loadAsync(name: string): Promise<NativeTensor>;
+  /** u8 [nbytes]: a ggml block-type tensor's bytes as stored (a view of the file); checkFinite (default true): E_NONFINITE for a NaN / Inf block scale. */
+  loadBlocks(name: string, checkFinite?: boolean): NativeTensor;
   /** Whether the tensor's bytes are this file's mapped bytes (a zero-copy view). */
   isView(tensor: NativeTensor): boolean;
   close(): void;
@@ -262,8 +264,37 @@ export interface NativeLinearModule {
   quantized: boolean;
 }
 
-/** @internal A model's 4-bit weight (native/binding/model_quant.h): the parts plus what they stand for. */
-export interface NativeQuantWeight extends NativeQuant4 {
+type GgmlMatmulArgs = [a: NativeTensor, data: NativeTensor, type: string, shape: number[], options: { transB: boolean; computeDtype: 'f32' | 'bf16' }];
+
+/** @internal One ggml block format with kernels (native/kernels/ggml_quant.h). */
+export interface NativeGgmlFormat {
+  name: string;
+  /** ggml's type id */
+  id: number;
+  /** elements per block */
+  block: number;
+  /** bytes per block */
+  bytes: number;
+  /** llama.cpp's reference quantizer is available */
+  quantizer: boolean;
+}
+
+/** @internal A model's weight in a ggml block format: its bytes, row after row. */
+export interface NativeGgmlWeight {
+  data: NativeTensor;
+  /** [out, in] */
+  shape: number[];
+  quantType: 'ggml';
+  /** 'Q4_K', ... */
+  ggmlType: string;
+  computeDtype: 'f32' | 'bf16';
+}
+
+/** @internal A model's quantized weight (native/binding/model_quant.h). */
+export type NativeQuantWeight = NativeBnbWeight | NativeGgmlWeight;
+
+/** @internal A model's 4-bit weight in bitsandbytes' layout: the parts plus what they stand for. */
+export interface NativeBnbWeight extends NativeQuant4 {
   /** [out, in] */
   shape: number[];
   quantType: 'nf4' | 'fp4';
@@ -445,6 +476,13 @@ export interface NativeAddon {
   dequantize4Async: Async<Dequantize4Args, NativeTensor>;
   quant4Matmul: Sync<Quant4MatmulArgs, NativeTensor>;
   quant4MatmulAsync: Async<Quant4MatmulArgs, NativeTensor>;
+  ggmlQuantize: Sync<[x: NativeTensor, type: string], NativeTensor>;
+  ggmlQuantizeAsync: Async<[x: NativeTensor, type: string], NativeTensor>;
+  ggmlDequantize: Sync<[data: NativeTensor, type: string, shape: number[]], NativeTensor>;
+  ggmlDequantizeAsync: Async<[data: NativeTensor, type: string, shape: number[]], NativeTensor>;
+  ggmlMatmul: Sync<GgmlMatmulArgs, NativeTensor>;
+  ggmlMatmulAsync: Async<GgmlMatmulArgs, NativeTensor>;
+  ggmlFormats(): NativeGgmlFormat[];
   /** Per tensor: the count of NaN / ±infinity elements, the flat index of the first (-1: none) and its value. */
   findNonFinite: Sync<[tensors: NativeTensor[]], NonFiniteResult>;
   findNonFiniteAsync: Async<[tensors: NativeTensor[]], NonFiniteResult>;

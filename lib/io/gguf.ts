@@ -1,7 +1,8 @@
 /**
  * GGUF files (versions 2 and 3, as llama.cpp writes them): metadata, tensor infos and tensors.
- * The file is memory-mapped; F32, F16, BF16 and I32 tensors are zero-copy views of it, Q8_0 and
- * Q4_0 tensors are dequantized to f32 on load. Bad files raise a PeftError (`E_IO`, `E_FORMAT`,
+ * The file is memory-mapped; F32, F16, BF16 and I32 tensors are zero-copy views of it, tensors in
+ * ggml's block formats (Q4_0 … Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS) are dequantized to f32 by
+ * {@link GgufFile.tensor} or kept as stored by {@link GgufFile.blocks}. Bad files raise a PeftError (`E_IO`, `E_FORMAT`,
  * `E_UNSUPPORTED`) that names the file, the field and the numbers.
  * @module
  */
@@ -71,13 +72,24 @@ export class GgufFile {
 
   /**
    * The tensor called `name`: a view of the file for F32 / F16 / BF16 / I32 (dtype f32 / f16 / bf16 /
-   * i32), dequantized f32 for Q8_0 / Q4_0. `E_ARGUMENT` for an unknown name, `E_UNSUPPORTED` for
+   * i32), dequantized f32 for the ggml block types. `E_ARGUMENT` for an unknown name, `E_UNSUPPORTED` for
    * another ggml type.
    */
   tensor(name: string): Tensor {
     const reader = this.live('tensor()');
     if (typeof name !== 'string') fail('name', 'a tensor name (a string)', name);
     return new Tensor(reader.load(name));
+  }
+
+  /**
+   * The stored bytes of a tensor in a ggml block format (Q4_0 … Q6_K, IQ4_NL, IQ4_XS): u8 [nbytes],
+   * a zero-copy view of the file. `checkFinite` (default true): `E_NONFINITE` when a block scale is
+   * NaN or infinite. `E_UNSUPPORTED` for other types.
+   */
+  blocks(name: string, checkFinite = true): Tensor {
+    const reader = this.live('blocks()');
+    if (typeof name !== 'string') fail('name', 'a tensor name (a string)', name);
+    return new Tensor(reader.loadBlocks(name, checkFinite));
   }
 
   /** {@link GgufFile.tensor} off the event loop (dequantizing a large tensor takes a while). */

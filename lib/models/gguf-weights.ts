@@ -3,8 +3,9 @@
  * of q_proj and k_proj within each head (pairs (i, i + D/2) become neighbours, for its rotary
  * kernel); the inverse reordering here restores Hugging Face's rotate-half layout.
  */
-import type { GgufFile } from '../io/gguf';
+import type { GgufFile, GgufTensorInfo } from '../io/gguf';
 import { PeftError } from '../errors';
+import { GgmlTensor, ggmlFormat, isGgmlQuantType } from '../quant/ggml-tensor';
 import { tensor, type Tensor } from '../tensor';
 import type { LlamaConfig } from './config';
 
@@ -90,9 +91,58 @@ function splitExperts(ggufName: string, t: Tensor): Map<string, Tensor> | null {
   return out;
 }
 
-/** All of a Llama GGUF's weights, by Hugging Face name, Q/K rows in Hugging Face order, F16 as f32. */
-export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<string, Tensor> {
+/** Rows of a block-quantized matrix in the order `rowOf` gives: row `to` takes stored row rowOf(to). Frees q. */
+function permuteBlockRows(q: GgmlTensor, rowOf: (to: number) => number): GgmlTensor {
+  const [rows, cols] = q.shape;
+  const f = ggmlFormat(q.type);
+  const rowBytes = (cols / f.block) * f.bytes;
+  const src = q.data.toTypedArray() as Uint8Array;
+  const out = new Uint8Array(src.length);
+  for (let to = 0; to < rows; to++) out.set(src.subarray(rowOf(to) * rowBytes, (rowOf(to) + 1) * rowBytes), to * rowBytes);
+  q.dispose();
+  return new GgmlTensor(tensor(out, [out.length]), q.type, [rows, cols]);
+}
+
+/** {@link unpermuteRotary} on the rows of a block-quantized weight (rows never share a block: exact). */
+function unpermuteRotaryBlocks(q: GgmlTensor, heads: number): GgmlTensor {
+  const D = q.shape[0] / heads;
+  if (!Number.isInteger(D) || D % 2 !== 0) throw new PeftError(`Expected ${heads} heads of an even size in a tensor with ${q.shape[0]} rows`, 'E_CONFIG');
+  // Hugging Face row h·D + j·D/2 + i is GGUF row h·D + 2i + j.
+  return permuteBlockRows(q, (to) => {
+    const h = Math.floor(to / D), r = to % D, j = Math.floor(r / (D / 2)), i = r % (D / 2);
+    return h * D + 2 * i + j;
+  });
+}
+
+// The weights of linear layers, which a model can hold in a ggml block format (the embeddings cannot).
+const LINEAR_WEIGHT = /(^lm_head|\.(q_proj|k_proj|v_proj|o_proj|qkv_proj|gate_proj|up_proj|down_proj|gate_up_proj))\.weight$/;
+
+/** Options of {@link llamaWeightsFromGguf}. */
+export interface GgufWeightOptions {
+  /** Keep block-quantized linear layers as stored (GgmlTensor) instead of dequantizing them. */
+  keepQuantized?: boolean;
+  /** Refuse NaN / infinite block scales of the kept ones (E_NONFINITE). Default true. */
+  checkFinite?: boolean;
+}
+
+/** A Llama GGUF's weights: dense ones (F16 as f32) and, with keepQuantized, the block-quantized linears. */
+export interface GgufWeights {
+  dense: Map<string, Tensor>;
+  quantized: Map<string, GgmlTensor>;
+}
+
+function keptQuantized(file: GgufFile, info: GgufTensorInfo, name: string, options: GgufWeightOptions): GgmlTensor | undefined {
+  if (!options.keepQuantized || !isGgmlQuantType(info.type) || info.shape.length !== 2 || !LINEAR_WEIGHT.test(name)) return undefined;
+  return new GgmlTensor(file.blocks(info.name, options.checkFinite ?? true), info.type, info.shape);
+}
+
+/**
+ * All of a Llama GGUF's weights, by Hugging Face name, Q/K rows in Hugging Face order, F16 as f32;
+ * with options.keepQuantized, linear layers stored in a ggml block format stay in it.
+ */
+export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig, options: GgufWeightOptions = {}): GgufWeights {
   const weights = new Map<string, Tensor>();
+  const quantized = new Map<string, GgmlTensor>();
   // Only llama-architecture files use the interleaved order (qwen2 keeps rotate-half, NEOX style).
   const permuted = config.modelType === 'llama' || config.modelType === 'mistral';
   for (const info of file.tensorInfos) {
@@ -104,6 +154,13 @@ export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<s
     }
     const name = huggingFaceName(info.name, config.modelType);
     if (!name) continue;
+    let q = keptQuantized(file, info, name, options);
+    if (q) {
+      if (permuted && /q_proj\.weight$/.test(name)) q = unpermuteRotaryBlocks(q, config.numHeads);
+      if (permuted && /k_proj\.weight$/.test(name)) q = unpermuteRotaryBlocks(q, config.numKvHeads);
+      quantized.set(name, q);
+      continue;
+    }
     let t = file.tensor(info.name);
     // F16 files (the usual llama.cpp export) run in f32: the model computes with f32 or bf16 weights,
     // and bf16 would drop three bits of an f16 mantissa.
@@ -121,5 +178,5 @@ export function llamaWeightsFromGguf(file: GgufFile, config: LlamaConfig): Map<s
     if (permuted && /k_proj\.(weight|bias)$/.test(name)) t = unpermuteRotary(t, config.numKvHeads);
     weights.set(name, t);
   }
-  return weights;
+  return { dense: weights, quantized };
 }

@@ -12,9 +12,10 @@ import { readSafetensorsModel } from '../io/safetensors';
 import { native, type NativeLlama } from '../native';
 import { dtypeSize } from '../dtype';
 import { checkpointComputeDtype, computeDtypeOf, quantSettings, type BitsAndBytesConfig, type ComputeDType } from '../quant/bnb-config';
-import { nativeQuantWeight, quantizeBlockLinears, quantizedFromNative, readQuantizedWeights } from '../quant/model-weights';
+import { nativeQuantWeight, quantizeBlockLinears, quantizedFromNative, readQuantizedWeights, type ModelQuantizedTensor } from '../quant/model-weights';
+import { dequantizeGgml, GgmlTensor } from '../quant/ggml-tensor';
 import { dequantize } from '../quant/quantize';
-import type { QuantizedTensor } from '../quant/quantized-tensor';
+import { QuantizedTensor } from '../quant/quantized-tensor';
 import { handleOf, tensor, Tensor } from '../tensor';
 import { fail } from '../validate';
 import { configFromGguf, configFromHf, ropeScalingFactors, type LlamaConfig } from './config';
@@ -110,7 +111,7 @@ function dropVirtualTokens(logits: Tensor, virtual: number): Tensor {
 
 /** 4-bit weights for the {@link Model} constructor. @internal */
 export interface ModelQuantizedWeights {
-  weights: Map<string, QuantizedTensor>;
+  weights: Map<string, ModelQuantizedTensor>;
   computeDtype: ComputeDType;
 }
 
@@ -190,8 +191,9 @@ export class Model {
     const dense = this.weights.get(name);
     if (dense) return dense;
     if (!this.quantizedNames.has(name)) return fail('name', `a parameter name such as ${this.parameterNames()[0]}`, name);
-    const q = this.quantizedWeight(name);
-    return q ? dequantize(q) : this.parameterLive(name);  // dense again after a merge that kept it so
+    const q = this.heldQuantized(name);
+    if (!q) return this.parameterLive(name);  // dense again after a merge that kept it so
+    return q instanceof GgmlTensor ? dequantizeGgml(q) : dequantize(q);
   }
 
   /**
@@ -209,18 +211,41 @@ export class Model {
    * or undefined when `name` is not 4-bit. See {@link loadModel}'s `quantization` option.
    */
   quantizedWeight(name: string): QuantizedTensor | undefined {
+    const q = this.heldQuantized(name);
+    return q instanceof QuantizedTensor ? q : undefined;
+  }
+
+  /** Every weight that is 4-bit now, by name (see {@link Model.quantizedWeight}). */
+  quantizedWeights(): Map<string, QuantizedTensor> {
+    return new Map([...this.allQuantized()].filter((e): e is [string, QuantizedTensor] => e[1] instanceof QuantizedTensor));
+  }
+
+  /**
+   * A weight held in a ggml block format (a GGUF file's Q4_K, Q6_K, ...; see {@link loadModel}'s
+   * `keepQuantized`), sharing the model's memory, or undefined when `name` is not.
+   */
+  ggmlWeight(name: string): GgmlTensor | undefined {
+    const q = this.heldQuantized(name);
+    return q instanceof GgmlTensor ? q : undefined;
+  }
+
+  /** Every weight held in a ggml block format now, by name (see {@link Model.ggmlWeight}). */
+  ggmlWeights(): Map<string, GgmlTensor> {
+    return new Map([...this.allQuantized()].filter((e): e is [string, GgmlTensor] => e[1] instanceof GgmlTensor));
+  }
+
+  private heldQuantized(name: string): ModelQuantizedTensor | undefined {
     if (!this.quantizedNames.has(name)) return undefined;
     const n = this.native.quantizedWeights()[name];
     return n ? quantizedFromNative(n) : undefined;
   }
 
-  /** Every weight that is 4-bit now, by name (see {@link Model.quantizedWeight}). */
-  quantizedWeights(): Map<string, QuantizedTensor> {
+  private allQuantized(): Map<string, ModelQuantizedTensor> {
     if (!this.quantizedNames.size) return new Map();
     return new Map(Object.entries(this.native.quantizedWeights()).map(([n, q]) => [n, quantizedFromNative(q)]));
   }
 
-  /** The names of the weights that are 4-bit now. */
+  /** The names of the weights that are quantized now (4-bit, or a GGUF block format). */
   quantizedWeightNames(): string[] {
     return this.quantizedNames.size ? Object.keys(this.native.quantizedWeights()) : [];
   }
@@ -233,7 +258,8 @@ export class Model {
 
   /**
    * Parameter counts and the bytes the base weights occupy, by dtype; 4-bit weights count under
-   * 'nf4' / 'fp4' with every stored part (codes, scales, nested scales, code tables).
+   * 'nf4' / 'fp4' with every stored part (codes, scales, nested scales, code tables), GGUF block
+   * weights under their type ('Q4_K', 'Q6_K', ...).
    */
   info(): ModelInfo {
     const byDtype: ModelInfo['byDtype'] = {};
@@ -250,7 +276,7 @@ export class Model {
       const n = quantized[name];
       if (n) {
         const q = quantizedFromNative(n);
-        add(q.quant_type, q.size, q.nbytes);
+        add(q instanceof GgmlTensor ? q.type : q.quant_type, q.size, q.nbytes);
         continue;
       }
       const t = this.weights.get(name) ?? this.parameterLive(name);
@@ -424,6 +450,13 @@ export interface LoadModelOptions extends ResolveOptions {
    */
   quantization?: BitsAndBytesConfig;
   /**
+   * For a GGUF file: keep the linear layers stored in a ggml block format (Q4_0 … Q8_0, Q2_K … Q6_K,
+   * IQ4_NL, IQ4_XS) in it, frozen, dequantized a panel at a time inside the products, as a 4-bit
+   * base is (default true: a Q4_K_M 7B model needs ~4 GB instead of ~28 GB). false expands them to
+   * `dtype`. Embeddings and norms are always dense.
+   */
+  keepQuantized?: boolean;
+  /**
    * Refuse weights that hold NaN or infinities (`E_NONFINITE`, naming the tensor), as a file saved from
    * a diverged run or a damaged download does. One multi-threaded scan of the weights, memory-bandwidth
    * bound (0.2 s for 135M f32 parameters on two busy cores). Default true.
@@ -464,7 +497,7 @@ function loadDtype(options: LoadModelOptions): 'f32' | 'bf16' {
 async function quantizedOnLoad(
   weights: Map<string, Tensor>,
   options: LoadModelOptions,
-  stored: Map<string, QuantizedTensor>,
+  stored: Map<string, ModelQuantizedTensor>,
   json?: Record<string, unknown>,
 ): Promise<ModelQuantizedWeights | undefined> {
   const settings = quantSettings(options.quantization);
@@ -472,7 +505,7 @@ async function quantizedOnLoad(
   const asked = (options.quantization as { bnb_4bit_compute_dtype?: unknown } | undefined)?.bnb_4bit_compute_dtype;
   const computeDtype = asked !== undefined ? computeDtypeOf(asked, 'option quantization.bnb_4bit_compute_dtype') : checkpointComputeDtype(json) ?? 'f32';
   const made = settings ? await quantizeBlockLinears(weights, settings) : new Map<string, QuantizedTensor>();
-  return { weights: new Map([...stored, ...made]), computeDtype };
+  return { weights: new Map<string, ModelQuantizedTensor>([...stored, ...made]), computeDtype };
 }
 
 /** With options.checkFinite (default), refuses weights holding NaN or infinities, naming the first. */
@@ -511,10 +544,14 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
     const file = readGguf(resolved);
     const hasOutput = file.tensorInfos.some((t) => t.name === 'output.weight');
     const config = withRopeFreqs(configFromGguf(file.metadata as Record<string, unknown>, hasOutput, resolved), file, resolved);
-    const raw = llamaWeightsFromGguf(file, config);
-    await checkFiniteWeights(location, raw, options);
-    const weights = castWeights(raw, loadDtype(options));
-    const quantized = await quantizedOnLoad(weights, options, new Map());
+    const keepQuantized = options.keepQuantized ?? true;
+    if (typeof keepQuantized !== 'boolean') fail('option keepQuantized', 'a boolean', keepQuantized, 'E_ARGUMENT');
+    const checkFinite = options.checkFinite ?? true;
+    if (typeof checkFinite !== 'boolean') fail('option checkFinite', 'a boolean', checkFinite, 'E_ARGUMENT');
+    const raw = llamaWeightsFromGguf(file, config, { keepQuantized, checkFinite });
+    await checkFiniteWeights(location, raw.dense, options);
+    const weights = castWeights(raw.dense, loadDtype(options));
+    const quantized = await quantizedOnLoad(weights, options, raw.quantized);
     return new Model(config, weights, options.tokenizer ? loadTokenizer(options.tokenizer) : tokenizerFromGguf(file.metadata as Record<string, unknown>), location, quantized);
   }
   const configPath = path.join(resolved, 'config.json');

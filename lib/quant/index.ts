@@ -14,3 +14,15 @@ export {
 export { bnbTensors, readBnbQuantized, bnbQuantizedNames, type TensorLookup } from './bnb-format';
 export { type BitsAndBytesConfig, type ComputeDType } from './bnb-config';
 export { saveQuantizedModel } from './save-model';
+export {
+  GgmlTensor,
+  GGML_QUANT_TYPES,
+  type GgmlQuantType,
+  quantizeGgml,
+  quantizeGgmlAsync,
+  dequantizeGgml,
+  dequantizeGgmlAsync,
+  ggmlMatmul,
+  ggmlMatmulAsync,
+  type GgmlMatmulOptions,
+} from './ggml-tensor';

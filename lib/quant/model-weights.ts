@@ -4,11 +4,15 @@
  * @internal
  */
 import type { NativeQuantWeight } from '../native';
-import { Tensor } from '../tensor';
+import { handleOf, Tensor } from '../tensor';
 import { bnbQuantizedNames, readBnbQuantized, type TensorLookup } from './bnb-format';
 import type { ComputeDType, QuantSettings } from './bnb-config';
 import { quantizeAsync } from './quantize';
+import { GgmlTensor } from './ggml-tensor';
 import { nativeQuant4, QuantizedTensor } from './quantized-tensor';
+
+/** A model weight held quantized: bitsandbytes' 4-bit layout, or a ggml block format (from a GGUF file). */
+export type ModelQuantizedTensor = QuantizedTensor | GgmlTensor;
 
 /**
  * The linear layers of the blocks (Llama family, GPT-2): what load_in_4bit quantizes (embeddings,
@@ -52,13 +56,15 @@ export function readQuantizedWeights(source: TensorLookup): { weights: Map<strin
   return { weights, keys };
 }
 
-/** The native form of a model's 4-bit weight. */
-export function nativeQuantWeight(q: QuantizedTensor, computeDtype: ComputeDType, argument: string): NativeQuantWeight {
+/** The native form of a model's quantized weight. */
+export function nativeQuantWeight(q: ModelQuantizedTensor, computeDtype: ComputeDType, argument: string): NativeQuantWeight {
+  if (q instanceof GgmlTensor) return { data: handleOf(q.data, `${argument}.data`), shape: [...q.shape], quantType: 'ggml', ggmlType: q.type, computeDtype };
   return { ...nativeQuant4(q, argument), shape: [...q.shape], quantType: q.quant_type, dtype: q.dtype, computeDtype };
 }
 
-/** A QuantizedTensor sharing the native model's live 4-bit parts. */
-export function quantizedFromNative(n: NativeQuantWeight): QuantizedTensor {
+/** A QuantizedTensor or GgmlTensor sharing the native model's live parts. */
+export function quantizedFromNative(n: NativeQuantWeight): ModelQuantizedTensor {
+  if (n.quantType === 'ggml') return new GgmlTensor(new Tensor(n.data), n.ggmlType as GgmlTensor['type'], n.shape);
   return new QuantizedTensor({
     data: new Tensor(n.data),
     absmax: new Tensor(n.absmax),

@@ -30,6 +30,9 @@ export function saveQuantizedModel(model: Model, dir: string): Promise<void> {
   return withCallSite(() => model.lock.run('saveQuantizedModel()', async () => {
     if (typeof dir !== 'string' || dir === '') fail('dir', 'a directory path', dir);
     const quantized = model.quantizedWeights();
+    if (model.ggmlWeights().size) {
+      throw new PeftError('The model holds GGUF block-quantized weights, which a bitsandbytes checkpoint cannot store; export them with exportGguf() or load the GGUF with { keepQuantized: false }', 'E_UNSUPPORTED');
+    }
     const first = quantized.values().next().value;
     if (!first) throw new PeftError('The model has no 4-bit weights to save; load it with the quantization option', 'E_CONFIG');
     for (const file of ['model.safetensors', 'config.json', ...TOKENIZER_FILES]) checkInsideOutput(dir, path.join(dir, file));

@@ -1,6 +1,7 @@
 // GGUF files from JS: new GgufReader(path) parses the header (E_IO / E_FORMAT / E_UNSUPPORTED);
 // info() gives version, metadata and tensor infos; load(name) / loadAsync(name) give a NativeTensor
-// (a zero-copy view of the mapped file for F32 / F16 / BF16 / I32, dequantized f32 for Q8_0 / Q4_0).
+// (a zero-copy view of the mapped file for F32 / F16 / BF16 / I32, dequantized f32 for the ggml block
+// types); loadBlocks(name) gives a block type's bytes as stored.
 #include <napi.h>
 
 #include <memory>
@@ -21,15 +22,20 @@ using io::GgufFile;
 using io::GgufTensorInfo;
 
 // Loads one tensor; on a libuv worker for loadAsync (dequantizing a large tensor takes a while).
+// blocks: the stored bytes of a ggml block-type tensor as they are (loadBlocks), else a tensor.
 class GgufLoadPlan : public OpPlan {
  public:
-  GgufLoadPlan(std::shared_ptr<GgufFile> file, const GgufTensorInfo* info) : file_(std::move(file)), info_(info) {}
-  void execute() override { out_ = std::make_shared<Tensor>(file_->load(*info_)); }
+  GgufLoadPlan(std::shared_ptr<GgufFile> file, const GgufTensorInfo* info, bool blocks = false, bool check = true)
+      : file_(std::move(file)), info_(info), blocks_(blocks), check_(check) {}
+  void execute() override {
+    out_ = std::make_shared<Tensor>(blocks_ ? file_->load_blocks(*info_, check_) : file_->load(*info_));
+  }
   Napi::Value result(Napi::Env env) override { return wrap_tensor(env, out_); }
 
  private:
   std::shared_ptr<GgufFile> file_;  // keeps info_ valid
   const GgufTensorInfo* info_;
+  bool blocks_, check_;
   std::shared_ptr<Tensor> out_;
 };
 
@@ -47,6 +53,7 @@ class GgufWrap : public Napi::ObjectWrap<GgufWrap> {
                            InstanceMethod<&GgufWrap::info>("info"),
                            InstanceMethod<&GgufWrap::load>("load"),
                            InstanceMethod<&GgufWrap::load_async>("loadAsync"),
+                           InstanceMethod<&GgufWrap::load_blocks>("loadBlocks"),
                            InstanceMethod<&GgufWrap::is_view>("isView"),
                            InstanceMethod<&GgufWrap::close>("close"),
                        });
@@ -126,6 +133,16 @@ class GgufWrap : public Napi::ObjectWrap<GgufWrap> {
     return guarded(info, [&]() -> Napi::Value {
       auto f = file("loadAsync()");
       return run_async(info.Env(), std::make_unique<GgufLoadPlan>(f, lookup(*f, arg(info, 0))));
+    });
+  }
+
+  // loadBlocks(name, checkFinite = true): u8 [nbytes], the block bytes of a quantized tensor (a
+  // view of the file); E_NONFINITE for a NaN or infinite block scale unless checkFinite is false.
+  Napi::Value load_blocks(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      auto f = file("loadBlocks()");
+      const bool check = arg(info, 1).IsUndefined() || arg(info, 1).ToBoolean().Value();
+      return run_sync(info.Env(), std::make_unique<GgufLoadPlan>(f, lookup(*f, arg(info, 0)), true, check));
     });
   }
 

@@ -18,13 +18,32 @@ Shape to_weight_shape(const Napi::Value& v, const std::string& what) {
   return shape;
 }
 
+// {quantType: "ggml", ggmlType: "Q4_K", shape, data (u8 blocks), computeDtype}.
+nn::QuantWeightPtr to_ggml_weight(const Napi::Object& o, Shape shape, const std::string& what) {
+  auto q = std::make_shared<nn::QuantWeight>();
+  q->layout = nn::QuantLayout::Ggml;
+  q->shape = std::move(shape);
+  const std::string name = to_string(o.Get("ggmlType"), what + ".ggmlType");
+  const kernels::GgmlBlockFormat* f = kernels::ggml_block_format_named(name.c_str());
+  PEFT_CHECK(f != nullptr, ErrorCode::Unsupported,
+             "Expected a ggml block type with kernels (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K, IQ4_NL, IQ4_XS) for " +
+                 what + ".ggmlType but received \"" + name + "\"");
+  q->ggml_type = f->type;
+  q->compute_dtype = parse_dtype(to_string(o.Get("computeDtype"), what + ".computeDtype"));
+  q->packed = to_tensor(o.Get("data"), what + ".data");
+  q->validate(what);
+  return q;
+}
+
 nn::QuantWeightPtr to_quant_weight(const Napi::Value& v, const std::string& what) {
   Napi::Object o = to_object(v, what);
-  auto q = std::make_shared<nn::QuantWeight>();
-  q->shape = to_weight_shape(o.Get("shape"), what + ".shape");
+  Shape shape = to_weight_shape(o.Get("shape"), what + ".shape");
   const std::string type = to_string(o.Get("quantType"), what + ".quantType");
+  if (type == "ggml") return to_ggml_weight(o, std::move(shape), what);
+  auto q = std::make_shared<nn::QuantWeight>();
+  q->shape = std::move(shape);
   PEFT_CHECK(type == "nf4" || type == "fp4", ErrorCode::Argument,
-             "Expected \"nf4\" or \"fp4\" for " + what + ".quantType but received \"" + type + "\"");
+             "Expected \"nf4\", \"fp4\" or \"ggml\" for " + what + ".quantType but received \"" + type + "\"");
   q->type = type == "nf4" ? kernels::Quant4Type::NF4 : kernels::Quant4Type::FP4;
   q->source_dtype = parse_dtype(to_string(o.Get("dtype"), what + ".dtype"));
   q->compute_dtype = parse_dtype(to_string(o.Get("computeDtype"), what + ".computeDtype"));
@@ -42,9 +61,23 @@ nn::QuantWeightPtr to_quant_weight(const Napi::Value& v, const std::string& what
   return q;
 }
 
+Napi::Array shape_array(Napi::Env env, const nn::QuantWeight& q) {
+  Napi::Array shape = Napi::Array::New(env, 2);
+  shape.Set(uint32_t{0}, Napi::Number::New(env, static_cast<double>(q.rows())));
+  shape.Set(uint32_t{1}, Napi::Number::New(env, static_cast<double>(q.cols())));
+  return shape;
+}
+
 Napi::Object quant_weight_object(Napi::Env env, const nn::QuantWeight& q) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("data", wrap_tensor(env, q.packed));
+  if (q.ggml()) {
+    out.Set("shape", shape_array(env, q));
+    out.Set("quantType", "ggml");
+    out.Set("ggmlType", q.format_name());
+    out.Set("computeDtype", dtype_name(q.compute_dtype));
+    return out;
+  }
   out.Set("absmax", wrap_tensor(env, q.absmax));
   out.Set("quantMap", wrap_tensor(env, q.quant_map));
   out.Set("blocksize", Napi::Number::New(env, static_cast<double>(q.blocksize)));
@@ -54,10 +87,7 @@ Napi::Object quant_weight_object(Napi::Env env, const nn::QuantWeight& q) {
     out.Set("nestedBlocksize", Napi::Number::New(env, static_cast<double>(q.nested_blocksize)));
     out.Set("offset", Napi::Number::New(env, q.offset));
   }
-  Napi::Array shape = Napi::Array::New(env, 2);
-  shape.Set(uint32_t{0}, Napi::Number::New(env, static_cast<double>(q.rows())));
-  shape.Set(uint32_t{1}, Napi::Number::New(env, static_cast<double>(q.cols())));
-  out.Set("shape", shape);
+  out.Set("shape", shape_array(env, q));
   out.Set("quantType", q.type == kernels::Quant4Type::NF4 ? "nf4" : "fp4");
   out.Set("dtype", dtype_name(q.source_dtype));
   out.Set("computeDtype", dtype_name(q.compute_dtype));

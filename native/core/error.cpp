@@ -15,6 +15,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::Disposed: return "E_DISPOSED";
     case ErrorCode::Unsupported: return "E_UNSUPPORTED";
     case ErrorCode::Memory: return "E_MEMORY";
+    case ErrorCode::NonFinite: return "E_NONFINITE";
     case ErrorCode::Internal: return "E_INTERNAL";
   }
   return "E_INTERNAL";

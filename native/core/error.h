@@ -19,6 +19,7 @@ enum class ErrorCode {
   Disposed,     // E_DISPOSED: the object was already disposed
   Unsupported,  // E_UNSUPPORTED: not available on this CPU or build
   Memory,       // E_MEMORY: an allocation failed
+  NonFinite,    // E_NONFINITE: NaN or infinity where finite numbers are required
   Internal,     // E_INTERNAL: a bug; please report it
 };
 

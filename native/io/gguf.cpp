@@ -204,17 +204,19 @@ Tensor GgufFile::load(const GgufTensorInfo& info) const {
     case 1: dtype = DType::F16; break;
     case 30: dtype = DType::BF16; break;
     case 26: dtype = DType::I32; break;
-    case 8:
-    case 2: {
+    default: {
+      const kernels::GgmlBlockFormat* f = kernels::ggml_block_format(info.type);
+      if (f == nullptr) {
+        throw Error(ErrorCode::Unsupported,
+                    "GGUF file " + file_->path() +
+                        ": Expected a tensor type this reader can load (F32, F16, BF16, I32, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                        "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) for tensor " +
+                        quoted(info.name) + " but received " + ggml_type_traits(info.type)->name);
+      }
       Tensor out = Tensor::uninitialized(DType::F32, info.shape);
-      if (info.type == 8) dequantize_q8_0(out.data_as<float>(), bytes, out.numel());
-      else dequantize_q4_0(out.data_as<float>(), bytes, out.numel());
+      dequantize_blocks(f->type, bytes, out.numel(), out.data_as<float>());
       return out;
     }
-    default:
-      throw Error(ErrorCode::Unsupported, "GGUF file " + file_->path() +
-                                              ": Expected a tensor type this reader can load (F32, F16, BF16, I32, Q8_0, Q4_0) for tensor " +
-                                              quoted(info.name) + " but received " + ggml_type_traits(info.type)->name);
   }
   if (info.nbytes == 0) return Tensor(dtype, info.shape);
   // A view needs element-aligned bytes (compilers may assume it); general.alignment 1 or 2 can
@@ -226,6 +228,31 @@ Tensor GgufFile::load(const GgufTensorInfo& info) const {
   }
   auto storage = std::make_shared<Storage>(bytes, static_cast<size_t>(info.nbytes), std::shared_ptr<const void>(file_));
   return Tensor(dtype, info.shape, std::move(storage));
+}
+
+void GgufFile::check_scales(const GgufTensorInfo& info, const kernels::GgmlBlockFormat& f, const uint8_t* bytes) const {
+  const int64_t blocks = static_cast<int64_t>(info.nbytes) / f.bytes;
+  const int64_t bad = kernels::ggml_first_nonfinite_block(f.type, bytes, blocks);
+  if (bad >= 0) {
+    throw Error(ErrorCode::NonFinite, "GGUF file " + file_->path() + ": tensor " + quoted(info.name) + " has a NaN or infinite " +
+                                          f.name + " block scale (block " + std::to_string(bad) + " of " +
+                                          std::to_string(blocks) + "); the file is damaged");
+  }
+}
+
+Tensor GgufFile::load_blocks(const GgufTensorInfo& info, bool check_finite) const {
+  const kernels::GgmlBlockFormat* f = kernels::ggml_block_format(info.type);
+  if (f == nullptr) {
+    throw Error(ErrorCode::Unsupported, "GGUF file " + file_->path() + ": tensor " + quoted(info.name) + " is " +
+                                            ggml_type_traits(info.type)->name +
+                                            ", not one of the ggml block types with kernels here");
+  }
+  uint8_t* bytes = file_->mutable_data() + data_offset_ + info.offset;
+  if (check_finite) check_scales(info, *f, bytes);
+  const Shape shape{static_cast<int64_t>(info.nbytes)};
+  if (info.nbytes == 0) return Tensor(DType::U8, shape);
+  auto storage = std::make_shared<Storage>(bytes, static_cast<size_t>(info.nbytes), std::shared_ptr<const void>(file_));
+  return Tensor(DType::U8, shape, std::move(storage));
 }
 
 bool GgufFile::is_view(const Tensor& t) const {

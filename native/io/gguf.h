@@ -12,6 +12,7 @@
 
 #include "core/tensor.h"
 #include "io/mapped_file.h"
+#include "kernels/ggml_quant.h"
 
 namespace peft::io {
 
@@ -75,8 +76,12 @@ class GgufFile {
   const std::string& path() const { return file_->path(); }
 
   // F32 / F16 / BF16 / I32: a zero-copy view of the mapped bytes (dtype f32 / f16 / bf16 / i32).
-  // Q8_0 / Q4_0: dequantized into a new f32 tensor. Other types: E_UNSUPPORTED naming the type.
+  // ggml block types with kernels (Q4_0 ... Q6_K, IQ4_NL, IQ4_XS): dequantized into a new f32 tensor.
+  // Other types: E_UNSUPPORTED naming the type.
   Tensor load(const GgufTensorInfo& info) const;
+  // A block-type tensor's bytes as they are: a zero-copy u8 [nbytes] view (E_UNSUPPORTED for other
+  // types; with check_finite, E_NONFINITE for a NaN or infinite block scale).
+  Tensor load_blocks(const GgufTensorInfo& info, bool check_finite) const;
   // True when t's bytes lie inside this file's mapping (a zero-copy view).
   bool is_view(const Tensor& t) const;
 
@@ -84,6 +89,7 @@ class GgufFile {
   void parse();
   void parse_tensor_infos(ByteReader& r, uint64_t count);
   void check_layout();
+  void check_scales(const GgufTensorInfo& info, const kernels::GgmlBlockFormat& f, const uint8_t* bytes) const;
 
   std::shared_ptr<MappedFile> file_;
   uint32_t version_ = 0;

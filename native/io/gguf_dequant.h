@@ -1,16 +1,14 @@
-// Dequantization of ggml's 32-element block formats into f32 (the layouts of ggml's block_q8_0 and
-// block_q4_0). Internal to the GGUF reader; callers check that n is a multiple of 32.
+// Dequantization of a GGUF tensor stored in one of ggml's block formats into f32, on the thread
+// pool, through the kernels' scalar reference (kernels/ggml_quant.h): the reader's path for tensors
+// that are needed dense (embeddings, norms); the linear layers keep their blocks.
 #pragma once
 #include <cstdint>
 
+#include "kernels/ggml_quant.h"
+
 namespace peft::io {
 
-constexpr int64_t kGgmlBlock = 32;
-
-// out [n] f32 <- n / 32 blocks of {f16 d; int8 q[32]} (34 bytes): out = d * q.
-void dequantize_q8_0(float* out, const uint8_t* blocks, int64_t n);
-// out [n] f32 <- n / 32 blocks of {f16 d; uint8 qs[16]} (18 bytes): element j of a block is
-// (qs[j] & 0xF) - 8, element j + 16 is (qs[j] >> 4) - 8, both times d.
-void dequantize_q4_0(float* out, const uint8_t* blocks, int64_t n);
+// out: [n] f32 <- the n / block blocks of `type` at `blocks` (n % block == 0; the reader checks).
+void dequantize_blocks(kernels::GgmlType type, const uint8_t* blocks, int64_t n, float* out);
 
 }  // namespace peft::io

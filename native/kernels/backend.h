@@ -17,6 +17,7 @@
 #include "kernels/activation.h"
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
+#include "kernels/ggml_quant.h"
 #include "kernels/loss.h"
 #include "kernels/nf4.h"
 #include "kernels/rope.h"
@@ -50,6 +51,12 @@ struct Backend {
   void (*quant4_matmul_dx)(const Context&, int64_t M, int64_t N, int64_t K, const float* dy, const Quant4Tensor& w,
                            float* dx, float alpha, bool accumulate, DType compute);
   void (*dequantize4_rows)(const Context&, const Quant4Tensor& q, int64_t cols, int64_t r0, int64_t r1, float* out);
+  // ggml block formats (ggml_quant.h): W [N, K] = w.rows x w.cols.
+  void (*ggml_matmul)(const Context&, int64_t M, const MatrixRef& x, const GgmlQuantTensor& w, float* y, int64_t ldy,
+                      float alpha, bool accumulate, DType compute);
+  void (*ggml_matmul_dx)(const Context&, int64_t M, const float* dy, const GgmlQuantTensor& w, float* dx, float alpha,
+                         bool accumulate, DType compute);
+  void (*ggml_dequantize_rows)(const Context&, const GgmlQuantTensor& q, int64_t r0, int64_t r1, float* out);
 
   // Layers (norm.h, rope.h, attention.h, activation.h, embedding.h, loss.h).
   void (*rmsnorm_forward)(const Context&, int64_t rows, int64_t dim, const float* x, const float* w, float eps, float* y,
@@ -161,6 +168,17 @@ struct Context {
   }
   void dequantize4_rows(const Quant4Tensor& q, int64_t cols, int64_t r0, int64_t r1, float* out) const {
     backend->dequantize4_rows(*this, q, cols, r0, r1, out);
+  }
+  void ggml_matmul(int64_t M, const MatrixRef& x, const GgmlQuantTensor& w, float* y, int64_t ldy, float alpha,
+                   bool accumulate, DType compute) const {
+    backend->ggml_matmul(*this, M, x, w, y, ldy, alpha, accumulate, compute);
+  }
+  void ggml_matmul_dx(int64_t M, const float* dy, const GgmlQuantTensor& w, float* dx, float alpha, bool accumulate,
+                      DType compute) const {
+    backend->ggml_matmul_dx(*this, M, dy, w, dx, alpha, accumulate, compute);
+  }
+  void ggml_dequantize_rows(const GgmlQuantTensor& q, int64_t r0, int64_t r1, float* out) const {
+    backend->ggml_dequantize_rows(*this, q, r0, r1, out);
   }
   void rmsnorm_forward(int64_t rows, int64_t dim, const float* x, const float* w, float eps, float* y,
                        float* rstd) const {

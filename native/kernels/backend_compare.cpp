@@ -67,6 +67,18 @@ struct RandomQuant4 {
   }
 };
 
+// A [rows, cols] weight in a ggml block format: random values through llama.cpp's quantizer.
+struct RandomGgml {
+  std::vector<uint8_t> bytes;
+  GgmlQuantTensor view;
+  RandomGgml(Rng& rng, GgmlType type, int64_t rows, int64_t cols) {
+    const Values w = random(rng, rows * cols);
+    bytes.resize(static_cast<size_t>(rows * ggml_row_bytes(type, cols)));
+    ggml_quantize_rows(type, w.data(), rows, cols, bytes.data());
+    view = GgmlQuantTensor{type, bytes.data(), rows, cols};
+  }
+};
+
 struct Case {
   const char* op;       // the Backend entry it exercises
   const char* variant;  // "" or what distinguishes it from the op's other cases
@@ -166,6 +178,44 @@ std::vector<Case> quant4_cases() {
                      c.dequantize4_rows(w.view, K, 3, 10, out.data());
                      return out;
                    }});
+  return cases;
+}
+
+std::vector<Case> ggml_cases() {
+  std::vector<Case> cases;
+  // Wide (column panels) and tall (row panels) weights, in the K-quants' 256 blocks and Q8_0's 32.
+  struct Shape3 {
+    GgmlType type;
+    int64_t M, N, K;
+    DType compute;
+    const char* variant;
+  };
+  for (const Shape3& s : {Shape3{GgmlType::Q4_K, 9, 40, 512, DType::F32, "q4_k wide"},
+                          Shape3{GgmlType::Q6_K, 7, 300, 256, DType::F32, "q6_k tall"},
+                          Shape3{GgmlType::Q8_0, 5, 24, 96, DType::BF16, "q8_0 bf16"}}) {
+    cases.push_back({"ggml_matmul", s.variant, [=](const Context& c, Rng& r) {
+                       RandomGgml w(r, s.type, s.N, s.K);
+                       Values x = random(r, s.M * s.K), y = random(r, s.M * s.N);
+                       c.ggml_matmul(s.M, f32_matrix(x, s.K, false), w.view, y.data(), s.N, 1.0f, true, s.compute);
+                       return y;
+                     }});
+    cases.push_back({"ggml_matmul_dx", s.variant, [=](const Context& c, Rng& r) {
+                       RandomGgml w(r, s.type, s.N, s.K);
+                       Values dy = random(r, s.M * s.N), dx(static_cast<size_t>(s.M * s.K));
+                       c.ggml_matmul_dx(s.M, dy.data(), w.view, dx.data(), 1.0f, false, s.compute);
+                       return dx;
+                     }});
+  }
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                        GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                        GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
+    cases.push_back({"ggml_dequantize_rows", ggml_block_format(type).name, [=](const Context& c, Rng& r) {
+                       RandomGgml w(r, type, 12, 512);
+                       Values out(static_cast<size_t>(8 * 512));
+                       c.ggml_dequantize_rows(w.view, 3, 11, out.data());
+                       return out;
+                     }});
+  }
   return cases;
 }
 
@@ -488,7 +538,7 @@ std::vector<Case> elementwise_cases() {
 
 std::vector<Case> all_cases() {
   std::vector<Case> all;
-  for (auto&& group : {gemm_cases(), adapter_cases(), quant4_cases(), norm_cases(), attention_cases(),
+  for (auto&& group : {gemm_cases(), adapter_cases(), quant4_cases(), ggml_cases(), norm_cases(), attention_cases(),
                        activation_cases(), embedding_loss_cases(), moe_cases(), elementwise_cases()})
     all.insert(all.end(), group.begin(), group.end());
   return all;

@@ -1,5 +1,5 @@
 // The base weight's products and storage for Linear: a dense W (f32 / bf16) goes through the GEMM,
-// a 4-bit W through the panel-by-panel 4-bit products; merging reads and writes W as f32 values.
+// a 4-bit or ggml-block W through the panel-by-panel products; merging reads and writes W as f32 values.
 #include <algorithm>
 #include <vector>
 
@@ -15,7 +15,8 @@ namespace peft::nn {
 
 void Linear::base_product(const kernels::Context& ctx, int64_t m, const float* x, float* y, bool accumulate, int64_t ldy) const {
   if (const QuantWeight* q = quant()) {
-    ctx.quant4_matmul(m, out_, in_, matrix(x, in_, false), q->view(), y, ldy, 1.0f, accumulate, q->compute_dtype);
+    if (q->ggml()) ctx.ggml_matmul(m, matrix(x, in_, false), q->ggml_view(), y, ldy, 1.0f, accumulate, q->compute_dtype);
+    else ctx.quant4_matmul(m, out_, in_, matrix(x, in_, false), q->view(), y, ldy, 1.0f, accumulate, q->compute_dtype);
     return;
   }
   ctx.gemm(m, out_, in_, matrix(x, in_, false), matrix(*weight_->value, true), y, ldy, 1.0f, accumulate);
@@ -24,7 +25,8 @@ void Linear::base_product(const kernels::Context& ctx, int64_t m, const float* x
 void Linear::base_product_dx(const kernels::Context& ctx, int64_t m, const float* dy, float* dx, bool accumulate, int64_t ldy) const {
   if (const QuantWeight* q = quant()) {
     PEFT_CHECK(ldy == out_, ErrorCode::Internal, "A 4-bit product's dy has no row stride");
-    ctx.quant4_matmul_dx(m, out_, in_, dy, q->view(), dx, 1.0f, accumulate, q->compute_dtype);
+    if (q->ggml()) ctx.ggml_matmul_dx(m, dy, q->ggml_view(), dx, 1.0f, accumulate, q->compute_dtype);
+    else ctx.quant4_matmul_dx(m, out_, in_, dy, q->view(), dx, 1.0f, accumulate, q->compute_dtype);
     return;
   }
   ctx.gemm(m, in_, out_, matrix(dy, ldy, false), matrix(*weight_->value, false), dx, in_, 1.0f, accumulate);

@@ -31,7 +31,18 @@ int64_t QuantWeight::nbytes() const {
   return total;
 }
 
+std::string QuantWeight::format_name() const {
+  if (ggml()) return kernels::ggml_block_format(ggml_type).name;
+  return type == kernels::Quant4Type::NF4 ? "nf4" : "fp4";
+}
+
+kernels::GgmlQuantTensor QuantWeight::ggml_view() const {
+  PEFT_CHECK(ggml(), ErrorCode::Internal, "ggml_view of a 4-bit bitsandbytes weight");
+  return kernels::GgmlQuantTensor{ggml_type, packed->data_as<uint8_t>(), rows(), cols()};
+}
+
 kernels::Quant4Tensor QuantWeight::view() const {
+  PEFT_CHECK(!ggml(), ErrorCode::Internal, "view of a ggml block weight");
   kernels::Quant4Tensor q{};
   q.packed = packed->data_as<uint8_t>();
   q.code = quant_map->data_as<float>();
@@ -54,6 +65,14 @@ void QuantWeight::validate(const std::string& what) const {
              "Expected a 2-D shape [out, in] for the 4-bit weight " + what + " but received " + shape_to_string(shape));
   PEFT_CHECK(compute_dtype == DType::F32 || compute_dtype == DType::BF16, ErrorCode::DType,
              "Expected compute dtype f32 or bf16 for " + what + " but received " + dtype_name(compute_dtype));
+  if (ggml()) {
+    const kernels::GgmlBlockFormat& f = kernels::ggml_block_format(ggml_type);
+    PEFT_CHECK(cols() % f.block == 0, ErrorCode::Shape,
+               "Expected rows of a multiple of " + std::to_string(f.block) + " elements for the " + f.name + " weight " +
+                   what + " but received " + shape_to_string(shape));
+    expect_part(packed, DType::U8, rows() * kernels::ggml_row_bytes(ggml_type, cols()), what + " (" + f.name + " blocks)");
+    return;
+  }
   PEFT_CHECK(source_dtype == DType::F32 || source_dtype == DType::BF16 || source_dtype == DType::F16, ErrorCode::DType,
              "Expected source dtype f32, bf16 or f16 for " + what + " but received " + dtype_name(source_dtype));
   kernels::check_quant_blocksize(blocksize, (what + " blocksize").c_str());
@@ -71,7 +90,8 @@ void QuantWeight::validate(const std::string& what) const {
 }
 
 void QuantWeight::dequantize_rows(int64_t r0, int64_t r1, float* out) const {
-  kernels::dequantize4_rows(view(), cols(), r0, r1, out);
+  if (ggml()) kernels::ggml_dequantize_rows(ggml_view(), r0, r1, out);
+  else kernels::dequantize4_rows(view(), cols(), r0, r1, out);
   if (compute_dtype == DType::BF16) kernels::round_to_bf16(out, (r1 - r0) * cols());
 }
 
@@ -85,6 +105,11 @@ std::shared_ptr<QuantWeight> QuantWeight::requantized(const std::vector<float>& 
   const int64_t n = numel();
   PEFT_CHECK(static_cast<int64_t>(values.size()) == n, ErrorCode::Internal, "requantized: wrong number of values");
   auto q = std::make_shared<QuantWeight>(*this);
+  if (ggml()) {  // the same block format, by llama.cpp's reference quantizer
+    q->packed = std::make_shared<Tensor>(Tensor::uninitialized(DType::U8, packed->shape()));
+    kernels::ggml_quantize_rows(ggml_type, values.data(), rows(), cols(), q->packed->data_as<uint8_t>());
+    return q;
+  }
   const int64_t blocks = kernels::quant_blocks(n, blocksize);
   q->packed = std::make_shared<Tensor>(Tensor::uninitialized(DType::U8, packed->shape()));
   auto scales = new_tensor(DType::F32, blocks);  // [blocks] f32

@@ -4,7 +4,7 @@
 // frozen 4-bit weights; bad 4-bit weights.
 import { getPeftModel, PeftError, quantize, tensor } from '../../lib';
 import { Model } from '../../lib/models/model';
-import { native } from '../../lib/native';
+import { native, type NativeBnbWeight } from '../../lib/native';
 import { nativeQuantWeight } from '../../lib/quant/model-weights';
 import { handleOf } from '../../lib/tensor';
 import { checkGradients } from '../helpers/finite-diff';
@@ -99,7 +99,7 @@ describe('QuantLinear: a 4-bit base weight in nn::Linear', () => {
     const q = pair.weights.get(name)!;
     const build = (quantized: Record<string, unknown>, dense = weights) =>
       code(() => new native.NativeLlama(config, [...dense.keys()], [...dense.values()].map((t) => handleOf(t, 't')), quantized as never));
-    const good = nativeQuantWeight(q, 'f32', name);
+    const good = nativeQuantWeight(q, 'f32', name) as NativeBnbWeight;
     expect(build({ [name]: { ...good, shape: [8, 16] } })[0]).toBe('E_CONFIG');  // the config's shape is [16, 8]
     expect(build({ [name]: { ...good, shape: [16, 9] } })[0]).toBe('E_SHAPE');  // not the number of codes stored
     expect(build({ [name]: { ...good, computeDtype: 'f16' } })[0]).toBe('E_DTYPE');

@@ -17,13 +17,15 @@ namespace peft::kernels {
 
 namespace {
 
-// The dequantized-panel buffer of this thread's 4-bit products, grown to the largest layer seen.
-float* quant4_workspace(int64_t N, int64_t K) {
+// The dequantized-panel buffer of this thread's compressed-weight products (4-bit and ggml
+// blocks), grown to the largest layer seen.
+float* panel_workspace(int64_t floats) {
   thread_local std::vector<float> buffer;
-  const auto need = static_cast<size_t>(quant4_matmul_workspace(N, K));
+  const auto need = static_cast<size_t>(floats);
   if (buffer.size() < need) buffer.resize(need);
   return buffer.data();
 }
+float* quant4_workspace(int64_t N, int64_t K) { return panel_workspace(quant4_matmul_workspace(N, K)); }
 
 Backend make_cpu_backend() {
   Backend b{};
@@ -56,6 +58,17 @@ Backend make_cpu_backend() {
   };
   b.dequantize4_rows = [](const Context&, const Quant4Tensor& q, int64_t cols, int64_t r0, int64_t r1, float* out) {
     dequantize4_rows(q, cols, r0, r1, out);
+  };
+  b.ggml_matmul = [](const Context&, int64_t M, const MatrixRef& x, const GgmlQuantTensor& w, float* y, int64_t ldy,
+                     float alpha, bool acc, DType compute) {
+    ggml_matmul(M, x, w, y, ldy, alpha, acc, panel_workspace(ggml_matmul_workspace(w)), compute);
+  };
+  b.ggml_matmul_dx = [](const Context&, int64_t M, const float* dy, const GgmlQuantTensor& w, float* dx, float alpha,
+                        bool acc, DType compute) {
+    ggml_matmul_dx(M, dy, w, dx, alpha, acc, panel_workspace(ggml_matmul_workspace(w)), compute);
+  };
+  b.ggml_dequantize_rows = [](const Context&, const GgmlQuantTensor& q, int64_t r0, int64_t r1, float* out) {
+    ggml_dequantize_rows(q, r0, r1, out);
   };
   b.rmsnorm_forward = [](const Context&, int64_t rows, int64_t dim, const float* x, const float* w, float eps,
                          float* y, float* rstd) { rmsnorm_forward(rows, dim, x, w, eps, y, rstd); };

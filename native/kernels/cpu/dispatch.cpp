@@ -143,5 +143,15 @@ const GemvSpans& active_gemv_spans() {
   return gemv_spans_scalar();
 }
 
+const GgmlDequantSpans& active_ggml_dequant_spans() {
+  switch (active_isa()) {
+    case Isa::Scalar: return ggml_dequant_spans_scalar();
+    case Isa::Avx2: return ggml_dequant_spans_avx2();
+    case Isa::Avx512:
+    case Isa::Avx512Bf16: return ggml_dequant_spans_avx512();
+  }
+  return ggml_dequant_spans_scalar();
+}
+
 }  // namespace cpu
 }  // namespace peft::kernels

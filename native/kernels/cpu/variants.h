@@ -102,6 +102,17 @@ struct GemvSpans {
                          float* y, int64_t ldy, float alpha, bool accumulate);
 };
 
+// Dequantization loops of ggml's block formats (kernels/ggml_quant.h): whole blocks in, f32 out,
+// bit for bit what the scalar loops give. A null entry: that type runs the scalar loop.
+// blocks: [nblocks · bytes per block] -> out: [nblocks · elements per block] f32.
+using GgmlDequantLoop = void (*)(const uint8_t* blocks, int64_t nblocks, float* out);
+struct GgmlDequantSpans {
+  const char* name;
+  GgmlDequantLoop q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs;
+};
+// The loop of `spans` for ggml type id `type` (a GgmlType), or null (none there, or no such type).
+GgmlDequantLoop ggml_dequant_loop(const GgmlDequantSpans& spans, uint32_t type);
+
 const GemmMicroKernel& gemm_kernel_scalar();
 const GemmMicroKernel& gemm_kernel_avx2();
 const GemmMicroKernel& gemm_kernel_avx512();
@@ -122,6 +133,10 @@ const GemvSpans& gemv_spans_scalar();
 const GemvSpans& gemv_spans_avx2();
 const GemvSpans& gemv_spans_avx512();
 
+const GgmlDequantSpans& ggml_dequant_spans_scalar();  // every entry set
+const GgmlDequantSpans& ggml_dequant_spans_avx2();
+const GgmlDequantSpans& ggml_dequant_spans_avx512();
+
 // The pieces for the active instruction set (kernels/isa.h).
 const GemmMicroKernel& active_gemm_kernel_f32();
 const GemmMicroKernel* active_gemm_kernel_bf16();  // null when the active ISA has no bf16 dot product
@@ -129,5 +144,6 @@ const OptimSpans& active_optim_spans();
 const LayerSpans& active_layer_spans();  // AVX-512 CPUs use the AVX2 loops
 const Quant4Spans& active_quant4_spans();
 const GemvSpans& active_gemv_spans();
+const GgmlDequantSpans& active_ggml_dequant_spans();
 
 }  // namespace peft::kernels::cpu
