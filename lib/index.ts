@@ -26,6 +26,8 @@ export { Sampler, type SamplingOptions } from './models/sampling';
 export { getPeftModel, loadAdapter, PeftModel, type AdapterOptions, type AdapterRowOptions, type MergeOptions } from './peft/peft-model';
 export { type WeightedAdapterOptions, type CombinationType } from './peft/combine';
 export { exportMerged, exportGgufLora, type ExportMergedOptions, type ExportGgufLoraOptions } from './peft/export';
+export { exportGguf, type ExportGgufOptions } from './peft/export-gguf';
+export { GGUF_FILE_TYPES, type GgufFileType } from './io/gguf-quant-mix';
 export { writeGguf, type GgufMetadataValue, type GgufScalarType } from './io/gguf-writer';
 export {
   normalizeConfig,

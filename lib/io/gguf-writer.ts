@@ -8,6 +8,7 @@
 
 import { PeftError } from '../errors';
 import { writeChunksAtomic } from './atomic';
+import { GgmlTensor, ggmlFormat } from '../quant/ggml-tensor';
 import type { Tensor } from '../tensor';
 import { fail } from '../validate';
 
@@ -103,11 +104,24 @@ class HeaderBuilder {
 
 const padding = (offset: number, alignment: number) => (alignment - (offset % alignment)) % alignment;
 
+/** A tensor's ggml type id, dimensions and bytes as the file stores them. */
+function storedForm(name: string, t: Tensor | GgmlTensor): { type: number; shape: readonly number[]; bytes: Uint8Array } {
+  if (t instanceof GgmlTensor) {
+    const raw = t.data.toTypedArray() as Uint8Array;
+    return { type: ggmlFormat(t.type).id, shape: t.shape, bytes: raw };
+  }
+  const type = GGML_TYPE[t.dtype];
+  if (type === undefined) fail(`tensors["${name}"]`, 'a tensor of dtype f32, f16, bf16 or i32, or a GgmlTensor', t.dtype, 'E_DTYPE');
+  const raw = t.toTypedArray();
+  return { type, shape: t.shape, bytes: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength) };
+}
+
 /**
- * Writes a GGUF file: `metadata` in key order, then `tensors` (f32, f16, bf16 or i32) in key order.
- * `general.alignment`, when given as a u32, sets the data alignment.
+ * Writes a GGUF file: `metadata` in key order, then `tensors` (f32, f16, bf16 or i32 tensors, or
+ * GgmlTensors in a ggml block format) in key order. `general.alignment`, when given as a u32, sets
+ * the data alignment.
  */
-export function writeGguf(file: string, metadata: Record<string, GgufMetadataValue>, tensors: Record<string, Tensor>): void {
+export function writeGguf(file: string, metadata: Record<string, GgufMetadataValue>, tensors: Record<string, Tensor | GgmlTensor>): void {
   if (typeof file !== 'string' || !file) fail('file', 'a file path', file);
   const alignment = metadata['general.alignment']?.value ?? DEFAULT_ALIGNMENT;
   if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment <= 0 || alignment % 8 !== 0) {
@@ -136,13 +150,10 @@ export function writeGguf(file: string, metadata: Record<string, GgufMetadataVal
   let offset = 0;
   const data: Uint8Array[] = [];
   for (const [name, t] of entries) {
-    const type = GGML_TYPE[t.dtype];
-    if (type === undefined) fail(`tensors["${name}"]`, 'a tensor of dtype f32, f16, bf16 or i32', t.dtype, 'E_DTYPE');
-    const raw = t.toTypedArray();
-    const bytes = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+    const { type, shape, bytes } = storedForm(name, t);
     header.string(name);
-    header.u32(t.shape.length);
-    for (const dim of [...t.shape].reverse()) header.u64(dim); // innermost first
+    header.u32(shape.length);
+    for (const dim of [...shape].reverse()) header.u64(dim); // innermost first
     header.u32(type);
     header.u64(offset);
     data.push(bytes);

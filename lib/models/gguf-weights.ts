@@ -114,6 +114,16 @@ function unpermuteRotaryBlocks(q: GgmlTensor, heads: number): GgmlTensor {
   });
 }
 
+/** The inverse of {@link unpermuteRotaryBlocks}: Hugging Face rows back to llama.cpp's rotary order. Frees q. */
+export function permuteRotaryBlocks(q: GgmlTensor, heads: number): GgmlTensor {
+  const D = q.shape[0] / heads;
+  // GGUF row h·D + 2i + j is Hugging Face row h·D + j·D/2 + i.
+  return permuteBlockRows(q, (to) => {
+    const h = Math.floor(to / D), r = to % D, i = Math.floor(r / 2), j = r % 2;
+    return h * D + j * (D / 2) + i;
+  });
+}
+
 // The weights of linear layers, which a model can hold in a ggml block format (the embeddings cannot).
 const LINEAR_WEIGHT = /(^lm_head|\.(q_proj|k_proj|v_proj|o_proj|qkv_proj|gate_proj|up_proj|down_proj|gate_up_proj))\.weight$/;
 

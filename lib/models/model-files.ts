@@ -17,7 +17,7 @@ import type { Model } from './model';
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.model', 'added_tokens.json', 'generation_config.json'];
 
 /** The local file or directory a model was loaded from, when there is one (hf: references from the cache only). */
-async function sourceLocation(model: Model): Promise<string | undefined> {
+export async function sourceLocation(model: Model): Promise<string | undefined> {
   const where = model.nameOrPath;
   if (!where) return undefined;
   try {

@@ -64,8 +64,9 @@ function snapshot(t: Tensor): Tensor {
 /**
  * Folds the active adapter into the weights (through the native merge) for the duration of `fn`,
  * then takes it out again and puts back the exact weights it changed.
+ * @internal
  */
-async function withActiveMerged<T>(peft: PeftModel, fn: () => Promise<T>): Promise<T> {
+export async function withActiveMerged<T>(peft: PeftModel, fn: () => Promise<T>): Promise<T> {
   const name = peft.activeAdapter;
   const config = peft.peftConfig[name];
   if (config.peft_type === 'BITFIT' || config.peft_type === 'LN_TUNING') return fn(); // its trained copies are the live parameters

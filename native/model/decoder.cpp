@@ -150,13 +150,15 @@ std::vector<std::string> DecoderModel::parameter_names() const {
 void DecoderModel::build_parameters(TensorMap& weights, const nn::QuantWeightMap& quantized) {
   const DecoderSpec& s = spec_;
   const std::vector<LinearPart> parts = linear_parts(s);
-  // The projections' weights, the only tensors that may be 4-bit.
+  // The projections' weights and an untied head: the linear layers, the only tensors that may be
+  // quantized (an embedding table is gathered, not multiplied).
   std::set<std::string> projection_weights;
   for (int64_t l = 0; l < s.layers; ++l)
     for (const LinearPart& part : parts) projection_weights.insert(layer_name(l, part.name) + ".weight");
+  if (!s.tied_head) projection_weights.insert(s.names.head + ".weight");
   for (const auto& [name, q] : quantized) {
     PEFT_CHECK(projection_weights.count(name), ErrorCode::Config,
-               "Expected 4-bit weights only for the linear layers of the blocks but received one for " + name);
+               "Expected quantized weights only for the linear layers (the blocks' projections and an untied head) but received one for " + name);
     PEFT_CHECK(q != nullptr, ErrorCode::Argument, "No 4-bit weight given for " + name);
     q->validate(name);
   }

@@ -33,6 +33,7 @@ export const GGML = {
   Q4_0: { id: 2, block: 32, bytes: 18 },
   Q8_0: { id: 8, block: 32, bytes: 34 },
   Q4_K: { id: 12, block: 256, bytes: 144 },
+  IQ2_XXS: { id: 16, block: 256, bytes: 66 },
   I32: { id: 26, block: 1, bytes: 4 },
   BF16: { id: 30, block: 1, bytes: 2 },
 } as const;

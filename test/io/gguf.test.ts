@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { ops, PeftError, readGguf, tensor, type GgufFile, type PeftErrorCode } from '../../lib';
+import { dequantizeGgml, ops, PeftError, quantizeGgml, readGguf, tensor, type GgufFile, type PeftErrorCode } from '../../lib';
 import {
   bf16ToNumber,
   bytesOf,
@@ -70,7 +70,7 @@ function expectSameFloats(actual: Float32Array, expected: ArrayLike<number>): vo
   }
 }
 
-const GGML_NAMES: Record<number, string> = { 0: 'F32', 1: 'F16', 2: 'Q4_0', 8: 'Q8_0', 12: 'Q4_K', 26: 'I32', 30: 'BF16' };
+const GGML_NAMES: Record<number, string> = { 0: 'F32', 1: 'F16', 2: 'Q4_0', 8: 'Q8_0', 12: 'Q4_K', 16: 'IQ2_XXS', 26: 'I32', 30: 'BF16' };
 
 describe('the real model (stories260K.gguf)', () => {
   const bytes = new Uint8Array(fs.readFileSync(MODEL));
@@ -407,10 +407,29 @@ describe('synthetic files', () => {
     });
   });
 
-  it('lists a Q4_K tensor but refuses to load it, naming the type', () => {
-    const file = openBytes(writeGguf({ tensors: [{ name: 'k', shape: [2, 256], type: GGML.Q4_K.id, data: new Uint8Array(288) }] }).bytes);
-    expect(file.tensorInfos[0]).toMatchObject({ name: 'k', shape: [2, 256], type: 'Q4_K', nbytes: 288 });
-    expectPeftError(() => file.tensor('k'), 'E_UNSUPPORTED', /Expected a tensor type this reader can load .* for tensor "k" but received Q4_K/);
+  it('lists an IQ2_XXS tensor but refuses to load it, naming the type', () => {
+    const file = openBytes(writeGguf({ tensors: [{ name: 'k', shape: [2, 256], type: GGML.IQ2_XXS.id, data: new Uint8Array(132) }] }).bytes);
+    expect(file.tensorInfos[0]).toMatchObject({ name: 'k', shape: [2, 256], type: 'IQ2_XXS', nbytes: 132 });
+    expectPeftError(() => file.tensor('k'), 'E_UNSUPPORTED', /Expected a tensor type this reader can load .* for tensor "k" but received IQ2_XXS/);
+    expectPeftError(() => file.blocks('k'), 'E_UNSUPPORTED', /tensor "k" is IQ2_XXS, not one of the ggml block types/);
+  });
+
+  it('gives a K-quant tensor as its stored blocks or dequantized, and refuses a NaN block scale', () => {
+    // Two Q4_K rows from llama.cpp's quantizer (the block bytes are checked against ggml's in test/quant/ggml-blocks.test.ts).
+    const values = Float32Array.from({ length: 512 }, (_, i) => Math.sin(i * 0.7) * (1 + (i % 13)));
+    const q = quantizeGgml(tensor(values, [2, 256]), 'Q4_K');
+    const bytes = q.data.toTypedArray() as Uint8Array;
+    const file = openBytes(writeGguf({ tensors: [{ name: 'k', shape: [2, 256], type: GGML.Q4_K.id, data: bytes }] }).bytes);
+    const blocks = file.blocks('k');
+    expect(blocks.dtype).toBe('u8');
+    expect(Array.from(blocks.toTypedArray() as Uint8Array)).toEqual(Array.from(bytes));
+    expect(file.isView(blocks)).toBe(true);
+    expect(Array.from(file.tensor('k').toFloat32Array())).toEqual(Array.from(dequantizeGgml(q).toFloat32Array()));
+    const bad = bytes.slice();
+    bad[144 + 1] = 0x7e; // block 1's d: f16 0x7e00, a NaN
+    const badFile = openBytes(writeGguf({ tensors: [{ name: 'k', shape: [2, 256], type: GGML.Q4_K.id, data: bad }] }).bytes);
+    expectPeftError(() => badFile.blocks('k'), 'E_NONFINITE', /tensor "k" has a NaN or infinite Q4_K block scale \(block 1 of 2\)/);
+    expect(badFile.blocks('k', false).size).toBe(288);
   });
 
   it('reads a zero-dimensional tensor and one with a zero dimension', () => {

@@ -132,7 +132,7 @@ const CASES: Hostile[] = [
   { area: 'GGUF', input: 'two tensors over the same bytes', code: 'E_FORMAT', message: 'do not overlap', run: () => readAllGguf(file('a.gguf', gguf((v, l) => v.setBigUint64(l.tensors[1].offset, 0n, true), { tensors: [{ name: 'a', shape: [32], type: GGML.F32.id, data: new Uint8Array(128) }, { name: 'b', shape: [32], type: GGML.F32.id, data: new Uint8Array(128) }] }))) },
   { area: 'GGUF', input: 'general.alignment 3', code: 'E_FORMAT', message: 'power of two', run: () => readAllGguf(file('a.gguf', gguf(undefined, { metadata: [['general.alignment', { type: 'u32', value: 3 }]] }))) },
   { area: 'GGUF', input: 'a file cut inside the padding before the data', code: 'E_FORMAT', message: 'to start within the file', run: () => readAllGguf(file('a.gguf', gguf(undefined, { tensors: [{ name: 'w', shape: [0], type: GGML.F32.id, data: new Uint8Array(0) }] }).slice(0, -4))) },
-  { area: 'GGUF', input: 'a Q4_K tensor (listed, not loadable)', code: 'E_UNSUPPORTED', message: 'received Q4_K', run: () => readAllGguf(file('a.gguf', gguf(undefined, { tensors: [{ name: 'w', shape: [256], type: GGML.Q4_K.id, data: new Uint8Array(144) }] }))) },
+  { area: 'GGUF', input: 'an IQ2_XXS tensor (listed, not loadable)', code: 'E_UNSUPPORTED', message: 'received IQ2_XXS', run: () => readAllGguf(file('a.gguf', gguf(undefined, { tensors: [{ name: 'w', shape: [256], type: GGML.IQ2_XXS.id, data: new Uint8Array(66) }] }))) },
   // adapters
   { area: 'adapter', input: 'adapter name "../x"', code: 'E_ARGUMENT', message: 'Expected an adapter name', run: () => loadOnModel(adapter({}), '../x') },
   { area: 'adapter', input: 'adapter name "a/b"', code: 'E_ARGUMENT', message: 'Expected an adapter name', run: () => loadOnModel(adapter({}), 'a/b') },

@@ -696,7 +696,8 @@ float iq4_block_scale(const float* xb, const float* weight, int ntry, uint8_t* L
     }
   }
   if (amax < kGroupMaxEps) {
-    // ggml (this version) leaves Lb as it was; current llama.cpp zeroes it, which is deterministic.
+    // The ggml we match (node-llama-cpp's build) leaves Lb as the stack held it, so those bytes are
+    // undefined there; current llama.cpp zeroes them, and so do we.
     std::memset(Lb, 0, 32);
     return 0;
   }
