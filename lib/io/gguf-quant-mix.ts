@@ -28,9 +28,9 @@ const BLOCK: Record<GgufTensorType, number> = {
   Q2_K: 256, Q3_K: 256, Q4_K: 256, Q5_K: 256, Q6_K: 256, IQ4_XS: 256,
 };
 
-// A row too short for its type's block takes this one (and F16 if that does not fit either).
+// A row that is not a whole number of its type's blocks takes this one (F16 if that does not fit either).
 const FALLBACK: Partial<Record<GgufTensorType, GgufTensorType>> = {
-  Q2_K: 'IQ4_NL', Q3_K: 'IQ4_NL', IQ4_XS: 'IQ4_NL', Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0',
+  Q2_K: 'Q4_0', Q3_K: 'Q4_0', IQ4_XS: 'IQ4_NL', Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0',
 };
 
 /** What the rules need to know about the model. */
@@ -123,9 +123,9 @@ export function quantMix(fileType: GgufFileType, tensors: readonly QuantMixTenso
       else if (f === 'Q5_K_M') type = 'Q6_K';
     }
     if (cols % BLOCK[type] !== 0) {
+      // A K-quant falls back to a 32-block type; whatever still does not fit is stored as F16.
       const fallback = FALLBACK[type];
-      if (!fallback) throw new PeftError(`Tensor ${t.name} has rows of ${cols} elements, which ${type} cannot hold`, 'E_SHAPE');
-      type = cols % BLOCK[fallback] === 0 ? fallback : 'F16';
+      type = fallback && cols % BLOCK[fallback] === 0 ? fallback : 'F16';
     }
     out.set(t.name, type);
   }

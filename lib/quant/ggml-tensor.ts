@@ -1,6 +1,6 @@
 /**
  * Matrices in ggml's block formats, as GGUF files store them (Q4_0 … Q8_0, the K-quants Q2_K … Q6_K,
- * IQ4_NL, IQ4_XS): quantize with llama.cpp's reference quantizers, dequantize, and multiply with a
+ * IQ4_NL, IQ4_XS): quantize as llama-quantize does, dequantize, and multiply with a
  * quantized weight panel by panel (the f32 matrix never exists whole).
  */
 import { PeftError, withCallSite } from '../errors';
@@ -91,9 +91,9 @@ function quantizeArgs(t: Tensor, type: unknown): [NativeTensor, string, number[]
 }
 
 /**
- * Quantizes an f32 matrix [rows, cols] (or a vector) to a ggml block type with llama.cpp's
- * reference quantizer (`quantize_row_*_ref`, what llama-quantize writes without an importance
- * matrix), bit for bit. `E_SHAPE` unless cols is a multiple of the type's block, `E_RANGE` for NaN
+ * Quantizes an f32 matrix [rows, cols] (or a vector) to a ggml block type exactly as llama-quantize
+ * does without an importance matrix (ggml_quantize_chunk: the reference quantizers
+ * `quantize_row_*_ref`, and `quantize_iq4_nl` for IQ4_NL), bit for bit. `E_SHAPE` unless cols is a multiple of the type's block, `E_RANGE` for NaN
  * or infinity.
  * @example const q = quantizeGgml(weight, 'Q4_K'); const back = dequantizeGgml(q);
  */

@@ -45,8 +45,9 @@ int64_t ggml_row_bytes(GgmlType type, int64_t n);
 void ggml_dequantize_row_scalar(GgmlType type, const uint8_t* blocks, int64_t n, float* out);
 void ggml_dequantize_row(GgmlType type, const uint8_t* blocks, int64_t n, float* out);
 
-// blocks <- x: [n] f32 (n % block == 0), by llama.cpp's reference quantizer of `type`
-// (quantize_row_*_ref: what llama-quantize writes without an importance matrix), bit for bit.
+// blocks <- x: [n] f32 (n % block == 0), bit for bit what llama-quantize writes without an importance
+// matrix (ggml_quantize_chunk): the reference quantizer quantize_row_*_ref of every type but IQ4_NL,
+// and quantize_iq4_nl for IQ4_NL.
 // x must be finite (callers check; see ggml_quantize_rows). E_UNSUPPORTED for a type without one.
 void ggml_quantize_row(GgmlType type, const float* x, int64_t n, uint8_t* blocks);
 

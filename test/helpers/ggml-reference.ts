@@ -80,14 +80,16 @@ export function f32ToF16(x: number): number {
   return sign | ((e + 15) << 10) | (mant - 1024);
 }
 
+const bf16Float = new Float32Array(1);
+const bf16Bits = new Uint32Array(bf16Float.buffer);
+
 /** x rounded to bfloat16 (round to nearest even), as an f32 value. */
 export function toBf16(x: number): number {
-  const buf = new Float32Array([x]);
-  const bits = new Uint32Array(buf.buffer);
-  const b = bits[0];
-  if ((b & 0x7f800000) === 0x7f800000) return buf[0]; // Inf / NaN unchanged
-  bits[0] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 0) & 0xffff0000;
-  return buf[0];
+  bf16Float[0] = x;
+  const b = bf16Bits[0];
+  if ((b & 0x7f800000) === 0x7f800000) return bf16Float[0]; // Inf / NaN unchanged
+  bf16Bits[0] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 0) & 0xffff0000;
+  return bf16Float[0];
 }
 
 // ---- dequantization, one block at a time ----

@@ -77,3 +77,16 @@ export function writeQuantGguf(file: string, typeOf: TypeOf, shape: QuantGgufSha
   writeGguf(file, metadata, tensors);
   for (const t of Object.values(tensors)) t.dispose();
 }
+
+/**
+ * Sets every trainable tensor of `peft` to seeded random values around its kind's scale (LoRA B is
+ * zero at init, IA3 vectors are one): an adapter whose effect and gradients involve every factor.
+ */
+export function randomizeAdapter(peft: { trainableParameters(): Record<string, Tensor>; setParameterValue(name: string, value: Tensor): void }, seed: number, scale = 0.05): void {
+  const random = rng(seed);
+  for (const [name, t] of Object.entries(peft.trainableParameters())) {
+    const around = /ia3|magnitude/.test(name) ? 1 : 0;
+    const spread = around ? 0.3 : scale;
+    peft.setParameterValue(name, tensor(Float32Array.from({ length: t.size }, () => around + spread * normal(random)), [...t.shape]));
+  }
+}

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { dequantizeGgml, getPeftModel, loadModel, quantizeGgml, readGguf, tensor, type Model, type PeftConfig } from '../../lib';
-import { writeQuantGguf, type TypeOf } from '../helpers/quant-gguf';
+import { randomizeAdapter, writeQuantGguf, type TypeOf } from '../helpers/quant-gguf';
 
 // The mix of a Q4_K_M file: Q4_K, with Q6_K for attn_v and the head, Q5_0 where a tensor's rows
 // are not whole 256-blocks in real models (here: ffn_down, to cover a 32-block type too).
@@ -80,8 +80,8 @@ describe('a GGUF with block-quantized linear layers', () => {
   });
 
   const METHODS: [string, PeftConfig][] = [
-    ['LoRA on all linear layers', { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: 'all-linear', init_lora_weights: 'gaussian' }],
-    ['DoRA on q, v', { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], use_dora: true, init_lora_weights: 'gaussian' }],
+    ['LoRA on all linear layers', { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: 'all-linear' }],
+    ['DoRA on q, v', { peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], use_dora: true }],
     ['IA3', { peft_type: 'IA3', target_modules: ['k_proj', 'v_proj', 'down_proj'], feedforward_modules: ['down_proj'] }],
   ];
 
@@ -89,12 +89,9 @@ describe('a GGUF with block-quantized linear layers', () => {
     const pq = getPeftModel(await loadModel(file), config, { seed: 7 });
     const pd = getPeftModel(await loadModel(file, { keepQuantized: false }), config, { seed: 7 });
     try {
-      // IA3 starts at 1 and LoRA's gaussian B is non-zero: move IA3 off 1 so its gradients involve W.
-      if (config.peft_type === 'IA3') {
-        for (const p of [pq, pd]) {
-          for (const [n, t] of Object.entries(p.trainableParameters())) p.setParameterValue(n, tensor(Float32Array.from({ length: t.size }, (_, i) => 1 + 0.3 * Math.sin(i)), [...t.shape]));
-        }
-      }
+      // LoRA's B starts at 0 and IA3 at 1: random values make every gradient involve W.
+      randomizeAdapter(pq, 11);
+      randomizeAdapter(pd, 11);
       const rq = await pq.loss(IDS);
       const rd = await pd.loss(IDS);
       expect(Math.abs(rq.loss - rd.loss)).toBeLessThan(1e-5 * Math.abs(rd.loss));
@@ -114,7 +111,8 @@ describe('a GGUF with block-quantized linear layers', () => {
     const name = 'model.layers.1.self_attn.o_proj.weight';
     const qname = 'model.layers.1.self_attn.q_proj.weight';
     const base = await loadModel(file);
-    const peft = getPeftModel(base, { peft_type: 'LORA', r: 4, lora_alpha: 4, target_modules: ['q_proj'], init_lora_weights: 'gaussian' }, { seed: 3 });
+    const peft = getPeftModel(base, { peft_type: 'LORA', r: 4, lora_alpha: 4, target_modules: ['q_proj'] }, { seed: 3 });
+    randomizeAdapter(peft, 3);
     try {
       const before = base.ggmlWeight(qname)!;
       const w = dequantizeGgml(before).toFloat32Array();

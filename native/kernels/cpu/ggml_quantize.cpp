@@ -1,7 +1,8 @@
-// ggml_quantize_row: llama.cpp's reference quantizers (quantize_row_*_ref of ggml-quants.c) for the
-// block formats of ggml_quant.h, reproduced byte for byte so that our GGUF files match llama.cpp's.
-// (They are what llama-quantize writes without an importance matrix, except for IQ4_NL, where it
-// runs quantize_iq4_nl: 7 trial scales each way where the _ref tries none.)
+// ggml_quantize_row: what llama-quantize writes without an importance matrix (ggml_quantize_chunk),
+// for the block formats of ggml_quant.h, reproduced byte for byte so that our GGUF files match
+// llama.cpp's. For every type but IQ4_NL that is the reference quantizer (quantize_row_*_ref of
+// ggml-quants.c); for IQ4_NL it is quantize_iq4_nl, which tries 7 more scales each way than the _ref
+// and re-picks the levels for the chosen scale.
 // Bit exactness rests on ggml's float arithmetic in ggml's order and precision: f32 everywhere, the
 // same operand order in every sum and product, the same rounding helpers (nearest_int's magic-number
 // trick, roundf, C's truncating casts), no FMA contraction, and scales read back through f16 where
@@ -739,14 +740,17 @@ inline void pack_iq4(const uint8_t* L, int k, uint8_t* q4) {
   }
 }
 
-// x: [32] f32. quantize_row_iq4_nl_ref: weights x², the first-guess scale refit once (no trial
-// scales: the _ref passes ntry = -1, unlike quantize_iq4_nl's 7), levels not re-picked after the refit.
+// x: [32] f32. quantize_iq4_nl (llama-quantize's IQ4_NL, not the _ref): weights x², 7 trial scales
+// each way, then every level re-picked for the chosen (unrounded) scale; an all-zero block takes
+// the level nearest 0 everywhere.
 void iq4_nl_block(const float* x, BlockIQ4_NL& b) {
   float weight[32];
   uint8_t L[32];
   for (int j = 0; j < 32; ++j) weight[j] = x[j] * x[j];
-  const float scale = iq4_block_scale(x, weight, -1, L);
+  const float scale = iq4_block_scale(x, weight, 7, L);
   b.d = to_f16(scale);
+  const float id = scale ? 1 / scale : 0.f;
+  for (int j = 0; j < 32; ++j) L[j] = static_cast<uint8_t>(best_index_iq4nl(id * x[j]));
   pack_iq4(L, 1, b.qs);
 }
 
