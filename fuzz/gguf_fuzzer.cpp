@@ -1,6 +1,7 @@
 // libFuzzer target: the GGUF reader (header, typed metadata incl. nested arrays, tensor infos,
-// layout checks) and tensor loading (zero-copy views, Q8_0 / Q4_0 dequantization) over arbitrary
-// bytes, through the same code as a mapped file. A refusal must be E_FORMAT or E_UNSUPPORTED.
+// layout checks) and tensor loading (zero-copy views, dequantization of every ggml block type, the
+// block bytes with their scale check) over arbitrary bytes, through the same code as a mapped file.
+// A refusal must be E_FORMAT or E_UNSUPPORTED (E_NONFINITE for a block scale that is NaN or Inf).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -63,6 +64,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       fuzz::touch(t.data(), t.nbytes());
     } catch (const Error& e) {
       fuzz::expect_code(e, {ErrorCode::Unsupported});
+    }
+    try {
+      Tensor b = g->load_blocks(info, true);
+      FUZZ_ASSERT(static_cast<uint64_t>(b.numel()) == info.nbytes);
+      fuzz::touch(b.data(), b.nbytes());
+    } catch (const Error& e) {
+      fuzz::expect_code(e, {ErrorCode::Unsupported, ErrorCode::NonFinite});
     }
   }
   if (fuzz::verbose()) std::fprintf(stderr, "accepted: %zu metadata, %zu tensors\n", g->metadata().size(), g->tensors().size());
