@@ -7,26 +7,23 @@
 // are the softmax of its logits; test/helpers/llama-cpp-greedy.mjs). Runs when node-llama-cpp is
 // installed beside the checkout (../benchref/node_modules/node-llama-cpp, as for the forward
 // benchmark); skipped otherwise.
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { loadModel, readGguf, type Model } from '../../lib';
+import { loadModel, readGguf } from '../../lib';
+import { nodeLlamaCppInstalled, ourLogProbs, runLlamaCpp, worstDifference, type Difference } from '../helpers/llama-cpp-compare';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { makeSmollmGguf } = require('../../scripts/bench/make-smollm-gguf');
 
-const NODE_LLAMA_CPP = path.resolve(__dirname, '..', '..', '..', 'benchref', 'node_modules', 'node-llama-cpp');
-const installed = fs.existsSync(path.join(NODE_LLAMA_CPP, 'package.json'));
-const HELPER = path.join(__dirname, '..', 'helpers', 'llama-cpp-greedy.mjs');
+const installed = nodeLlamaCppInstalled;
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
 
 const SHAPES = { hidden: 64, layers: 2, heads: 4, kvHeads: 2, headDim: 16, ffn: 96, vocab: 320, context: 128 };
 const PROMPT = [5, 17, 42, 99, 7, 200, 31];  // longer than Gemma 2's and Gemma 3's window of 4
 const STEPS = 16;
-const TOP = 10;
 
 interface Case {
   arch: string;
@@ -66,61 +63,6 @@ const CASES: Case[] = [
   { arch: 'llama', experts: 4, layers: 2, std: 0.3, tolerance: SWIGLU, ropeKey: 'rope.freq_base' },
   { arch: 'gemma3', experts: 0, layers: 7, std: 0.15, tolerance: { prob: 3e-4, topLog: 5e-3 }, ropeKey: 'rope.freq_base_swa' },
 ];
-
-interface LlamaCppRun {
-  /** Greedy tokens with llama.cpp's default context (f16 KV cache, flash attention "auto"). */
-  tokens: number[];
-  /** The same with an f32 KV cache and no flash attention, and each token's distribution, [STEPS][vocab]. */
-  f32: { tokens: number[]; probabilities: number[][] };
-}
-
-function runLlamaCpp(file: string, prompt: number[], steps: number): LlamaCppRun {
-  const out = execFileSync(process.execPath, [HELPER, NODE_LLAMA_CPP, file, '', JSON.stringify(prompt), String(steps), 'probabilities'], { encoding: 'utf8', timeout: 120_000, maxBuffer: 1 << 28 });
-  return JSON.parse(out) as LlamaCppRun;
-}
-
-/** log-softmax in f64 (the logits are f32; f64 keeps the normalizer exact to far below the tolerances). */
-function logSoftmax(row: ArrayLike<number>): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]);
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(row, (v) => v - lse);
-}
-
-/**
- * Our next-token log-probabilities at the positions llama.cpp sampled from: one forward over the
- * prompt and the generated tokens but the last, rows prompt.length − 1 onwards.
- */
-async function ourLogProbs(model: Model, prompt: number[], generated: number[]): Promise<Float64Array[]> {
-  const ids = [...prompt, ...generated.slice(0, -1)];
-  const logits = (await model.forward([ids])).toFloat32Array();
-  const V = model.config.vocabSize;
-  return generated.map((_, i) => logSoftmax(logits.subarray((prompt.length - 1 + i) * V, (prompt.length + i) * V)));
-}
-
-/** How far our next-token distribution is from llama.cpp's. */
-interface Difference {
-  /** max over the vocabulary of |p_ours − p_llama.cpp|. */
-  prob: number;
-  /** max over llama.cpp's top TOP tokens of |log p_ours − log p_llama.cpp|. */
-  topLog: number;
-}
-
-function stepDifference(ours: Float64Array, theirs: number[]): Difference {
-  let prob = 0;
-  for (let t = 0; t < theirs.length; t++) prob = Math.max(prob, Math.abs(Math.exp(ours[t]) - theirs[t]));
-  const top = theirs.map((p, t) => [p, t]).sort((a, b) => b[0] - a[0]).slice(0, TOP).map(([, t]) => t);
-  const topLog = Math.max(...top.map((t) => Math.abs(ours[t] - Math.log(theirs[t]))));
-  return { prob, topLog };
-}
-
-/** The largest difference over all steps. */
-function worstDifference(ours: Float64Array[], theirs: number[][]): Difference {
-  const d = ours.map((lp, i) => stepDifference(lp, theirs[i]));
-  return { prob: Math.max(...d.map((x) => x.prob)), topLog: Math.max(...d.map((x) => x.topLog)) };
-}
 
 function writeModel(c: Case, overrides: Record<string, number> = {}): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `interop-${c.arch}-${c.experts}-`));
