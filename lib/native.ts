@@ -483,6 +483,8 @@ export interface NativeAddon {
   ggmlMatmul: Sync<GgmlMatmulArgs, NativeTensor>;
   ggmlMatmulAsync: Async<GgmlMatmulArgs, NativeTensor>;
   ggmlFormats(): NativeGgmlFormat[];
+  /** Sets the floats per dequantized panel of the compressed-weight products; returns the previous. */
+  setPanelFloats(floats: number): number;
   /** Per tensor: the count of NaN / ±infinity elements, the flat index of the first (-1: none) and its value. */
   findNonFinite: Sync<[tensors: NativeTensor[]], NonFiniteResult>;
   findNonFiniteAsync: Async<[tensors: NativeTensor[]], NonFiniteResult>;

@@ -82,3 +82,11 @@ export function numThreads(): number {
 export function setNumThreads(threads: number): void {
   native.setNumThreads(expectNumber(threads, 'threads', { min: 1, max: 1024, integer: true }));
 }
+
+/**
+ * @internal The floats of one dequantized panel in the products with a quantized weight (default
+ * 2^22): tests use small panels to take the multi-panel paths on small weights. Returns the previous.
+ */
+export function setPanelFloats(floats: number): number {
+  return native.setPanelFloats(floats);
+}

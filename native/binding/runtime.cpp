@@ -11,6 +11,7 @@
 #include "kernels/backend.h"
 #include "kernels/backend_compare.h"
 #include "kernels/isa.h"
+#include "kernels/cpu/panel_matmul.h"
 
 namespace peft::binding {
 
@@ -179,6 +180,11 @@ void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("externalMemory", Napi::Function::New(env, external_memory));
   exports.Set("liveStorages", Napi::Function::New(env, live_storages));
   exports.Set("numThreads", Napi::Function::New(env, num_threads));
+  exports.Set("setPanelFloats", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return guarded(info, [&]() -> Napi::Value {
+                  return Napi::Number::New(info.Env(), static_cast<double>(kernels::cpu::set_panel_floats(to_int(arg(info, 0), "floats"))));
+                });
+              }));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads));
   exports.Set("setProfiling", Napi::Function::New(env, set_profiling));
   exports.Set("profile", Napi::Function::New(env, profile_totals));

@@ -5,8 +5,14 @@
 const fs = require('node:fs');
 
 const VALUE_TYPE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 };
-/** ggml tensor types: id and bytes per element (block size 1 for these). */
-const GGML_TYPE = { F32: { id: 0, bytes: 4 }, F16: { id: 1, bytes: 2 } };
+/** ggml tensor types: id, elements per block and bytes per block. */
+const GGML_TYPE = {
+  F32: { id: 0, block: 1, bytes: 4 }, F16: { id: 1, block: 1, bytes: 2 }, Q4_0: { id: 2, block: 32, bytes: 18 },
+  Q4_1: { id: 3, block: 32, bytes: 20 }, Q5_0: { id: 6, block: 32, bytes: 22 }, Q5_1: { id: 7, block: 32, bytes: 24 },
+  Q8_0: { id: 8, block: 32, bytes: 34 }, Q2_K: { id: 10, block: 256, bytes: 84 }, Q3_K: { id: 11, block: 256, bytes: 110 },
+  Q4_K: { id: 12, block: 256, bytes: 144 }, Q5_K: { id: 13, block: 256, bytes: 176 }, Q6_K: { id: 14, block: 256, bytes: 210 },
+  IQ4_NL: { id: 20, block: 32, bytes: 18 }, IQ4_XS: { id: 23, block: 256, bytes: 136 }, BF16: { id: 30, block: 1, bytes: 2 },
+};
 const ALIGNMENT = 32;
 
 class Bytes {
@@ -58,7 +64,7 @@ class Bytes {
 
 /**
  * Writes `file`. metadata: [key, { type, value }] or, for arrays, [key, { type: 'array', elem, value }];
- * tensors: { name, shape (outermost first), type: 'F32' | 'F16', bytes: () => Uint8Array }.
+ * tensors: { name, shape (outermost first), type: a GGML_TYPE name, bytes: () => Uint8Array }.
  */
 function writeGgufFile(file, metadata, tensors) {
   const head = new Bytes();
@@ -80,7 +86,7 @@ function writeGgufFile(file, metadata, tensors) {
   let offset = 0;
   const sizes = [];
   for (const t of tensors) {
-    const size = t.shape.reduce((a, b) => a * b, 1) * GGML_TYPE[t.type].bytes;
+    const size = (t.shape.reduce((a, b) => a * b, 1) / GGML_TYPE[t.type].block) * GGML_TYPE[t.type].bytes;
     head.string(t.name);
     head.u32(t.shape.length);
     for (let d = t.shape.length - 1; d >= 0; d--) head.u64(t.shape[d]); // innermost first

@@ -82,6 +82,32 @@ function randomValues(n, std, seed) {
   return out;
 }
 
+/** The ggml type of each matrix in a `fileType` file of shapes `s` (llama-quantize's rules). */
+function quantTypes(fileType, s, untiedHead) {
+  const { quantMix } = require(path.resolve(__dirname, '..', '..', 'dist', 'io', 'gguf-quant-mix.js'));
+  const q = s.heads * s.headDim, kv = s.kvHeads * s.headDim;
+  const infos = [{ name: 'token_embd.weight', shape: [s.vocab, s.hidden] }];
+  if (untiedHead) infos.push({ name: 'output.weight', shape: [s.vocab, s.hidden] });
+  for (let l = 0; l < s.layers; l++) {
+    for (const [n, shape] of [['attn_q', [q, s.hidden]], ['attn_k', [kv, s.hidden]], ['attn_v', [kv, s.hidden]], ['attn_output', [s.hidden, q]],
+      ['ffn_gate', [s.ffn, s.hidden]], ['ffn_up', [s.ffn, s.hidden]], ['ffn_down', [s.hidden, s.ffn]]]) infos.push({ name: `blk.${l}.${n}.weight`, shape });
+  }
+  const mix = quantMix(fileType, infos, { layers: s.layers, gqa: s.heads / s.kvHeads, experts: 0, is70B: false });
+  return (name) => mix.get(name) ?? 'F32';
+}
+
+/** values [shape] as the bytes of a `type` tensor (F32, F16, or a block type quantized by the library). */
+function encodeAs(values, shape, type) {
+  if (type === 'F32' || type === 'F16') return encode(values, type);
+  const { tensor, quantizeGgml } = require(path.resolve(__dirname, '..', '..', 'dist'));
+  const t = tensor(values, shape);
+  const q = quantizeGgml(t, type);
+  const bytes = q.data.toTypedArray();
+  t.dispose();
+  q.dispose();
+  return bytes;
+}
+
 function encode(values, dtype) {
   if (dtype === 'F32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const u32 = new Uint32Array(values.buffer, values.byteOffset, values.length);
@@ -106,8 +132,11 @@ function encode(values, dtype) {
  * `overrides` replaces the values of `<arch>.*` keys, by name without the prefix (tests perturb
  * rope.freq_base with it).
  */
-function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02, experts = 0, overrides = {} }) {
+function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'llama', std = 0.02, experts = 0, overrides = {}, quant, untiedHead = false }) {
   const s = { ...SMOLLM_135M, ...shapes };
+  // quant: a llama.cpp file type ('Q4_K_M', ...): the matrices get llama-quantize's types, quantized
+  // as it quantizes them (the built library's quantizers and type rules).
+  const typeOf = quant ? quantTypes(quant, s, untiedHead) : () => dtype;
   const gemma3 = arch === 'gemma3';
   const { tokens, merges, types } = vocabulary(s.vocab);
   const key = (name) => `${arch}.${name}`;
@@ -158,7 +187,10 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
     entry[1] = { ...entry[1], value };
   }
   let seedOf = seed;
-  const matrix = (name, rows, cols) => ({ name, shape: [rows, cols], type: dtype, bytes: () => encode(randomValues(rows * cols, std, seedOf++), dtype) });
+  const matrix = (name, rows, cols) => {
+    const type = typeOf(name, [rows, cols]);
+    return { name, shape: [rows, cols], type, bytes: () => encodeAs(randomValues(rows * cols, std, seedOf++), [rows, cols], type) };
+  };
   const randomNorm = (name) => ({ name, shape: [s.hidden], type: 'F32', bytes: () => encode(randomValues(s.hidden, 0.3, seedOf++).map((v) => 1 + v), 'F32') });
   const headNorm = (name) => ({ name, shape: [s.headDim], type: 'F32', bytes: () => encode(randomValues(s.headDim, 0.3, seedOf++).map((v) => 1 + v), 'F32') });
   // Gemma 3's norms are all random, so that a missed 1 + w shift on any of them shows.
@@ -189,7 +221,8 @@ function makeSmollmGguf({ out, dtype = 'F32', shapes = {}, seed = 135, arch = 'l
       ...(arch === 'gemma2' || gemma3 ? [randomNorm(`blk.${l}.post_ffw_norm.weight`)] : []),
     );
   }
-  tensors.push(norm('output_norm.weight')); // no output.weight: tied to the embeddings
+  tensors.push(norm('output_norm.weight')); // no output.weight: tied to the embeddings, unless untiedHead
+  if (untiedHead) tensors.push(matrix('output.weight', s.vocab, s.hidden));
   fs.mkdirSync(path.dirname(out), { recursive: true });
   writeGgufFile(out, metadata, tensors);
   return out;

@@ -21,6 +21,7 @@ import {
   PeftError,
   quantizeGgml,
   quantizeGgmlAsync,
+  runtime,
   tensor,
   type GgmlQuantType,
 } from '../../lib';
@@ -410,6 +411,13 @@ describe("bit exactness against llama.cpp's ggml (ggml_quantize_chunk, quantize_
 });
 
 // ---- d. ggmlMatmul ----
+
+// Panels of 2^18 floats (the default is 2^22), so that test-sized weights take several.
+let panelFloats = 0;
+beforeAll(() => {
+  panelFloats = runtime.setPanelFloats(1 << 18);
+});
+afterAll(() => runtime.setPanelFloats(panelFloats));
 
 /*
  * W shapes that take both of the product's panel loops (native/kernels/cpu/panel_matmul.cpp) with

@@ -7,6 +7,13 @@ import { SUPPORTED_ISAS, reportUnsupported, withIsa } from '../helpers/isa';
 import { rng } from '../helpers/random';
 import { gaussianArray } from './bnb-reference';
 
+// The multi-panel paths on test-sized weights: panels of 2^18 floats (the default is 2^22).
+let panelFloats = 0;
+beforeAll(() => {
+  panelFloats = runtime.setPanelFloats(1 << 18);
+});
+afterAll(() => runtime.setPanelFloats(panelFloats));
+
 // Lengths around the vector groups of 16 (bytes, pairs, elements), odd ones, and several blocks.
 const LENGTHS = [1, 15, 31, 32, 33, 63, 64, 65, 127, 200, 1000, 4096 + 33, 70001];
 const BLOCK_SIZES = [32, 64, 256, 4096];

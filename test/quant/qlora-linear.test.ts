@@ -2,7 +2,7 @@
 // and backward against the same model with the 4-bit weights dequantized by the facade and held
 // dense; LoRA / DoRA / IA3 gradients against finite differences and against that reference;
 // frozen 4-bit weights; bad 4-bit weights.
-import { getPeftModel, PeftError, quantize, tensor } from '../../lib';
+import { getPeftModel, PeftError, quantize, runtime, tensor } from '../../lib';
 import { Model } from '../../lib/models/model';
 import { native, type NativeBnbWeight } from '../../lib/native';
 import { nativeQuantWeight } from '../../lib/quant/model-weights';
@@ -10,6 +10,13 @@ import { handleOf } from '../../lib/tensor';
 import { checkGradients } from '../helpers/finite-diff';
 import { tinyLlama, TINY_IDS, TINY_LABELS } from '../helpers/tiny-llama';
 import { maxAbsDiff, relativeError, tinyQuantPair, wideQuantPair, type QuantPair } from './qlora-helpers';
+
+// The multi-panel paths on test-sized weights: panels of 2^18 floats (the default is 2^22).
+let panelFloats = 0;
+beforeAll(() => {
+  panelFloats = runtime.setPanelFloats(1 << 18);
+});
+afterAll(() => runtime.setPanelFloats(panelFloats));
 
 /** Logits and the gradients of the dense parameters (norms, embeddings, head, biases) of both models. */
 async function compare(pair: QuantPair, ids: number[][], labels: number[][]) {

@@ -2,9 +2,16 @@
  * quantMatmul: products with a 4-bit weight, dequantized a panel at a time inside the product,
  * against float64 products with the reference-dequantized weight.
  */
-import { dequantize, PeftError, quantMatmul, quantMatmulAsync, quantize, tensor } from '../../lib';
+import { dequantize, PeftError, quantMatmul, quantMatmulAsync, quantize, runtime, tensor } from '../../lib';
 import { rng } from '../helpers/random';
 import { dequantize4Ref, gaussianArray, NF4_CODE, quantize4Ref } from './bnb-reference';
+
+// The multi-panel paths on test-sized weights: panels of 2^18 floats (the default is 2^22).
+let panelFloats = 0;
+beforeAll(() => {
+  panelFloats = runtime.setPanelFloats(1 << 18);
+});
+afterAll(() => runtime.setPanelFloats(panelFloats));
 
 function matmul64(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transB: boolean): Float64Array {
   const out = new Float64Array(m * n);

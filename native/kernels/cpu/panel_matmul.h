@@ -19,6 +19,10 @@ struct PanelSource {
   int64_t col_align = 1;  // a format with blocks along a row can only start a column panel on a block
 };
 
+// Sets the floats of one panel (default 2^22, 16 MiB); returns the previous size. For tests, which
+// take the multi-panel paths on small weights with small panels. E_RANGE outside [1024, 2^28].
+int64_t set_panel_floats(int64_t floats);
+
 // Floats of workspace the products below need for `w`.
 int64_t panel_matmul_workspace(const PanelSource& w);
 // y[M, N] = alpha · op(x)[M, K] · Wᵀ (+ y when accumulate); y: row stride ldy. `compute`: the dtype
