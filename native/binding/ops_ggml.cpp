@@ -12,6 +12,7 @@
 #include "binding/args.h"
 #include "binding/op_runner.h"
 #include "core/error.h"
+#include "kernels/backend.h"
 #include "kernels/ggml_quant.h"
 
 namespace peft::binding {
@@ -127,12 +128,13 @@ class GgmlMatmulPlan : public OpPlan {
 
   void execute() override {
     const kernels::GgmlQuantTensor w{format_->type, data_->data_as<uint8_t>(), n_, k_};
-    std::vector<float> workspace(static_cast<size_t>(kernels::ggml_matmul_workspace(w)));
+    // Through the CPU backend, as a model's layers call it: its panel workspace is kept per thread.
+    const kernels::Context ctx{&kernels::cpu_backend()};
     if (trans_b_) {
-      kernels::ggml_matmul(m_, kernels::MatrixRef{a_->data(), a_->dtype(), k_, false}, w, out_->data_as<float>(), n_, 1.0f,
-                           false, workspace.data(), compute_);
+      ctx.ggml_matmul(m_, kernels::MatrixRef{a_->data(), a_->dtype(), k_, false}, w, out_->data_as<float>(), n_, 1.0f, false,
+                      compute_);
     } else {
-      kernels::ggml_matmul_dx(m_, a_->data_as<float>(), w, out_->data_as<float>(), 1.0f, false, workspace.data(), compute_);
+      ctx.ggml_matmul_dx(m_, a_->data_as<float>(), w, out_->data_as<float>(), 1.0f, false, compute_);
     }
   }
   Napi::Value result(Napi::Env env) override { return wrap_tensor(env, out_); }

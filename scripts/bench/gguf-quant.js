@@ -9,7 +9,7 @@
 // dx = dy·W over 512 tokens) with a Q4_K W against a bf16 W of the same shape (target: >= 0.9x the
 // bf16 speed). Writes .bench-out/gguf-quant.{md,json} and a `case=... tok_s=...` line per case.
 //
-//   npm run bench:gguf -- [--cases=135m,1.7b,7b] [--seq=256] [--json=PATH]
+//   npm run bench:gguf -- [--cases=135m,1.7b,7b] [--seq=256] [--json=PATH]   (--cases= : the products only)
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -111,7 +111,7 @@ function parseArgs(argv) {
   const opts = { cases: Object.keys(CASES), seq: 256, json: path.join(OUT, 'gguf-quant.json') };
   for (const a of argv) {
     const [k, v] = a.replace(/^--/, '').split('=');
-    if (k === 'cases') opts.cases = v.split(',');
+    if (k === 'cases') opts.cases = v ? v.split(',') : []; // --cases= : the products only
     else if (k === 'seq') opts.seq = Math.max(8, Number(v));
     else if (k === 'json') opts.json = path.resolve(v);
     else if (k === 'case') opts.child = v;

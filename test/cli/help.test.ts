@@ -77,11 +77,29 @@ describe('peft-native --help', () => {
     }
   });
 
-  it('export --format gguf (a merged model as GGUF) is refused with a one-line E_UNSUPPORTED error that names the way round', () => {
-    const r = runCli(['export', '--model', 'm', '--adapter', 'a', '--output', 'o', '--format', 'gguf']);
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('convert_hf_to_gguf.py');
-    expect(r.stderr).toContain('[E_UNSUPPORTED]');
+  it('export --format gguf writes the merged model as a Q4_K_M GGUF; from a Hugging Face model it is a one-line E_UNSUPPORTED that names the way round', async () => {
+    const { loadModel, getPeftModel, readGguf } = await import('../../lib');
+    const { MODELS_DIR } = await import('../helpers/models');
+    const os = await import('node:os');
+    const gguf = path.join(MODELS_DIR, 'stories260K', 'stories260K.gguf');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-export-gguf-'));
+    try {
+      const peft = getPeftModel(await loadModel(gguf), { peft_type: 'LORA', r: 2, target_modules: ['q_proj', 'v_proj'] });
+      await peft.saveAdapter(path.join(dir, 'adapter'));
+      const out = path.join(dir, 'merged-q4km.gguf');
+      const r = runCli(['export', '--model', gguf, '--adapter', path.join(dir, 'adapter'), '--format', 'gguf', '--quant', 'Q4_K_M', '--output', out]);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      const g = readGguf(out);
+      expect(g.metadata['general.file_type']).toBe(15);
+      expect(new Set(g.tensorInfos.map((t) => t.type))).toEqual(new Set(['F32', 'F16', 'Q5_0', 'Q8_0'])); // 64-wide rows: Q4_K_M's fallbacks
+      g.dispose();
+      const hf = runCli(['export', '--model', path.join(MODELS_DIR, 'stories260K-hf'), '--adapter', path.join(dir, 'adapter'), '--output', out, '--format', 'gguf']);
+      expect(hf.code).toBe(1);
+      expect(hf.stderr.trim().split('\n')).toHaveLength(1);
+      expect(hf.stderr).toContain('convert_hf_to_gguf.py');
+      expect(hf.stderr).toContain('[E_UNSUPPORTED]');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

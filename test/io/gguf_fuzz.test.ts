@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { PeftError, readGguf } from '../../lib';
+import { PeftError, quantizeGgml, readGguf, tensor } from '../../lib';
+import { ggmlFormat } from '../../lib/quant/ggml-tensor';
 import { bytesOf, GGML, parseGguf, writeGguf } from '../helpers/gguf';
 import { rng } from '../helpers/random';
 import { STORIES_GGUF } from '../helpers/models';
@@ -118,6 +119,10 @@ function synthetic(): Uint8Array {
       { name: 'q8', shape: [2, 64], type: GGML.Q8_0.id, data: q8 },
       { name: 'q4', shape: [3, 2, 32], type: GGML.Q4_0.id, data: q4 },
       { name: 'q4k', shape: [256], type: GGML.Q4_K.id, data: new Uint8Array(144) },
+      // Quantized by the library's llama.cpp quantizers: valid blocks for the mutations to break.
+      ...(['Q2_K', 'Q3_K', 'Q5_K', 'Q6_K', 'IQ4_XS', 'Q5_1', 'IQ4_NL'] as const).map((type) => ({
+        name: type.toLowerCase(), shape: [2, 256], type: ggmlFormat(type).id, data: quantizeGgml(tensor(Float32Array.from({ length: 512 }, (_, i) => Math.sin(i)), [2, 256]), type).data.toTypedArray() as Uint8Array,
+      })),
     ],
   }).bytes;
 }

@@ -103,8 +103,15 @@ function mutateGgufStructure(random: Random): Uint8Array {
       const t = pick(random, tensors); // reshaped: fewer, more or swapped dimensions
       const d = Math.floor(random() * t.shape.length);
       t.shape = pick(random, [[...t.shape].reverse(), [...t.shape, 1], t.shape.slice(1), t.shape.map((n, j) => (j === d ? Math.max(1, n >> 1) : n)), t.shape.map((n, j) => (j === d ? n + 1 : n))]);
+    } else if (r < 0.96) {
+      pick(random, tensors).type = pick(random, [1, 2, 3, 6, 7, 8, 10, 12, 14, 20, 23, 26, 30]); // F16, the block types, I32, BF16 (sizes now wrong)
     } else {
-      pick(random, tensors).type = pick(random, [1, 2, 8, 12, 26, 30]); // F16, Q4_0, Q8_0, Q4_K, I32, BF16
+      // A matrix re-stored in a 32-block type with random bytes of the right size: random scales
+      // (NaN, infinities, subnormals) in a weight the model keeps quantized.
+      const t = pick(random, tensors.filter((x) => x.shape.length === 2));
+      const [type, bytes] = pick(random, [[2, 18], [3, 20], [6, 22], [7, 24], [8, 34], [20, 18]] as const);
+      t.type = type;
+      t.data = Uint8Array.from({ length: (t.shape[0] * t.shape[1] / 32) * bytes }, () => Math.floor(random() * 256));
     }
   }
   return writeGguf({ version: GGUF_PARSED.version, metadata, tensors }).bytes;

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { dequantizeGgml, getPeftModel, loadModel, quantizeGgml, readGguf, tensor, type Model, type PeftConfig } from '../../lib';
+import { parseGguf } from '../helpers/gguf';
 import { randomizeAdapter, writeQuantGguf, type TypeOf } from '../helpers/quant-gguf';
 
 // The mix of a Q4_K_M file: Q4_K, with Q6_K for attn_v and the head, Q5_0 where a tensor's rows
@@ -143,5 +144,50 @@ describe('a GGUF with block-quantized linear layers', () => {
     } finally {
       peft.dispose();
     }
+  });
+});
+
+describe('a damaged quantized GGUF', () => {
+  /** A copy of the test file with `patch` applied to tensor `name`'s bytes (offset within the tensor). */
+  function patched(name: string, patch: (bytes: Uint8Array, at: number) => void, suffix: string): string {
+    const bytes = new Uint8Array(fs.readFileSync(file));
+    const layout = parseGguf(bytes);
+    const t = layout.tensors.find((x) => x.name === name)!;
+    patch(bytes, layout.dataStart + Number(t.offset));
+    const out = path.join(dir, `damaged-${suffix}.gguf`);
+    fs.writeFileSync(out, bytes);
+    return out;
+  }
+
+  it('a NaN block scale in a kept linear weight is E_NONFINITE naming the tensor; checkFinite: false loads it', async () => {
+    // blk.2.attn_k.weight is Q4_K: block 3's d (bytes 0-1 of the block) becomes f16 NaN 0x7e00.
+    const bad = patched('blk.2.attn_k.weight', (b, at) => {
+      b[at + 3 * 144] = 0x00;
+      b[at + 3 * 144 + 1] = 0x7e;
+    }, 'nan');
+    await expect(loadModel(bad)).rejects.toMatchObject({ code: 'E_NONFINITE', message: expect.stringMatching(/tensor "blk\.2\.attn_k\.weight" has a NaN or infinite Q4_K block scale \(block 3 of/) });
+    const loaded = await loadModel(bad, { checkFinite: false });
+    expect(loaded.ggmlWeight('model.layers.2.self_attn.k_proj.weight')!.type).toBe('Q4_K');
+    loaded.dispose();
+  });
+
+  it('a file cut inside the blocks is E_FORMAT; a type without kernels is E_UNSUPPORTED naming the tensor', async () => {
+    const cut = path.join(dir, 'cut.gguf');
+    const bytes = fs.readFileSync(file);
+    fs.writeFileSync(cut, bytes.subarray(0, bytes.length - 1000));
+    await expect(loadModel(cut)).rejects.toMatchObject({ code: 'E_FORMAT', message: expect.stringMatching(/output\.weight|past the end|truncated/) });
+    // IQ3_S has Q3_K's block (256 elements in 110 bytes), so relabelling a Q3_K tensor keeps every size
+    // right: the reader lists the tensor, and loadModel refuses the type it has no kernels for.
+    const q3 = path.join(dir, 'q3.gguf');
+    writeQuantGguf(q3, (name) => (name === 'blk.1.ffn_gate.weight' ? 'Q3_K' : 'Q8_0'), undefined, 9);
+    const raw = new Uint8Array(fs.readFileSync(q3));
+    const name = Buffer.from('blk.1.ffn_gate.weight');
+    const at = Buffer.from(raw).indexOf(name) + name.length; // then u32 n_dims, u64 ne[n_dims], u32 type
+    const typeAt = at + 4 + 8 * new DataView(raw.buffer).getUint32(at, true);
+    expect(new DataView(raw.buffer).getUint32(typeAt, true)).toBe(11); // Q3_K
+    new DataView(raw.buffer).setUint32(typeAt, 21, true); // IQ3_S
+    const relabelled = path.join(dir, 'iq3s.gguf');
+    fs.writeFileSync(relabelled, raw);
+    await expect(loadModel(relabelled)).rejects.toMatchObject({ code: 'E_UNSUPPORTED', message: expect.stringMatching(/"blk\.1\.ffn_gate\.weight".*IQ3_S/) });
   });
 });

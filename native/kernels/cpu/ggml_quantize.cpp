@@ -449,6 +449,17 @@ void requantize_k4(const float* x, const uint8_t* q, uint16_t d16, uint16_t dmin
 
 // ---- K-quants ----
 
+// L: [256] levels in [0, 3] -> qs: [64], Q2_K's and Q3_K's layout: in each half of 128 elements, byte
+// l holds elements l, l + 32, l + 64 and l + 96 in bits 0-1, 2-3, 4-5 and 6-7.
+template <typename Level>
+void pack_2bit(const Level* L, uint8_t* qs) {
+  for (int j = 0; j < kQK_K; j += 128) {
+    for (int l = 0; l < 32; ++l) {
+      qs[j / 4 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+    }
+  }
+}
+
 // x: [256] f32. 16 sub-blocks of 16, 2-bit levels with a 4-bit scale and min each.
 void q2_k_block(const float* x, BlockQ2_K& b) {
   uint8_t L[kQK_K];
@@ -492,12 +503,7 @@ void q2_k_block(const float* x, BlockQ2_K& b) {
       L[16 * j + ii] = static_cast<uint8_t>(l);
     }
   }
-  for (int j = 0; j < kQK_K; j += 128) {
-    for (int l = 0; l < 32; ++l) {
-      b.qs[j / 4 + l] =
-          static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-    }
-  }
+  pack_2bit(L, b.qs);
 }
 
 // x: [256] f32. 16 sub-blocks of 16, symmetric 3-bit levels (high bit in hmask), 6-bit signed scales.
@@ -556,12 +562,7 @@ void q3_k_block(const float* x, BlockQ3_K& b) {
       hm = static_cast<uint8_t>(hm << 1);
     }
   }
-  for (int j = 0; j < kQK_K; j += 128) {
-    for (int l = 0; l < 32; ++l) {
-      b.qs[j / 4 + l] =
-          static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-    }
-  }
+  pack_2bit(L, b.qs);
 }
 
 // x: [256] f32. 8 sub-blocks of 32, 4-bit levels with a 6-bit scale and min each.
