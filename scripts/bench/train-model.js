@@ -1,13 +1,30 @@
 'use strict';
 // The training benchmark's model, batch and cases: random weights with SmolLM-135M's shapes cut to
-// 4 layers, written once per run as a Hugging Face directory (config.json + model.safetensors, f32,
-// through our safetensors writer) that our side loads with loadModel and the PyTorch reference
-// reads too, so both train the same weights on the same tokens.
+// 4 layers (or the full SmolLM-135M, 360M or 1.7B: --model), written once per run as a Hugging Face
+// directory (config.json + model.safetensors, f32, through our safetensors writer) that our side
+// loads with loadModel and the PyTorch reference reads too, so both train the same weights on the
+// same tokens. RUN holds the model, batch, sequence length and activation checkpointing of the run;
+// configureRun sets them (in the parent from the options, in each child from its job).
 const fs = require('node:fs');
 const path = require('node:path');
 
-const SHAPE = { hidden: 576, layers: 4, heads: 9, kvHeads: 3, headDim: 64, ffn: 1536, vocab: 49152 };
-const BATCH = 4, SEQ = 256, LR = 1e-4;
+const SMOLLM_135M = { hidden: 576, layers: 30, heads: 9, kvHeads: 3, headDim: 64, ffn: 1536, vocab: 49152 };
+const MODELS = {
+  '135m-4l': { title: 'SmolLM-135M shapes, 4 layers', shape: { ...SMOLLM_135M, layers: 4 } },
+  '135m': { title: 'SmolLM-135M (30 layers)', shape: SMOLLM_135M },
+  '360m': { title: 'SmolLM-360M (32 layers)', shape: { hidden: 960, layers: 32, heads: 15, kvHeads: 5, headDim: 64, ffn: 2560, vocab: 49152 } },
+  '1.7b': { title: 'SmolLM-1.7B (24 layers)', shape: { hidden: 2048, layers: 24, heads: 32, kvHeads: 32, headDim: 64, ffn: 8192, vocab: 49152 } },
+};
+const SHAPE = { ...MODELS['135m-4l'].shape };
+const RUN = { model: '135m-4l', batch: 4, seq: 256, checkpointing: false };
+const LR = 1e-4;
+
+/** Sets the run's model, batch, sequence length and checkpointing (SHAPE follows the model). */
+function configureRun(run) {
+  if (run.model !== undefined && !MODELS[run.model]) throw new Error(`Expected a model among ${Object.keys(MODELS).join(', ')} but received ${run.model}`);
+  Object.assign(RUN, run);
+  Object.assign(SHAPE, MODELS[RUN.model].shape);
+}
 
 const ALL_LINEAR = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const CASES = [
@@ -30,9 +47,9 @@ function loadOptions(c) {
   return { quantization: { load_in_4bit: true, bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: true, bnb_4bit_compute_dtype: 'bf16' } };
 }
 
-/** The batch: [BATCH][SEQ] token ids spread over the vocabulary (fixed, so every process sees the same). */
+/** The batch: [batch][seq] token ids spread over the vocabulary (fixed, so every process sees the same). */
 function tokenIds() {
-  return Array.from({ length: BATCH }, (_, b) => Array.from({ length: SEQ }, (_, t) => (b * 7919 + t * 104729) % SHAPE.vocab));
+  return Array.from({ length: RUN.batch }, (_, b) => Array.from({ length: RUN.seq }, (_, t) => (b * 7919 + t * 104729) % SHAPE.vocab));
 }
 
 /** Uniform values in [-scale, scale) from a fixed-seed LCG. */
@@ -52,6 +69,7 @@ async function writeModel(dir, dist) {
   const { hidden: H, ffn: F, vocab: V, heads, kvHeads, headDim: D } = SHAPE;
   const tensors = {};
   let seed = 1;
+  // One seed per layer and tensor kind, so a layer's weights do not depend on the model's size.
   const add = (name, shape, scale) => {
     const size = shape.reduce((a, b) => a * b, 1);
     tensors[name] = tensor(scale === null ? new Float32Array(size).fill(1) : randomData(size, seed++, scale), shape);
@@ -93,4 +111,4 @@ function memoryStatus() {
   return { rss: kib('VmRSS'), peak: kib('VmHWM') };
 }
 
-module.exports = { SHAPE, BATCH, SEQ, LR, CASES, peftConfig, loadOptions, tokenIds, writeModel, memoryStatus };
+module.exports = { MODELS, SHAPE, RUN, LR, CASES, configureRun, peftConfig, loadOptions, tokenIds, writeModel, memoryStatus };

@@ -4,12 +4,12 @@
 // them: peft.loss (forward, cross-entropy, backward) and the fused native AdamW over the trainable
 // parameters. The timed steps run with the native phase profiler on (a few clock reads per call).
 //
-//   node scripts/bench/train-ours.js '{"case": "lora-qv", "model": DIR, "warmup": 1, "steps": 3}'
+//   node scripts/bench/train-ours.js '{"case": "lora-qv", "model": DIR, "warmup": 1, "steps": 3, "run": {"model": "135m", "batch": 1, "seq": 256, "checkpointing": true}}'
 // prints one JSON line: { times, cpuTimes, losses, loss0, trainable, threads, rssBase, rssLoaded, peakAfterWarmup, peakRss, phases }.
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const { CASES, LR, peftConfig, loadOptions, tokenIds, memoryStatus } = require('./train-model');
+const { CASES, LR, configureRun, peftConfig, loadOptions, tokenIds, memoryStatus } = require('./train-model');
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -21,12 +21,14 @@ function runOurs(job) {
 }
 
 async function child(job) {
+  if (job.run) configureRun(job.run);
   const rssBase = memoryStatus().rss;
   const dist = require(path.join(root, 'dist'));
   const { native } = require(path.join(root, 'dist', 'native'));
   const { loadModel, getPeftModel, ops, zeros, runtime } = dist;
   const c = CASES.find((x) => x.id === job.case);
   const model = await loadModel(job.model, loadOptions(c));
+  if (job.run?.checkpointing) model.setGradientCheckpointing(true);
   const peft = getPeftModel(model, peftConfig(c), { seed: 1 });
   peft.train();
   const params = peft.trainableParameters();

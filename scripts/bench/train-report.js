@@ -4,7 +4,7 @@
 const { renderMarkdown, num, pct, ratio } = require('./table');
 const { median } = require('./timing');
 const { stepFlops } = require('./train-flops');
-const { SHAPE, BATCH, SEQ } = require('./train-model');
+const { SHAPE, RUN } = require('./train-model');
 
 const PHASES = [
   ['gemm', 'GEMM (blocks)'], ['head', 'GEMM (head)'], ['attention', 'attention'], ['normAct', 'norms + act.'],
@@ -28,12 +28,13 @@ function timesOf(runs) {
 }
 
 /**
- * @param c the case; ours: our runs; torch: { fp32: runs, bf16: runs }; peaks: { f32, bf16 } GFLOP/s yardsticks
+ * @param c the case; ours: our runs; torch: { fp32: runs, bf16: runs }; peaks: { f32, bf16 } GFLOP/s yardsticks;
+ *   run: { shape, batch, seq } of the run (default: the configured one)
  * @returns the case's summary (also the JSON's)
  */
-function summarize(c, ours, torch, peaks) {
-  const flops = stepFlops(SHAPE, BATCH, SEQ, c);
-  const tokens = BATCH * SEQ;
+function summarize(c, ours, torch, peaks, run = { shape: SHAPE, batch: RUN.batch, seq: RUN.seq }) {
+  const flops = stepFlops(run.shape, run.batch, run.seq, c);
+  const tokens = run.batch * run.seq;
   const o = timesOf(ours);
   const refs = Object.fromEntries(Object.entries(torch).map(([mode, runs]) => [mode, timesOf(runs)]));
   const rate = (t) => (t.error ? null : tokens / t.median);

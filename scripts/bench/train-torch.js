@@ -4,7 +4,7 @@
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const { SHAPE, LR, tokenIds } = require('./train-model');
+const { SHAPE, RUN, LR, tokenIds } = require('./train-model');
 
 const MODES = ['fp32', 'bf16'];
 
@@ -15,6 +15,7 @@ const MODES = ['fp32', 'bf16'];
 function runTorch(python, { c, mode, model, threads, warmup, steps }) {
   const job = {
     case: c, mode, threads, weights: path.join(model, 'model.safetensors'), shape: SHAPE, ids: tokenIds(), warmup, steps, lr: LR,
+    checkpointing: RUN.checkpointing,
   };
   const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
   const r = spawnSync(python, [path.join(__dirname, 'train_ref.py')], {

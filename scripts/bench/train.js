@@ -15,7 +15,7 @@ const path = require('node:path');
 const { onePerPhysicalCore } = require('./cpus');
 const { measurePeaks, maxPeaks } = require('./peak');
 const { findTorch } = require('./torch_ref');
-const { CASES, SHAPE, BATCH, SEQ, writeModel } = require('./train-model');
+const { CASES, MODELS, SHAPE, RUN, configureRun, writeModel } = require('./train-model');
 const { runOurs } = require('./train-ours');
 const { MODES, runTorch } = require('./train-torch');
 const { summarize, markdownTables, machineLines } = require('./train-report');
@@ -26,6 +26,10 @@ const root = path.resolve(__dirname, '..', '..');
 const HELP = `usage: npm run bench:train -- [options]
 
   --cases=LIST       of ${CASES.map((c) => c.id).join(',')} (default all)
+  --model=ID         of ${Object.keys(MODELS).join(',')} (default 135m-4l: SmolLM-135M's shapes, 4 layers)
+  --batch=N          sequences per step (default 4)
+  --seq=N            tokens per sequence (default 256)
+  --checkpointing    activation checkpointing on both sides (torch.utils.checkpoint per layer)
   --steps=N          our timed steps per case and round (default 3; after 1 warm-up step)
   --ref-steps=N      PyTorch fp32 timed steps per case and round (default 2; after 1 warm-up step)
   --bf16-steps=N     PyTorch bf16-autocast timed steps (default 1: on CPUs without bf16 units a step
@@ -42,6 +46,7 @@ const HELP = `usage: npm run bench:train -- [options]
 function parseArgs(argv) {
   const opts = {
     cases: CASES.map((c) => c.id), steps: 3, refSteps: 2, bf16Steps: 1, rounds: 1, modes: [...MODES], torch: true,
+    run: { model: '135m-4l', batch: 4, seq: 256, checkpointing: false },
     json: path.join(root, '.bench-out', 'train.json'), help: false,
   };
   const int = (v, what) => {
@@ -55,6 +60,10 @@ function parseArgs(argv) {
     if (key === '--help' || key === '-h') opts.help = true;
     else if (key === '--cases' && value) opts.cases = value.split(',').filter(Boolean);
     else if (key === '--steps') opts.steps = int(value, '--steps');
+    else if (key === '--model' && value) opts.run.model = value;
+    else if (key === '--batch') opts.run.batch = int(value, '--batch');
+    else if (key === '--seq') opts.run.seq = int(value, '--seq');
+    else if (key === '--checkpointing') opts.run.checkpointing = true;
     else if (key === '--ref-steps') opts.refSteps = int(value, '--ref-steps');
     else if (key === '--bf16-steps') opts.bf16Steps = int(value, '--bf16-steps');
     else if (key === '--rounds') opts.rounds = int(value, '--rounds');
@@ -65,6 +74,7 @@ function parseArgs(argv) {
     else if (key === '--quick') Object.assign(opts, { steps: 1, refSteps: 1, bf16Steps: 1, rounds: 1, modes: ['fp32'] });
     else throw new Error(`Unknown option ${arg} (see --help)`);
   }
+  if (!MODELS[opts.run.model]) throw new Error(`Expected a model among ${Object.keys(MODELS).join(', ')} but received ${opts.run.model}`);
   for (const id of opts.cases) if (!CASES.some((c) => c.id === id)) throw new Error(`Expected cases among ${CASES.map((c) => c.id).join(', ')} but received ${id}`);
   for (const m of opts.modes) if (!MODES.includes(m)) throw new Error(`Expected modes among ${MODES.join(', ')} but received ${m}`);
   return opts;
@@ -105,6 +115,7 @@ async function main() {
     return render(saved, CASES.filter((c) => ids.includes(c.id)), opts.json);
   }
   if (process.platform !== 'linux') throw new Error('bench:train reads peak memory from /proc: Linux only');
+  configureRun(opts.run);
   const dist = require(path.join(root, 'dist'));
   const { runtime } = dist;
   const threads = runtime.numThreads();
@@ -131,7 +142,7 @@ async function main() {
     for (const c of cases) {
       const tag = `round ${round + 1}/${opts.rounds}, ${c.title}`;
       progress(`${tag}: ours`);
-      const r = runOurs({ case: c.id, model: modelDir, warmup: 1, steps: opts.steps });
+      const r = runOurs({ case: c.id, model: modelDir, warmup: 1, steps: opts.steps, run: RUN });
       progress(r.error ? `    failed: ${r.error}` : `    ${seconds(r.times)} s`);
       runs[c.id].ours.push({ ...r, loadAverage: os.loadavg()[0] });
       for (const mode of modes) {
@@ -149,7 +160,7 @@ async function main() {
   const report = {
     meta: {
       date: new Date().toISOString(), cpu: cpuModel(), features, isa: runtime.getIsa(), threads, node: process.version,
-      python: torch.available ? torch.python : null, torchReason: torch.available ? null : torch.reason, shape: SHAPE, batch: BATCH, seq: SEQ,
+      python: torch.available ? torch.python : null, torchReason: torch.available ? null : torch.reason, shape: { ...SHAPE }, batch: RUN.batch, seq: RUN.seq, run: { ...RUN },
       opts, modes, loadAverage: load, seconds: (Date.now() - started) / 1000,
     },
     peak: peaks,
@@ -167,11 +178,12 @@ function render(report, cases, json) {
   // cores with other work and measure low; one FMA loop per core scales linearly on an idle one).
   const yardstick = (p) => (p ? Math.max(p.all, p.single * meta.threads) : null);
   const yard = { f32: yardstick(peaks.f32), bf16: yardstick(peaks.bf16) };
-  const summaries = cases.map((c) => summarize(c, runs[c.id].ours, runs[c.id].torch, yard));
+  const run = { shape: meta.shape, batch: meta.batch, seq: meta.seq };
+  const summaries = cases.map((c) => summarize(c, runs[c.id].ours, runs[c.id].torch, yard, run));
   const torchInfo = modes.length ? Object.values(runs).flatMap((r) => Object.values(r.torch).flat()).find((t) => !t.error) : null;
   const o = meta.opts;
   const header = [
-    `# Training step: SmolLM-135M shapes, ${SHAPE.layers} layers, batch ${BATCH} x ${SEQ}, AdamW`,
+    `# Training step: ${MODELS[meta.run?.model ?? '135m-4l'].title}, batch ${meta.batch} x ${meta.seq}, AdamW${meta.run?.checkpointing ? ', activation checkpointing' : ''}`,
     '',
     `${meta.date}; ${meta.cpu}; ${meta.threads} threads (ours and torch); load average ${Math.min(...meta.loadAverage).toFixed(1)}–${Math.max(...meta.loadAverage).toFixed(1)}` +
       ` over the run; ${o.rounds} round(s): ours ${o.steps} step(s), torch fp32 ${o.refSteps}, bf16 ${o.bf16Steps} per round, each after a warm-up step.`,

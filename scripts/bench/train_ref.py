@@ -27,6 +27,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 # bitsandbytes' NF4 code (the 16 quantiles of N(0, 1) scaled to [-1, 1]).
 NF4 = torch.tensor([
@@ -208,9 +209,10 @@ class Layer(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, s, weights, case):
+    def __init__(self, s, weights, case, checkpointing=False):
         super().__init__()
         self.s = s
+        self.checkpointing = checkpointing
         eps = 1e-5
         method, targets = case["method"], set(case.get("targets", []))
         adapted = method in ("lora", "dora", "qlora")
@@ -251,7 +253,10 @@ class Llama(nn.Module):
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos(), emb.sin()
         for layer in self.layers:
-            x = layer(x, cos, sin)
+            if self.checkpointing:
+                x = torch.utils.checkpoint.checkpoint(layer, x, cos, sin, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin)
         logits = F.linear(self.norm(x), self.embed).float()
         return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
@@ -262,7 +267,7 @@ def main():
     torch.manual_seed(0)
     rss_base = proc_status_kib("VmRSS") * 1024
     weights = read_safetensors(job["weights"])
-    model = Llama(job["shape"], weights, job["case"])
+    model = Llama(job["shape"], weights, job["case"], job.get("checkpointing", False))
     del weights
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=job["lr"], weight_decay=0.0)
