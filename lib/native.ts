@@ -428,6 +428,8 @@ export interface NativeAddon {
   resetProfile(): void;
   matmul: Sync<MatmulArgs, NativeTensor>;
   matmulAsync: Async<MatmulArgs, NativeTensor>;
+  loraBatchForward: Sync<[x: NativeTensor, adapters: { a: NativeTensor; b: NativeTensor; scale: number }[], rowAdapter: NativeTensor, y: NativeTensor], NativeTensor>;
+  loraBatchForwardAsync: Async<[x: NativeTensor, adapters: { a: NativeTensor; b: NativeTensor; scale: number }[], rowAdapter: NativeTensor, y: NativeTensor], NativeTensor>;
   lowrankForward: Sync<LowRankForwardArgs, LowRankForwardResult>;
   lowrankForwardAsync: Async<LowRankForwardArgs, LowRankForwardResult>;
   lowrankBackward: Sync<LowRankBackwardArgs, LowRankBackwardResult>;

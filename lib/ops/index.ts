@@ -15,6 +15,7 @@ export {
   type LowRankBackwardOptions,
   type LowRankBackwardResult,
 } from './lowrank';
+export { loraBatchForward, loraBatchForwardAsync, type LoraBatchAdapter, type LoraBatchOptions } from './lora-batch';
 export {
   adamw,
   adamwAsync,

@@ -21,6 +21,7 @@ void register_gguf(Napi::Env env, Napi::Object exports);
 void register_llama(Napi::Env env, Napi::Object exports);
 void register_quant_ops(Napi::Env env, Napi::Object exports);
 void register_ggml_ops(Napi::Env env, Napi::Object exports);
+void register_lora_batch_ops(Napi::Env env, Napi::Object exports);
 void register_finite_ops(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
@@ -41,6 +42,7 @@ Napi::Object init_addon(Napi::Env env, Napi::Object exports) {
   register_llama(env, exports);
   register_quant_ops(env, exports);
   register_ggml_ops(env, exports);
+  register_lora_batch_ops(env, exports);
   register_finite_ops(env, exports);
   return exports;
 }

@@ -18,6 +18,7 @@
 #include "kernels/attention.h"
 #include "kernels/gemm.h"
 #include "kernels/ggml_quant.h"
+#include "kernels/lora_batch.h"
 #include "kernels/loss.h"
 #include "kernels/nf4.h"
 #include "kernels/rope.h"
@@ -41,6 +42,9 @@ struct Backend {
   void (*lora_branch_backward)(const Context&, int64_t m, int64_t n, int64_t k, int64_t r, const float* dy,
                                const void* x, DType x_dtype, const float* xa, const float* a, const float* b,
                                float scale, float* g, float* da, float* db, float* dx, bool accumulate_dx);
+  void (*lora_batch_forward)(const Context&, int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
+                             const LoraAdapterRef* adapters, int64_t count, const LoraSegment* segments, int64_t nseg,
+                             float* y, int64_t ldy);
   void (*dora_combine_forward)(const Context&, int64_t rows, int64_t n, const float* mag, const float* norm,
                                const float* base, const float* lora, float* y);
   void (*dora_combine_backward)(const Context&, int64_t rows, int64_t n, const float* mag, const float* norm,
@@ -149,6 +153,10 @@ struct Context {
                             const float* xa, const float* a, const float* b, float scale, float* g, float* da,
                             float* db, float* dx, bool accumulate_dx) const {
     backend->lora_branch_backward(*this, m, n, k, r, dy, x, x_dtype, xa, a, b, scale, g, da, db, dx, accumulate_dx);
+  }
+  void lora_batch_forward(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx, const LoraAdapterRef* adapters,
+                          int64_t count, const LoraSegment* segments, int64_t nseg, float* y, int64_t ldy) const {
+    backend->lora_batch_forward(*this, m, n, k, x, ldx, adapters, count, segments, nseg, y, ldy);
   }
   void dora_combine_forward(int64_t rows, int64_t n, const float* mag, const float* norm, const float* base,
                             const float* lora, float* y) const {

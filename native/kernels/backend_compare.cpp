@@ -181,6 +181,26 @@ std::vector<Case> quant4_cases() {
   return cases;
 }
 
+std::vector<Case> lora_batch_cases() {
+  // Three adapters of ranks 4, 8 and 16; segments of 1 and 2 rows (matrix-vector), 9 rows (GEMM),
+  // and rows with no adapter.
+  const int64_t m = 16, n = 40, k = 72;
+  return {{"lora_batch_forward", "", [=](const Context& c, Rng& r) {
+             Values x = random(r, m * k), y = random(r, m * n);
+             std::vector<Values> factors;
+             std::vector<LoraAdapterRef> adapters;
+             for (int64_t rank : {4, 8, 16}) {
+               factors.push_back(random(r, rank * k));
+               factors.push_back(random(r, n * rank));
+             }
+             for (size_t i = 0; i < 3; ++i)
+               adapters.push_back({factors[2 * i].data(), factors[2 * i + 1].data(), int64_t{4} << i, 0.5f + 0.25f * i});
+             const LoraSegment segments[] = {{0, 1, 2}, {1, 2, 0}, {3, 1, -1}, {4, 9, 1}, {13, 1, 0}, {14, 2, 2}};
+             c.lora_batch_forward(m, n, k, x.data(), k, adapters.data(), 3, segments, 6, y.data(), n);
+             return y;
+           }}};
+}
+
 std::vector<Case> ggml_cases() {
   std::vector<Case> cases;
   // Wide (column panels) and tall (row panels) weights, in the K-quants' 256 blocks and Q8_0's 32.
@@ -538,7 +558,7 @@ std::vector<Case> elementwise_cases() {
 
 std::vector<Case> all_cases() {
   std::vector<Case> all;
-  for (auto&& group : {gemm_cases(), adapter_cases(), quant4_cases(), ggml_cases(), norm_cases(), attention_cases(),
+  for (auto&& group : {gemm_cases(), adapter_cases(), lora_batch_cases(), quant4_cases(), ggml_cases(), norm_cases(), attention_cases(),
                        activation_cases(), embedding_loss_cases(), moe_cases(), elementwise_cases()})
     all.insert(all.end(), group.begin(), group.end());
   return all;

@@ -41,6 +41,9 @@ Backend make_cpu_backend() {
                               float* g, float* da, float* db, float* dx, bool acc) {
     lora_branch_backward(m, n, k, r, dy, x, xd, xa, a, bm, scale, g, da, db, dx, acc);
   };
+  b.lora_batch_forward = [](const Context&, int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
+                            const LoraAdapterRef* adapters, int64_t count, const LoraSegment* segments, int64_t nseg, float* y,
+                            int64_t ldy) { lora_batch_forward(m, n, k, x, ldx, adapters, count, segments, nseg, y, ldy); };
   b.dora_combine_forward = [](const Context&, int64_t rows, int64_t n, const float* mag, const float* norm,
                               const float* base, const float* lora, float* y) {
     dora_combine_forward(rows, n, mag, norm, base, lora, y);
