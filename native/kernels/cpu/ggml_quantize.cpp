@@ -97,8 +97,8 @@ void for_each_block(const float* x, int64_t n, uint8_t* out, Fn quantize_block) 
 
 // ---- legacy 32-element formats ----
 
-// x: [32] f32. Symmetric 4-bit: the largest-magnitude value maps to -8.
-void q4_0_block(const float* x, BlockQ4_0& b) {
+// x: [32] f32 -> the element of largest magnitude, the first of equals (ggml's strict < scan).
+inline float max_by_magnitude(const float* x) {
   float amax = 0.0f, max = 0.0f;
   for (int j = 0; j < kQK; ++j) {
     if (amax < std::fabs(x[j])) {
@@ -106,7 +106,12 @@ void q4_0_block(const float* x, BlockQ4_0& b) {
       max = x[j];
     }
   }
-  const float d = max / -8;
+  return max;
+}
+
+// x: [32] f32. Symmetric 4-bit: the largest-magnitude value maps to -8.
+void q4_0_block(const float* x, BlockQ4_0& b) {
+  const float d = max_by_magnitude(x) / -8;
   const float id = d ? 1.0f / d : 0.0f;
   b.d = to_f16(d);
   for (int j = 0; j < kQK / 2; ++j) {
@@ -148,14 +153,7 @@ void q4_1_block(const float* x, BlockQ4_1& b) {
 
 // x: [32] f32. Symmetric 5-bit: the largest-magnitude value maps to -16; the fifth bits go to qh.
 void q5_0_block(const float* x, BlockQ5_0& b) {
-  float amax = 0.0f, max = 0.0f;
-  for (int j = 0; j < kQK; ++j) {
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  const float d = max / -16;
+  const float d = max_by_magnitude(x) / -16;
   const float id = d ? 1.0f / d : 0.0f;
   b.d = to_f16(d);
   uint32_t qh = 0;
