@@ -367,6 +367,16 @@ export interface NativeLlama {
   resetCache(maxLength: number): void;
   step(ids: NativeTensor): NativeTensor;
   stepAsync(ids: NativeTensor): Promise<NativeTensor>;
+  /** Serving (native/model/decoder_serve.cpp): a KV cache slot for up to `capacity` positions; returns its id. */
+  serveOpen(capacity: number): number;
+  serveClose(slot: number): void;
+  /** Positions a slot holds now. */
+  serveLength(slot: number): number;
+  /** Registers LoRA factors (lora_A [r, in], lora_B [out, r], scale) by module name; returns the id segments use. */
+  serveAddAdapter(modules: string[], a: NativeTensor[], b: NativeTensor[], scales: number[]): number;
+  serveRemoveAdapter(id: number): void;
+  /** ids [M] i32: the segments' new tokens in order; segments: [slot, rows, adapter id or 0] triples. Logits [segments, vocab] of each segment's last token. */
+  serveStepAsync(ids: NativeTensor, segments: number[]): Promise<NativeTensor>;
   /** Frees the native model (E_BUSY while a call runs); later calls throw E_DISPOSED. */
   dispose(): void;
 }

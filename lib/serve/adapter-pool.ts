@@ -56,6 +56,8 @@ export interface AdapterPoolOptions {
   budgetBytes?: number;
   /** Receives warnings of adapter configs (unknown keys). Default: none. */
   warn?: (message: string) => void;
+  /** Called when a version's tensors are freed (evicted, unloaded or replaced, and no longer leased). */
+  onFree?: (adapter: PooledAdapter) => void;
 }
 
 /** What {@link AdapterPool.stats} reports. */
@@ -78,12 +80,6 @@ interface Entry {
   retired: boolean;
 }
 
-function disposeAdapter(a: PooledAdapter): void {
-  for (const m of a.modules.values()) {
-    m.a.dispose();
-    m.b.dispose();
-  }
-}
 
 /** The LoRA adapters of one base model. */
 export class AdapterPool {
@@ -91,6 +87,7 @@ export class AdapterPool {
   private readonly dir: string | undefined;
   private readonly budget: number;
   private readonly warn: (message: string) => void;
+  private readonly freeListeners = new Set<(adapter: PooledAdapter) => void>();
   /** Current versions by name, least recently used first (Map keeps insertion order). */
   private readonly entries = new Map<string, Entry>();
   /** Explicit sources registered with load(name, path). */
@@ -106,6 +103,7 @@ export class AdapterPool {
     this.dir = options.dir;
     this.budget = budget;
     this.warn = options.warn ?? (() => undefined);
+    if (options.onFree) this.freeListeners.add(options.onFree);
     this.linears = new Map(model.nativeModel.linearModules().map((l) => [l.name, { in: l.inFeatures, out: l.outFeatures }]));
   }
 
@@ -182,6 +180,23 @@ export class AdapterPool {
     for (const [name, entry] of [...this.entries]) this.retire(name, entry);
   }
 
+  private free(a: PooledAdapter): void {
+    for (const m of a.modules.values()) {
+      m.a.dispose();
+      m.b.dispose();
+    }
+    for (const listener of this.freeListeners) listener(a);
+  }
+
+  /** Calls `listener` with each version whose tensors are freed from now on (as options.onFree). */
+  addFreeListener(listener: (adapter: PooledAdapter) => void): void {
+    this.freeListeners.add(listener);
+  }
+
+  removeFreeListener(listener: (adapter: PooledAdapter) => void): void {
+    this.freeListeners.delete(listener);
+  }
+
   private bytes(): number {
     let total = 0;
     for (const e of this.entries.values()) total += e.adapter.bytes;
@@ -209,7 +224,7 @@ export class AdapterPool {
       if (this.bytes() <= this.budget) return;
       if (name === keep || entry.leases > 0) continue;
       this.entries.delete(name);
-      disposeAdapter(entry.adapter);
+      this.free(entry.adapter);
       this.counts.evictions++;
     }
   }
@@ -217,7 +232,7 @@ export class AdapterPool {
   private retire(name: string, entry: Entry): void {
     if (this.entries.get(name) === entry) this.entries.delete(name);
     entry.retired = true;
-    if (entry.leases === 0) disposeAdapter(entry.adapter);
+    if (entry.leases === 0) this.free(entry.adapter);
   }
 
   private lease(entry: Entry): AdapterLease {
@@ -229,7 +244,7 @@ export class AdapterPool {
         if (released) return;
         released = true;
         entry.leases--;
-        if (entry.leases === 0 && entry.retired) disposeAdapter(entry.adapter);
+        if (entry.leases === 0 && entry.retired) this.free(entry.adapter);
         else if (entry.leases === 0) this.evict('');
       },
     };

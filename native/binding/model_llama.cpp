@@ -3,11 +3,11 @@
 // call while one runs is refused with E_BUSY; dispose() frees the weights at once (later calls: E_DISPOSED).
 #include <napi.h>
 
-#include <atomic>
-
 #include "binding/args.h"
 #include "binding/model_adapters.h"
 #include "binding/model_quant.h"
+#include "binding/model_serve.h"
+#include "binding/model_state.h"
 #include "binding/errors.h"
 #include "binding/op_runner.h"
 #include "core/host_memory.h"
@@ -21,30 +21,6 @@
 namespace peft::binding {
 
 namespace {
-
-struct ModelState {
-  std::unique_ptr<model::AdapterHost> model;
-  std::atomic<bool> busy{false};
-};
-
-// Marks the model busy for one call's lifetime.
-class ModelLease {
- public:
-  explicit ModelLease(std::shared_ptr<ModelState> s) : state_(std::move(s)) {
-    bool expected = false;
-    PEFT_CHECK(state_->busy.compare_exchange_strong(expected, true), ErrorCode::Busy,
-               "The model is running another call; await it before starting a new one");
-    if (!state_->model) {
-      state_->busy.store(false);
-      throw Error(ErrorCode::Disposed, "The model was disposed and cannot be used");
-    }
-  }
-  ~ModelLease() { state_->busy.store(false); }
-  model::AdapterHost& model() const { return *state_->model; }
-
- private:
-  std::shared_ptr<ModelState> state_;
-};
 
 model::LlamaConfig read_config(const Napi::Object& o) {
   auto integer = [&](const char* key) {
@@ -263,6 +239,12 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
                         InstanceMethod<&LlamaWrap::leased<quantized_weights>>("quantizedWeights"),
                         InstanceMethod<&LlamaWrap::leased<merge>>("mergeAdapter"),
                         InstanceMethod<&LlamaWrap::leased<unmerge>>("unmergeAdapter"),
+                        InstanceMethod<&LlamaWrap::served<serve_open>>("serveOpen"),
+                        InstanceMethod<&LlamaWrap::served<serve_close>>("serveClose"),
+                        InstanceMethod<&LlamaWrap::served<serve_length>>("serveLength"),
+                        InstanceMethod<&LlamaWrap::served<serve_add_adapter>>("serveAddAdapter"),
+                        InstanceMethod<&LlamaWrap::served<serve_remove_adapter>>("serveRemoveAdapter"),
+                        InstanceMethod<&LlamaWrap::served<serve_step_async>>("serveStepAsync"),
                         InstanceMethod<&LlamaWrap::dispose>("dispose")});
   }
 
@@ -361,6 +343,11 @@ class LlamaWrap : public Napi::ObjectWrap<LlamaWrap> {
       ModelLease lease(state_);
       return Fn(lease.model(), info);
     });
+  }
+  // A serving call (model_serve.h): it takes its own lease.
+  template <Napi::Value (*Fn)(const std::shared_ptr<ModelState>&, const Napi::CallbackInfo&)>
+  Napi::Value served(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value { return Fn(state_, info); });
   }
   static Napi::Value merge(model::AdapterHost& m, const Napi::CallbackInfo& info) { return merge_adapter(m, info, true); }
   static Napi::Value unmerge(model::AdapterHost& m, const Napi::CallbackInfo& info) { return merge_adapter(m, info, false); }

@@ -32,6 +32,8 @@ struct HostDims {
   std::string layer_prefix;     // e.g. "model.layers." (+ index)
 };
 
+class DecoderModel;
+
 class AdapterHost {
  public:
   virtual ~AdapterHost();
@@ -57,6 +59,8 @@ class AdapterHost {
   // Activation checkpointing (recompute each layer in the backward instead of keeping its
   // activations). Architectures without it refuse with E_UNSUPPORTED.
   virtual void set_checkpointing(bool on);
+  // The decoder behind this host (serving calls need one), or null for another architecture.
+  virtual DecoderModel* as_decoder() { return nullptr; }
 
   // --- where it runs ---
   // The backend every op of this model runs on (kernels/backend.h): the CPU's unless set. Tensors

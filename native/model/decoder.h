@@ -13,6 +13,7 @@
 #include "core/tensor.h"
 #include "model/adapter_host.h"
 #include "model/decoder_spec.h"
+#include "model/serve_state.h"
 #include "nn/decoder_block.h"
 
 namespace peft::model {
@@ -38,12 +39,26 @@ class DecoderModel : public AdapterHost {
   Tensor step(const Tensor& ids) override;
   // A training forward keeps only each block's input; the backward runs the block again (same dropout).
   void set_checkpointing(bool on) override { checkpointing_ = on; }
+  DecoderModel* as_decoder() override { return this; }
   // Mean next-token cross-entropy of the last training forward's logits against labels [B, P + T]
   // (-100 ignored); adds every trainable parameter's gradient (zeroed first unless `accumulate`).
   double loss_backward(const Tensor& logits, const Tensor& labels, bool accumulate) override;
   // The same from ids, with the head and the cross-entropy a block of rows at a time (never the
   // whole [B, P + T, vocab] logits) unless the head has adapters.
   double train_loss(const Tensor& ids, const Tensor* key_valid, const Tensor& labels, bool accumulate) override;
+
+  // Serving many sequences at once (decoder_serve.cpp). serve_open makes a KV cache slot for up to
+  // `capacity` positions and returns its id; serve_close frees it. serve_add_adapter registers LoRA
+  // factors by module name (checked against the layers) and returns an id for the segments.
+  int64_t serve_open(int64_t capacity);
+  void serve_close(int64_t slot);
+  int64_t serve_length(int64_t slot) const;
+  int64_t serve_add_adapter(nn::BatchLoraAdapter adapter);
+  void serve_remove_adapter(int64_t id);
+  // ids: [M] i32, the segments' new tokens one after the other (a prompt's tokens, or one token of a
+  // sequence being decoded); each segment's rows attend over its slot and use its adapter. Returns the
+  // logits [segments, vocab] of each segment's last token, and advances each slot.
+  Tensor serve_step(const Tensor& ids, const std::vector<ServeSegment>& segments);
 
  private:
   DecoderSpec spec_;
@@ -65,6 +80,9 @@ class DecoderModel : public AdapterHost {
   // KV cache: per layer [capacity, kv_heads, head_dim] keys (after RoPE) and values.
   std::vector<std::shared_ptr<Tensor>> k_cache_, v_cache_;
   int64_t cache_len_ = 0, cache_max_ = 0, cache_prefix_ = 0;
+
+  ServeState serve_;
+  void check_serve_step(const Tensor& ids, const std::vector<ServeSegment>& segments) const;
 
   void build_parameters(TensorMap& weights, const nn::QuantWeightMap& quantized);
   void build_blocks();

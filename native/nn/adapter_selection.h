@@ -8,6 +8,8 @@
 
 namespace peft::nn {
 
+struct BatchLora;  // nn/batch_lora.h
+
 inline constexpr const char* kBaseAdapter = "__base__";
 
 struct AdapterSelection {
@@ -18,6 +20,7 @@ struct AdapterSelection {
   bool train = false;                 // dropout runs: a training forward of a model in training mode
   bool dropout = true;                // the model is in training mode (PeftModel.train()); false after eval()
   uint64_t seed = 0;                  // dropout stream of this forward
+  const BatchLora* batch = nullptr;   // served adapters per group of rows (inference only), or null
 };
 
 using RowRange = std::pair<int64_t, int64_t>;  // [begin, end)

@@ -1,5 +1,6 @@
 #include "nn/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -87,6 +88,13 @@ void Attention::forward(const kernels::Context& ctx, const AttentionStep& s, con
     keys = p(cache.k_all);
     values = p(cache.v_all);
   }
+  if (kv && kv->segments) {
+    cache.attn = f32(ctx, {M, q_dim()});
+    attend_segments(ctx, *kv->segments, cache);
+    PEFT_PROFILE_SCOPE(Gemm);
+    o_->forward(ctx, s.sel, M, p(cache.attn), out, nullptr);
+    return;
+  }
   if (kv) {  // batch 1: append the new keys and values, attend over everything cached
     std::memcpy(kv->k + kv->start * kd, p(cache.k), sizeof(float) * T * kd);
     std::memcpy(kv->v + kv->start * kd, p(cache.v), sizeof(float) * T * kd);
@@ -101,6 +109,23 @@ void Attention::forward(const kernels::Context& ctx, const AttentionStep& s, con
   }
   PEFT_PROFILE_SCOPE(Gemm);
   o_->forward(ctx, s.sel, M, p(cache.attn), out, s.train ? &cache.o_proj : nullptr);
+}
+
+void Attention::attend_segments(const kernels::Context& ctx, const std::vector<KvSegment>& segments, const AttentionCache& cache) const {
+  PEFT_PROFILE_SCOPE(Attention);
+  const int64_t kd = kv_dim(), qd = q_dim();
+  int64_t longest = 0;
+  for (const KvSegment& g : segments) longest = std::max(longest, g.rows);
+  std::vector<float> lse(static_cast<size_t>(c_.heads * longest));  // [heads, rows] of one segment, not kept
+  kernels::AttentionMask m{true, nullptr};
+  m.window = c_.window;
+  m.softcap = c_.softcap;
+  for (const KvSegment& g : segments) {
+    std::memcpy(g.k + g.start * kd, p(cache.k) + g.row0 * kd, sizeof(float) * g.rows * kd);
+    std::memcpy(g.v + g.start * kd, p(cache.v) + g.row0 * kd, sizeof(float) * g.rows * kd);
+    const kernels::AttentionShape shape{1, g.rows, g.start + g.rows, c_.heads, c_.kv_heads, c_.head_dim};
+    ctx.attention_forward(shape, m, scale(), p(cache.q) + g.row0 * qd, g.k, g.v, p(cache.attn) + g.row0 * qd, lse.data());
+  }
 }
 
 void Attention::project_qkv_backward(const kernels::Context& ctx, const AttentionStep& s, const float* dq, const float* dk, const float* dv,

@@ -4,6 +4,7 @@
 // and the output projection. The projections are nn::Linear modules (owned by the model) that adapters attach to.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "kernels/attention.h"
 #include "nn/adapter_selection.h"
@@ -28,10 +29,20 @@ struct AttentionStep {
 
 // One layer's KV cache: k, v: [capacity, kv_heads, head_dim]; the new tokens' keys and values are
 // written at positions start .. start + T − 1 and the queries attend over the first start + T.
+// One request of a ragged batch (serving): rows row0 .. row0 + rows − 1 of the step's [1, M]
+// activations are its new tokens; their keys and values go to its own cache k, v [capacity, kv_heads,
+// head_dim] at start .. start + rows − 1, and they attend over that cache's first start + rows.
+struct KvSegment {
+  float* k = nullptr;
+  float* v = nullptr;
+  int64_t start = 0, row0 = 0, rows = 0;
+};
+
 struct KvSlot {
   float* k = nullptr;
   float* v = nullptr;
   int64_t start = 0;
+  const std::vector<KvSegment>* segments = nullptr;  // a ragged batch: each request's cache (k, v, start unused)
 };
 
 struct AttentionConfig {
@@ -85,6 +96,8 @@ class Attention {
   kernels::AttentionMask mask(const AttentionStep& s) const;
   float scale() const;
   void project_qkv(const kernels::Context& ctx, const AttentionStep& s, const float* x, AttentionCache& cache) const;
+  // The attention of a ragged batch: each segment's queries over its own cache (after storing its keys and values).
+  void attend_segments(const kernels::Context& ctx, const std::vector<KvSegment>& segments, const AttentionCache& cache) const;
   void project_qkv_backward(const kernels::Context& ctx, const AttentionStep& s, const float* dq, const float* dk, const float* dv, const float* x,
                             const AttentionCache& cache, float* dx, Workspace& ws) const;
 };

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
+#include "nn/batch_lora.h"
 #include "nn/buffers.h"
 #include "nn/linear_math.h"
 
@@ -94,6 +95,10 @@ void Linear::forward(const kernels::Context& ctx, const AdapterSelection& sel, i
   }
   for (const auto& [name, w] : lora_)
     if (!w.merged) lora_forward(ctx, sel, name, w, m, x, y, cache, plain);
+  if (sel.batch) {
+    PEFT_CHECK(!cache, ErrorCode::Unsupported, "Served adapters run in inference only, not in a training forward");
+    apply_batch_lora(ctx, *sel.batch, name_, m, out_, in_, x, y);
+  }
 }
 
 void Linear::backward(const kernels::Context& ctx, const AdapterSelection& sel, int64_t m, const float* dy, const float* x, const LinearCache& cache,
