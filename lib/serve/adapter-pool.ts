@@ -16,8 +16,13 @@ import { readAdapter } from '../peft/adapter-io';
 import type { LoraConfig } from '../peft/config';
 import { checkAdapterName } from '../peft/names';
 import { patternValue } from '../peft/targets';
-import type { Tensor } from '../tensor';
+import { tensor, type Tensor } from '../tensor';
 import { fail } from '../validate';
+
+/** An owned copy of a tensor. */
+function owned(t: Tensor): Tensor {
+  return tensor(Float32Array.from(t.toFloat32Array()), [...t.shape]);
+}
 
 /** One linear layer's factors in a pooled adapter. */
 export interface PooledLoraModule {
@@ -253,6 +258,7 @@ export class AdapterPool {
   /** Reads and checks one adapter directory against the base model. */
   private read(name: string, dir: string, version: number): PooledAdapter {
     const { config, tensors } = readAdapter(dir, this.warn);
+    const modules = new Map<string, PooledLoraModule>();
     const free = () => {
       for (const t of [...[...tensors.lora.values()].flatMap((w) => [w.a, w.b, ...(w.magnitude ? [w.magnitude] : [])]), ...tensors.ia3.values(), ...tensors.copies.values(), ...(tensors.prompt ? [tensors.prompt] : [])]) t.dispose();
     };
@@ -264,7 +270,6 @@ export class AdapterPool {
         throw new PeftError(`Adapter ${name} trains more than LoRA factors (modules_to_save or biases), which a batch shared with other adapters cannot hold`, 'E_UNSUPPORTED');
       }
       if (!tensors.lora.size) throw new PeftError(`Adapter ${name} in ${dir} has no LoRA weights`, 'E_FORMAT');
-      const modules = new Map<string, PooledLoraModule>();
       let bytes = 0;
       for (const [module, w] of tensors.lora) {
         const shape = this.linears.get(module);
@@ -280,13 +285,16 @@ export class AdapterPool {
         const rank = patternValue(module, lora.rank_pattern ?? {}, lora.r!);
         const alpha = patternValue(module, lora.alpha_pattern ?? {}, lora.lora_alpha!);
         if (rank !== r) throw new PeftError(`Adapter ${name}'s config gives ${module} rank ${rank} but its lora_A has ${r} rows`, 'E_CONFIG');
-        modules.set(module, { a: w.a, b: w.b, scale: lora.use_rslora ? alpha / Math.sqrt(r) : alpha / r });
+        // Copies, not views of the mapped file: a file rewritten in place under a mapping would fault.
+        modules.set(module, { a: owned(w.a), b: owned(w.b), scale: lora.use_rslora ? alpha / Math.sqrt(r) : alpha / r });
         bytes += (w.a.size + w.b.size) * 4;
       }
       return Object.freeze({ name, config: lora, modules, bytes, version });
     } catch (err) {
-      free();
+      for (const m of modules.values()) (m.a.dispose(), m.b.dispose());
       throw err;
+    } finally {
+      free();
     }
   }
 }

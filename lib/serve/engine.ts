@@ -12,7 +12,7 @@ import type { Model } from '../models/model';
 import { handleOf, tensor } from '../tensor';
 import { expectNumber } from '../validate';
 import { AdapterPool, type AdapterPoolOptions, type PooledAdapter } from './adapter-pool';
-import { checkRequest } from './request-checks';
+import { checkRequest, type FieldNames } from './request-checks';
 import { Sequence, type CompletionChunk, type CompletionRequest, type CompletionResult } from './sequence';
 
 export type { CompletionChunk, CompletionRequest, CompletionResult, FinishReason } from './sequence';
@@ -96,9 +96,9 @@ export class Engine {
    * bad request (E_ARGUMENT / E_RANGE naming the field), an unknown or unusable adapter (the pool's
    * errors), a full queue (E_BUSY) or a closed engine (E_DISPOSED).
    */
-  stream(request: CompletionRequest): CompletionStream {
+  stream(request: CompletionRequest, /** @internal the caller's field names for errors */ names?: FieldNames): CompletionStream {
     if (this.closed) throw new PeftError('The engine is shutting down and takes no new requests', 'E_DISPOSED');
-    const { ids, maxTokens } = checkRequest(request, this.model);
+    const { ids, maxTokens } = checkRequest(request, this.model, names);
     if (this.waiting.length >= this.maxQueue) {
       throw new PeftError(`The engine's queue is full (${this.maxQueue} requests waiting); try again later`, 'E_BUSY');
     }
