@@ -110,3 +110,6 @@ export {
   ggmlMatmulAsync,
   type GgmlMatmulOptions,
 } from './quant';
+export { Engine, type EngineOptions, type EngineStats, type CompletionStream, type CompletionRequest, type CompletionResult, type CompletionChunk, type FinishReason } from './serve/engine';
+export { createServer, PeftServer, type ServerOptions } from './serve/server';
+export { AdapterPool, type AdapterPoolOptions, type AdapterPoolStats, type AdapterLease, type PooledAdapter, type PooledLoraModule } from './serve/adapter-pool';

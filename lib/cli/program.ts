@@ -13,6 +13,7 @@ import { demoCommand } from './commands/demo';
 import { evalCommand } from './commands/eval';
 import { exportCommand } from './commands/export';
 import { generateCommand } from './commands/generate';
+import { serveCommand } from './commands/serve';
 import { inspectCommand } from './commands/inspect';
 import { mergeCommand } from './commands/merge';
 import { trainCommand } from './commands/train';
@@ -22,6 +23,7 @@ import { flagOf, isGroup, leafFields, placeholderOf, resolveConfig, showValue, t
 export const COMMANDS: ReadonlyArray<CommandSpec<ConfigSchema>> = [
   trainCommand,
   generateCommand,
+  serveCommand,
   evalCommand,
   mergeCommand,
   exportCommand,

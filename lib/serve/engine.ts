@@ -48,6 +48,10 @@ export interface EngineStats {
   steps: number;
   /** Rows (tokens) fed over all steps. */
   stepRows: number;
+  /** Steps that only decoded (one row per request, no prompt chunk), their rows and their milliseconds. */
+  decodeSteps: number;
+  decodeRows: number;
+  decodeMs: number;
   /** Native KV cache slots open now (one per running request). */
   openSlots: number;
   /** Adapters registered with the native model now. */
@@ -70,7 +74,7 @@ export class Engine {
   private loop: Promise<void> | undefined;
   private closed = false;
   private disposed = false;
-  private counts = { completed: 0, cancelled: 0, failed: 0, promptTokens: 0, generatedTokens: 0, steps: 0, stepRows: 0 };
+  private counts = { completed: 0, cancelled: 0, failed: 0, promptTokens: 0, generatedTokens: 0, steps: 0, stepRows: 0, decodeSteps: 0, decodeRows: 0, decodeMs: 0 };
 
   constructor(model: Model, options: EngineOptions = {}) {
     if (model.config.architecture === 'bert') throw new PeftError('A sequence classifier (BERT) does not generate text, so it cannot be served', 'E_UNSUPPORTED');
@@ -272,6 +276,7 @@ export class Engine {
       segments.push(seq.slot, rows, seq.adapterId);
     }
     const input = tensor(ids, [ids.length], 'i32');
+    const started = performance.now();
     let logits: Float32Array;
     try {
       const out = await this.model.lock.run('a serving step', () => this.model.nativeModel.serveStepAsync(handleOf(input, 'ids'), segments));
@@ -282,6 +287,11 @@ export class Engine {
     }
     this.counts.steps++;
     this.counts.stepRows += ids.length;
+    if (fed.length === ids.length) {
+      this.counts.decodeSteps++;
+      this.counts.decodeRows += ids.length;
+      this.counts.decodeMs += performance.now() - started;
+    }
     const vocab = logits.length / fed.length;
     fed.forEach(({ seq, rows }, i) => {
       seq.fed += rows;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/profile.h"
+#include "core/thread_pool.h"
 #include "kernels/rope.h"
 #include "nn/prefix_kv.h"
 
@@ -113,19 +114,28 @@ void Attention::forward(const kernels::Context& ctx, const AttentionStep& s, con
 
 void Attention::attend_segments(const kernels::Context& ctx, const std::vector<KvSegment>& segments, const AttentionCache& cache) const {
   PEFT_PROFILE_SCOPE(Attention);
-  const int64_t kd = kv_dim(), qd = q_dim();
+  const int64_t kd = kv_dim(), qd = q_dim(), G = static_cast<int64_t>(segments.size());
   int64_t longest = 0;
   for (const KvSegment& g : segments) longest = std::max(longest, g.rows);
-  std::vector<float> lse(static_cast<size_t>(c_.heads * longest));  // [heads, rows] of one segment, not kept
   kernels::AttentionMask m{true, nullptr};
   m.window = c_.window;
   m.softcap = c_.softcap;
-  for (const KvSegment& g : segments) {
-    std::memcpy(g.k + g.start * kd, p(cache.k) + g.row0 * kd, sizeof(float) * g.rows * kd);
-    std::memcpy(g.v + g.start * kd, p(cache.v) + g.row0 * kd, sizeof(float) * g.rows * kd);
-    const kernels::AttentionShape shape{1, g.rows, g.start + g.rows, c_.heads, c_.kv_heads, c_.head_dim};
-    ctx.attention_forward(shape, m, scale(), p(cache.q) + g.row0 * qd, g.k, g.v, p(cache.attn) + g.row0 * qd, lse.data());
-  }
+  auto attend = [&](int64_t begin, int64_t end) {
+    std::vector<float> lse(static_cast<size_t>(c_.heads * longest));  // [heads, rows] of one segment, not kept
+    for (int64_t i = begin; i < end; ++i) {
+      const KvSegment& g = segments[static_cast<size_t>(i)];
+      std::memcpy(g.k + g.start * kd, p(cache.k) + g.row0 * kd, sizeof(float) * g.rows * kd);
+      std::memcpy(g.v + g.start * kd, p(cache.v) + g.row0 * kd, sizeof(float) * g.rows * kd);
+      const kernels::AttentionShape shape{1, g.rows, g.start + g.rows, c_.heads, c_.kv_heads, c_.head_dim};
+      ctx.attention_forward(shape, m, scale(), p(cache.q) + g.row0 * qd, g.k, g.v, p(cache.attn) + g.row0 * qd, lse.data());
+    }
+  };
+  // Decoding segments (a row or a few each) are too small to split: spread the segments over the
+  // threads (the kernel then runs inline in each). A long prompt chunk splits its own heads instead.
+  if (G > 1 && longest <= 4)
+    parallel_for(G, 1, attend);
+  else
+    attend(0, G);
 }
 
 void Attention::project_qkv_backward(const kernels::Context& ctx, const AttentionStep& s, const float* dq, const float* dk, const float* dv,

@@ -89,10 +89,22 @@ void run_term(const GemvSpans& spans, const GemmTerm& term, const RowsOfA& x, in
   }
 }
 
+// Bytes of the rows of A one chunk may hold: with the x rows in L1 next to the weight lines, every
+// load of x hits; 8 rows of a 1536-wide input (48 KiB) did not fit, and that product ran at half the
+// weight bandwidth of the 576-wide ones.
+constexpr int64_t kL1Rows = 24 * 1024;
+
+// Rows of A per pass of the loops: kGemvMaxRows, or fewer when a term's rows are long.
+int64_t rows_per_chunk(const std::vector<const GemmTerm*>& live) {
+  int64_t k = 1;
+  for (const GemmTerm* term : live) k = std::max(k, term->k);
+  return std::clamp<int64_t>(kL1Rows / (k * static_cast<int64_t>(sizeof(float))), 1, kGemvMaxRows);
+}
+
 // Columns per block such that each term's slice of B stays in L2 while every chunk of rows of A
 // passes over it: B comes from memory once however many chunks there are.
-int64_t block_columns(const std::vector<const GemmTerm*>& live, int64_t M) {
-  if (M <= kGemvMaxRows) return INT64_MAX;  // one chunk: no reuse to block for
+int64_t block_columns(const std::vector<const GemmTerm*>& live, int64_t M, int64_t chunk) {
+  if (M <= chunk) return INT64_MAX;  // one chunk: no reuse to block for
   int64_t bytes_per_column = 0;
   for (const GemmTerm* term : live) bytes_per_column += term->k * static_cast<int64_t>(dtype_size(term->b.dtype));
   return std::max<int64_t>(kUnit, kL2Slice / std::max<int64_t>(1, bytes_per_column) / kUnit * kUnit);
@@ -154,15 +166,16 @@ void gemv_sum(int64_t M, int64_t N, const GemmTerm* terms, int n_terms, float* c
   const int64_t by_work = threads > 1 ? std::max<int64_t>(1, work / kGrain) : 1;
   const int64_t cap = all_dot ? kMaxTasks : std::min<int64_t>(threads, std::max<int64_t>(1, N / kAxpyMinColumns));
   const int tasks = static_cast<int>(std::min<int64_t>({by_work, units, cap}));
-  const int64_t block = block_columns(live, M);
+  const int64_t chunk = rows_per_chunk(live);
+  const int64_t block = block_columns(live, M, chunk);
   ThreadPool::instance().run(tasks, [&](int t) {
     const int64_t n0 = std::min(N, units * t / tasks * kUnit);
     const int64_t n1 = std::min(N, units * (t + 1) / tasks * kUnit);
     for (int64_t j0 = n0; j0 < n1; j0 += std::min(block, n1 - j0)) {
       const int64_t j1 = j0 + std::min(block, n1 - j0);
       for (size_t i = 0; i < live.size(); ++i)
-        for (int64_t r0 = 0; r0 < M; r0 += kGemvMaxRows) {
-          const int m = static_cast<int>(std::min<int64_t>(kGemvMaxRows, M - r0));
+        for (int64_t r0 = 0; r0 < M; r0 += chunk) {
+          const int m = static_cast<int>(std::min<int64_t>(chunk, M - r0));
           run_term(spans, *live[i], rows[i], r0, m, j0, j1, c, ldc, accumulate || i > 0);
         }
     }
