@@ -19,7 +19,7 @@ export {
 } from './io/safetensors';
 export { Tokenizer, loadTokenizer, type ChatMessage, type EncodeOptions, type DecodeOptions } from './models/tokenizer';
 export { configFromHf, configFromGguf, ropeInverseFrequencies, ropeScalingFactors, type LlamaConfig, type RopeScaling } from './models/config';
-export { resolveModel, parseHubReference, defaultCacheDir, type ResolveOptions, type HubReference } from './models/hub';
+export { resolveModel, resolveAdapter, parseHubReference, defaultCacheDir, type ResolveOptions, type HubReference } from './models/hub';
 export { readGguf, GgufFile, type GgufValue, type GgufTensorInfo, type GgmlTypeName } from './io/gguf';
 export { loadModel, Model, type TokenIds, type LossResult, type LossOptions, type GenerateOptions, type LoadModelOptions } from './models/model';
 export { Sampler, type SamplingOptions } from './models/sampling';

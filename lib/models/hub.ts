@@ -129,6 +129,35 @@ async function ensureFile(ctx: FetchContext, ref: HubReference, file: string, ta
   return true;
 }
 
+function fetchContext(options: ResolveOptions): FetchContext {
+  return {
+    endpoint: options.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co',
+    offline: options.offline ?? process.env.HF_HUB_OFFLINE === '1',
+    progress: options.progress ?? Boolean(process.stderr.isTTY),
+    token: options.token ?? process.env.HF_TOKEN,
+  };
+}
+
+/**
+ * The local directory of a PEFT adapter: a local directory as it is, or for `hf:owner/name` (or
+ * `hf:owner/name/subfolder`, as a repository holding several adapters) the cached copy of its
+ * adapter_config.json and adapter_model.safetensors, downloading what is missing.
+ */
+export async function resolveAdapter(spec: string, options: ResolveOptions = {}): Promise<string> {
+  if (typeof spec !== 'string' || spec === '') fail('adapter', 'a directory or hf:owner/name', spec);
+  if (!spec.startsWith('hf:')) {
+    if (!fs.existsSync(spec)) throw new PeftError(`Could not find the adapter at ${spec}`, 'E_IO');
+    return path.resolve(spec);
+  }
+  const ref = parseHubReference(spec);
+  const ctx = fetchContext(options);
+  const dir = path.join(repoDir(options.cacheDir ?? defaultCacheDir(), ref), ...(ref.file ? ref.file.split('/') : []));
+  for (const file of ['adapter_config.json', 'adapter_model.safetensors']) {
+    await ensureFile(ctx, ref, ref.file ? `${ref.file}/${file}` : file, path.join(dir, file), false);
+  }
+  return dir;
+}
+
 /**
  * The local path of a model: a local file or directory as it is, or for `hf:` references the cached
  * copy (a GGUF file, or a directory with config.json, tokenizer files and safetensors weights,
@@ -141,12 +170,7 @@ export async function resolveModel(spec: string, options: ResolveOptions = {}): 
     return path.resolve(spec);
   }
   const ref = parseHubReference(spec);
-  const ctx: FetchContext = {
-    endpoint: options.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co',
-    offline: options.offline ?? process.env.HF_HUB_OFFLINE === '1',
-    progress: options.progress ?? Boolean(process.stderr.isTTY),
-    token: options.token ?? process.env.HF_TOKEN,
-  };
+  const ctx = fetchContext(options);
   const dir = repoDir(options.cacheDir ?? defaultCacheDir(), ref);
   if (ref.file) {
     const target = path.join(dir, ...ref.file.split('/'));

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PeftError } from '../errors';
+import { resolveAdapter, type ResolveOptions } from '../models/hub';
 import type { Model } from '../models/model';
 import { readAdapter } from '../peft/adapter-io';
 import type { LoraConfig } from '../peft/config';
@@ -158,6 +159,15 @@ export class AdapterPool {
     if (source !== undefined) this.sources.set(name, source);
     if (old) this.retire(name, old);
     return this.insert(name, adapter).adapter;
+  }
+
+  /**
+   * load(), with `source` a directory or an `hf:owner/name[/subfolder]` reference resolved through
+   * the model cache (downloaded when missing unless offline; see resolveAdapter).
+   */
+  async fetch(name: string, source: string, options: ResolveOptions = {}): Promise<PooledAdapter> {
+    checkAdapterName(name, 'adapter name');
+    return this.load(name, await resolveAdapter(source, options));
   }
 
   /** The same as load(name) with the source it was loaded from. E_CONFIG when it is not loaded. */

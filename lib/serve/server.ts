@@ -115,7 +115,7 @@ export class PeftServer {
         case 'GET /admin/adapters':
           endpoint = '/admin/adapters';
           return sendJson(res, 200, { loaded: this.engine.adapters.loadedNames(), available: this.engine.adapters.availableNames(), stats: this.engine.adapters.stats() });
-        case 'POST /admin/adapters/load':
+        case 'POST /admin/adapters/load': // { name, path? }: a directory or hf:owner/name
         case 'POST /admin/adapters/reload':
         case 'POST /admin/adapters/unload':
           endpoint = url.pathname;
@@ -187,7 +187,8 @@ export class PeftServer {
     const pool = this.engine.adapters;
     if (action === 'unload') return sendJson(res, 200, { name, unloaded: pool.unload(name) });
     if (body.path !== undefined && (typeof body.path !== 'string' || !body.path)) throw new HttpError(400, 'Expected an adapter directory as "path"', 'invalid_request_error', 'invalid_value', 'path');
-    const adapter = action === 'reload' ? pool.reload(name) : pool.load(name, body.path as string | undefined);
+    const source = body.path as string | undefined;
+    const adapter = action === 'reload' ? pool.reload(name) : source?.startsWith('hf:') ? await pool.fetch(name, source) : pool.load(name, source);
     sendJson(res, 200, { name, version: adapter.version, bytes: adapter.bytes });
   }
 }

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { parseHubReference, PeftError, resolveModel } from '../../lib';
+import { AdapterPool, getPeftModel, loadModel, parseHubReference, PeftError, resolveAdapter, resolveModel } from '../../lib';
 import { STORIES_HF_DIR } from '../helpers/models';
 
 const HF_DIR = STORIES_HF_DIR;
@@ -144,5 +144,46 @@ describe('resolveModel', () => {
   it('uses local paths as they are, without the network', async () => {
     expect(await resolveModel(HF_DIR)).toBe(HF_DIR);
     expect(await codeOf(resolveModel(path.join(HF_DIR, 'nope')))).toBe('E_IO');
+  });
+});
+
+describe('resolveAdapter and AdapterPool.fetch', () => {
+  let hub: Hub;
+  let cacheDir: string;
+  let adapterDir: string;
+  beforeAll(async () => {
+    hub = await startHub();
+    adapterDir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-hub-adapter-'));
+    const peft = getPeftModel(await loadModel(HF_DIR), { peft_type: 'LORA', r: 2, target_modules: ['q_proj'] }, { seed: 3 });
+    await peft.saveAdapter(adapterDir);
+    peft.dispose();
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors']) {
+      hub.files.set(`tiny/adapters@main:poet/${f}`, fs.readFileSync(path.join(adapterDir, f)));
+      hub.files.set(`tiny/one-adapter@v1:${f}`, fs.readFileSync(path.join(adapterDir, f)));
+    }
+    cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'peft-hub-cache-'));
+  });
+  afterAll(async () => {
+    await hub.close();
+    fs.rmSync(adapterDir, { recursive: true, force: true });
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  it('downloads an adapter (a repository, or a subfolder of one) once, then works offline', async () => {
+    const sub = await resolveAdapter('hf:tiny/adapters/poet', { cacheDir, endpoint: hub.endpoint, progress: false });
+    expect(fs.readFileSync(path.join(sub, 'adapter_model.safetensors'))).toEqual(fs.readFileSync(path.join(adapterDir, 'adapter_model.safetensors')));
+    const whole = await resolveAdapter('hf:tiny/one-adapter@v1', { cacheDir, endpoint: hub.endpoint, progress: false });
+    expect(fs.existsSync(path.join(whole, 'adapter_config.json'))).toBe(true);
+    const asked = hub.requests.length;
+    expect(await resolveAdapter('hf:tiny/adapters/poet', { cacheDir, offline: true })).toBe(sub);
+    expect(hub.requests.length).toBe(asked);
+    expect(await codeOf(resolveAdapter('hf:tiny/adapters/other', { cacheDir, offline: true }))).toBe('E_IO');
+    const model = await loadModel(HF_DIR);
+    const pool = new AdapterPool(model);
+    const fetched = await pool.fetch('poet', 'hf:tiny/adapters/poet', { cacheDir, offline: true });
+    expect(fetched.modules.get('model.layers.0.self_attn.q_proj')!.a.shape).toEqual([2, 64]);
+    expect(pool.acquire('poet').adapter).toBe(fetched);
+    pool.dispose();
+    model.dispose();
   });
 });

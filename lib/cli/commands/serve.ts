@@ -12,7 +12,7 @@ export const SERVE_SCHEMA = {
   model: MODEL_FIELD,
   tokenizer: TOKENIZER_FIELD,
   adapters: { type: 'string', description: 'a directory of LoRA adapters (<dir>/<name>/adapter_config.json), served as models by name', placeholder: 'dir' },
-  adapter: { type: 'string[]', description: 'more adapters as name=path pairs', placeholder: 'name=dir,...' },
+  adapter: { type: 'string[]', description: 'more adapters as name=path pairs (a directory or hf:owner/name)', placeholder: 'name=dir,...' },
   host: { type: 'string', description: 'the address to listen on', default: '127.0.0.1' },
   port: { type: 'integer', description: 'the port to listen on (0: any free port)', default: 8000, min: 0, max: 65535 },
   model_name: { type: 'string', description: "the base model's id in /v1/models (default: its directory's name)" },
@@ -48,7 +48,7 @@ export async function runServe(config: ServeConfig): Promise<void> {
     maxQueue: config.max_queue,
     stepTokens: config.step_tokens,
   });
-  for (const [name, dir] of pairs) server.engine.adapters.load(name, dir);
+  for (const [name, source] of pairs) await server.engine.adapters.fetch(name, source);
   const { url } = await server.listen(config.port, config.host);
   const names = server.engine.adapters.availableNames();
   process.stderr.write(`peft-native serve: ${server.modelName}${names.length ? ` + ${names.length} adapter(s): ${names.join(', ')}` : ''}\n`);
