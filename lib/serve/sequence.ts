@@ -52,8 +52,8 @@ export interface CompletionResult {
   timings: { queuedMs: number; firstTokenMs: number; totalMs: number };
 }
 
-/** Prompt tokens decoded in front of the new ones, so that a word's leading space survives decoding. */
-const CONTEXT_TOKENS = 16;
+/** Prompt tokens decoded in front of the first new ones, so that a word's leading space survives decoding. */
+const CONTEXT_TOKENS = 4;
 
 export class Sequence {
   /** Prompt tokens, then each new token. */
@@ -75,8 +75,12 @@ export class Sequence {
   private readonly sampler: Sampler;
   private readonly stopTokens: Set<number>;
   private readonly stops: string[];
-  private readonly context: number[];
-  private readonly contextText: string;
+  /** The new text decoded so far (complete characters only). */
+  private text = '';
+  /** Incremental decoding: tokens [prefixAt, readAt) are already text; a new token's text is what
+   *  decoding [prefixAt, end) adds to decoding [prefixAt, readAt). Constant work per token. */
+  private prefixAt: number;
+  private readAt: number;
   private emitted = '';
   private pendingTokens: number[] = [];
   private readonly started = Date.now();
@@ -101,8 +105,8 @@ export class Sequence {
     this.sampler = new Sampler(request);
     this.stopTokens = new Set([...(request.stopTokens ?? []), ...(eos === undefined || request.ignoreEos ? [] : [eos])]);
     this.stops = request.stop ?? [];
-    this.context = ids.slice(-CONTEXT_TOKENS);
-    this.contextText = tokenizer ? tokenizer.decode(this.context) : '';
+    this.prefixAt = Math.max(0, ids.length - CONTEXT_TOKENS);
+    this.readAt = ids.length;
     this.queue = new PushQueue(onCancel);
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.result.catch(() => undefined); // a stream consumer gets the error from the queue instead
@@ -130,17 +134,21 @@ export class Sequence {
     const count = this.tokens.length - this.promptLength;
     let done = this.stopTokens.has(token);
     if (this.tokenizer) {
-      let text = this.tokenizer.decode([...this.context, ...this.generated]).slice(this.contextText.length);
-      const hit = this.stops.map((s) => text.indexOf(s)).filter((i) => i >= 0);
+      const final = done || count >= this.maxTokens;
+      const before = this.text.length;
+      this.decodeNew(final);
+      let text = this.text;
+      // A stop string can only end in what was just added: search from where it could start.
+      const from = Math.max(0, before - this.longestStop + 1);
+      const hit = this.stops.map((s) => text.indexOf(s, from)).filter((i) => i >= 0);
       if (hit.length) {
         text = text.slice(0, Math.min(...hit));
+        this.text = text;
         done = true;
       }
-      const final = done || count >= this.maxTokens;
-      // Hold back an incomplete UTF-8 character (U+FFFD until its other bytes arrive) and a tail
-      // that may be the start of a stop string.
-      if (final) this.emit(text);
-      else if (!text.endsWith('\uFFFD')) this.emit(text.slice(0, text.length - this.stopPrefixLength(text)));
+      // Hold back a tail that may be the start of a stop string.
+      if (done || final) this.emit(text);
+      else this.emit(text.slice(0, text.length - this.stopPrefixLength(text)));
     } else {
       this.emit('');
     }
@@ -170,6 +178,22 @@ export class Sequence {
       adapter: this.adapter,
       timings: { queuedMs: (this.admittedAt || now) - this.started, firstTokenMs: (this.firstAt || now) - this.started, totalMs: now - this.started },
     });
+  }
+
+  private get longestStop(): number {
+    return this.stops.reduce((n, s) => Math.max(n, s.length), 0);
+  }
+
+  /** Appends the text of the tokens not yet decoded; an incomplete UTF-8 character (U+FFFD) waits for its other bytes unless `final`. */
+  private decodeNew(final: boolean): void {
+    const tok = this.tokenizer!;
+    const window = this.tokens.slice(this.prefixAt);
+    const known = tok.decode(this.tokens.slice(this.prefixAt, this.readAt));
+    const all = tok.decode(window);
+    if (!final && (all.length <= known.length || all.endsWith('\uFFFD'))) return;
+    this.text += all.startsWith(known) ? all.slice(known.length) : all.slice(Math.min(known.length, all.length));
+    this.prefixAt = this.readAt;
+    this.readAt = this.tokens.length;
   }
 
   /** The length of the longest tail of `text` that begins some stop string. */

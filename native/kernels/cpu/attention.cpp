@@ -61,9 +61,16 @@ Block make_block(const AttentionShape& s, const AttentionMask& m, int64_t b, int
 void block_scores(const AttentionShape& s, const AttentionMask& m, float scale, const Block& blk, const float* q,
                   const float* k, float* scores) {
   const int64_t D = s.head_dim, q_row = s.q_heads * D, kv_row = s.kv_heads * D;
-  const MatrixRef qa{q + (blk.b * s.q_len + blk.t0) * q_row + blk.h * D, DType::F32, q_row, false};
-  const MatrixRef kb{k + blk.b * s.kv_len * kv_row + blk.hk * D, DType::F32, kv_row, true};
-  gemm(blk.rows, blk.keys, D, qa, kb, scores, blk.keys, scale, false);
+  const float* qp = q + (blk.b * s.q_len + blk.t0) * q_row + blk.h * D;
+  const float* kp = k + blk.b * s.kv_len * kv_row + blk.hk * D;
+  if (blk.rows == 1) {
+    // Decoding: one query row. The small-M loops directly, as gemm would pick them, without its
+    // dispatch (a served batch makes one such call per request, head and layer).
+    cpu::active_gemv_spans().dot_rows_f32(1, blk.keys, D, qp, D, kp, kv_row, scores, blk.keys, scale, false);
+  } else {
+    gemm(blk.rows, blk.keys, D, MatrixRef{qp, DType::F32, q_row, false}, MatrixRef{kp, DType::F32, kv_row, true}, scores, blk.keys,
+         scale, false);
+  }
   if (m.softcap > 0) {
     const float inv = 1.0f / m.softcap;
     for (int64_t i = 0; i < blk.rows * blk.keys; ++i) scores[i] = m.softcap * std::tanh(scores[i] * inv);
@@ -110,9 +117,13 @@ void attention_forward(const AttentionShape& s, const AttentionMask& mask, float
         *lse_i = max + static_cast<float>(std::log(sum));
       }
       // out rows = P · v[0:keys]
-      const MatrixRef pa{p, DType::F32, blk.keys, false};
-      const MatrixRef vb{v + b * s.kv_len * kv_row + blk.hk * D, DType::F32, kv_row, false};
-      gemm(blk.rows, D, blk.keys, pa, vb, out + (b * s.q_len + blk.t0) * q_row + h * D, q_row, 1.0f, false);
+      const float* vp = v + b * s.kv_len * kv_row + blk.hk * D;
+      float* op = out + (b * s.q_len + blk.t0) * q_row + h * D;
+      if (blk.rows == 1)
+        cpu::active_gemv_spans().axpy_rows_f32(1, D, blk.keys, p, blk.keys, vp, kv_row, op, q_row, 1.0f, false);
+      else
+        gemm(blk.rows, D, blk.keys, MatrixRef{p, DType::F32, blk.keys, false}, MatrixRef{vp, DType::F32, kv_row, false}, op, q_row, 1.0f,
+             false);
     }
   });
 }
