@@ -130,10 +130,15 @@ void Attention::attend_segments(const kernels::Context& ctx, const std::vector<K
       ctx.attention_forward(shape, m, scale(), p(cache.q) + g.row0 * qd, g.k, g.v, p(cache.attn) + g.row0 * qd, lse.data());
     }
   };
-  // Decoding segments (a row or a few each) are too small to split: spread the segments over the
-  // threads (the kernel then runs inline in each). A long prompt chunk splits its own heads instead.
-  if (G > 1 && longest <= 4)
-    parallel_for(G, 1, attend);
+  // Decoding segments and short prompt chunks (one query block of the kernel) are too small to split
+  // well: spread the segments over the threads (the kernel runs inline in each). A longer prompt
+  // chunk splits its own heads and query blocks instead.
+  // Segments per task: enough multiply-adds (scores and weighted values) that waking a thread pays.
+  int64_t work = 0;
+  for (const KvSegment& g : segments) work += 2 * c_.heads * c_.head_dim * g.rows * (g.start + g.rows);
+  const int64_t grain = std::max<int64_t>(1, int64_t{32} * 1024 * G / std::max<int64_t>(1, work));
+  if (G > 1 && longest <= 64)
+    parallel_for(G, grain, attend);
   else
     attend(0, G);
 }

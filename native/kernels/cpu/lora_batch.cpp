@@ -39,6 +39,9 @@ void check_segments(int64_t m, int64_t count, const LoraAdapterRef* adapters, co
   }
 }
 
+// Multiply-adds below which a task is not worth a thread.
+constexpr int64_t kMinTaskWork = 16 * 1024;
+
 // The rows of one long segment: two threaded GEMMs through an [rows, r] scratch.
 void segment_by_gemm(const LoraSegment& g, const LoraAdapterRef& ad, int64_t n, int64_t k, const float* x, int64_t ldx,
                      float* y, int64_t ldy, std::vector<float>& xa) {
@@ -69,7 +72,11 @@ void lora_batch_forward(int64_t m, int64_t n, int64_t k, const float* x, int64_t
   }
   if (short_rows.empty()) return;
   const cpu::GemvSpans& spans = cpu::active_gemv_spans();
-  parallel_for(static_cast<int64_t>(short_rows.size()), 1, [&](int64_t i0, int64_t i1) {
+  // Rows per task: enough multiply-adds that waking a thread pays (tiny layers run on the caller).
+  int64_t rank = 1;
+  for (int64_t a = 0; a < count; ++a) rank = std::max(rank, adapters[a].r);
+  const int64_t grain = std::max<int64_t>(1, kMinTaskWork / (rank * (k + n)));
+  parallel_for(static_cast<int64_t>(short_rows.size()), grain, [&](int64_t i0, int64_t i1) {
     float xa_row[kMaxRank];
     for (int64_t i = i0; i < i1; ++i) {
       const auto [row, index] = short_rows[static_cast<size_t>(i)];
