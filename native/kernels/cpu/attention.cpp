@@ -63,7 +63,16 @@ void block_scores(const AttentionShape& s, const AttentionMask& m, float scale, 
   const int64_t D = s.head_dim, q_row = s.q_heads * D, kv_row = s.kv_heads * D;
   const float* qp = q + (blk.b * s.q_len + blk.t0) * q_row + blk.h * D;
   const float* kp = k + blk.b * s.kv_len * kv_row + blk.hk * D;
-  if (blk.rows == 1) {
+  if (blk.rows == 1 && D < 16) {
+    // A head narrower than one vector (stories260K's D = 8): plain loops; the vector loops would
+    // spend a horizontal sum on every key.
+    for (int64_t j = 0; j < blk.keys; ++j) {
+      const float* kj = kp + j * kv_row;
+      float sum = 0;
+      for (int64_t d = 0; d < D; ++d) sum += qp[d] * kj[d];
+      scores[j] = scale * sum;
+    }
+  } else if (blk.rows == 1) {
     // Decoding: one query row. The small-M loops directly, as gemm would pick them, without its
     // dispatch (a served batch makes one such call per request, head and layer).
     cpu::active_gemv_spans().dot_rows_f32(1, blk.keys, D, qp, D, kp, kv_row, scores, blk.keys, scale, false);
@@ -119,7 +128,12 @@ void attention_forward(const AttentionShape& s, const AttentionMask& mask, float
       // out rows = P · v[0:keys]
       const float* vp = v + b * s.kv_len * kv_row + blk.hk * D;
       float* op = out + (b * s.q_len + blk.t0) * q_row + h * D;
-      if (blk.rows == 1)
+      if (blk.rows == 1 && D < 16) {
+        float acc[16] = {};
+        for (int64_t j = 0; j < blk.keys; ++j)
+          for (int64_t d = 0; d < D; ++d) acc[d] += p[j] * vp[j * kv_row + d];
+        std::memcpy(op, acc, sizeof(float) * D);
+      } else if (blk.rows == 1)
         cpu::active_gemv_spans().axpy_rows_f32(1, D, blk.keys, p, blk.keys, vp, kv_row, op, q_row, 1.0f, false);
       else
         gemm(blk.rows, D, blk.keys, MatrixRef{p, DType::F32, blk.keys, false}, MatrixRef{vp, DType::F32, kv_row, false}, op, q_row, 1.0f,
