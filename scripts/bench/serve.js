@@ -5,7 +5,7 @@
 // weights, 30 layers); and single-sequence decoding against node-llama-cpp on the same GGUF.
 //
 //   npm run bench:serve -- [--models=stories,smollm] [--concurrency=1,8,32] [--adapters=100]
-//                          [--prompt-tokens=32] [--max-tokens=64] [--llama-cpp=DIR] [--json=PATH]
+//                          [--prompt-tokens=32] [--max-tokens=64] [--reps=3] [--llama-cpp=DIR] [--json=PATH]
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -103,7 +103,11 @@ async function benchModel(label, file, opts, pkg) {
       const row = { concurrency: c };
       for (const [mode, adapterOf] of [['base', () => null], ['same', () => 'a0'], ['distinct', (i) => `a${i % opts.adapters}`]]) {
         process.stderr.write(`${label}: concurrency ${c}, ${mode}\n`);
-        row[mode] = await load(engine, { concurrency: c, requests, adapterOf, prompt, maxTokens: opts.maxTokens });
+        // The median run by tokens/s of `reps` (this shared machine's speed drifts from run to run).
+        const runs = [];
+        for (let rep = 0; rep < opts.reps; rep++) runs.push(await load(engine, { concurrency: c, requests, adapterOf, prompt, maxTokens: opts.maxTokens }));
+        runs.sort((a, b) => a.tokS - b.tokS);
+        row[mode] = runs[Math.floor(runs.length / 2)];
       }
       rows.push(row);
     }
@@ -169,6 +173,7 @@ async function main() {
     adapters: Number(option('adapters', '100')),
     promptTokens: Number(option('prompt-tokens', '32')),
     maxTokens: Number(option('max-tokens', '64')),
+    reps: Number(option('reps', '3')),
     json: option('json', path.join(root, '.bench-out', 'serve.json')),
   };
   const pkg = findNodeLlamaCpp(option('llama-cpp', process.env.NODE_LLAMA_CPP_DIR ?? path.resolve(root, '..', 'benchref')));

@@ -1,4 +1,5 @@
 // Rotary position embedding (HF rotate_half layout), one token's cos/sin table at a time.
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -28,7 +29,10 @@ void rope_apply(const RopeShape& s, const float* x, const int32_t* positions, co
                  std::to_string(s.head_dim));
   const int64_t tokens = s.batch * s.seq;
   const int64_t token_size = s.heads * s.head_dim;
-  parallel_for(tokens, 1, [&](int64_t t0, int64_t t1) {
+  // Tokens per task: enough work (each token's table costs about as much as 64 multiply-adds per
+  // frequency) that waking a thread pays; a decode step's few tokens run on the caller.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{16} * 1024) / (token_size + 64 * half));
+  parallel_for(tokens, grain, [&](int64_t t0, int64_t t1) {
     float cos_t[kMaxHalf], sin_t[kMaxHalf];
     for (int64_t t = t0; t < t1; ++t) {
       const double pos = positions[t];
