@@ -1,7 +1,10 @@
 // The native batched step (DecoderModel::serve_step) on its own: the logits of each segment's last
 // token equal a full forward pass without any cache (Model.forward) of that sequence, whatever mix
 // of prompt chunks and decoding rows a step holds; and misuse is refused with clear errors.
-import { loadModel, PeftError, tensor, type Model } from '../../lib';
+import { loadModel, PeftError, tensor, type Model, type Tensor } from '../../lib';
+import { handleOf } from '../../lib/tensor';
+
+const h = (t: Tensor) => handleOf(t, 'tensor');
 import { STORIES_HF_DIR } from '../helpers/models';
 
 let model: Model;
@@ -28,7 +31,7 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 async function step(segments: [number, number[]][]): Promise<Float32Array[]> {
   const native = model.nativeModel;
   const ids = tensor(Int32Array.from(segments.flatMap(([, t]) => t)), [segments.reduce((n, [, t]) => n + t.length, 0)], 'i32');
-  const out = await native.serveStepAsync((ids as unknown as { handle: never }).handle, segments.flatMap(([slot, t]) => [slot, t.length, 0]));
+  const out = await native.serveStepAsync(h(ids), segments.flatMap(([slot, t]) => [slot, t.length, 0]));
   ids.dispose();
   const all = out.toFloat32Array();
   out.dispose();
@@ -83,15 +86,15 @@ describe('serve_step', () => {
     expect(await codeOf(() => step([[slot, [1]], [slot, [2]]]))).toMatch(/a second time/);
     expect(await codeOf(() => step([[slot, [1, 99999]]]))).toMatch(/^E_RANGE/);
     const ids = tensor(Int32Array.from([1, 2]), [2], 'i32');
-    expect(await codeOf(() => native.serveStepAsync((ids as unknown as { handle: never }).handle, [slot, 1, 0]))).toMatch(/^E_SHAPE: Expected the segments' rows \(1\) to equal the ids \(2\)/);
-    expect(await codeOf(() => native.serveStepAsync((ids as unknown as { handle: never }).handle, [slot, 2, 77]))).toMatch(/adapter 77, which is not registered/);
+    expect(await codeOf(() => native.serveStepAsync(h(ids), [slot, 1, 0]))).toMatch(/^E_SHAPE: Expected the segments' rows \(1\) to equal the ids \(2\)/);
+    expect(await codeOf(() => native.serveStepAsync(h(ids), [slot, 2, 77]))).toMatch(/adapter 77, which is not registered/);
     ids.dispose();
     expect(await codeOf(() => native.serveOpen(0))).toMatch(/^E_RANGE/);
     expect(await codeOf(() => native.serveClose(slot + 100))).toMatch(/no open slot/);
     const a = tensor(new Float32Array(2 * 64), [2, 64]);
     const b = tensor(new Float32Array(64 * 3), [64, 3]);
-    expect(await codeOf(() => native.serveAddAdapter(['model.layers.0.self_attn.q_proj'], [(a as unknown as { handle: never }).handle], [(b as unknown as { handle: never }).handle], [1]))).toMatch(/^E_SHAPE: Expected lora_A \[r, 64\] and lora_B \[64, r\]/);
-    expect(await codeOf(() => native.serveAddAdapter(['model.nothing'], [(a as unknown as { handle: never }).handle], [(b as unknown as { handle: never }).handle], [1]))).toMatch(/^E_CONFIG: The model has no linear layer model.nothing/);
+    expect(await codeOf(() => native.serveAddAdapter(['model.layers.0.self_attn.q_proj'], [h(a)], [h(b)], [1]))).toMatch(/^E_SHAPE: Expected lora_A \[r, 64\] and lora_B \[64, r\]/);
+    expect(await codeOf(() => native.serveAddAdapter(['model.nothing'], [h(a)], [h(b)], [1]))).toMatch(/^E_CONFIG: The model has no linear layer model.nothing/);
     native.serveClose(slot);
     // A failed step left the slot as it was: it still takes its 4 positions.
     const again = native.serveOpen(4);
