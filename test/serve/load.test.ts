@@ -1,7 +1,7 @@
 // A bounded load test of the server (loopback, fixed request count): mixed adapters and the base
 // model, streamed and whole, clients that disconnect half-way, and a hot reload in the middle. No
 // request may fail except those cancelled by their client; afterwards no slot or adapter
-// registration is left behind, and three more identical rounds leave the same native allocations
+// registration is left behind, and three more identical rounds leave no more native allocations
 // alive and resident memory flat.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -114,8 +114,12 @@ describe('server under a bounded load', () => {
       live.push({ storages, bytes });
       rss.push(process.memoryUsage.rss());
     }
-    expect(live[2]).toEqual(live[1]);
-    expect(live[1]).toEqual(live[0]);
+    // No growth (other suites' garbage in this worker process may be collected meanwhile: that only
+    // lowers the counts).
+    for (const later of live.slice(1)) {
+      expect(later.storages).toBeLessThanOrEqual(live[0].storages);
+      expect(later.bytes).toBeLessThanOrEqual(live[0].bytes);
+    }
     expect((rss[2] - rss[1]) / 2 ** 20).toBeLessThan(32);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/peft_completions_total\{outcome="failed"\} 0/);
