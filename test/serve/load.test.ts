@@ -1,8 +1,8 @@
 // A bounded load test of the server (loopback, fixed request count): mixed adapters and the base
 // model, streamed and whole, clients that disconnect half-way, and a hot reload in the middle. No
 // request may fail except those cancelled by their client; afterwards no slot or adapter
-// registration is left behind, and three more identical rounds leave no more native allocations
-// alive and resident memory flat.
+// registration is left behind, and six more identical rounds leave no more native allocations
+// alive and, once the heap has grown, resident memory flat.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -105,7 +105,7 @@ describe('server under a bounded load', () => {
     // versions), and resident memory that stops growing.
     const live: { storages: number; bytes: number }[] = [];
     const rss: number[] = [];
-    for (let r = 0; r < 3; r++) {
+    for (let r = 0; r < 6; r++) {
       const again = await round(140, 12, 30 + 20 * r);
       expect(again).toEqual(first);
       await settled();
@@ -120,8 +120,10 @@ describe('server under a bounded load', () => {
       expect(later.storages).toBeLessThanOrEqual(live[0].storages);
       expect(later.bytes).toBeLessThanOrEqual(live[0].bytes);
     }
-    expect((rss[2] - rss[1]) / 2 ** 20).toBeLessThan(32);
+    // The heap grows for the first rounds (locally: 222 → 242 MiB over rounds 1-4, then flat within
+    // 0.2 MiB): compare the last rounds only.
+    expect((rss[rss.length - 1] - rss[rss.length - 3]) / 2 ** 20).toBeLessThan(16);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/peft_completions_total\{outcome="failed"\} 0/);
-  }, 180_000);
+  }, 240_000);
 });
