@@ -184,8 +184,10 @@ describe('ops.matmul modes', () => {
     ['split over K', 48, 40, 20000],
     ['split over K, ragged', 37, 19, 17001],
     ['N blocks as tasks', 40, 9000, 33],
-    // One B sliver wide: the AVX2 tile reads A in place (whole row tiles; the partial last one packed).
+    // One B sliver wide: the AVX2 and AVX-512 tiles read A in place (whole row tiles; the partial
+    // last one packed).
     ['one sliver wide', 100, 16, 300],
+    ['one AVX-512 sliver wide', 61, 32, 45],
     ['one sliver wide, ragged', 47, 9, 77],
   ];
   for (const [what, m, n, k] of SPLITS) {
