@@ -76,7 +76,7 @@ function main() {
   // Measured again at the end, keeping the better of the two (see maxPeaks).
   progress('measuring peak again');
   const peaksAfter = measurePeaks(features, cpus, { seconds: peakSeconds });
-  const peaks = maxPeaks(peaksBefore, peaksAfter);
+  const peaks = maxPeaks(peaksBefore, peaksAfter, runtime.getIsa());
   printPeaks(peaks, cpus ? cpus.length : features.physicalCores);
 
   const rows = gemmRows(opts, peaks, ours.gemm, openblas.results, torch.results);

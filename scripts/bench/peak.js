@@ -46,7 +46,7 @@ function measurePeaks(features, cpus, { seconds = 0.3 } = {}) {
  * The better of two measurements, variant by variant: on a shared machine a slow spell can catch
  * one of them, and a peak measured low would flatter every "% of peak".
  */
-function maxPeaks(a, b) {
+function maxPeaks(a, b, isa) {
   const variants = {};
   for (const [name, v] of Object.entries(a.variants)) {
     const w = b.variants[name];
@@ -55,18 +55,29 @@ function maxPeaks(a, b) {
   return withYardsticks(variants);
 }
 
-function withYardsticks(variants) {
-  // The f32 yardstick is the widest FMA the CPU runs; bf16 x bf16 GEMMs are measured against the
-  // dpbf16ps peak where the CPU has it (the kernel they use there), else against the f32 one
-  // (elsewhere bf16 operands are widened to f32 and multiplied with f32 FMAs).
-  const best = (...names) => names.map((n) => variants[n]).find((v) => v && v.all !== undefined) || null;
-  const f32 = best('avx512', 'avx2');
-  const bf16 = best('avx512bf16') || f32;
+// The f32 FMA variants our kernels may run, widest last, and the one each kernel set multiplies with.
+const F32_ORDER = ['avx2', 'avx512'];
+const F32_OF_ISA = { avx2: 'avx2', avx512: 'avx512', avx512bf16: 'avx512' };
+
+/**
+ * The yardsticks. Without `isa`: the widest FMA the CPU runs for f32, and for bf16 x bf16 GEMMs the
+ * dpbf16ps peak where the CPU has it, else the f32 one (bf16 operands are then widened to f32 and
+ * multiplied with f32 FMAs). With `isa` (runtime.getIsa(), e.g. a run under PEFT_ISA=avx2): the
+ * peak of the instructions that kernel set uses, so a forced AVX2 run is measured against AVX2's
+ * peak, not AVX-512's. The scalar set has no vector peak of its own; it gets the default.
+ */
+function withYardsticks(variants, isa) {
+  const measured = (n) => (variants[n] && variants[n].all !== undefined ? variants[n] : null);
+  const widest = [...F32_ORDER].reverse().map(measured).find(Boolean) || null;
+  const f32 = (isa && F32_OF_ISA[isa] && measured(F32_OF_ISA[isa])) || widest;
+  const dot = (!isa || isa === 'avx512bf16' || !F32_OF_ISA[isa]) && measured('avx512bf16');
+  const bf16 = dot || f32;
   return {
     variants,
+    isa: isa || null,
     f32: f32 && { single: f32.single, all: f32.all },
-    bf16: bf16 && { single: bf16.single, all: bf16.all, via: variants.avx512bf16.all !== undefined ? 'avx512bf16' : 'f32 FMA' },
+    bf16: bf16 && { single: bf16.single, all: bf16.all, via: dot ? 'avx512bf16' : 'f32 FMA' },
   };
 }
 
-module.exports = { measurePeaks, maxPeaks, VARIANTS };
+module.exports = { measurePeaks, maxPeaks, withYardsticks, VARIANTS };

@@ -13,7 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { onePerPhysicalCore } = require('./cpus');
-const { measurePeaks, maxPeaks } = require('./peak');
+const { measurePeaks, maxPeaks, withYardsticks } = require('./peak');
 const { findTorch } = require('./torch_ref');
 const { CASES, MODELS, SHAPE, RUN, configureRun, writeModel } = require('./train-model');
 const { runOurs } = require('./train-ours');
@@ -177,7 +177,9 @@ function render(report, cases, json) {
   // the threads where that is higher (on a loaded machine the threads of the all-core loop share
   // cores with other work and measure low; one FMA loop per core scales linearly on an idle one).
   const yardstick = (p) => (p ? Math.max(p.all, p.single * meta.threads) : null);
-  const yard = { f32: yardstick(peaks.f32), bf16: yardstick(peaks.bf16) };
+  // Against the peak of the instructions the run's kernels use (a PEFT_ISA=avx2 run: AVX2's).
+  const forIsa = peaks.variants ? withYardsticks(peaks.variants, meta.isa) : peaks;
+  const yard = { f32: yardstick(forIsa.f32), bf16: yardstick(forIsa.bf16) };
   const run = { shape: meta.shape, batch: meta.batch, seq: meta.seq };
   const summaries = cases.map((c) => summarize(c, runs[c.id].ours, runs[c.id].torch, yard, run));
   const torchInfo = modes.length ? Object.values(runs).flatMap((r) => Object.values(r.torch).flat()).find((t) => !t.error) : null;
@@ -187,8 +189,8 @@ function render(report, cases, json) {
     '',
     `${meta.date}; ${meta.cpu}; ${meta.threads} threads (ours and torch); load average ${Math.min(...meta.loadAverage).toFixed(1)}–${Math.max(...meta.loadAverage).toFixed(1)}` +
       ` over the run; ${o.rounds} round(s): ours ${o.steps} step(s), torch fp32 ${o.refSteps}, bf16 ${o.bf16Steps} per round, each after a warm-up step.`,
-    `Peak (peak.js, better of before and after): f32 ${num(peaks.f32.single)} GFLOP/s on 1 thread, ${num(peaks.f32.all)} on all;` +
-      ` yardstick for ${meta.threads} threads ${num(yard.f32)} (f32), ${num(yard.bf16)} (bf16, ${peaks.bf16.via}): the higher of all-threads and ${meta.threads} x 1 thread.`,
+    `Peak (peak.js, better of before and after; kernels ${meta.isa}): f32 ${num(forIsa.f32.single)} GFLOP/s on 1 thread, ${num(forIsa.f32.all)} on all;` +
+      ` yardstick for ${meta.threads} threads ${num(yard.f32)} (f32), ${num(yard.bf16)} (bf16, ${forIsa.bf16.via}): the higher of all-threads and ${meta.threads} x 1 thread.`,
     torchInfo ? `PyTorch ${torchInfo.version} (${meta.python}), attention by ${torchInfo.attention}.` : `PyTorch: ${meta.python ? 'every run failed' : meta.torchReason ?? 'not run'}.`,
     '',
     'tok/s: real tokens (batch x seq; prompt tuning\'s virtual tokens not counted) / median step time (forward + backward + optimizer);',

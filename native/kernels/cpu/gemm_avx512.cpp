@@ -115,7 +115,7 @@ void pack_a_rows_avx512(const float* src, int64_t row_stride, int64_t kc, float*
     for (int i = 0; i < kAvx512Mr; ++i) out[k * kAvx512Mr + i] = src[i * row_stride + k];
 }
 
-const GemmMicroKernel kKernel = {"avx512-12x32", kAvx512Mr, kAvx512Nr, 1, false, 256, 144, 4096, tile_avx512,
+const GemmMicroKernel kKernel = {"avx512-12x32", kAvx512Mr, kAvx512Nr, 1, false, 576, 144, 2048, tile_avx512,
                                  pack_b_rows_avx512, pack_a_rows_avx512, tile_a_direct_avx512};
 }  // namespace
 
