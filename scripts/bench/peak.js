@@ -39,7 +39,7 @@ function measurePeaks(features, cpus, { seconds = 0.3 } = {}) {
     const all = runJson(bin, [v.name, allCpus, String(seconds)]);
     variants[v.name] = { what: v.what, single: single.gflops, all: all.gflops, threads: all.threads, flopsPerInstr: all.flopsPerInstr };
   }
-  return withYardsticks(variants, isa);
+  return withYardsticks(variants);
 }
 
 /**

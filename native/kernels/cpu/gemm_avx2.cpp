@@ -25,6 +25,8 @@ inline void tile_body(int64_t k_steps, const ARead& a, const float* b, float* c,
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  // Unrolled: 4096³ ran 2% faster with the loop's counter and pointer updates spread over 4 steps.
+#pragma GCC unroll 4
   for (int64_t k = 0; k < k_steps; ++k) {
     const __m256 b0 = _mm256_load_ps(b);
     const __m256 b1 = _mm256_load_ps(b + 8);
