@@ -15,7 +15,10 @@ const MiB = 2 ** 20;
 /** One implementation's runs (all rounds) → { median, best, steps, peakRss, loss0 } or { error }. */
 function timesOf(runs) {
   const ok = runs.filter((r) => r && !r.error);
-  if (!ok.length) return { error: runs.find((r) => r && r.error)?.error ?? 'not run' };
+  if (!ok.length) {
+    const failed = runs.find((r) => r && r.error);
+    return { error: failed?.error ?? 'not run', ...(failed?.stopped ? { stopped: true } : {}) };
+  }
   const times = ok.flatMap((r) => r.times);
   const warm = ok.map((r) => r.peakAfterWarmup).filter((x) => x !== undefined);
   // CPU seconds over wall seconds: the cores the process kept busy (spinning waits count too).

@@ -6,7 +6,10 @@
 // configuration is one train.js run (its JSON in .bench-out/scale/); this prints the table of
 // tokens/s and peak RSS and writes .bench-out/scale.md.
 //
-//   npm run bench:scale -- [--models=135m,360m,1.7b] [--cases=lora-qv,qlora] [--no-torch] [--report]
+//   npm run bench:scale -- [--models=135m,360m,1.7b] [--cases=lora-qv,qlora] [--no-torch]
+//                          [--torch-timeout=S] [--report]
+// A PyTorch run is stopped after --torch-timeout seconds (default 420: the 1.7B NF4 reference, a
+// dequantization in Python per forward, takes longer than that per step) and reported as stopped.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -18,15 +21,17 @@ const root = path.resolve(__dirname, '..', '..');
 const OUT = path.join(root, '.bench-out', 'scale');
 
 function parseArgs(argv) {
-  const opts = { models: ['135m', '360m', '1.7b'], cases: ['lora-qv', 'qlora'], torch: true, report: false };
+  const opts = { models: ['135m', '360m', '1.7b'], cases: ['lora-qv', 'qlora'], torch: true, torchTimeout: 420, report: false };
   for (const a of argv) {
     const [k, v] = a.replace(/^--/, '').split('=');
     if (k === 'models') opts.models = v.split(',');
     else if (k === 'cases') opts.cases = v.split(',');
     else if (k === 'no-torch') opts.torch = false;
+    else if (k === 'torch-timeout') opts.torchTimeout = Number(v);
     else if (k === 'report') opts.report = true;
-    else throw new Error(`unknown option ${a}: --models=, --cases=, --no-torch, --report`);
+    else throw new Error(`unknown option ${a}: --models=, --cases=, --no-torch, --torch-timeout=, --report`);
   }
+  if (!Number.isInteger(opts.torchTimeout) || opts.torchTimeout < 1) throw new Error(`Expected a positive whole number of seconds for --torch-timeout but received ${opts.torchTimeout}`);
   for (const m of opts.models) if (!MODELS[m]) throw new Error(`unknown model ${m}: ${Object.keys(MODELS).join(', ')}`);
   return opts;
 }
@@ -38,6 +43,7 @@ function run(model, checkpointing, opts) {
     '--steps=2', '--ref-steps=1', '--modes=fp32', `--json=${jsonOf(model, checkpointing)}`];
   if (checkpointing) args.push('--checkpointing');
   if (!opts.torch) args.push('--no-torch');
+  else args.push(`--torch-timeout=${opts.torchTimeout}`);
   process.stderr.write(`bench:train --model=${model}${checkpointing ? ' --checkpointing' : ''}\n`);
   const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   if (r.status !== 0) process.stderr.write(`  failed (exit ${r.status})\n`);
@@ -59,7 +65,8 @@ function main() {
       for (const s of saved.results) {
         const t = s.torch.fp32;
         const mem = (x) => (x && !x.error && x.peakRss ? `${num(x.peakRss / MiB, 0)} MiB` : '-');
-        rows.push([MODELS[model].title, s.title, ckpt ? 'yes' : 'no', num(s.ours.tokensPerSecond, 1), t && !t.error ? num(t.tokensPerSecond, 1) : '-',
+        const torchCell = !t ? '-' : !t.error ? num(t.tokensPerSecond, 1) : t.stopped ? t.error : 'failed';
+        rows.push([MODELS[model].title, s.title, ckpt ? 'yes' : 'no', num(s.ours.tokensPerSecond, 1), torchCell,
           t?.oursRatio ? ratio(t.oursRatio) : '-', mem(s.ours), mem(t)]);
       }
     }

@@ -37,6 +37,7 @@ const HELP = `usage: npm run bench:train -- [options]
   --rounds=N         repetitions of the whole sweep, interleaved (default 1)
   --modes=LIST       PyTorch modes, of fp32,bf16 (default both)
   --no-torch         ours only
+  --torch-timeout=S  stop a PyTorch run after S seconds and report it as stopped (default: no limit)
   --json=PATH        (default .bench-out/train.json; the tables go beside it as .md)
   --quick            1 timed step each, fp32 reference only
   --report=PATH      print and write the tables again from an earlier run's JSON (runs nothing)
@@ -45,7 +46,7 @@ const HELP = `usage: npm run bench:train -- [options]
 
 function parseArgs(argv) {
   const opts = {
-    cases: CASES.map((c) => c.id), steps: 3, refSteps: 2, bf16Steps: 1, rounds: 1, modes: [...MODES], torch: true,
+    cases: CASES.map((c) => c.id), steps: 3, refSteps: 2, bf16Steps: 1, rounds: 1, modes: [...MODES], torch: true, torchTimeout: 0,
     run: { model: '135m-4l', batch: 4, seq: 256, checkpointing: false },
     json: path.join(root, '.bench-out', 'train.json'), help: false,
   };
@@ -69,6 +70,7 @@ function parseArgs(argv) {
     else if (key === '--rounds') opts.rounds = int(value, '--rounds');
     else if (key === '--modes' && value) opts.modes = value.split(',').filter(Boolean);
     else if (key === '--no-torch') opts.torch = false;
+    else if (key === '--torch-timeout') opts.torchTimeout = int(value, '--torch-timeout');
     else if (key === '--json' && value) opts.json = path.resolve(value);
     else if (key === '--report' && value) opts.report = path.resolve(value);
     else if (key === '--quick') Object.assign(opts, { steps: 1, refSteps: 1, bf16Steps: 1, rounds: 1, modes: ['fp32'] });
@@ -147,7 +149,7 @@ async function main() {
       runs[c.id].ours.push({ ...r, loadAverage: os.loadavg()[0] });
       for (const mode of modes) {
         progress(`${tag}: torch ${mode}`);
-        const t = runTorch(torch.python, { c, mode, model: modelDir, threads, warmup: 1, steps: mode === 'bf16' ? opts.bf16Steps : opts.refSteps });
+        const t = runTorch(torch.python, { c, mode, model: modelDir, threads, warmup: 1, steps: mode === 'bf16' ? opts.bf16Steps : opts.refSteps, timeoutS: opts.torchTimeout });
         progress(t.error ? `    failed: ${t.error}` : `    ${seconds(t.times)} s`);
         runs[c.id].torch[mode].push({ ...t, loadAverage: os.loadavg()[0] });
       }
