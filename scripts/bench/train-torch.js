@@ -25,7 +25,9 @@ function runTorch(python, { c, mode, model, threads, warmup, steps, timeoutS = 0
     ...(timeoutS > 0 ? { timeout: timeoutS * 1000, killSignal: 'SIGKILL' } : {}),
   });
   if (timeoutS > 0 && r.error && r.error.code === 'ETIMEDOUT') return { error: `stopped after ${timeoutS} s`, stopped: true };
-  if (r.error || r.status !== 0) return { error: `${r.error ? r.error.message : `exit ${r.status}`}: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}` };
+  // A process that dies before reading its input also raises EPIPE; its exit status says more.
+  const why = typeof r.status === 'number' && r.status !== 0 ? `exit ${r.status}` : r.error ? r.error.message : '';
+  if (why) return { error: `${why}: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}` };
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 

@@ -42,3 +42,9 @@ it('reports a reference that fails within the limit as failed, not stopped', () 
   expect(r.stopped).toBeUndefined();
   expect(r.error).toMatch(/exit 3: boom/);
 });
+
+it('reports the exit status of a reference that dies before reading its input (EPIPE on our side)', () => {
+  const r = torch.runTorch(script('early', 'exec 0<&-; sleep 0.3; echo early >&2; exit 4'), { ...job, timeoutS: 10 });
+  expect(r.stopped).toBeUndefined();
+  expect(r.error).toMatch(/^exit 4: early/);
+});
