@@ -12,6 +12,8 @@ const HELP = `usage: npm run bench -- [options]
   --dtypes=LIST        of ${DTYPES.join(',')} (default all)
   --ranks=LIST         LoRA ranks for the low-rank table (default ${RANKS.join(',')}; "none" skips it)
   --isa=NAME           force a kernel variant (runtime.setIsa) instead of the best one
+  --rounds=N           time each GEMM case N times, ours and OpenBLAS in turn (default 3); the
+                       ratio is the median of the per-round ratios
   --no-refs            skip OpenBLAS and PyTorch
   --json=PATH          where to write the results (default .bench-out/gemm.json)
   --help
@@ -42,6 +44,7 @@ function parseArgs(argv) {
     dtypes: DTYPES,
     ranks: RANKS,
     isa: null,
+    rounds: 3,
     refs: true,
     json: null,
     help: false,
@@ -57,9 +60,11 @@ function parseArgs(argv) {
     else if (key === '--ranks' && value) opts.ranks = value === 'none' ? [] : list(value, null, 'ranks').map(Number);
     else if (key === '--isa' && value) opts.isa = value;
     else if (key === '--json' && value) opts.json = value;
+    else if (key === '--rounds' && value) opts.rounds = Number(value);
     else throw new Error(`Unknown option ${arg}\n\n${HELP}`);
   }
   if (opts.ranks.some((r) => !Number.isInteger(r) || r < 1)) throw new Error('Expected positive integer ranks');
+  if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new Error(`Expected a positive integer for --rounds but received ${opts.rounds}`);
   return opts;
 }
 

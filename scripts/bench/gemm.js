@@ -9,7 +9,7 @@ const { spawnSync } = require('node:child_process');
 const { parseArgs, HELP } = require('./args');
 const { onePerPhysicalCore } = require('./cpus');
 const { measurePeaks, maxPeaks } = require('./peak');
-const { measureOurs, measureOpenblas, measureTorch, progress } = require('./measure');
+const { measureOurs, measureTorch, progress } = require('./measure');
 const { printPeaks, gemmRows, printGemm, printReferences, printLowrank } = require('./report');
 const { NORMAL, QUICK } = require('./timing');
 
@@ -68,9 +68,9 @@ function main() {
   progress('measuring peak');
   const peaksBefore = measurePeaks(features, cpus, { seconds: peakSeconds });
 
-  const ours = measureOurs(opts, timing);
+  const ours = measureOurs(opts, timing, threads);
+  const { openblas } = ours;
   const none = { info: { available: false, reason: 'skipped (--no-refs)' }, results: new Map() };
-  const openblas = opts.refs ? measureOpenblas(opts, timing, threads) : none;
   const torch = opts.refs ? measureTorch(opts, timing, threads) : none;
 
   // Measured again at the end, keeping the better of the two (see maxPeaks).
@@ -97,6 +97,7 @@ function main() {
     addon: binaryPath(),
     quick: opts.quick,
     timing,
+    rounds: opts.rounds,
     malloc: { MALLOC_TRIM_THRESHOLD_: process.env.MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ },
     seconds,
   };

@@ -42,7 +42,8 @@ function gemmRows(opts, peaks, ours, openblas, torch) {
           reps: mine.reps,
           fractionOfPeak: mine.gflops / peak,
           openblas: ob ? ob.gflops : null,
-          vsOpenblas: ob ? mine.gflops / ob.gflops : null,
+          vsOpenblas: ob ? (mine.vsOpenblas ?? mine.gflops / ob.gflops) : null,
+          rounds: mine.rounds ?? 1,
           torch: th && th.gflops !== undefined ? th.gflops : null,
           torchProbe: Boolean(th && th.probe),
           vsTorch: th && th.gflops ? mine.gflops / th.gflops : null,
@@ -66,7 +67,8 @@ function printGemm(rows, threads) {
     r.torch === null ? '-' : `${r.torchProbe ? '~' : ''}${num(r.torch)}`, ratio(r.vsTorch),
   ]);
   console.log(`\nGEMM, ${threads} threads (GFLOP/s = 2·M·N·K / median time, best = fastest run; % peak of the median;`);
-  console.log('shape = tokens M x out N x in K, GEMM = the m x n x k the kernel sees; references give medians)');
+  console.log('shape = tokens M x out N x in K, GEMM = the m x n x k the kernel sees; references give medians;');
+  console.log(`ours and OpenBLAS take turns over ${rows[0]?.rounds ?? 1} rounds per case: GFLOP/s = median over rounds, ours/OB = median of per-round ratios)`);
   console.log(renderTable(cols, cells).join('\n'));
 }
 

@@ -40,4 +40,50 @@ function timeInterleaved(fns, { minReps, maxReps, budget }) {
   return { reps, results: times.map((t) => ({ median: median(t), times: t })) };
 }
 
-module.exports = { NORMAL, QUICK, median, timeMedian, timeInterleaved };
+/**
+ * Times one case against a reference in rounds, `ours()` then `ref()` in each, so that a slow spell
+ * on a shared machine lands on both sides of a round's ratio. Each returns { gflops, median, ... }
+ * (a whole timeMedian); `ref` may be null, and a ref that throws or returns null is dropped for the
+ * remaining rounds (its error kept). Returns { ours, ref, ratio, error }: ours and ref carry the
+ * median GFLOP/s and seconds over rounds (ours also the best run and all reps), ratio is the median
+ * of the per-round ours/ref ratios (null without a reference).
+ */
+function pairedRounds(rounds, ours, ref) {
+  const mine = [];
+  const theirs = [];
+  const ratios = [];
+  let error = null;
+  for (let i = 0; i < rounds; i++) {
+    const a = ours();
+    mine.push(a);
+    if (!ref || error) continue;
+    let b = null;
+    try {
+      b = ref();
+    } catch (e) {
+      error = e instanceof Error ? e.message : String(e);
+    }
+    if (!b) {
+      error = error ?? 'no result';
+      continue;
+    }
+    theirs.push(b);
+    ratios.push(a.gflops / b.gflops);
+  }
+  const summary = (runs) => ({
+    ...runs[runs.length - 1],
+    gflops: median(runs.map((r) => r.gflops)),
+    median: median(runs.map((r) => r.median)),
+    rounds: runs.length,
+  });
+  const oursSummary = {
+    ...summary(mine),
+    best: Math.min(...mine.map((r) => r.best)),
+    bestGflops: Math.max(...mine.map((r) => r.bestGflops)),
+    reps: mine.reduce((n, r) => n + r.reps, 0),
+  };
+  // A reference that failed part-way has fewer rounds than ours; its ratio uses the rounds it has.
+  return { ours: oursSummary, ref: theirs.length ? summary(theirs) : null, ratio: ratios.length ? median(ratios) : null, error };
+}
+
+module.exports = { NORMAL, QUICK, median, timeMedian, timeInterleaved, pairedRounds };
