@@ -15,6 +15,8 @@ const SHAPES: [number, number, number][] = [
   [100, 37, 300],
   [5, 300, 7],
   [150, 49, 513],
+  // Whole AVX2 A slivers only (transA: the eight-row vector pack, a K tail of 3).
+  [144, 40, 83],
   [301, 20, 10],
   [3, 4200, 20],
 ];

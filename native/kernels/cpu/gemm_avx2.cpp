@@ -1,6 +1,9 @@
 // AVX2+FMA GEMM register tile: 6 rows x 16 columns held in 12 ymm accumulators.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "kernels/cpu/variants.h"
 
 namespace peft::kernels::cpu {
@@ -158,8 +161,57 @@ void pack_a_rows_avx2(const float* src, int64_t row_stride, int64_t kc, float* o
     for (int i = 0; i < kMr; ++i) out[k * kMr + i] = src[i * row_stride + k];
 }
 
+// Four K rows of one sliver, six floats each (lanes 0-5 of r[0..3]), as 24 contiguous floats at dst.
+inline void store_four_rows_of_six(const __m256 r[4], float* dst) {
+  const __m256i r1_to_6 = _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 0, 1);  // r1[0..1] into lanes 6-7
+  const __m256i r1_rest = _mm256_setr_epi32(2, 3, 4, 5, 0, 0, 0, 0);  // r1[2..5] into lanes 0-3
+  const __m256i r2_to_4 = _mm256_setr_epi32(0, 0, 0, 0, 0, 1, 2, 3);  // r2[0..3] into lanes 4-7
+  const __m256i r2_rest = _mm256_setr_epi32(4, 5, 0, 0, 0, 0, 0, 0);  // r2[4..5] into lanes 0-1
+  const __m256i r3_to_2 = _mm256_setr_epi32(0, 0, 0, 1, 2, 3, 4, 5);  // r3[0..5] into lanes 2-7
+  _mm256_storeu_ps(dst, _mm256_blend_ps(r[0], _mm256_permutevar8x32_ps(r[1], r1_to_6), 0xC0));
+  _mm256_storeu_ps(dst + 8, _mm256_blend_ps(_mm256_permutevar8x32_ps(r[1], r1_rest), _mm256_permutevar8x32_ps(r[2], r2_to_4), 0xF0));
+  _mm256_storeu_ps(dst + 16, _mm256_blend_ps(_mm256_permutevar8x32_ps(r[2], r2_rest), _mm256_permutevar8x32_ps(r[3], r3_to_2), 0xFC));
+}
+
+constexpr int64_t kOuterRows = 8;  // K rows per block: 8 x 6 floats is three whole cache lines of a sliver
+
+// src: element (i, k) at src[k * ld + i], slivers * 6 columns; out: sliver s at out + s * sliver_stride,
+// [kc][6]. Eight K rows at a time, sliver by sliver: each sliver gets 192 contiguous bytes (three
+// whole lines) instead of 24 bytes from each row in turn, and the rows are merged in registers; the
+// six-float copies cost dW = dyᵀ·x (576 x 576 x 2048) twice as much as packing its 16-wide B.
+void pack_a_outer_avx2(const float* src, int64_t ld, int64_t slivers, int64_t kc, int64_t sliver_stride,
+                       float* out) {
+  const int64_t width = slivers * kMr;
+  const __m256i first_six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  int64_t k = 0;
+  for (; k + kOuterRows <= kc; k += kOuterRows) {
+    // The next block's rows: short runs a long stride apart, which the hardware prefetchers follow late.
+    for (int64_t j = k + kOuterRows; j < std::min<int64_t>(kc, k + 2 * kOuterRows); ++j) {
+      const float* ahead = src + j * ld;
+      for (int64_t i = 0; i < width; i += 16) _mm_prefetch(reinterpret_cast<const char*>(ahead + i), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + width - 1), _MM_HINT_T0);
+    }
+    const float* rows = src + k * ld;
+    for (int64_t s = 0; s < slivers; ++s) {
+      // Eight-float loads read two floats past the sliver: of the next sliver, except for the last,
+      // which may end the buffer and loads its six under a mask.
+      const bool last = s + 1 == slivers;
+      __m256 r[kOuterRows];
+      for (int j = 0; j < kOuterRows; ++j) {
+        const float* p = rows + j * ld + s * kMr;
+        r[j] = last ? _mm256_maskload_ps(p, first_six) : _mm256_loadu_ps(p);
+      }
+      float* dst = out + s * sliver_stride + k * kMr;
+      store_four_rows_of_six(r, dst);
+      store_four_rows_of_six(r + 4, dst + 4 * kMr);
+    }
+  }
+  for (; k < kc; ++k)
+    for (int64_t s = 0; s < slivers; ++s) std::memcpy(out + s * sliver_stride + k * kMr, src + k * ld + s * kMr, sizeof(float) * kMr);
+}
+
 const GemmMicroKernel kKernel = {"avx2-6x16", kMr, kNr, 1, false, 256, 144, 4096, tile_avx2, pack_b_rows_avx2,
-                                 pack_a_rows_avx2, tile_a_direct_avx2};
+                                 pack_a_rows_avx2, tile_a_direct_avx2, pack_a_outer_avx2};
 }  // namespace
 
 const GemmMicroKernel& gemm_kernel_avx2() { return kKernel; }

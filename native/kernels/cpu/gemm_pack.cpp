@@ -108,8 +108,10 @@ constexpr int64_t kPackRowsAhead = 4;  // rows of the source fetched ahead while
 // into f32 slivers of `width`. The source is walked row by row, each K row scattered into the
 // slivers, so every row is read front to back once: walking it sliver by sliver read 64 bytes from
 // each of kc rows in turn and ran at about 1 GB/s from memory (a quarter of the head's dx GEMM).
+// `whole_slivers` (optional) is the variant's vector pack for the whole slivers (pack_a_outer).
+using PackOuter = void (*)(const float* src, int64_t ld, int64_t slivers, int64_t kc, int64_t sliver_stride, float* out);
 void pack_outer_contiguous_f32(const GemmMicroKernel& kern, const OperandView& view, int64_t outer0, int64_t count,
-                               int64_t k0, int64_t kc, int width, float* dst) {
+                               int64_t k0, int64_t kc, int width, float* dst, PackOuter whole_slivers = nullptr) {
   const int64_t kp = padded_k(kern, kc);
   const int64_t ld = view.ref.ld;
   const float* base = static_cast<const float*>(view.ref.data) + k0 * ld + outer0;
@@ -118,6 +120,13 @@ void pack_outer_contiguous_f32(const GemmMicroKernel& kern, const OperandView& v
   const int64_t sliver = kp * width;
   if (rest) std::memset(dst + whole * sliver, 0, sizeof(float) * static_cast<size_t>(sliver));
   else if (kp != kc) for (int64_t s = 0; s < whole; ++s) std::memset(dst + s * sliver + kc * width, 0, sizeof(float) * (kp - kc) * width);
+  if (whole_slivers != nullptr && whole > 0) {
+    whole_slivers(base, ld, whole, kc, sliver, dst);
+    if (rest)
+      for (int64_t k = 0; k < kc; ++k)
+        std::memcpy(dst + whole * sliver + k * width, base + k * ld + whole * width, sizeof(float) * static_cast<size_t>(rest));
+    return;
+  }
   for (int64_t k = 0; k < kc; ++k) {
     const float* row = base + k * ld;
     // The rows are short runs (mc or nc floats) a long stride apart, which the hardware prefetchers
@@ -172,7 +181,8 @@ void pack_a(const GemmMicroKernel& kern, const MatrixRef& a, int64_t m0, int64_t
     return;
   }
   if (outer_contiguous_f32(kern, a, !a.trans)) {
-    pack_outer_contiguous_f32(kern, OperandView{a, false}, m0, mc, k0, kc, kern.mr, static_cast<float*>(dst));
+    pack_outer_contiguous_f32(kern, OperandView{a, false}, m0, mc, k0, kc, kern.mr, static_cast<float*>(dst),
+                              kern.pack_a_outer);
     return;
   }
   pack_panel(kern, OperandView{a, !a.trans}, m0, mc, k0, kc, kern.mr, dst);

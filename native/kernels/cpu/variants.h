@@ -32,6 +32,10 @@ struct GemmMicroKernel {
   // a[i * row_stride + k * k_stride], for products whose A is used once (one B sliver wide).
   void (*tile_a_direct)(int64_t k_steps, const float* a, int64_t row_stride, int64_t k_stride, const void* b_panel,
                         float* c, int64_t ldc, float alpha, bool accumulate) = nullptr;
+  // Optional: packs `slivers` whole A slivers from an f32 A stored with M contiguous (dW's dyᵀ):
+  // element (i, k) at src[k * ld + i]; sliver s goes to out + s * sliver_stride as [kc][mr].
+  void (*pack_a_outer)(const float* src, int64_t ld, int64_t slivers, int64_t kc, int64_t sliver_stride,
+                       float* out) = nullptr;
 };
 
 // Elementwise loops of the fused optimizers; each handles any n (vector body plus scalar tail).
