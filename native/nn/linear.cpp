@@ -142,19 +142,25 @@ void Linear::backward(const kernels::Context& ctx, const AdapterSelection& sel, 
     } else {
       // DoRA without dropout adds (dy ⊙ (g − 1))·W to dx (g = magnitude / norm): one product of
       // dy ⊙ (1 + Σ (g − 1)) with W carries both it and the layer's own dy·W.
-      std::vector<float> dy_gain;
+      TensorPtr dy_gain;  // [m, out], from the context's memory (a fresh vector faulted in every call)
+      std::vector<float> gain_less_one;  // [out]
       for (const auto& [name, w] : lora_) {
         auto it = cache.lora.find(name);
         if (!dora_shares_base(sel, w) || it == cache.lora.end()) continue;
-        if (dy_gain.empty()) dy_gain.assign(dy_base, dy_base + m * out_);
+        if (!dy_gain) {
+          dy_gain = f32(ctx, {m, out_});
+          ctx.copy_values(m * out_, dy_base, p(dy_gain));
+        }
         const float* mag = w.magnitude->data();
         const std::vector<float>& norm = it->second.norm;
+        gain_less_one.resize(static_cast<size_t>(out_));
+        for (int64_t o = 0; o < out_; ++o) gain_less_one[static_cast<size_t>(o)] = mag[o] / norm[static_cast<size_t>(o)] - 1.0f;
+        float* gained = p(dy_gain);
         for (const RowRange& range : adapter_rows(sel, name, m))
           for (int64_t i = range.first; i < range.second; ++i)
-            for (int64_t o = 0; o < out_; ++o)
-              dy_gain[static_cast<size_t>(i * out_ + o)] += dy_base[i * out_ + o] * (mag[o] / norm[static_cast<size_t>(o)] - 1.0f);
+            for (int64_t o = 0; o < out_; ++o) gained[i * out_ + o] += dy_base[i * out_ + o] * gain_less_one[static_cast<size_t>(o)];
       }
-      base_product_dx(ctx, m, dy_gain.empty() ? dy_base : dy_gain.data(), dx, accumulate_dx, out_);
+      base_product_dx(ctx, m, dy_gain ? p(dy_gain) : dy_base, dx, accumulate_dx, out_);
     }
   }
   for (const auto& [name, w] : lora_) {

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/lowrank.h"
+#include "nn/buffers.h"
 #include "nn/dropout.h"
 #include "nn/linear.h"
 #include "nn/linear_math.h"
@@ -17,14 +18,15 @@ namespace peft::nn {
 
 namespace {
 
-// rows × cols of `x` starting at row0, with dropout applied when p > 0 (into `buffer`).
-const float* dropped_rows(const AdapterSelection& sel, uint64_t stream, float p, int64_t row0, int64_t rows,
-                          int64_t cols, const float* x, std::vector<float>& buffer) {
+// rows × cols of `x` starting at row0, with dropout applied when p > 0 (into `buffer`, [rows, cols],
+// taken from the context's memory).
+const float* dropped_rows(const kernels::Context& ctx, const AdapterSelection& sel, uint64_t stream, float p,
+                          int64_t row0, int64_t rows, int64_t cols, const float* x, TensorPtr& buffer) {
   const float* src = x + row0 * cols;
   if (!sel.train || p <= 0) return src;
-  buffer.resize(static_cast<size_t>(rows * cols));
-  dropout_rows(sel.seed, stream, p, row0, rows, cols, src, buffer.data());
-  return buffer.data();
+  buffer = f32(ctx, {rows, cols});
+  dropout_rows(sel.seed, stream, p, row0, rows, cols, src, buffer->data_as<float>());
+  return buffer->data_as<float>();
 }
 
 }  // namespace
@@ -73,12 +75,15 @@ void Linear::lora_forward(const kernels::Context& ctx, const AdapterSelection& s
   const bool shared_base = dora && plain && dora_shares_base(sel, w);
   if (dora) {
     saved.norm = dora_norm(w);
-    saved.base = shared_base ? plain : ctx.zeros(DType::F32, {m, out_});
+    saved.base = shared_base ? plain : f32(ctx, {m, out_});  // written whole by base_product
   }
-  std::vector<float> dropped, lora_out;
+  // Row-sized scratch comes from the context's memory: fresh std::vectors of [rows, out] were zero-filled
+  // and page-faulted on every call, a third of DoRA's extra step time.
+  TensorPtr dropped;   // [rows, in]
+  TensorPtr lora_out;  // [rows, out]
   for (const RowRange& range : ranges) {
     const int64_t row0 = range.first, rows = range.second - range.first;
-    const float* xd = dropped_rows(sel, stream, w.dropout, row0, rows, in_, x, dropped);
+    const float* xd = dropped_rows(ctx, sel, stream, w.dropout, row0, rows, in_, x, dropped);
     float* xa = saved.xa->data_as<float>() + row0 * r;
     float* yr = y + row0 * out_;
     if (!dora) {
@@ -88,10 +93,10 @@ void Linear::lora_forward(const kernels::Context& ctx, const AdapterSelection& s
     }
     float* base = saved.base->data_as<float>() + row0 * out_;
     if (!shared_base) base_product(ctx, rows, xd, base, false, out_);
-    lora_out.resize(static_cast<size_t>(rows * out_));
+    lora_out = f32(ctx, {rows, out_});
     ctx.lora_branch_forward(rows, out_, in_, r, xd, DType::F32, w.a->data(), w.b->data(), w.scaling, xa,
-                                 lora_out.data(), out_, false);
-    ctx.dora_combine_forward(rows, out_, w.magnitude->data(), saved.norm.data(), base, lora_out.data(), yr);
+                                 p(lora_out), out_, false);
+    ctx.dora_combine_forward(rows, out_, w.magnitude->data(), saved.norm.data(), base, p(lora_out), yr);
   }
   if (cache) cache->lora[name] = std::move(saved);
 }
@@ -106,7 +111,10 @@ void Linear::lora_backward(const kernels::Context& ctx, const AdapterSelection& 
   float* ga = w.a->grad_data();
   float* gb = w.b->grad_data();
   float* gm = dora ? w.magnitude->grad_data() : nullptr;
-  std::vector<float> dropped, d_lora, d_base, g, dxd, lora_out;
+  std::vector<float> g;
+  TensorPtr dropped;                   // [rows, in]
+  TensorPtr d_lora, d_base, lora_out;  // [rows, out], from the context's memory (see lora_forward)
+  TensorPtr dxd;                       // [rows, in]
   for (const RowRange& range : ranges) {
     const int64_t row0 = range.first, rows = range.second - range.first;
     const float* xa = saved.xa->data_as<float>() + row0 * r;
@@ -116,35 +124,34 @@ void Linear::lora_backward(const kernels::Context& ctx, const AdapterSelection& 
       // y += (g − 1) ⊙ base + g ⊙ lora with g = mag / n: dmag = Σ dy ⊙ (base + lora) / n.
       const float* mag = w.magnitude->data();
       const float* base = saved.base->data_as<float>() + row0 * out_;
-      lora_out.resize(static_cast<size_t>(rows * out_));
-      ctx.gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), lora_out.data(), out_, w.scaling,
+      lora_out = f32(ctx, {rows, out_});
+      ctx.gemm(rows, out_, r, matrix(xa, r, false), matrix(w.b->data(), r, true), p(lora_out), out_, w.scaling,
                     false);
-      d_lora.resize(static_cast<size_t>(rows * out_));
-      d_base.resize(static_cast<size_t>(rows * out_));
-      ctx.dora_combine_backward(rows, out_, mag, saved.norm.data(), dyr, base, lora_out.data(), d_lora.data(),
-                                d_base.data(), gm);
-      d_branch = d_lora.data();
+      d_lora = f32(ctx, {rows, out_});
+      d_base = f32(ctx, {rows, out_});
+      ctx.dora_combine_backward(rows, out_, mag, saved.norm.data(), dyr, base, p(lora_out), p(d_lora), p(d_base), gm);
+      d_branch = p(d_lora);
     }
     // dB = s · d_branchᵀ·xa; g = s · d_branch·B [rows, r]; dA = gᵀ·dropout(x); with no dropout mask and
     // no DoRA base term, dx += g·A too.
     g.resize(static_cast<size_t>(rows * r));
     const bool straight_dx = dx && !(sel.train && w.dropout > 0) && (!dora || base_dx_folded);
-    const float* xd = ga || (dora && weight_->trainable) ? dropped_rows(sel, stream, w.dropout, row0, rows, in_, x, dropped)
+    const float* xd = ga || (dora && weight_->trainable) ? dropped_rows(ctx, sel, stream, w.dropout, row0, rows, in_, x, dropped)
                                                         : nullptr;
     ctx.lora_branch_backward(rows, out_, in_, r, d_branch, xd, DType::F32, xa, w.a->data(), w.b->data(), w.scaling,
                                   g.data(), ga, gb, straight_dx ? dx + row0 * in_ : nullptr, true);
     if (dora && weight_->trainable)
-      ctx.gemm(out_, in_, rows, matrix(d_base.data(), out_, true), matrix(xd, in_, false), weight_->grad_data(), in_,
+      ctx.gemm(out_, in_, rows, matrix(p(d_base), out_, true), matrix(xd, in_, false), weight_->grad_data(), in_,
                     1.0f, true);
     if (!dx || straight_dx) continue;
     // d dropout(x) = g·A (+ d_base·W for DoRA), then through the same dropout mask.
-    dxd.resize(static_cast<size_t>(rows * in_));
-    ctx.gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), dxd.data(), in_, 1.0f,
+    dxd = f32(ctx, {rows, in_});
+    ctx.gemm(rows, in_, r, matrix(g.data(), r, false), matrix(w.a->data(), in_, false), p(dxd), in_, 1.0f,
                   false);
-    if (dora && !base_dx_folded) base_product_dx(ctx, rows, d_base.data(), dxd.data(), true, out_);
-    if (sel.train && w.dropout > 0) dropout_rows(sel.seed, stream, w.dropout, row0, rows, in_, dxd.data(), dxd.data());
+    if (dora && !base_dx_folded) base_product_dx(ctx, rows, p(d_base), p(dxd), true, out_);
+    if (sel.train && w.dropout > 0) dropout_rows(sel.seed, stream, w.dropout, row0, rows, in_, p(dxd), p(dxd));
     float* dxr = dx + row0 * in_;
-    ctx.add_values(rows * in_, dxd.data(), dxr);
+    ctx.add_values(rows * in_, p(dxd), dxr);
   }
 }
 
